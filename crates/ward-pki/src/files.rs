@@ -1,0 +1,230 @@
+//! The one way Ward writes files: atomically (temp file in the same directory, fsync,
+//! rename, fsync of the directory), with the mode set before any byte is written, and
+//! never over an existing file unless asked. And the one way Ward reads a private key file:
+//! refusing it when group or others can reach it, as libpq and PostgreSQL do.
+
+use crate::error::{Error, Result};
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// Mode for private keys.
+pub const KEY_MODE: u32 = 0o600;
+/// Mode for certificates, CSRs, CRLs and configuration that is not secret.
+pub const PUBLIC_MODE: u32 = 0o644;
+
+/// One file to be written: where, what, with which mode.
+#[derive(Debug, Clone)]
+pub struct PlannedFile {
+    pub path: PathBuf,
+    pub contents: Vec<u8>,
+    pub mode: u32,
+}
+
+impl PlannedFile {
+    pub fn key(path: impl Into<PathBuf>, contents: impl Into<Vec<u8>>) -> Self {
+        PlannedFile {
+            path: path.into(),
+            contents: contents.into(),
+            mode: KEY_MODE,
+        }
+    }
+
+    pub fn public(path: impl Into<PathBuf>, contents: impl Into<Vec<u8>>) -> Self {
+        PlannedFile {
+            path: path.into(),
+            contents: contents.into(),
+            mode: PUBLIC_MODE,
+        }
+    }
+}
+
+/// Whether an existing destination may be replaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overwrite {
+    Refuse,
+    Allow,
+}
+
+/// Writes a set of files all-or-nothing as far as a crash allows: every destination is
+/// checked first (so a refusal writes nothing), every file is staged as a temp file and made
+/// durable, and only then are they renamed into place. One `syncfs` covers a large batch
+/// (10,000 certificates) instead of one fsync per file; small batches fsync each file.
+pub fn write_all(files: &[PlannedFile], overwrite: Overwrite) -> Result<()> {
+    if overwrite == Overwrite::Refuse {
+        for f in files {
+            if f.path.exists() {
+                return Err(Error::Exists {
+                    path: f.path.clone(),
+                });
+            }
+        }
+    }
+    let mut dirs: Vec<PathBuf> = files
+        .iter()
+        .map(|f| parent_of(&f.path).to_path_buf())
+        .collect();
+    dirs.sort();
+    dirs.dedup();
+    for d in &dirs {
+        fs::create_dir_all(d).map_err(|e| Error::io(d, "create directory", e))?;
+    }
+    let batch = files.len() > 16;
+    let mut staged: Vec<(PathBuf, &PlannedFile)> = Vec::with_capacity(files.len());
+    let result = (|| {
+        for (i, f) in files.iter().enumerate() {
+            let tmp = temp_path(&f.path, i);
+            stage(&tmp, f, !batch)?;
+            staged.push((tmp, f));
+        }
+        if batch {
+            if let Some(d) = dirs.first() {
+                let dir = File::open(d).map_err(|e| Error::io(d, "open directory", e))?;
+                rustix::fs::syncfs(&dir)
+                    .map_err(|e| Error::io(d, "sync file system", e.into()))?;
+            }
+        }
+        for (tmp, f) in &staged {
+            fs::rename(tmp, &f.path).map_err(|e| Error::io(&f.path, "rename into place", e))?;
+        }
+        for d in &dirs {
+            if let Ok(dir) = File::open(d) {
+                // A directory fsync makes the renames durable; failures here are not
+                // actionable and the data itself is already on disk.
+                let _ = dir.sync_all();
+            }
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        for (tmp, _) in &staged {
+            let _ = fs::remove_file(tmp);
+        }
+    }
+    result
+}
+
+/// Writes one file atomically.
+pub fn write_one(file: &PlannedFile, overwrite: Overwrite) -> Result<()> {
+    write_all(std::slice::from_ref(file), overwrite)
+}
+
+fn parent_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+fn temp_path(path: &Path, i: usize) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    parent_of(path).join(format!(".{name}.{}.{i}.tmp", std::process::id()))
+}
+
+fn stage(tmp: &Path, f: &PlannedFile, fsync: bool) -> Result<()> {
+    let mut out = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(f.mode)
+        .open(tmp)
+        .map_err(|e| Error::io(tmp, "create", e))?;
+    // The umask may have narrowed the mode; set it exactly.
+    out.set_permissions(fs::Permissions::from_mode(f.mode))
+        .map_err(|e| Error::io(tmp, "set mode of", e))?;
+    let written = out.write_all(&f.contents).and_then(|_| {
+        if fsync {
+            out.sync_all()
+        } else {
+            Ok(())
+        }
+    });
+    if let Err(e) = written {
+        let _ = fs::remove_file(tmp);
+        return Err(Error::io(&f.path, "write", e));
+    }
+    Ok(())
+}
+
+/// Reads a file, naming it in the error.
+pub fn read(path: &Path) -> Result<Vec<u8>> {
+    fs::read(path).map_err(|e| Error::io(path, "read", e))
+}
+
+/// Reads a private key file after checking that neither group nor others can access it
+/// (the rule libpq and PostgreSQL apply, so a key Ward accepts is one they accept too).
+pub fn read_private_key_file(path: &Path) -> Result<Vec<u8>> {
+    let meta = fs::metadata(path).map_err(|e| Error::io(path, "read", e))?;
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o077 != 0 {
+        return Err(Error::KeyPermissions {
+            path: path.to_path_buf(),
+            mode,
+        });
+    }
+    read(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn keys_are_written_0600_and_public_files_0644() {
+        let d = tempfile::tempdir().unwrap();
+        write_all(
+            &[
+                PlannedFile::key(d.path().join("k.pem"), "k"),
+                PlannedFile::public(d.path().join("c.pem"), "c"),
+            ],
+            Overwrite::Refuse,
+        )
+        .unwrap();
+        let m = |n: &str| fs::metadata(d.path().join(n)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(m("k.pem"), 0o600);
+        assert_eq!(m("c.pem"), 0o644);
+    }
+
+    #[test]
+    fn an_existing_file_stops_the_whole_batch_before_anything_is_written() {
+        let d = tempfile::tempdir().unwrap();
+        fs::write(d.path().join("b"), "old").unwrap();
+        let err = write_all(
+            &[
+                PlannedFile::public(d.path().join("a"), "new"),
+                PlannedFile::public(d.path().join("b"), "new"),
+            ],
+            Overwrite::Refuse,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("--force"), "{err}");
+        assert!(!d.path().join("a").exists());
+        assert_eq!(fs::read_to_string(d.path().join("b")).unwrap(), "old");
+    }
+
+    #[test]
+    fn large_batches_leave_no_temp_files() {
+        let d = tempfile::tempdir().unwrap();
+        let files: Vec<_> = (0..40)
+            .map(|i| PlannedFile::public(d.path().join(format!("f{i}")), "x"))
+            .collect();
+        write_all(&files, Overwrite::Refuse).unwrap();
+        let names: Vec<_> = fs::read_dir(d.path()).unwrap().collect();
+        assert_eq!(names.len(), 40);
+    }
+
+    #[test]
+    fn group_readable_key_is_refused_with_the_chmod() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("k.pem");
+        fs::write(&p, "k").unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o640)).unwrap();
+        let e = read_private_key_file(&p).unwrap_err().to_string();
+        assert!(e.contains("chmod 600"), "{e}");
+        assert!(e.contains("0640"), "{e}");
+    }
+}
