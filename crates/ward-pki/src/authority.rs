@@ -111,7 +111,9 @@ impl CertificateAuthority {
             ));
         }
         let cert = params.self_signed(&key.pair)?;
-        let csr = params.serialize_request(&key.pair)?;
+        let mut csr_params = CertificateParams::default();
+        csr_params.distinguished_name = params.distinguished_name.clone();
+        let csr = csr_params.serialize_request(&key.pair)?;
         let issued = IssuedCertificate {
             cert_pem: cert.pem(),
             csr_pem: csr.pem()?,
@@ -346,13 +348,20 @@ fn random_serial() -> Result<rcgen::SerialNumber> {
 
 /// The key identifier cfssl and OpenSSL use: SHA-1 of the subjectPublicKey bits.
 pub(crate) fn key_id(public_key_bits: &[u8]) -> Vec<u8> {
-    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, public_key_bits)
-        .as_ref()
-        .to_vec()
+    aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY,
+        public_key_bits,
+    )
+    .as_ref()
+    .to_vec()
 }
 
 fn join_names(names: &[SubjectName]) -> String {
-    names.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(", ")
+    names
+        .iter()
+        .map(|n| n.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// authorityInfoAccess with an OCSP responder and CA issuer URLs.
@@ -363,7 +372,11 @@ fn authority_info_access(ocsp: Option<&str>, issuers: &[String]) -> rcgen::Custo
         if len < 0x80 {
             out.push(len as u8);
         } else {
-            let bytes: Vec<u8> = len.to_be_bytes().into_iter().skip_while(|b| *b == 0).collect();
+            let bytes: Vec<u8> = len
+                .to_be_bytes()
+                .into_iter()
+                .skip_while(|b| *b == 0)
+                .collect();
             out.push(0x80 | bytes.len() as u8);
             out.extend(bytes);
         }

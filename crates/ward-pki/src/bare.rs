@@ -36,7 +36,12 @@ struct BareInput {
 }
 
 /// The files `-bare NAME` writes for an issued certificate.
-pub fn bare_files(base: &Path, cert: Option<&str>, key: Option<&str>, csr: Option<&str>) -> Vec<PlannedFile> {
+pub fn bare_files(
+    base: &Path,
+    cert: Option<&str>,
+    key: Option<&str>,
+    csr: Option<&str>,
+) -> Vec<PlannedFile> {
     let with = |suffix: &str| -> PathBuf {
         let mut s = base.as_os_str().to_owned();
         s.push(suffix);
@@ -81,7 +86,12 @@ pub fn write_bare(base: &Path, json: &[u8], overwrite: Overwrite) -> Result<Vec<
             }
         }
     }
-    let planned = bare_files(base, input.cert.as_deref(), input.key.as_deref(), input.csr.as_deref());
+    let planned = bare_files(
+        base,
+        input.cert.as_deref(),
+        input.key.as_deref(),
+        input.csr.as_deref(),
+    );
     if planned.is_empty() {
         return Err(Error::Malformed {
             what: "stdin".into(),

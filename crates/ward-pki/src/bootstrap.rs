@@ -139,24 +139,50 @@ impl Plan {
             // The FQDN is a SAN, always: the guides leave it out and verify-full then fails.
             let mut all = vec![name.to_string()];
             all.extend(hosts.iter().cloned());
-            parse_hosts(all.iter().map(String::as_str)).map_err(|e| Error::invalid(format!("{source}: {role} {name:?}"), e.to_string()))
+            parse_hosts(all.iter().map(String::as_str))
+                .map_err(|e| Error::invalid(format!("{source}: {role} {name:?}"), e.to_string()))
         };
         for b in &raw.backends {
-            certs.push(PlannedCertificate { role: "backend", name: b.name.clone(), hosts: host_list("backend", &b.name, &b.hosts)?, profile: profile("peer") });
+            certs.push(PlannedCertificate {
+                role: "backend",
+                name: b.name.clone(),
+                hosts: host_list("backend", &b.name, &b.hosts)?,
+                profile: profile("peer"),
+            });
         }
         for p in &raw.postgres {
-            certs.push(PlannedCertificate { role: "postgres", name: p.name.clone(), hosts: host_list("postgres", &p.name, &p.hosts)?, profile: profile("server") });
+            certs.push(PlannedCertificate {
+                role: "postgres",
+                name: p.name.clone(),
+                hosts: host_list("postgres", &p.name, &p.hosts)?,
+                profile: profile("server"),
+            });
         }
         for c in &raw.postgres_clients {
-            certs.push(PlannedCertificate { role: "postgres client", name: c.user.clone(), hosts: Vec::new(), profile: profile("client") });
+            certs.push(PlannedCertificate {
+                role: "postgres client",
+                name: c.user.clone(),
+                hosts: Vec::new(),
+                profile: profile("client"),
+            });
         }
         for a in &raw.agents {
             match (&a.name, &a.prefix, a.count) {
-                (Some(n), None, None) => certs.push(PlannedCertificate { role: "agent", name: n.clone(), hosts: Vec::new(), profile: profile("client") }),
+                (Some(n), None, None) => certs.push(PlannedCertificate {
+                    role: "agent",
+                    name: n.clone(),
+                    hosts: Vec::new(),
+                    profile: profile("client"),
+                }),
                 (None, Some(prefix), Some(count)) if count > 0 && count <= 1_000_000 => {
                     let width = count.to_string().len().max(5);
                     for i in 1..=count {
-                        certs.push(PlannedCertificate { role: "agent", name: format!("{prefix}{i:0width$}"), hosts: Vec::new(), profile: profile("client") });
+                        certs.push(PlannedCertificate {
+                            role: "agent",
+                            name: format!("{prefix}{i:0width$}"),
+                            hosts: Vec::new(),
+                            profile: profile("client"),
+                        });
                     }
                 }
                 _ => {
@@ -170,30 +196,52 @@ impl Plan {
         let mut seen = BTreeSet::new();
         for c in &certs {
             if c.name.is_empty() || c.name.contains('/') || c.name.starts_with('.') {
-                return Err(Error::invalid(format!("{source}: {} {:?}", c.role, c.name), "not usable as a file name"));
+                return Err(Error::invalid(
+                    format!("{source}: {} {:?}", c.role, c.name),
+                    "not usable as a file name",
+                ));
             }
             if !seen.insert(c.name.as_str()) || c.name == "ca" {
                 return Err(Error::invalid(format!("{source}: {} {:?}", c.role, c.name), "name is used twice; every certificate needs its own name (its files are NAME.pem, NAME-key.pem)"));
             }
         }
-        Ok(Plan { ca, key, certificates: certs })
+        Ok(Plan {
+            ca,
+            key,
+            certificates: certs,
+        })
     }
 }
 
 /// Issues everything in the plan into `dir` (CA first, then every certificate in parallel)
 /// and writes all files in one atomic batch: either every file lands or none does.
 /// `progress(done, total)` is called as certificates are issued.
-pub fn bootstrap(plan: &Plan, dir: &Path, overwrite: Overwrite, progress: &(dyn Fn(usize, usize) + Sync)) -> Result<Vec<PathBuf>> {
+pub fn bootstrap(
+    plan: &Plan,
+    dir: &Path,
+    overwrite: Overwrite,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<Vec<PathBuf>> {
     let (ca, ca_issued) = CertificateAuthority::create(&plan.ca, KeyEncoding::Traditional)?;
     let mut planned = vec![
         PlannedFile::public(dir.join("ca.pem"), ca_issued.cert_pem.clone()),
-        PlannedFile::key(dir.join("ca-key.pem"), ca_issued.key_pem.clone().unwrap_or_default()),
+        PlannedFile::key(
+            dir.join("ca-key.pem"),
+            ca_issued.key_pem.clone().unwrap_or_default(),
+        ),
         PlannedFile::public(dir.join("ca.csr"), ca_issued.csr_pem.clone()),
-        PlannedFile::public(dir.join("ca-config.json"), SigningConfig::ward_default_json()),
+        PlannedFile::public(
+            dir.join("ca-config.json"),
+            SigningConfig::ward_default_json(),
+        ),
     ];
     if overwrite == Overwrite::Refuse {
         // Fail before spending time on issuance.
-        for p in planned.iter().map(|p| p.path.clone()).chain(plan.certificates.iter().map(|c| dir.join(format!("{}.pem", c.name)))) {
+        for p in planned.iter().map(|p| p.path.clone()).chain(
+            plan.certificates
+                .iter()
+                .map(|c| dir.join(format!("{}.pem", c.name))),
+        ) {
             if p.exists() {
                 return Err(Error::Exists { path: p });
             }
@@ -215,7 +263,12 @@ pub fn bootstrap(plan: &Plan, dir: &Path, overwrite: Overwrite, progress: &(dyn 
             })?;
             let n = done.fetch_add(1, Ordering::Relaxed) + 1;
             progress(n, total);
-            Ok(crate::bare::bare_files(&dir.join(&c.name), Some(&out.cert_pem), out.key_pem.as_deref(), Some(&out.csr_pem)))
+            Ok(crate::bare::bare_files(
+                &dir.join(&c.name),
+                Some(&out.cert_pem),
+                out.key_pem.as_deref(),
+                Some(&out.csr_pem),
+            ))
         })
         .collect::<Result<_>>()?;
     planned.extend(issued.into_iter().flatten());

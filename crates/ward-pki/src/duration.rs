@@ -30,9 +30,7 @@ pub fn parse_duration(what: &str, value: &str) -> Result<Duration> {
         if num_len == 0 {
             return Err(bad("expected a number"));
         }
-        let number: f64 = rest[..num_len]
-            .parse()
-            .map_err(|_| bad("not a number"))?;
+        let number: f64 = rest[..num_len].parse().map_err(|_| bad("not a number"))?;
         rest = &rest[num_len..];
         let unit_len = rest
             .find(|c: char| c.is_ascii_digit() || c == '.')
@@ -77,7 +75,10 @@ mod tests {
 
     #[test]
     fn go_durations_parse_like_go() {
-        assert_eq!(parse_duration("t", "17520h").unwrap().as_secs(), 17520 * 3600);
+        assert_eq!(
+            parse_duration("t", "17520h").unwrap().as_secs(),
+            17520 * 3600
+        );
         assert_eq!(parse_duration("t", "1h30m").unwrap().as_secs(), 5400);
         assert_eq!(parse_duration("t", "1.5h").unwrap().as_secs(), 5400);
         assert_eq!(parse_duration("t", "30d").unwrap().as_secs(), 30 * 86400);

@@ -2,9 +2,9 @@
 //! standard exit codes and one summary line naming the soonest-expiring certificate.
 
 use crate::inspect::{format_time, pem_or_der_blocks};
+use ::time::OffsetDateTime;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use ::time::OffsetDateTime;
 use x509_parser::prelude::*;
 
 /// A check plugin's outcome.
@@ -54,7 +54,9 @@ pub fn check_expiry(paths: &[PathBuf], warning: Duration, critical: Duration) ->
             walk(p, &mut found, &mut problems);
         } else {
             match certificates_in(p) {
-                Ok(v) if v.is_empty() => problems.push(format!("{}: no certificate found", p.display())),
+                Ok(v) if v.is_empty() => {
+                    problems.push(format!("{}: no certificate found", p.display()))
+                }
                 Ok(v) => found.extend(v),
                 Err(e) => problems.push(e),
             }
@@ -78,7 +80,14 @@ pub fn check_expiry(paths: &[PathBuf], warning: Duration, critical: Duration) ->
     let left = soonest.not_after - now;
     let days = left.whole_days();
     let (status, when) = if left <= ::time::Duration::ZERO {
-        (CheckStatus::Critical, format!("expired on {} ({} days ago)", format_time(soonest.not_after), -days))
+        (
+            CheckStatus::Critical,
+            format!(
+                "expired on {} ({} days ago)",
+                format_time(soonest.not_after),
+                -days
+            ),
+        )
     } else {
         let s = if left <= to_time(critical) {
             CheckStatus::Critical
@@ -87,7 +96,13 @@ pub fn check_expiry(paths: &[PathBuf], warning: Duration, critical: Duration) ->
         } else {
             CheckStatus::Ok
         };
-        (s, format!("expires on {} ({days} days left)", format_time(soonest.not_after)))
+        (
+            s,
+            format!(
+                "expires on {} ({days} days left)",
+                format_time(soonest.not_after)
+            ),
+        )
     };
     let summary = format!(
         "{}: {} certificate{} checked; soonest: {} ({}) {when}",
@@ -97,7 +112,11 @@ pub fn check_expiry(paths: &[PathBuf], warning: Duration, critical: Duration) ->
         soonest.path.display(),
         soonest.subject,
     );
-    ExpiryReport { status, summary, certificates: found }
+    ExpiryReport {
+        status,
+        summary,
+        certificates: found,
+    }
 }
 
 fn to_time(d: Duration) -> ::time::Duration {
@@ -117,7 +136,10 @@ fn walk(dir: &Path, found: &mut Vec<FoundCertificate>, problems: &mut Vec<String
     for p in paths {
         if p.is_dir() {
             walk(&p, found, problems);
-        } else if matches!(p.extension().and_then(|e| e.to_str()), Some("pem" | "crt" | "cer")) {
+        } else if matches!(
+            p.extension().and_then(|e| e.to_str()),
+            Some("pem" | "crt" | "cer")
+        ) {
             // Inside a directory only files with certificate blocks count; keys and CSRs are skipped.
             if let Ok(bytes) = std::fs::read(&p) {
                 if String::from_utf8_lossy(&bytes).contains("BEGIN CERTIFICATE-----") {

@@ -81,8 +81,7 @@ pub fn write_all(files: &[PlannedFile], overwrite: Overwrite) -> Result<()> {
         if batch {
             if let Some(d) = dirs.first() {
                 let dir = File::open(d).map_err(|e| Error::io(d, "open directory", e))?;
-                rustix::fs::syncfs(&dir)
-                    .map_err(|e| Error::io(d, "sync file system", e.into()))?;
+                rustix::fs::syncfs(&dir).map_err(|e| Error::io(d, "sync file system", e.into()))?;
             }
         }
         for (tmp, f) in &staged {
@@ -135,13 +134,9 @@ fn stage(tmp: &Path, f: &PlannedFile, fsync: bool) -> Result<()> {
     // The umask may have narrowed the mode; set it exactly.
     out.set_permissions(fs::Permissions::from_mode(f.mode))
         .map_err(|e| Error::io(tmp, "set mode of", e))?;
-    let written = out.write_all(&f.contents).and_then(|_| {
-        if fsync {
-            out.sync_all()
-        } else {
-            Ok(())
-        }
-    });
+    let written =
+        out.write_all(&f.contents)
+            .and_then(|_| if fsync { out.sync_all() } else { Ok(()) });
     if let Err(e) = written {
         let _ = fs::remove_file(tmp);
         return Err(Error::io(&f.path, "write", e));

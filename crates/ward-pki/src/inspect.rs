@@ -1,9 +1,9 @@
 //! `ward pki info`: what a certificate, CSR or CRL says, for people (text) and programs (JSON).
 
 use crate::error::{Error, Result};
+use ::time::OffsetDateTime;
 use serde::Serialize;
 use std::path::Path;
-use ::time::OffsetDateTime;
 use x509_parser::extensions::{GeneralName, ParsedExtension};
 use x509_parser::prelude::*;
 
@@ -108,7 +108,11 @@ pub enum Inspected {
 
 /// The PEM blocks (or one DER object) of a file.
 pub(crate) fn pem_or_der_blocks(path: &Path, bytes: &[u8]) -> Result<Vec<(String, Vec<u8>)>> {
-    if bytes.starts_with(b"-----") || std::str::from_utf8(bytes).map(|s| s.contains("-----BEGIN")).unwrap_or(false) {
+    if bytes.starts_with(b"-----")
+        || std::str::from_utf8(bytes)
+            .map(|s| s.contains("-----BEGIN"))
+            .unwrap_or(false)
+    {
         let blocks = ::pem::parse_many(bytes).map_err(|e| Error::BadCertificate {
             path: path.to_path_buf(),
             reason: format!("malformed PEM: {e}"),
@@ -119,7 +123,11 @@ pub(crate) fn pem_or_der_blocks(path: &Path, bytes: &[u8]) -> Result<Vec<(String
             .collect());
     }
     // cfssl gencrl prints base64 DER without armour; accept it, and raw DER.
-    let trimmed: Vec<u8> = bytes.iter().copied().filter(|b| !b.is_ascii_whitespace()).collect();
+    let trimmed: Vec<u8> = bytes
+        .iter()
+        .copied()
+        .filter(|b| !b.is_ascii_whitespace())
+        .collect();
     if let Ok(der) = base64_decode(&trimmed) {
         if der.first() == Some(&0x30) {
             return Ok(vec![(String::new(), der)]);
@@ -145,7 +153,10 @@ fn base64_decode(input: &[u8]) -> std::result::Result<Vec<u8>, ()> {
             _ => return Err(()),
         } as u32)
     };
-    let input = input.strip_suffix(b"==").or_else(|| input.strip_suffix(b"=")).unwrap_or(input);
+    let input = input
+        .strip_suffix(b"==")
+        .or_else(|| input.strip_suffix(b"="))
+        .unwrap_or(input);
     let mut out = Vec::with_capacity(input.len() * 3 / 4);
     for chunk in input.chunks(4) {
         let mut acc = 0u32;
@@ -172,7 +183,11 @@ pub fn inspect_file(path: &Path, ca: Option<&Path>) -> Result<Vec<Inspected>> {
             reason,
         };
         match tag.as_str() {
-            "CERTIFICATE" => out.push(Inspected::Certificate(certificate_info(path, &der, ca_der.as_ref())?)),
+            "CERTIFICATE" => out.push(Inspected::Certificate(certificate_info(
+                path,
+                &der,
+                ca_der.as_ref(),
+            )?)),
             "CERTIFICATE REQUEST" | "NEW CERTIFICATE REQUEST" => {
                 let (_, csr) = X509CertificationRequest::from_der(&der)
                     .map_err(|e| bad(format!("malformed CSR: {e}")))?;
@@ -193,19 +208,20 @@ pub fn inspect_file(path: &Path, ca: Option<&Path>) -> Result<Vec<Inspected>> {
                     signature_valid: csr.verify_signature().is_ok(),
                 }));
             }
-            "X509 CRL" | "" => {
-                match x509_parser::parse_x509_crl(&der) {
-                    Ok((_, crl)) => out.push(Inspected::RevocationList(crl_info(&crl, ca_der.as_ref()))),
-                    Err(_) if tag.is_empty() => {
-                        out.push(Inspected::Certificate(certificate_info(path, &der, ca_der.as_ref())?))
-                    }
-                    Err(e) => return Err(bad(format!("malformed CRL: {e}"))),
+            "X509 CRL" | "" => match x509_parser::parse_x509_crl(&der) {
+                Ok((_, crl)) => {
+                    out.push(Inspected::RevocationList(crl_info(&crl, ca_der.as_ref())))
                 }
-            }
+                Err(_) if tag.is_empty() => out.push(Inspected::Certificate(certificate_info(
+                    path,
+                    &der,
+                    ca_der.as_ref(),
+                )?)),
+                Err(e) => return Err(bad(format!("malformed CRL: {e}"))),
+            },
             t if t.ends_with("PRIVATE KEY") => {
                 return Err(bad(
-                    "holds a private key; `ward pki info` shows certificates, CSRs and CRLs"
-                        .into(),
+                    "holds a private key; `ward pki info` shows certificates, CSRs and CRLs".into(),
                 ))
             }
             other => return Err(bad(format!("unsupported PEM block {other:?}"))),
@@ -233,7 +249,11 @@ pub(crate) fn first_certificate_der(path: &Path) -> Result<Vec<u8>> {
 }
 
 /// Parses one certificate's DER into its description.
-pub fn certificate_info(path: &Path, der: &[u8], ca: Option<&(&Path, Vec<u8>)>) -> Result<CertificateInfo> {
+pub fn certificate_info(
+    path: &Path,
+    der: &[u8],
+    ca: Option<&(&Path, Vec<u8>)>,
+) -> Result<CertificateInfo> {
     let (_, x) = parse_x509_certificate(der).map_err(|e| Error::BadCertificate {
         path: path.to_path_buf(),
         reason: format!("malformed certificate: {e}"),
@@ -260,7 +280,9 @@ pub fn certificate_info(path: &Path, der: &[u8], ca: Option<&(&Path, Vec<u8>)>) 
         authority_key_id: None,
         crl_distribution_points: Vec::new(),
         ocsp_urls: Vec::new(),
-        sha256_fingerprint: hex_colon(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der).as_ref()),
+        sha256_fingerprint: hex_colon(
+            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der).as_ref(),
+        ),
         chain: None,
     };
     for ext in x.extensions() {
@@ -284,17 +306,35 @@ pub fn certificate_info(path: &Path, der: &[u8], ca: Option<&(&Path, Vec<u8>)>) 
                     (ku.encipher_only(), "encipher only"),
                     (ku.decipher_only(), "decipher only"),
                 ];
-                info.key_usages = names.iter().filter(|(b, _)| *b).map(|(_, n)| n.to_string()).collect();
+                info.key_usages = names
+                    .iter()
+                    .filter(|(b, _)| *b)
+                    .map(|(_, n)| n.to_string())
+                    .collect();
             }
             ParsedExtension::ExtendedKeyUsage(eku) => {
                 let mut v = Vec::new();
-                if eku.any { v.push("any".to_string()) }
-                if eku.server_auth { v.push("server auth".into()) }
-                if eku.client_auth { v.push("client auth".into()) }
-                if eku.code_signing { v.push("code signing".into()) }
-                if eku.email_protection { v.push("email protection".into()) }
-                if eku.time_stamping { v.push("timestamping".into()) }
-                if eku.ocsp_signing { v.push("ocsp signing".into()) }
+                if eku.any {
+                    v.push("any".to_string())
+                }
+                if eku.server_auth {
+                    v.push("server auth".into())
+                }
+                if eku.client_auth {
+                    v.push("client auth".into())
+                }
+                if eku.code_signing {
+                    v.push("code signing".into())
+                }
+                if eku.email_protection {
+                    v.push("email protection".into())
+                }
+                if eku.time_stamping {
+                    v.push("timestamping".into())
+                }
+                if eku.ocsp_signing {
+                    v.push("ocsp signing".into())
+                }
                 v.extend(eku.other.iter().map(|o| o.to_id_string()));
                 info.extended_key_usages = v;
             }
@@ -304,11 +344,14 @@ pub fn certificate_info(path: &Path, der: &[u8], ca: Option<&(&Path, Vec<u8>)>) 
             }
             ParsedExtension::CRLDistributionPoints(points) => {
                 for p in points.iter() {
-                    if let Some(x509_parser::extensions::DistributionPointName::FullName(names)) = &p.distribution_point {
-                        info.crl_distribution_points.extend(names.iter().filter_map(|n| match n {
-                            GeneralName::URI(u) => Some(u.to_string()),
-                            _ => None,
-                        }));
+                    if let Some(x509_parser::extensions::DistributionPointName::FullName(names)) =
+                        &p.distribution_point
+                    {
+                        info.crl_distribution_points
+                            .extend(names.iter().filter_map(|n| match n {
+                                GeneralName::URI(u) => Some(u.to_string()),
+                                _ => None,
+                            }));
                     }
                 }
             }
@@ -343,23 +386,45 @@ pub fn check_chain(cert: &X509Certificate<'_>, ca_path: &Path, ca_der: &[u8]) ->
         Err(e) => return fail(format!("CA certificate is malformed: {e}")),
     };
     if cert.issuer().as_raw() != ca.subject().as_raw() {
-        return fail(format!("issued by {:?}, not by this CA ({:?})", cert.issuer().to_string(), ca.subject().to_string()));
+        return fail(format!(
+            "issued by {:?}, not by this CA ({:?})",
+            cert.issuer().to_string(),
+            ca.subject().to_string()
+        ));
     }
     if cert.verify_signature(Some(ca.public_key())).is_err() {
-        return fail(format!("signature does not verify with the key of {:?}", ca.subject().to_string()));
+        return fail(format!(
+            "signature does not verify with the key of {:?}",
+            ca.subject().to_string()
+        ));
     }
-    if !ca.basic_constraints().ok().flatten().map(|b| b.value.ca).unwrap_or(false) {
+    if !ca
+        .basic_constraints()
+        .ok()
+        .flatten()
+        .map(|b| b.value.ca)
+        .unwrap_or(false)
+    {
         return fail("the issuer certificate is not a CA".into());
     }
     let now = OffsetDateTime::now_utc();
     if ca.validity().not_after.to_datetime() <= now {
-        return fail(format!("the CA expired on {}", format_time(ca.validity().not_after.to_datetime())));
+        return fail(format!(
+            "the CA expired on {}",
+            format_time(ca.validity().not_after.to_datetime())
+        ));
     }
     if cert.validity().not_after.to_datetime() <= now {
-        return fail(format!("the certificate expired on {}", format_time(cert.validity().not_after.to_datetime())));
+        return fail(format!(
+            "the certificate expired on {}",
+            format_time(cert.validity().not_after.to_datetime())
+        ));
     }
     if cert.validity().not_before.to_datetime() > now {
-        return fail(format!("the certificate is not valid before {}", format_time(cert.validity().not_before.to_datetime())));
+        return fail(format!(
+            "the certificate is not valid before {}",
+            format_time(cert.validity().not_before.to_datetime())
+        ));
     }
     ChainResult {
         ca: ca_path.display().to_string(),
@@ -381,7 +446,8 @@ fn crl_info(crl: &CertificateRevocationList<'_>, ca: Option<&(&Path, Vec<u8>)>) 
             ChainResult {
                 ca: ca_path.display().to_string(),
                 ok,
-                reason: (!ok).then(|| "CRL signature does not verify with this CA's key".to_string()),
+                reason: (!ok)
+                    .then(|| "CRL signature does not verify with this CA's key".to_string()),
             }
         }
         Err(e) => ChainResult {
@@ -402,7 +468,9 @@ fn crl_info(crl: &CertificateRevocationList<'_>, ca: Option<&(&Path, Vec<u8>)>) 
             .map(|r| RevokedInfo {
                 serial: hex_colon(r.raw_serial()),
                 revoked_at: format_time(r.revocation_date.to_datetime()),
-                reason: r.reason_code().map(|(_, c)| crate::revocation::reason_name(c.0).to_string()),
+                reason: r
+                    .reason_code()
+                    .map(|(_, c)| crate::revocation::reason_name(c.0).to_string()),
             })
             .collect(),
         chain,
@@ -472,7 +540,9 @@ impl Inspected {
     pub fn to_text(&self) -> String {
         let mut s = String::new();
         let mut line = |k: &str, v: &str| {
-            s.push_str(&format!("{k:<22}{v}\n"));
+            let l = format!("{k:<22}{v}");
+            s.push_str(l.trim_end());
+            s.push('\n');
         };
         match self {
             Inspected::Certificate(c) => {
@@ -480,21 +550,41 @@ impl Inspected {
                 line("  Subject:", &c.subject);
                 line("  Issuer:", &c.issuer);
                 line("  Serial:", &c.serial);
-                line("  SANs:", &if c.sans.is_empty() { "(none)".into() } else { c.sans.join(", ") });
+                line(
+                    "  SANs:",
+                    &if c.sans.is_empty() {
+                        "(none)".into()
+                    } else {
+                        c.sans.join(", ")
+                    },
+                );
                 line("  Not before:", &c.not_before);
-                let left = if c.expired { format!("EXPIRED {} days ago", -c.days_left) } else { format!("{} days left", c.days_left) };
+                let left = if c.expired {
+                    format!("EXPIRED {} days ago", -c.days_left)
+                } else {
+                    format!("{} days left", c.days_left)
+                };
                 line("  Not after:", &format!("{} ({left})", c.not_after));
                 line("  Key:", &c.key);
                 line("  Signature:", &c.signature_algorithm);
-                line("  CA:", &match (c.is_ca, c.path_len) {
-                    (true, Some(n)) => format!("yes (pathlen {n})"),
-                    (true, None) => "yes".into(),
-                    _ => "no".into(),
-                });
+                line(
+                    "  CA:",
+                    &match (c.is_ca, c.path_len) {
+                        (true, Some(n)) => format!("yes (pathlen {n})"),
+                        (true, None) => "yes".into(),
+                        _ => "no".into(),
+                    },
+                );
                 line("  Key usages:", &c.key_usages.join(", "));
                 line("  Extended usages:", &c.extended_key_usages.join(", "));
-                line("  Subject key ID:", c.subject_key_id.as_deref().unwrap_or("(none)"));
-                line("  Authority key ID:", c.authority_key_id.as_deref().unwrap_or("(none)"));
+                line(
+                    "  Subject key ID:",
+                    c.subject_key_id.as_deref().unwrap_or("(none)"),
+                );
+                line(
+                    "  Authority key ID:",
+                    c.authority_key_id.as_deref().unwrap_or("(none)"),
+                );
                 if !c.crl_distribution_points.is_empty() {
                     line("  CRL:", &c.crl_distribution_points.join(", "));
                 }
@@ -509,21 +599,56 @@ impl Inspected {
             Inspected::CertificateRequest(r) => {
                 line("Certificate request:", "");
                 line("  Subject:", &r.subject);
-                line("  SANs:", &if r.sans.is_empty() { "(none)".into() } else { r.sans.join(", ") });
+                line(
+                    "  SANs:",
+                    &if r.sans.is_empty() {
+                        "(none)".into()
+                    } else {
+                        r.sans.join(", ")
+                    },
+                );
                 line("  Key:", &r.key);
-                line("  Signature:", &format!("{} ({})", r.signature_algorithm, if r.signature_valid { "valid" } else { "INVALID" }));
+                line(
+                    "  Signature:",
+                    &format!(
+                        "{} ({})",
+                        r.signature_algorithm,
+                        if r.signature_valid {
+                            "valid"
+                        } else {
+                            "INVALID"
+                        }
+                    ),
+                );
             }
             Inspected::RevocationList(c) => {
                 line("Revocation list:", "");
                 line("  Issuer:", &c.issuer);
                 line("  This update:", &c.this_update);
-                line("  Next update:", c.next_update.as_deref().unwrap_or("(none)"));
+                line(
+                    "  Next update:",
+                    c.next_update.as_deref().unwrap_or("(none)"),
+                );
                 line("  CRL number:", c.crl_number.as_deref().unwrap_or("(none)"));
-                line("  Authority key ID:", c.authority_key_id.as_deref().unwrap_or("(none)"));
+                line(
+                    "  Authority key ID:",
+                    c.authority_key_id.as_deref().unwrap_or("(none)"),
+                );
                 line("  Signature:", &c.signature_algorithm);
                 line("  Revoked:", &c.revoked.len().to_string());
                 for r in &c.revoked {
-                    line("", &format!("{} at {}{}", r.serial, r.revoked_at, r.reason.as_ref().map(|x| format!(" ({x})")).unwrap_or_default()));
+                    line(
+                        "",
+                        &format!(
+                            "{} at {}{}",
+                            r.serial,
+                            r.revoked_at,
+                            r.reason
+                                .as_ref()
+                                .map(|x| format!(" ({x})"))
+                                .unwrap_or_default()
+                        ),
+                    );
                 }
                 if let Some(ch) = &c.chain {
                     line("  Signed by CA:", &chain_text(ch));

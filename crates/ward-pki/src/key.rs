@@ -282,8 +282,8 @@ fn curve_algorithm(curve: Option<der::asn1::ObjectIdentifier>) -> Result<KeyAlgo
 }
 
 fn rsa_bits(pkcs1: &[u8]) -> Result<u32, String> {
-    let kp = aws_lc_rs::rsa::KeyPair::from_der(pkcs1)
-        .map_err(|e| format!("malformed RSA key: {e}"))?;
+    let kp =
+        aws_lc_rs::rsa::KeyPair::from_der(pkcs1).map_err(|e| format!("malformed RSA key: {e}"))?;
     Ok((kp.public_modulus_len() * 8) as u32)
 }
 
@@ -293,7 +293,11 @@ mod tests {
 
     #[test]
     fn traditional_encodings_round_trip() {
-        for alg in [KeyAlgorithm::EcdsaP256, KeyAlgorithm::EcdsaP384, KeyAlgorithm::Ed25519] {
+        for alg in [
+            KeyAlgorithm::EcdsaP256,
+            KeyAlgorithm::EcdsaP384,
+            KeyAlgorithm::Ed25519,
+        ] {
             let k = PrivateKey::generate(alg).unwrap();
             for enc in [KeyEncoding::Traditional, KeyEncoding::Pkcs8] {
                 let pem = k.to_pem(enc).unwrap();
@@ -311,7 +315,10 @@ mod tests {
 
     #[test]
     fn cfssl_key_specs_map_and_bad_ones_are_refused() {
-        assert_eq!(KeyAlgorithm::from_cfssl(None, None).unwrap(), KeyAlgorithm::EcdsaP256);
+        assert_eq!(
+            KeyAlgorithm::from_cfssl(None, None).unwrap(),
+            KeyAlgorithm::EcdsaP256
+        );
         assert_eq!(
             KeyAlgorithm::from_cfssl(Some("rsa"), Some(2048)).unwrap(),
             KeyAlgorithm::Rsa(2048)

@@ -37,7 +37,10 @@ impl SubjectName {
         if v.is_empty() {
             return Err(bad());
         }
-        let unbracketed = v.strip_prefix('[').and_then(|s| s.strip_suffix(']')).unwrap_or(v);
+        let unbracketed = v
+            .strip_prefix('[')
+            .and_then(|s| s.strip_suffix(']'))
+            .unwrap_or(v);
         if let Ok(ip) = unbracketed.parse::<IpAddr>() {
             return Ok(SubjectName::Ip(ip));
         }
@@ -171,7 +174,14 @@ mod tests {
 
     #[test]
     fn junk_is_refused() {
-        for bad in ["not a host", "a..b", "-x.example.com", "@example.com", "x@", "a/b"] {
+        for bad in [
+            "not a host",
+            "a..b",
+            "-x.example.com",
+            "@example.com",
+            "x@",
+            "a/b",
+        ] {
             assert!(SubjectName::parse(bad).is_err(), "{bad}");
         }
     }

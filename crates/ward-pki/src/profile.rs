@@ -308,15 +308,19 @@ impl SigningConfig {
     pub fn profile(&self, name: Option<&str>) -> Result<SigningProfile> {
         match name.filter(|n| !n.is_empty()) {
             None => Ok(self.default.clone()),
-            Some(n) => self.profiles.get(n).cloned().ok_or_else(|| Error::UnknownProfile {
-                name: n.to_string(),
-                source_name: self.source.clone(),
-                available: if self.profiles.is_empty() {
-                    "(none)".to_string()
-                } else {
-                    self.profiles.keys().cloned().collect::<Vec<_>>().join(", ")
-                },
-            }),
+            Some(n) => self
+                .profiles
+                .get(n)
+                .cloned()
+                .ok_or_else(|| Error::UnknownProfile {
+                    name: n.to_string(),
+                    source_name: self.source.clone(),
+                    available: if self.profiles.is_empty() {
+                        "(none)".to_string()
+                    } else {
+                        self.profiles.keys().cloned().collect::<Vec<_>>().join(", ")
+                    },
+                }),
         }
     }
 
@@ -383,7 +387,10 @@ mod tests {
     fn unknown_profile_is_an_error_not_the_default() {
         let c = SigningConfig::from_json("ca-config.json", GUIDE.as_bytes()).unwrap();
         let e = c.profile(Some("backnd")).unwrap_err().to_string();
-        assert!(e.contains("\"backnd\"") && e.contains("agent, backend"), "{e}");
+        assert!(
+            e.contains("\"backnd\"") && e.contains("agent, backend"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -394,7 +401,10 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
-        assert!(e.contains("server auht") && e.contains("signing.profiles.x"), "{e}");
+        assert!(
+            e.contains("server auht") && e.contains("signing.profiles.x"),
+            "{e}"
+        );
     }
 
     #[test]

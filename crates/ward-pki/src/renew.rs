@@ -20,7 +20,10 @@ pub fn sibling_paths(cert: &Path) -> (PathBuf, PathBuf) {
         .and_then(|s| s.strip_suffix(".pem"))
         .map(str::to_string)
         .unwrap_or_else(|| cert.with_extension("").display().to_string());
-    (PathBuf::from(format!("{stem}-key.pem")), PathBuf::from(format!("{stem}.csr")))
+    (
+        PathBuf::from(format!("{stem}-key.pem")),
+        PathBuf::from(format!("{stem}.csr")),
+    )
 }
 
 /// What a renewal did.
@@ -34,10 +37,18 @@ pub struct Renewal {
 pub fn renew(cert_path: &Path, ca_dir: &Path, rotate_key: bool, clamp: bool) -> Result<Renewal> {
     let ca = CertificateAuthority::load_dir(ca_dir)?;
     let der = first_certificate_der(cert_path)?;
-    let info = certificate_info(cert_path, &der, Some(&(ca_dir.join("ca.pem").as_path(), ca.cert_der.clone())))?;
+    let info = certificate_info(
+        cert_path,
+        &der,
+        Some(&(ca_dir.join("ca.pem").as_path(), ca.cert_der.clone())),
+    )?;
     if let Some(ch) = &info.chain {
         // Expiry of the old certificate is exactly why one renews; anything else is fatal.
-        if let Some(reason) = ch.reason.as_deref().filter(|r| !r.starts_with("the certificate expired")) {
+        if let Some(reason) = ch
+            .reason
+            .as_deref()
+            .filter(|r| !r.starts_with("the certificate expired"))
+        {
             return Err(Error::BadCertificate {
                 path: cert_path.to_path_buf(),
                 reason: format!("was not issued by the CA in {}: {reason}", ca_dir.display()),
@@ -49,7 +60,11 @@ pub fn renew(cert_path: &Path, ca_dir: &Path, rotate_key: bool, clamp: bool) -> 
         reason: format!("malformed certificate: {e}"),
     })?;
     let subject = subject_of(&x);
-    let hosts = parse_hosts(info.sans.iter().map(|s| s.split_once(':').map(|(_, v)| v).unwrap_or(s)))?;
+    let hosts = parse_hosts(
+        info.sans
+            .iter()
+            .map(|s| s.split_once(':').map(|(_, v)| v).unwrap_or(s)),
+    )?;
     let place = cert_path.display().to_string();
     let usages = info
         .key_usages
@@ -59,12 +74,18 @@ pub fn renew(cert_path: &Path, ca_dir: &Path, rotate_key: bool, clamp: bool) -> 
         .collect::<Result<Vec<_>>>()?;
     let lifetime = (x.validity().not_after.to_datetime() - x.validity().not_before.to_datetime())
         .try_into()
-        .map_err(|_| Error::BadCertificate { path: cert_path.to_path_buf(), reason: "validity ends before it starts".into() })?;
+        .map_err(|_| Error::BadCertificate {
+            path: cert_path.to_path_buf(),
+            reason: "validity ends before it starts".into(),
+        })?;
     let profile = SigningProfile {
         name: "renewal".into(),
         usages,
         expiry: lifetime,
-        ca_constraint: CaConstraint { is_ca: info.is_ca, max_path_len: info.path_len.map(|n| n.min(255) as u8) },
+        ca_constraint: CaConstraint {
+            is_ca: info.is_ca,
+            max_path_len: info.path_len.map(|n| n.min(255) as u8),
+        },
         crl_url: info.crl_distribution_points.first().cloned(),
         ocsp_url: info.ocsp_urls.first().cloned(),
         issuer_urls: Vec::new(),
@@ -73,15 +94,29 @@ pub fn renew(cert_path: &Path, ca_dir: &Path, rotate_key: bool, clamp: bool) -> 
     let old_key_text = files::read_private_key_file(&key_path)?;
     let old_key = PrivateKey::from_pem(&key_path, &old_key_text)?;
     if old_key.public_key_raw() != x.public_key().subject_public_key.data.as_ref() {
-        return Err(Error::KeyMismatch { key: key_path, cert: cert_path.to_path_buf() });
+        return Err(Error::KeyMismatch {
+            key: key_path,
+            cert: cert_path.to_path_buf(),
+        });
     }
     let encoding = if String::from_utf8_lossy(&old_key_text).contains("BEGIN PRIVATE KEY") {
         KeyEncoding::Pkcs8
     } else {
         KeyEncoding::Traditional
     };
-    let key = if rotate_key { KeySource::Generate(old_key.algorithm) } else { KeySource::Existing(old_key) };
-    let issued = ca.issue(LeafRequest { subject, hosts, key, key_encoding: encoding, profile, clamp })?;
+    let key = if rotate_key {
+        KeySource::Generate(old_key.algorithm)
+    } else {
+        KeySource::Existing(old_key)
+    };
+    let issued = ca.issue(LeafRequest {
+        subject,
+        hosts,
+        key,
+        key_encoding: encoding,
+        profile,
+        clamp,
+    })?;
     let mut planned = vec![
         PlannedFile::public(cert_path, issued.cert_pem.clone()),
         PlannedFile::public(&csr_path, issued.csr_pem.clone()),
@@ -90,7 +125,10 @@ pub fn renew(cert_path: &Path, ca_dir: &Path, rotate_key: bool, clamp: bool) -> 
         planned.push(PlannedFile::key(&key_path, k.clone()));
     }
     files::write_all(&planned, Overwrite::Allow)?;
-    Ok(Renewal { written: planned.into_iter().map(|p| p.path).collect(), issued })
+    Ok(Renewal {
+        written: planned.into_iter().map(|p| p.path).collect(),
+        issued,
+    })
 }
 
 fn subject_of(x: &X509Certificate<'_>) -> Subject {
@@ -109,6 +147,10 @@ fn subject_of(x: &X509Certificate<'_>) -> Subject {
     };
     Subject {
         common_name: get(&mut s.iter_common_name()).unwrap_or_default(),
-        attributes: if attrs == SubjectAttributes::default() { Vec::new() } else { vec![attrs] },
+        attributes: if attrs == SubjectAttributes::default() {
+            Vec::new()
+        } else {
+            vec![attrs]
+        },
     }
 }

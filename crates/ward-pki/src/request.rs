@@ -165,7 +165,10 @@ impl Subject {
             }
             if let Some(s) = a.serial_number.as_ref().filter(|v| !v.is_empty()) {
                 let v = rcgen::string::PrintableString::try_from(s.clone()).map_err(|_| {
-                    Error::invalid("names.SerialNumber", format!("{s:?} is not a printable string"))
+                    Error::invalid(
+                        "names.SerialNumber",
+                        format!("{s:?} is not a printable string"),
+                    )
                 })?;
                 dn.push(
                     DnType::CustomDnType(vec![2, 5, 4, 5]),
@@ -206,11 +209,16 @@ mod tests {
     #[test]
     fn malformed_requests_name_the_problem() {
         let e = CertificateRequest::from_json("csr.json", b"{\"CN\":").unwrap_err();
-        assert!(e.to_string().starts_with("csr.json: malformed certificate request JSON"));
+        assert!(e
+            .to_string()
+            .starts_with("csr.json: malformed certificate request JSON"));
         let e = CertificateRequest::from_json("csr.json", br#"{"CN":"x","hsots":[]}"#).unwrap_err();
         assert!(e.to_string().contains("hsots"), "{e}");
-        let e = CertificateRequest::from_json("csr.json", br#"{"CN":"x","key":{"algo":"rsa","size":1000}}"#)
-            .unwrap_err();
+        let e = CertificateRequest::from_json(
+            "csr.json",
+            br#"{"CN":"x","key":{"algo":"rsa","size":1000}}"#,
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("1000"), "{e}");
     }
 }

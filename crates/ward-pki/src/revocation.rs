@@ -157,8 +157,12 @@ impl RevocationState {
     }
 
     fn save(&self, ca_dir: &Path) -> Result<()> {
-        let json = serde_json::to_string_pretty(self).map_err(|e| Error::Signing(e.to_string()))? + "\n";
-        files::write_one(&PlannedFile::public(state_path(ca_dir), json), Overwrite::Allow)
+        let json =
+            serde_json::to_string_pretty(self).map_err(|e| Error::Signing(e.to_string()))? + "\n";
+        files::write_one(
+            &PlannedFile::public(state_path(ca_dir), json),
+            Overwrite::Allow,
+        )
     }
 }
 
@@ -203,12 +207,15 @@ pub fn build_crl(ca_dir: &Path, next_update: Duration) -> Result<(String, u64)> 
     let mut revoked = Vec::new();
     for r in &state.revoked {
         let serial = parse_serial(&r.serial)?;
-        let at = time::OffsetDateTime::parse(&r.revoked_at, &time::format_description::well_known::Rfc3339)
-            .map_err(|e| Error::Malformed {
-                what: state_path(ca_dir).display().to_string(),
-                format: "revocation state JSON",
-                reason: format!("revoked_at {:?}: {e}", r.revoked_at),
-            })?;
+        let at = time::OffsetDateTime::parse(
+            &r.revoked_at,
+            &time::format_description::well_known::Rfc3339,
+        )
+        .map_err(|e| Error::Malformed {
+            what: state_path(ca_dir).display().to_string(),
+            format: "revocation state JSON",
+            reason: format!("revoked_at {:?}: {e}", r.revoked_at),
+        })?;
         revoked.push(rcgen::RevokedCertParams {
             serial_number: rcgen::SerialNumber::from_slice(&serial),
             revocation_time: at,
@@ -247,7 +254,10 @@ mod tests {
 
     #[test]
     fn reasons_parse() {
-        assert_eq!(parse_reason("keyCompromise").unwrap(), RevocationReason::KeyCompromise);
+        assert_eq!(
+            parse_reason("keyCompromise").unwrap(),
+            RevocationReason::KeyCompromise
+        );
         assert!(parse_reason("lost").is_err());
     }
 }

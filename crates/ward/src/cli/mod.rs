@@ -1,0 +1,52 @@
+//! Command-line parsing and dispatch.
+//!
+//! Exit codes: 0 success; 1 the command failed (one line on stderr says why); 2 the command
+//! line itself is wrong. Check plugins (`ward pki check-expiry`) use 0 OK, 1 warning,
+//! 2 critical, 3 unknown.
+
+pub mod cfssl_compat;
+mod pki;
+
+use clap::{Parser, Subcommand};
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ward",
+    version,
+    about = "Ward: a secure monitoring pipeline",
+    propagate_version = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// The built-in certificate authority (cfssl-compatible, and native commands).
+    #[command(subcommand)]
+    Pki(pki::PkiCommand),
+}
+
+/// Parses and runs a command line.
+pub fn run(args: Vec<OsString>) -> ExitCode {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    let result = match cli.command {
+        Command::Pki(cmd) => pki::run(cmd),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
