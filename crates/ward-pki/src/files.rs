@@ -134,9 +134,9 @@ fn stage(tmp: &Path, f: &PlannedFile, fsync: bool) -> Result<()> {
     // The umask may have narrowed the mode; set it exactly.
     out.set_permissions(fs::Permissions::from_mode(f.mode))
         .map_err(|e| Error::io(tmp, "set mode of", e))?;
-    let written =
-        out.write_all(&f.contents)
-            .and_then(|_| if fsync { out.sync_all() } else { Ok(()) });
+    let written = out
+        .write_all(&f.contents)
+        .and_then(|_| if fsync { out.sync_all() } else { Ok(()) });
     if let Err(e) = written {
         let _ = fs::remove_file(tmp);
         return Err(Error::io(&f.path, "write", e));

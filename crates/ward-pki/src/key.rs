@@ -175,7 +175,18 @@ impl PrivateKey {
     pub fn to_pem(&self, encoding: KeyEncoding) -> Result<String> {
         let pkcs8 = self.pair.serialized_der();
         let (label, der) = match (encoding, self.algorithm) {
-            (KeyEncoding::Pkcs8, _) | (_, KeyAlgorithm::Ed25519) => ("PRIVATE KEY", pkcs8.to_vec()),
+            (_, KeyAlgorithm::Ed25519) => {
+                // aws-lc writes Ed25519 as PKCS#8 v2 (with the public key), which OpenSSL 3.0
+                // cannot read; write the v1 form every tool reads.
+                let mut info = pkcs8::PrivateKeyInfo::from_der(pkcs8)
+                    .map_err(|e| Error::Signing(format!("re-encoding Ed25519 key: {e}")))?;
+                info.public_key = None;
+                let der = info
+                    .to_der()
+                    .map_err(|e| Error::Signing(format!("re-encoding Ed25519 key: {e}")))?;
+                ("PRIVATE KEY", der)
+            }
+            (KeyEncoding::Pkcs8, _) => ("PRIVATE KEY", pkcs8.to_vec()),
             (KeyEncoding::Traditional, KeyAlgorithm::Rsa(_)) => {
                 let info = pkcs8::PrivateKeyInfo::from_der(pkcs8)
                     .map_err(|e| Error::Signing(format!("re-encoding RSA key: {e}")))?;

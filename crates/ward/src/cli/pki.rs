@@ -435,7 +435,6 @@ fn issue(a: IssueArgs) -> Result<ExitCode> {
         profile,
         clamp: a.clamp,
     })?;
-    notes(&issued.notes);
     let planned = ward_pki::bare::bare_files(
         &a.dir.join(&a.cn),
         Some(&issued.cert_pem),
@@ -443,6 +442,7 @@ fn issue(a: IssueArgs) -> Result<ExitCode> {
         Some(&issued.csr_pem),
     );
     files::write_all(&planned, overwrite(a.force))?;
+    notes(&issued.notes);
     for p in &planned {
         println!("wrote {}", p.path.display());
     }
