@@ -77,7 +77,7 @@ pub fn write_bare(base: &Path, json: &[u8], overwrite: Overwrite) -> Result<Vec<
         ("csr", &input.csr, "CERTIFICATE REQUEST"),
     ] {
         if let Some(v) = value.as_deref().filter(|v| !v.is_empty()) {
-            if !v.contains(&format!("-----BEGIN ")) || !v.contains(marker) {
+            if !v.contains("-----BEGIN ") || !v.contains(marker) {
                 return Err(Error::Malformed {
                     what: "stdin".into(),
                     format: "cfssl JSON",

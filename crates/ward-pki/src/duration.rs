@@ -62,7 +62,7 @@ pub fn parse_duration(what: &str, value: &str) -> Result<Duration> {
 /// Renders a duration the way cfssl configs spell them (whole hours when exact).
 pub fn format_duration(d: Duration) -> String {
     let secs = d.as_secs();
-    if secs % 3600 == 0 {
+    if secs.is_multiple_of(3600) {
         format!("{}h", secs / 3600)
     } else {
         format!("{secs}s")

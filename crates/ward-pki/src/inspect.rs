@@ -101,7 +101,7 @@ pub struct RevokedInfo {
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Inspected {
-    Certificate(CertificateInfo),
+    Certificate(Box<CertificateInfo>),
     CertificateRequest(CsrInfo),
     RevocationList(CrlInfo),
 }
@@ -183,11 +183,11 @@ pub fn inspect_file(path: &Path, ca: Option<&Path>) -> Result<Vec<Inspected>> {
             reason,
         };
         match tag.as_str() {
-            "CERTIFICATE" => out.push(Inspected::Certificate(certificate_info(
+            "CERTIFICATE" => out.push(Inspected::Certificate(Box::new(certificate_info(
                 path,
                 &der,
                 ca_der.as_ref(),
-            )?)),
+            )?))),
             "CERTIFICATE REQUEST" | "NEW CERTIFICATE REQUEST" => {
                 let (_, csr) = X509CertificationRequest::from_der(&der)
                     .map_err(|e| bad(format!("malformed CSR: {e}")))?;
@@ -212,11 +212,9 @@ pub fn inspect_file(path: &Path, ca: Option<&Path>) -> Result<Vec<Inspected>> {
                 Ok((_, crl)) => {
                     out.push(Inspected::RevocationList(crl_info(&crl, ca_der.as_ref())))
                 }
-                Err(_) if tag.is_empty() => out.push(Inspected::Certificate(certificate_info(
-                    path,
-                    &der,
-                    ca_der.as_ref(),
-                )?)),
+                Err(_) if tag.is_empty() => out.push(Inspected::Certificate(Box::new(
+                    certificate_info(path, &der, ca_der.as_ref())?,
+                ))),
                 Err(e) => return Err(bad(format!("malformed CRL: {e}"))),
             },
             t if t.ends_with("PRIVATE KEY") => {

@@ -461,7 +461,7 @@ fn run_bootstrap(a: BootstrapArgs) -> Result<ExitCode> {
     let step = (total / 10).max(1);
     let tty = std::io::stderr().is_terminal();
     let progress = move |done: usize, total: usize| {
-        if total >= 100 && (done % step == 0 || done == total) {
+        if total >= 100 && (done.is_multiple_of(step) || done == total) {
             if tty {
                 eprint!("\rissued {done}/{total} certificates");
                 if done == total {
