@@ -162,7 +162,7 @@ impl Plan {
             certs.push(PlannedCertificate {
                 role: "postgres client",
                 name: c.user.clone(),
-                hosts: Vec::new(),
+                hosts: cn_san(&c.user),
                 profile: profile("client"),
             });
         }
@@ -171,16 +171,17 @@ impl Plan {
                 (Some(n), None, None) => certs.push(PlannedCertificate {
                     role: "agent",
                     name: n.clone(),
-                    hosts: Vec::new(),
+                    hosts: cn_san(n),
                     profile: profile("client"),
                 }),
                 (None, Some(prefix), Some(count)) if count > 0 && count <= 1_000_000 => {
                     let width = count.to_string().len().max(5);
                     for i in 1..=count {
+                        let name = format!("{prefix}{i:0width$}");
                         certs.push(PlannedCertificate {
                             role: "agent",
-                            name: format!("{prefix}{i:0width$}"),
-                            hosts: Vec::new(),
+                            hosts: cn_san(&name),
+                            name,
                             profile: profile("client"),
                         });
                     }
@@ -211,6 +212,14 @@ impl Plan {
             certificates: certs,
         })
     }
+}
+
+/// The SAN every certificate gets from its CN when the CN is a host name or IP (as
+/// `CertificateAuthority::issue` would add it), listed in the plan so the plan shows it.
+fn cn_san(cn: &str) -> Vec<crate::names::SubjectName> {
+    crate::names::SubjectName::from_common_name(cn)
+        .into_iter()
+        .collect()
 }
 
 /// Issues everything in the plan into `dir` (CA first, then every certificate in parallel)

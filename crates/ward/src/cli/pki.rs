@@ -479,6 +479,31 @@ fn run_bootstrap(a: BootstrapArgs) -> Result<ExitCode> {
         a.dir.display()
     );
     print_tree(&a.dir, &written);
+    const LIST: usize = 12;
+    println!("certificates:");
+    for c in plan.certificates.iter().take(LIST) {
+        let names: Vec<String> = c.hosts.iter().map(|h| h.to_string()).collect();
+        println!(
+            "  {:<24} {:<16} {}{}",
+            c.name,
+            c.role,
+            c.profile
+                .usage_names()
+                .iter()
+                .filter(|u| u.ends_with("auth"))
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(" + "),
+            if names.is_empty() {
+                String::new()
+            } else {
+                format!("; {}", names.join(", "))
+            }
+        );
+    }
+    if plan.certificates.len() > LIST {
+        println!("  … and {} more", plan.certificates.len() - LIST);
+    }
     println!(
         "next: keep ca-key.pem offline once everything is issued; copy ca.pem to every host, and each NAME.pem + NAME-key.pem (mode 0600) to its host."
     );
