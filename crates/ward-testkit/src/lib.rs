@@ -11,6 +11,7 @@
 //! ```
 
 pub mod fixtures;
+pub mod pki;
 pub mod postgres;
 mod process;
 

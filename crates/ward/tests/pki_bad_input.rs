@@ -3,7 +3,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use ward_testkit::{require_tool, ward, Command, Output, TempDir};
+use ward_testkit::{pki, require_tool, ward, Command, Output, TempDir};
 
 fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
     let mut v: Vec<_> = std::fs::read_dir(dir)
@@ -47,12 +47,16 @@ fn refused(dir: &Path, cmd: ward_testkit::Command, code: i32, needles: &[&str]) 
 
 fn ca_dir() -> TempDir {
     let d = TempDir::new();
-    ward()
-        .args(["pki", "init-ca", "--cn", "Test CA", "--dir"])
-        .arg(d.path())
-        .run()
-        .ok();
+    pki::init_ca(d.path(), "Test CA", &[]);
     d
+}
+
+/// `ward pki issue --profile server --cn x [EXTRA…] --dir .`
+fn issue_x(extra: &[&str]) -> Command {
+    ward()
+        .args(["pki", "issue", "--profile", "server", "--cn", "x"])
+        .args(extra.to_vec())
+        .args(["--dir", "."])
 }
 
 fn gencert(args: &[&str], stdin: &str) -> Command {
@@ -261,25 +265,10 @@ fn a_group_readable_key_is_refused_with_the_chmod_that_fixes_it() {
 fn an_expired_ca_is_refused() {
     // notBefore is backdated five minutes, so a one-second CA is born expired.
     let d = TempDir::new();
-    ward()
-        .args([
-            "pki", "init-ca", "--cn", "Old CA", "--expiry", "1s", "--dir",
-        ])
-        .arg(d.path())
-        .run()
-        .ok();
+    pki::init_ca(d.path(), "Old CA", &["--expiry", "1s"]);
     refused(
         d.path(),
-        ward().args([
-            "pki",
-            "issue",
-            "--profile",
-            "server",
-            "--cn",
-            "x",
-            "--dir",
-            ".",
-        ]),
+        issue_x(&[]),
         1,
         &["ca.pem", "expired on", "init-ca"],
     );
@@ -288,20 +277,7 @@ fn an_expired_ca_is_refused() {
 #[test]
 fn bad_durations_hosts_and_key_types_are_refused() {
     let d = ca_dir();
-    let issue = |extra: &[&str]| {
-        ward()
-            .args([
-                "pki",
-                "issue",
-                "--profile",
-                "server",
-                "--cn",
-                "x",
-                "--dir",
-                ".",
-            ])
-            .args(extra.to_vec())
-    };
+    let issue = issue_x;
     refused(
         d.path(),
         issue(&["--expiry", "10y"]),
@@ -354,21 +330,7 @@ fn existing_files_are_not_overwritten_without_force() {
         .current_dir(d.path())
         .run()
         .ok();
-    refused(
-        d.path(),
-        ward().args([
-            "pki",
-            "issue",
-            "--profile",
-            "server",
-            "--cn",
-            "x",
-            "--dir",
-            ".",
-        ]),
-        1,
-        &["x.pem", "--force"],
-    );
+    refused(d.path(), issue_x(&[]), 1, &["x.pem", "--force"]);
     ward()
         .args([
             "pki",
@@ -389,25 +351,10 @@ fn existing_files_are_not_overwritten_without_force() {
 #[test]
 fn a_leaf_that_would_outlive_its_ca_is_refused_or_clamped() {
     let d = TempDir::new();
-    ward()
-        .args([
-            "pki", "init-ca", "--cn", "Short CA", "--expiry", "48h", "--dir",
-        ])
-        .arg(d.path())
-        .run()
-        .ok();
+    pki::init_ca(d.path(), "Short CA", &["--expiry", "48h"]);
     refused(
         d.path(),
-        ward().args([
-            "pki",
-            "issue",
-            "--profile",
-            "server",
-            "--cn",
-            "x",
-            "--dir",
-            ".",
-        ]),
+        issue_x(&[]),
         1,
         &["would expire", "after its CA", "--clamp"],
     );

@@ -1,7 +1,7 @@
 //! The cfssl semantics users rely on, checked with OpenSSL's own reading of the results.
 
 use std::path::Path;
-use ward_testkit::{require_tool, ward, Command, TempDir};
+use ward_testkit::{pki, require_tool, ward, Command, TempDir};
 
 fn openssl_text(dir: &Path, cert: &str) -> String {
     Command::new("openssl")
@@ -133,11 +133,7 @@ fn the_signature_hash_follows_the_ca_key() {
 fn hostname_overrides_hosts_and_empty_hosts_never_become_sans() {
     require_tool("openssl");
     let d = TempDir::new();
-    ward()
-        .args(["pki", "init-ca", "--cn", "CA", "--dir"])
-        .arg(d.path())
-        .run()
-        .ok();
+    pki::init_ca(d.path(), "CA", &[]);
     // -hostname replaces the request's hosts.
     let out = gencert(
         d.path(),
@@ -201,11 +197,7 @@ fn hostname_overrides_hosts_and_empty_hosts_never_become_sans() {
 fn profile_extensions_intermediates_and_urls_reach_the_certificate() {
     require_tool("openssl");
     let d = TempDir::new();
-    ward()
-        .args(["pki", "init-ca", "--cn", "Root CA", "--dir"])
-        .arg(d.path())
-        .run()
-        .ok();
+    pki::init_ca(d.path(), "Root CA", &[]);
     std::fs::write(
         d.join("cfg.json"),
         r#"{"signing":{"profiles":{

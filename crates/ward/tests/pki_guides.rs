@@ -3,7 +3,7 @@
 //! OpenSSL accepts for the purposes the guides use them for.
 
 use std::path::Path;
-use ward_testkit::{require_tool, ward_bin, Command, TempDir};
+use ward_testkit::{pki, require_tool, ward_bin, Command, TempDir};
 
 /// Runs a guide script in `dir` with `ward` on PATH.
 fn run_guide(dir: &Path, script: &str) -> ward_testkit::Output {
@@ -91,59 +91,14 @@ fn certificates_guide_runs_verbatim_and_yields_the_guides_files() {
         let cert = format!("backend-{i}.example.com.pem");
         // The guide's backend certificates lack their FQDN; Ward's carry it, so verify-full
         // by the backend's name works.
-        Command::new("openssl")
-            .args([
-                "verify",
-                "-CAfile",
-                "ca.pem",
-                "-purpose",
-                "sslserver",
-                "-verify_hostname",
-            ])
-            .arg(format!("backend-{i}.example.com"))
-            .arg(&cert)
-            .current_dir(d.path())
-            .run()
-            .ok();
-        Command::new("openssl")
-            .args([
-                "verify",
-                "-CAfile",
-                "ca.pem",
-                "-purpose",
-                "sslclient",
-                "-verify_ip",
-            ])
-            .arg(format!("10.0.0.{i}"))
-            .arg(&cert)
-            .current_dir(d.path())
-            .run()
-            .ok();
+        let fqdn = format!("backend-{i}.example.com");
+        pki::openssl_verify(d.path(), "sslserver", &["-verify_hostname", &fqdn], &cert).ok();
+        let ip = format!("10.0.0.{i}");
+        pki::openssl_verify(d.path(), "sslclient", &["-verify_ip", &ip], &cert).ok();
     }
-    Command::new("openssl")
-        .args([
-            "verify",
-            "-CAfile",
-            "ca.pem",
-            "-purpose",
-            "sslclient",
-            "agent.pem",
-        ])
-        .current_dir(d.path())
-        .run()
-        .ok();
+    pki::openssl_verify(d.path(), "sslclient", &[], "agent.pem").ok();
     // The agent profile has no server auth: OpenSSL must refuse it as a server certificate.
-    let out = Command::new("openssl")
-        .args([
-            "verify",
-            "-CAfile",
-            "ca.pem",
-            "-purpose",
-            "sslserver",
-            "agent.pem",
-        ])
-        .current_dir(d.path())
-        .run();
+    let out = pki::openssl_verify(d.path(), "sslserver", &[], "agent.pem");
     assert!(
         !out.success(),
         "agent certificate must not be a server certificate: {}",

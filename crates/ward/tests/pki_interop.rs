@@ -2,11 +2,8 @@
 //! accepts Ward's certificates, keys and CRLs, and rejects what Ward revoked.
 
 use std::path::Path;
-use ward_testkit::{require_tool, ward, Command, TempDir};
-
-fn openssl(dir: &Path, args: &[&str]) -> ward_testkit::Output {
-    Command::new("openssl").args(args).current_dir(dir).run()
-}
+use ward_testkit::pki::openssl;
+use ward_testkit::{pki, require_tool, ward, Command, TempDir};
 
 fn bare(dir: &Path, gencert_args: &[&str], csr: &str, name: &str) {
     let out = ward()
@@ -144,11 +141,7 @@ fn a_ca_made_by_ward_signs_through_cfssl() {
 fn openssl_reads_every_key_type_ward_writes() {
     require_tool("openssl");
     let d = TempDir::new();
-    ward()
-        .args(["pki", "init-ca", "--cn", "Ward CA", "--dir"])
-        .arg(d.path())
-        .run()
-        .ok();
+    pki::init_ca(d.path(), "Ward CA", &[]);
     for (key, openssl_name) in [
         ("rsa-2048", "2048 bit"),
         ("rsa-3072", "3072 bit"),
@@ -222,11 +215,7 @@ fn openssl_reads_every_key_type_ward_writes() {
 fn openssl_accepts_wards_crl_and_rejects_the_revoked_certificate() {
     require_tool("openssl");
     let d = TempDir::new();
-    ward()
-        .args(["pki", "init-ca", "--cn", "Ward CA", "--dir"])
-        .arg(d.path())
-        .run()
-        .ok();
+    pki::init_ca(d.path(), "Ward CA", &[]);
     for cn in ["good", "bad"] {
         ward()
             .args(["pki", "issue", "--profile", "client", "--cn", cn, "--dir"])
@@ -331,13 +320,7 @@ fn cfssl_and_ward_leaves_from_the_guides_differ_only_where_cfssl_is_wrong() {
     // Ward's has it. Everything else (usages, key type, signature) is the same.
     require_tool("cfssl");
     let d = TempDir::new();
-    ward()
-        .args([
-            "pki", "init-ca", "--cn", "Ward CA", "--key", "rsa-2048", "--dir",
-        ])
-        .arg(d.path())
-        .run()
-        .ok();
+    pki::init_ca(d.path(), "Ward CA", &["--key", "rsa-2048"]);
     let csr = r#"{"CN":"backend-1.example.com","hosts":[""],"key":{"algo":"rsa","size":2048}}"#;
     let args = [
         "-config=ca-config.json",

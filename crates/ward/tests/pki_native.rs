@@ -1,22 +1,10 @@
 //! The native commands: bootstrap from a plan, info, check-expiry, renew.
 
 use std::path::{Path, PathBuf};
-use ward_testkit::{require_tool, ward, Command, TempDir};
+use ward_testkit::{pki, require_tool, ward, TempDir};
 
 fn example_plan() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/examples/guides-deployment.yml")
-}
-
-fn info_json(path: &Path) -> serde_json::Value {
-    serde_json::from_str(
-        &ward()
-            .args(["pki", "info", "--format", "json"])
-            .arg(path)
-            .run()
-            .ok()
-            .stdout,
-    )
-    .unwrap()
 }
 
 #[test]
@@ -53,12 +41,7 @@ fn bootstrap_of_the_example_plan_issues_the_guides_deployment() {
         }
     }
     let verify = |purpose: &str, name: &str, extra: &[&str]| {
-        Command::new("openssl")
-            .args(["verify", "-CAfile", "ca.pem", "-purpose", purpose])
-            .args(extra.to_vec())
-            .arg(format!("{name}.pem"))
-            .current_dir(d.path())
-            .run()
+        pki::openssl_verify(d.path(), purpose, extra, &format!("{name}.pem"))
     };
     for i in 1..=3 {
         let fqdn = format!("backend-{i}.example.com");
@@ -77,7 +60,7 @@ fn bootstrap_of_the_example_plan_issues_the_guides_deployment() {
         !verify("sslserver", "sensu", &[]).success(),
         "a PostgreSQL client certificate is not a server certificate"
     );
-    let ca = info_json(&d.join("ca.pem"));
+    let ca = pki::info_json(&d.join("ca.pem"));
     assert_eq!(ca["is_ca"], true);
     assert_eq!(
         ca["key_usages"],
@@ -125,7 +108,7 @@ fn bootstrap_issues_a_fleet_of_agents_and_refuses_to_overwrite_it() {
     );
     let count = std::fs::read_dir(d.join("out")).unwrap().count();
     assert_eq!(count, 4 + 300 * 3);
-    let agent = info_json(&d.join("out/agent-00150.pem"));
+    let agent = pki::info_json(&d.join("out/agent-00150.pem"));
     assert_eq!(agent["subject"], "CN=agent-00150");
     assert_eq!(
         agent["extended_key_usages"],
@@ -141,11 +124,7 @@ fn bootstrap_issues_a_fleet_of_agents_and_refuses_to_overwrite_it() {
 #[test]
 fn info_reports_what_a_reviewer_asks_for() {
     let d = TempDir::new();
-    ward()
-        .args(["pki", "init-ca", "--cn", "Ward CA", "--dir"])
-        .arg(d.path())
-        .run()
-        .ok();
+    pki::init_ca(d.path(), "Ward CA", &[]);
     ward()
         .args([
             "pki",
@@ -189,23 +168,11 @@ fn info_reports_what_a_reviewer_asks_for() {
     assert_eq!(v["chain"]["ok"], true);
     assert_eq!(v["sha256_fingerprint"].as_str().unwrap().len(), 32 * 3 - 1);
     // CSR and a certificate from another CA.
-    let csr: serde_json::Value = serde_json::from_str(
-        &ward()
-            .args(["pki", "info", "--format", "json"])
-            .arg(d.join("backend-1.example.com.csr"))
-            .run()
-            .ok()
-            .stdout,
-    )
-    .unwrap();
+    let csr: serde_json::Value = pki::info_json(&d.join("backend-1.example.com.csr"));
     assert_eq!(csr["kind"], "certificate_request");
     assert_eq!(csr["signature_valid"], true);
     let other = TempDir::new();
-    ward()
-        .args(["pki", "init-ca", "--cn", "Other CA", "--dir"])
-        .arg(other.path())
-        .run()
-        .ok();
+    pki::init_ca(other.path(), "Other CA", &[]);
     let out = ward()
         .args(["pki", "info", "--ca"])
         .arg(other.join("ca.pem"))
@@ -222,11 +189,7 @@ fn info_reports_what_a_reviewer_asks_for() {
 #[test]
 fn check_expiry_follows_the_plugin_exit_codes() {
     let d = TempDir::new();
-    ward()
-        .args(["pki", "init-ca", "--cn", "Ward CA", "--dir"])
-        .arg(d.path())
-        .run()
-        .ok();
+    pki::init_ca(d.path(), "Ward CA", &[]);
     let issue = |cn: &str, expiry: &str| {
         ward()
             .args([
@@ -314,11 +277,7 @@ fn check_expiry_follows_the_plugin_exit_codes() {
 #[test]
 fn renew_keeps_subject_names_and_profile_with_a_fresh_validity() {
     let d = TempDir::new();
-    ward()
-        .args(["pki", "init-ca", "--cn", "Ward CA", "--dir"])
-        .arg(d.path())
-        .run()
-        .ok();
+    pki::init_ca(d.path(), "Ward CA", &[]);
     ward()
         .args([
             "pki",
@@ -337,7 +296,7 @@ fn renew_keeps_subject_names_and_profile_with_a_fresh_validity() {
         .run()
         .ok();
     let cert = d.join("agent-7.pem");
-    let before = info_json(&cert);
+    let before = pki::info_json(&cert);
     let key_before = std::fs::read(d.join("agent-7-key.pem")).unwrap();
     ward()
         .args(["pki", "renew"])
@@ -346,7 +305,7 @@ fn renew_keeps_subject_names_and_profile_with_a_fresh_validity() {
         .arg(d.path())
         .run()
         .ok();
-    let after = info_json(&cert);
+    let after = pki::info_json(&cert);
     assert_ne!(before["serial"], after["serial"]);
     for field in [
         "subject",
@@ -372,7 +331,7 @@ fn renew_keeps_subject_names_and_profile_with_a_fresh_validity() {
         .arg(d.path())
         .run()
         .ok();
-    let rotated = info_json(&cert);
+    let rotated = pki::info_json(&cert);
     assert_ne!(
         rotated["subject_key_id"], after["subject_key_id"],
         "a new key"
@@ -396,11 +355,7 @@ fn renew_keeps_subject_names_and_profile_with_a_fresh_validity() {
     );
     // A certificate from another CA is not renewed by this one.
     let other = TempDir::new();
-    ward()
-        .args(["pki", "init-ca", "--cn", "Other CA", "--dir"])
-        .arg(other.path())
-        .run()
-        .ok();
+    pki::init_ca(other.path(), "Other CA", &[]);
     let out = ward()
         .args(["pki", "renew"])
         .arg(&cert)
