@@ -8,7 +8,8 @@ use std::time::Duration;
 use x509_parser::prelude::*;
 
 /// A check plugin's outcome.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "UPPERCASE")]
 pub enum CheckStatus {
     Ok = 0,
     Warning = 1,

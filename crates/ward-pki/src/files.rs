@@ -20,6 +20,8 @@ pub struct PlannedFile {
     pub path: PathBuf,
     pub contents: Vec<u8>,
     pub mode: u32,
+    /// uid and gid to give the file (before it becomes visible); `None` keeps ours.
+    pub owner: Option<(u32, u32)>,
 }
 
 impl PlannedFile {
@@ -28,6 +30,7 @@ impl PlannedFile {
             path: path.into(),
             contents: contents.into(),
             mode: KEY_MODE,
+            owner: None,
         }
     }
 
@@ -36,7 +39,21 @@ impl PlannedFile {
             path: path.into(),
             contents: contents.into(),
             mode: PUBLIC_MODE,
+            owner: None,
         }
+    }
+
+    /// The same file with an explicit mode.
+    pub fn with_mode(mut self, mode: u32) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// The same file, owned by `uid:gid` (PostgreSQL's files belong to its data directory's
+    /// owner).
+    pub fn owned_by(mut self, uid: u32, gid: u32) -> Self {
+        self.owner = Some((uid, gid));
+        self
     }
 }
 
@@ -187,6 +204,12 @@ fn stage(tmp: &Path, f: &PlannedFile, fsync: bool) -> Result<()> {
     if f.mode & umask() != 0 {
         out.set_permissions(fs::Permissions::from_mode(f.mode))
             .map_err(|e| Error::io(tmp, "set mode of", e))?;
+    }
+    if let Some((uid, gid)) = f.owner {
+        std::os::unix::fs::fchown(&out, Some(uid), Some(gid)).map_err(|e| {
+            let _ = fs::remove_file(tmp);
+            Error::io(tmp, "change the owner of", e)
+        })?;
     }
     let written = out
         .write_all(&f.contents)

@@ -234,7 +234,8 @@ pub fn inspect_file(path: &Path, ca: Option<&Path>) -> Result<Vec<Inspected>> {
     Ok(out)
 }
 
-pub(crate) fn first_certificate_der(path: &Path) -> Result<Vec<u8>> {
+/// The DER of the first certificate in a PEM or DER file.
+pub fn first_certificate_der(path: &Path) -> Result<Vec<u8>> {
     let bytes = crate::files::read(path)?;
     pem_or_der_blocks(path, &bytes)?
         .into_iter()

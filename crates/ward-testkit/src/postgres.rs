@@ -197,23 +197,19 @@ impl PgCluster {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// Runs SQL as the superuser over the Unix socket; `-At` output.
+    /// Runs SQL as the superuser over the Unix socket in the `postgres` database; `-At` output.
     pub fn sql(&self, sql: &str) -> Output {
+        self.sql_in("postgres", sql)
+    }
+
+    /// Runs SQL as the superuser over the Unix socket in `database`.
+    pub fn sql_in(&self, database: &str, sql: &str) -> Output {
+        let port = self.port.to_string();
         Command::new(bin("psql"))
             .arg("-h")
             .arg(&self.socket_dir)
-            .args([
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                "postgres",
-                "-d",
-                "postgres",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-Atc",
-                sql,
-            ])
+            .args(["-p", &port, "-U", "postgres", "-d", database])
+            .args(["-v", "ON_ERROR_STOP=1", "-Atc", sql])
             .run()
     }
 

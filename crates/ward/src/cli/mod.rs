@@ -5,6 +5,7 @@
 //! 2 critical, 3 unknown.
 
 pub mod cfssl_compat;
+mod pg;
 mod pki;
 
 use clap::{Parser, Subcommand};
@@ -28,6 +29,9 @@ enum Command {
     /// The built-in certificate authority (cfssl-compatible, and native commands).
     #[command(subcommand)]
     Pki(pki::PkiCommand),
+    /// PostgreSQL TLS: configure, probe, audit, install-cert.
+    #[command(subcommand)]
+    Pg(pg::PgCommand),
 }
 
 /// Parses and runs a command line.
@@ -39,8 +43,9 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
-    let result = match cli.command {
-        Command::Pki(cmd) => pki::run(cmd),
+    let result: Result<ExitCode, String> = match cli.command {
+        Command::Pki(cmd) => pki::run(cmd).map_err(|e| e.to_string()),
+        Command::Pg(cmd) => pg::run(cmd).map_err(|e| e.to_string()),
     };
     match result {
         Ok(code) => code,
