@@ -25,11 +25,11 @@ trap 'rm -rf "${TMPDIR:-/tmp}/ward-testkit-pg15-${WARD_TEST_RUN_ID}"' EXIT
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # TLS goes through rustls/aws-lc-rs only: no second crypto provider, no OpenSSL linked.
-if cargo tree --workspace --locked -e normal -i ring >/dev/null 2>&1; then
+if cargo tree --workspace --locked -e normal -i ring 2>/dev/null | grep -q "^ring "; then
   echo "error: the ring crate is linked; use the aws-lc-rs features everywhere" >&2
   exit 1
 fi
-if cargo tree --workspace --locked -e normal -i openssl-sys >/dev/null 2>&1; then
+if cargo tree --workspace --locked -e normal -i openssl-sys 2>/dev/null | grep -q "^openssl-sys "; then
   echo "error: openssl-sys is linked into ward; TLS must go through rustls" >&2
   exit 1
 fi

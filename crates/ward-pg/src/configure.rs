@@ -120,10 +120,12 @@ pub enum ServerState {
     DryRun,
     Stopped,
     Unchanged,
-    /// Reloaded; the fingerprint now served, checked against the new one.
+    /// Reloaded; whether the new certificate is served, and the fingerprint that is (None:
+    /// the server answered N, no TLS).
     Reloaded {
         pid: i32,
         verified: bool,
+        served: Option<String>,
     },
     /// Reloaded, but it listens on no TCP address Ward could probe.
     ReloadedUnverified {
@@ -220,11 +222,24 @@ pub fn configure(o: &ConfigureOptions) -> Result<ConfigureOutcome> {
     }
     if let Some(crl) = &o.crl {
         let bytes = std::fs::read(crl).map_err(|e| Error::io(crl, "read", e))?;
+        // PostgreSQL refuses a bad CRL on reload and silently keeps its old TLS settings;
+        // check it here: PEM, a CRL, signed by --ca.
+        let what = format!("--crl {}", crl.display());
         if !String::from_utf8_lossy(&bytes).contains("BEGIN X509 CRL") {
             return Err(Error::invalid(
-                format!("--crl {}", crl.display()),
+                what,
                 "not a PEM CRL (ward pki crl writes one)",
             ));
+        }
+        for item in ward_pki::inspect::inspect_file(crl, o.ca.as_deref())? {
+            match item {
+                ward_pki::inspect::Inspected::RevocationList(c) => {
+                    if let Some(ch) = c.chain.filter(|ch| !ch.ok) {
+                        return Err(Error::invalid(what, ch.reason.unwrap_or_default()));
+                    }
+                }
+                _ => return Err(Error::invalid(what, "holds something other than a CRL")),
+            }
         }
         planned.push(PlannedFile::public(in_data(CRL_FILE), bytes).owned_by(data.uid, data.gid));
     }
@@ -374,11 +389,12 @@ pub fn reload_and_verify(pm: &Postmaster, pair: &ServerPair) -> Result<ServerSta
             reason: "the server listens on no TCP address (listen_addresses is empty)".into(),
         });
     }
-    let (ok, _) =
+    let (ok, served) =
         pm.wait_for_fingerprint(&pair.leaf.sha256_fingerprint, Duration::from_secs(10))?;
     Ok(ServerState::Reloaded {
         pid: pm.pid,
         verified: ok,
+        served,
     })
 }
 

@@ -26,12 +26,6 @@ pub struct ConnParams {
     pub connect_timeout: Option<u64>,
 }
 
-impl Default for SslMode {
-    fn default() -> Self {
-        SslMode::Prefer
-    }
-}
-
 /// Connection options libpq knows; those Ward does not act on are accepted and ignored, an
 /// unknown one is an error (as in libpq).
 const KNOWN: &[&str] = &[

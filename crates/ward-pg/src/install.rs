@@ -82,16 +82,18 @@ pub fn install_cert(
         });
     }
     // Put the previous pair back and reload again, so the server and its files agree.
-    let restore: Vec<PlannedFile> = previous
-        .into_iter()
-        .filter_map(|(p, bytes, mode)| {
-            bytes.map(|b| {
+    let mut restore = Vec::new();
+    for (p, bytes, mode) in previous {
+        match bytes {
+            Some(b) => restore.push(
                 PlannedFile::public(p, b)
                     .with_mode(mode)
-                    .owned_by(data.uid, data.gid)
-            })
-        })
-        .collect();
+                    .owned_by(data.uid, data.gid),
+            ),
+            // It did not exist before: take it away again.
+            None => std::fs::remove_file(&p).map_err(|e| Error::io(&p, "remove", e))?,
+        }
+    }
     write_all(&restore, Overwrite::Allow)?;
     pm.reload()?;
     Err(Error::invalid(

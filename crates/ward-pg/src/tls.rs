@@ -11,11 +11,13 @@ use std::sync::Arc;
 use x509_parser::extensions::GeneralName;
 
 /// libpq's sslmode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SslMode {
     Disable,
     Allow,
+    /// libpq's default.
+    #[default]
     Prefer,
     Require,
     VerifyCa,

@@ -206,6 +206,38 @@ fn configure_refuses_a_bad_pair_and_changes_nothing() {
         conf
     );
     assert!(!pg.data.join("ward-server.key").exists());
+    // A CRL from another CA would make PostgreSQL keep its old TLS settings on reload.
+    let other = TempDir::new();
+    pki::init_ca(other.path(), "Other CA", &[]);
+    ward()
+        .args(["pki", "crl", "--ca-dir"])
+        .arg(other.path())
+        .arg("--out")
+        .arg(other.join("crl.pem"))
+        .run()
+        .ok();
+    let out = ward()
+        .args(["pg", "configure", "--pgdata"])
+        .arg(&pg.data)
+        .arg("--cert")
+        .arg(tls.join("postgres.example.com.pem"))
+        .arg("--key")
+        .arg(tls.join("postgres.example.com-key.pem"))
+        .arg("--ca")
+        .arg(tls.join("ca.pem"))
+        .arg("--crl")
+        .arg(other.join("crl.pem"))
+        .run()
+        .fails_with(1);
+    assert!(
+        out.stderr.contains("--crl") && out.stderr.contains("does not verify"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        std::fs::read(pg.data.join("postgresql.conf")).unwrap(),
+        conf
+    );
     let out = ward()
         .args(["pg", "configure", "--pgdata"])
         .arg(d.path())
@@ -429,6 +461,7 @@ fn audit_flags_a_plaintext_session_and_an_open_host_rule() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     let _ = held.kill();
+    let _ = held.wait();
     let sessions = report["sessions"].as_array().unwrap();
     let own = sessions.iter().find(|s| s["own"] == true).unwrap();
     assert_eq!(own["ssl"], true);
@@ -465,5 +498,95 @@ fn audit_flags_a_plaintext_session_and_an_open_host_rule() {
         out.stdout.contains("invalid connection option \"bogus\""),
         "{}",
         out.stdout
+    );
+}
+
+#[test]
+fn a_reload_that_does_not_change_what_is_served_is_an_error_and_install_cert_restores() {
+    // The operator edits a postgresql.conf the server does not read (a Debian layout mixed
+    // up with a data directory one). PostgreSQL reloads happily and keeps serving what it
+    // served; only the wire tells, and Ward checks the wire.
+    let d = TempDir::new();
+    let tls = certificates(&d);
+    let pg = PgCluster::start(None, "");
+    ward().args(configure_args(&pg, &tls)).run().ok();
+    let served = served_fingerprint(&pg);
+    ward()
+        .args(["pki", "renew", "--rotate-key", "--ca-dir"])
+        .arg(&tls)
+        .arg(tls.join("postgres.example.com.pem"))
+        .run()
+        .ok();
+    let wrong_conf = d.join("postgresql.conf");
+    std::fs::copy(pg.data.join("postgresql.conf"), &wrong_conf).unwrap();
+    // The data directory's files now hold the renewed pair, so the server would serve it:
+    // point the unread config at other file names instead.
+    let out = ward()
+        .args(["pg", "install-cert", "--pgdata"])
+        .arg(&pg.data)
+        .arg("--config-file")
+        .arg(&wrong_conf)
+        .arg("--cert-chain")
+        .arg(tls.join("postgres.example.com.pem"))
+        .arg("--key")
+        .arg(tls.join("postgres.example.com-key.pem"))
+        .args(["--timeout", "2s"])
+        .run();
+    // The unread config names the same ward-server.* files, so this one is served: fine.
+    assert!(out.success(), "{out:?}");
+    let renewed = served_fingerprint(&pg);
+    assert_ne!(renewed, served);
+
+    // Now a config the server does not read, naming files the server does not use.
+    let text = std::fs::read_to_string(&wrong_conf)
+        .unwrap()
+        .replace("ward-server.crt", "elsewhere.crt")
+        .replace("ward-server.key", "elsewhere.key");
+    std::fs::write(&wrong_conf, text).unwrap();
+    ward()
+        .args(["pki", "renew", "--rotate-key", "--ca-dir"])
+        .arg(&tls)
+        .arg(tls.join("postgres.example.com.pem"))
+        .run()
+        .ok();
+    let out = ward()
+        .args(["pg", "install-cert", "--pgdata"])
+        .arg(&pg.data)
+        .arg("--config-file")
+        .arg(&wrong_conf)
+        .arg("--cert-chain")
+        .arg(tls.join("postgres.example.com.pem"))
+        .arg("--key")
+        .arg(tls.join("postgres.example.com-key.pem"))
+        .args(["--timeout", "2s"])
+        .run()
+        .fails_with(1);
+    assert!(
+        out.stderr.contains("still serves") && out.stderr.contains("restored"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        served_fingerprint(&pg),
+        renewed,
+        "the server keeps what it served"
+    );
+    assert!(
+        !pg.data.join("elsewhere.crt").exists(),
+        "the files written were taken back"
+    );
+
+    // configure against a config the server does not read: the reload changes nothing on
+    // the wire (here TLS stays off), and Ward says so.
+    let fresh = PgCluster::start(None, "");
+    let unread = d.join("unread.conf");
+    std::fs::copy(fresh.data.join("postgresql.conf"), &unread).unwrap();
+    let mut args = configure_args(&fresh, &tls);
+    args.extend(["--config-file".to_string(), unread.display().to_string()]);
+    let out = ward().args(&args).run().fails_with(1);
+    assert!(
+        out.stderr.contains("serves no TLS") && out.stderr.contains("SHOW config_file"),
+        "{}",
+        out.stderr
     );
 }

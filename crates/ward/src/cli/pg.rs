@@ -195,14 +195,17 @@ fn run_configure(a: ConfigureArgs) -> Result<ExitCode> {
         ServerState::ReloadedUnverified { pid, reason } => {
             println!("reloaded PostgreSQL (pid {pid}); not verified on the wire: {reason}")
         }
-        ServerState::Reloaded { pid, verified: true } => println!(
+        ServerState::Reloaded { pid, verified: true, .. } => println!(
             "reloaded PostgreSQL (pid {pid}, not restarted); it now serves the new certificate (SHA-256 {})",
             leaf.sha256_fingerprint
         ),
-        ServerState::Reloaded { pid, verified: false } => {
+        ServerState::Reloaded { pid, verified: false, served } => {
             return Err(Error::invalid(
                 format!("PostgreSQL (pid {pid})"),
-                "accepted the reload but still serves the old certificate; its log says why (look for \"SSL configuration was not reloaded\")",
+                match served {
+                    Some(fp) => format!("accepted the reload but still serves the old certificate (SHA-256 {fp}); its log says why (look for \"SSL configuration was not reloaded\")"),
+                    None => "accepted the reload but serves no TLS (it answers N): the settings did not take effect; is --config-file the file this server reads (SHOW config_file)?".to_string(),
+                },
             ))
         }
     }
