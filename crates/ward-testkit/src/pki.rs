@@ -25,6 +25,19 @@ pub fn issue(dir: &Path, profile: &str, cn: &str, extra: &[&str]) -> Output {
         .ok()
 }
 
+/// Writes `plan` to `dir/plan.yml`, runs `ward pki bootstrap` into `dir/tls`, returns that.
+pub fn bootstrap(dir: &Path, plan: &str) -> std::path::PathBuf {
+    std::fs::write(dir.join("plan.yml"), plan).expect("write plan");
+    let tls = dir.join("tls");
+    ward()
+        .args(["pki", "bootstrap", "plan.yml", "--dir"])
+        .arg(&tls)
+        .current_dir(dir)
+        .run()
+        .ok();
+    tls
+}
+
 /// `ward pki info --format json FILE` as JSON.
 pub fn info_json(file: &Path) -> serde_json::Value {
     let out = ward()

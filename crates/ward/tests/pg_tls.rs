@@ -6,19 +6,35 @@ use ward_testkit::{pki, require_tool, ward, Command, TempDir};
 
 /// A CA and the certificates of the PostgreSQL guide, from `ward pki bootstrap`.
 fn certificates(d: &TempDir) -> PathBuf {
-    std::fs::write(
-        d.join("plan.yml"),
+    pki::bootstrap(
+        d.path(),
         "ca: {cn: Ward CA}\npostgres:\n  - name: postgres.example.com\n    hosts: [localhost, 127.0.0.1]\npostgres_clients:\n  - user: sensu\n",
     )
-    .unwrap();
-    let tls = d.join("tls");
+}
+
+/// `ward pg install-cert` of the renewed server pair, with an optional config file.
+fn install_renewed(pg: &PgCluster, tls: &Path, conf: &Path) -> ward_testkit::Output {
     ward()
-        .args(["pki", "bootstrap", "plan.yml", "--dir"])
-        .arg(&tls)
-        .current_dir(d.path())
+        .args(["pg", "install-cert", "--pgdata"])
+        .arg(&pg.data)
+        .arg("--config-file")
+        .arg(conf)
+        .arg("--cert-chain")
+        .arg(tls.join("postgres.example.com.pem"))
+        .arg("--key")
+        .arg(tls.join("postgres.example.com-key.pem"))
+        .args(["--timeout", "2s"])
+        .run()
+}
+
+/// `ward pki renew --rotate-key` of the PostgreSQL server certificate.
+fn renew_server(tls: &Path) {
+    ward()
+        .args(["pki", "renew", "--rotate-key", "--ca-dir"])
+        .arg(tls)
+        .arg(tls.join("postgres.example.com.pem"))
         .run()
         .ok();
-    tls
 }
 
 fn postmaster_pid(pg: &PgCluster) -> String {
@@ -279,12 +295,7 @@ fn install_cert_serves_a_renewed_certificate_without_a_restart_and_refuses_a_bro
         .arg(lineage.join("fullchain.pem"))
         .run()
         .fails_with(1); // cfssl names: key is privkey.pem, not fullchain-key.pem
-    ward()
-        .args(["pki", "renew", "--rotate-key", "--ca-dir"])
-        .arg(&tls)
-        .arg(tls.join("postgres.example.com.pem"))
-        .run()
-        .ok();
+    renew_server(&tls);
     std::fs::copy(
         tls.join("postgres.example.com.pem"),
         lineage.join("fullchain.pem"),
@@ -511,27 +522,12 @@ fn a_reload_that_does_not_change_what_is_served_is_an_error_and_install_cert_res
     let pg = PgCluster::start(None, "");
     ward().args(configure_args(&pg, &tls)).run().ok();
     let served = served_fingerprint(&pg);
-    ward()
-        .args(["pki", "renew", "--rotate-key", "--ca-dir"])
-        .arg(&tls)
-        .arg(tls.join("postgres.example.com.pem"))
-        .run()
-        .ok();
+    renew_server(&tls);
     let wrong_conf = d.join("postgresql.conf");
     std::fs::copy(pg.data.join("postgresql.conf"), &wrong_conf).unwrap();
     // The data directory's files now hold the renewed pair, so the server would serve it:
     // point the unread config at other file names instead.
-    let out = ward()
-        .args(["pg", "install-cert", "--pgdata"])
-        .arg(&pg.data)
-        .arg("--config-file")
-        .arg(&wrong_conf)
-        .arg("--cert-chain")
-        .arg(tls.join("postgres.example.com.pem"))
-        .arg("--key")
-        .arg(tls.join("postgres.example.com-key.pem"))
-        .args(["--timeout", "2s"])
-        .run();
+    let out = install_renewed(&pg, &tls, &wrong_conf);
     // The unread config names the same ward-server.* files, so this one is served: fine.
     assert!(out.success(), "{out:?}");
     let renewed = served_fingerprint(&pg);
@@ -543,24 +539,8 @@ fn a_reload_that_does_not_change_what_is_served_is_an_error_and_install_cert_res
         .replace("ward-server.crt", "elsewhere.crt")
         .replace("ward-server.key", "elsewhere.key");
     std::fs::write(&wrong_conf, text).unwrap();
-    ward()
-        .args(["pki", "renew", "--rotate-key", "--ca-dir"])
-        .arg(&tls)
-        .arg(tls.join("postgres.example.com.pem"))
-        .run()
-        .ok();
-    let out = ward()
-        .args(["pg", "install-cert", "--pgdata"])
-        .arg(&pg.data)
-        .arg("--config-file")
-        .arg(&wrong_conf)
-        .arg("--cert-chain")
-        .arg(tls.join("postgres.example.com.pem"))
-        .arg("--key")
-        .arg(tls.join("postgres.example.com-key.pem"))
-        .args(["--timeout", "2s"])
-        .run()
-        .fails_with(1);
+    renew_server(&tls);
+    let out = install_renewed(&pg, &tls, &wrong_conf).fails_with(1);
     assert!(
         out.stderr.contains("still serves") && out.stderr.contains("restored"),
         "{}",

@@ -2,23 +2,15 @@
 //! client certificate under `hostssl … cert` with sslmode=verify-full, and honours Ward's CRL.
 
 use ward_testkit::postgres::{PgCluster, PgTls};
-use ward_testkit::{ward, TempDir};
+use ward_testkit::{pki, ward, TempDir};
 
 #[test]
 fn postgresql_serves_a_bootstrapped_certificate_and_accepts_a_ward_client_certificate() {
     let d = TempDir::new();
-    std::fs::write(
-        d.join("plan.yml"),
+    let tls = pki::bootstrap(
+        d.path(),
         "ca: {cn: Ward CA}\npostgres:\n  - name: postgres.example.com\n    hosts: [localhost, 127.0.0.1]\npostgres_clients:\n  - user: sensu\n  - user: mallory\n",
-    )
-    .unwrap();
-    let tls = d.join("tls");
-    ward()
-        .args(["pki", "bootstrap", "plan.yml", "--dir"])
-        .arg(&tls)
-        .current_dir(d.path())
-        .run()
-        .ok();
+    );
     // Revoke mallory and hand PostgreSQL the CRL.
     ward()
         .args(["pki", "revoke", "--cert"])
