@@ -1,1 +1,318 @@
-//! ward-store
+//! The embedded store: one SQLite database under `state-dir`, in WAL mode with
+//! `synchronous = FULL`, so that anything the backend acknowledged survives `kill -9`.
+//! One writer at a time (a mutex); every change is one transaction.
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use ward_types::{Document, Kind, Resource};
+
+/// What can go wrong in a store operation.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{kind} {name:?} already exists")]
+    Exists { kind: &'static str, name: String },
+    #[error("{kind} {name:?} not found")]
+    NotFound { kind: &'static str, name: String },
+    #[error("the store at {path}: {reason}")]
+    Database { path: String, reason: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A user as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub name: String,
+    /// argon2id PHC string; `None`: cannot log in until a password is set.
+    pub password_hash: Option<String>,
+    pub groups: Vec<String>,
+    pub disabled: bool,
+}
+
+/// A token as stored (by the SHA-256 of its value; the value itself is never stored).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredToken {
+    pub user: String,
+    pub refresh: bool,
+    pub expires_at: i64,
+}
+
+/// The embedded store.
+pub struct Store {
+    path: PathBuf,
+    conn: Mutex<Connection>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Store({})", self.path.display())
+    }
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS resources (
+  kind TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL, doc TEXT NOT NULL,
+  updated_at INTEGER NOT NULL, PRIMARY KEY (kind, namespace, name));
+CREATE TABLE IF NOT EXISTS users (
+  name TEXT PRIMARY KEY, password_hash TEXT, groups TEXT NOT NULL, disabled INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS tokens (
+  hash TEXT PRIMARY KEY, user TEXT NOT NULL, refresh INTEGER NOT NULL, expires_at INTEGER NOT NULL);
+";
+
+fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+fn kind_key(k: Kind) -> &'static str {
+    k.type_name()
+}
+
+impl Store {
+    /// Opens (creating) `state_dir/ward.db`.
+    pub fn open(state_dir: &Path) -> Result<Self> {
+        let path = state_dir.join("ward.db");
+        let db = |e: rusqlite::Error| StoreError::Database { path: path.display().to_string(), reason: e.to_string() };
+        let conn = Connection::open(&path).map_err(db)?;
+        conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;")
+            .map_err(db)?;
+        conn.execute_batch(SCHEMA).map_err(db)?;
+        Ok(Store { path, conn: Mutex::new(conn) })
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> Result<T> {
+        let mut c = self.conn.lock().map_err(|_| StoreError::Invalid("store lock poisoned".into()))?;
+        f(&mut c).map_err(|e| StoreError::Database { path: self.path.display().to_string(), reason: e.to_string() })
+    }
+
+    /// The cluster and member IDs, made once (random 63-bit numbers) and kept.
+    pub fn ids(&self) -> Result<(u64, u64)> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            let get = |tx: &rusqlite::Transaction, k: &str| -> rusqlite::Result<Option<u64>> {
+                tx.query_row("SELECT value FROM meta WHERE key = ?1", [k], |r| r.get::<_, String>(0))
+                    .optional()
+                    .map(|v| v.and_then(|s| s.parse().ok()))
+            };
+            let mut ids = [0u64; 2];
+            for (i, k) in ["cluster_id", "member_id"].iter().enumerate() {
+                ids[i] = match get(&tx, k)? {
+                    Some(v) => v,
+                    None => {
+                        let mut b = [0u8; 8];
+                        let _ = aws_lc_rs::rand::fill(&mut b);
+                        let v = u64::from_be_bytes(b) >> 1;
+                        tx.execute("INSERT INTO meta (key, value) VALUES (?1, ?2)", params![k, v.to_string()])?;
+                        v
+                    }
+                };
+            }
+            tx.commit()?;
+            Ok((ids[0], ids[1]))
+        })
+    }
+
+    /// Creates (`create_only`) or creates-or-replaces a resource.
+    pub fn put(&self, r: &Resource, create_only: bool) -> Result<()> {
+        let doc = serde_json::to_string(&r.to_document()).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let ns = r.metadata.namespace.clone().unwrap_or_default();
+        let name = r.metadata.name.clone();
+        let kind = r.kind;
+        let changed = self.with(|c| {
+            let sql = if create_only {
+                "INSERT OR IGNORE INTO resources (kind, namespace, name, doc, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)"
+            } else {
+                "INSERT INTO resources (kind, namespace, name, doc, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (kind, namespace, name) DO UPDATE SET doc = excluded.doc, updated_at = excluded.updated_at"
+            };
+            c.execute(sql, params![kind_key(kind), ns, name, doc, now()])
+        })?;
+        if changed == 0 {
+            return Err(StoreError::Exists { kind: kind.type_name(), name });
+        }
+        Ok(())
+    }
+
+    /// One resource.
+    pub fn get(&self, kind: Kind, namespace: &str, name: &str) -> Result<Option<Resource>> {
+        let doc: Option<String> = self.with(|c| {
+            c.query_row(
+                "SELECT doc FROM resources WHERE kind = ?1 AND namespace = ?2 AND name = ?3",
+                params![kind_key(kind), namespace, name],
+                |r| r.get(0),
+            )
+            .optional()
+        })?;
+        doc.map(|d| decode(&d)).transpose()
+    }
+
+    /// A page of resources ordered by (namespace, name); `after` is the continue token the
+    /// previous page returned. `namespace = None` lists every namespace.
+    pub fn list(&self, kind: Kind, namespace: Option<&str>, limit: usize, after: Option<&str>) -> Result<(Vec<Resource>, Option<String>)> {
+        let limit = limit.clamp(1, 10_000);
+        let after = after.unwrap_or("");
+        let rows: Vec<(String, String, String)> = self.with(|c| {
+            let mut st = c.prepare(
+                "SELECT namespace, name, doc FROM resources WHERE kind = ?1 AND (?2 IS NULL OR namespace = ?2)
+                 AND (namespace || char(0) || name) > ?3 ORDER BY namespace, name LIMIT ?4",
+            )?;
+            let rows = st
+                .query_map(params![kind_key(kind), namespace, after, (limit + 1) as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })?;
+        let more = rows.len() > limit;
+        let page: Vec<_> = rows.into_iter().take(limit).collect();
+        let next = if more { page.last().map(|(ns, n, _)| format!("{ns}\u{0}{n}")) } else { None };
+        let resources = page.iter().map(|(_, _, d)| decode(d)).collect::<Result<Vec<_>>>()?;
+        Ok((resources, next))
+    }
+
+    /// Deletes a resource; `NotFound` when there was none.
+    pub fn delete(&self, kind: Kind, namespace: &str, name: &str) -> Result<()> {
+        let n = self.with(|c| {
+            c.execute("DELETE FROM resources WHERE kind = ?1 AND namespace = ?2 AND name = ?3", params![kind_key(kind), namespace, name])
+        })?;
+        if n == 0 {
+            return Err(StoreError::NotFound { kind: kind.type_name(), name: name.to_string() });
+        }
+        Ok(())
+    }
+
+    /// Creates a user; `Exists` if the name is taken.
+    pub fn create_user(&self, u: &User) -> Result<()> {
+        let groups = serde_json::to_string(&u.groups).unwrap_or_else(|_| "[]".into());
+        let n = self.with(|c| {
+            c.execute(
+                "INSERT OR IGNORE INTO users (name, password_hash, groups, disabled) VALUES (?1, ?2, ?3, ?4)",
+                params![u.name, u.password_hash, groups, u.disabled as i64],
+            )
+        })?;
+        if n == 0 {
+            return Err(StoreError::Exists { kind: "User", name: u.name.clone() });
+        }
+        Ok(())
+    }
+
+    pub fn user(&self, name: &str) -> Result<Option<User>> {
+        self.with(|c| {
+            c.query_row("SELECT name, password_hash, groups, disabled FROM users WHERE name = ?1", [name], |r| {
+                Ok(User {
+                    name: r.get(0)?,
+                    password_hash: r.get(1)?,
+                    groups: serde_json::from_str(&r.get::<_, String>(2)?).unwrap_or_default(),
+                    disabled: r.get::<_, i64>(3)? != 0,
+                })
+            })
+            .optional()
+        })
+    }
+
+    pub fn users(&self) -> Result<Vec<User>> {
+        self.with(|c| {
+            let mut st = c.prepare("SELECT name, password_hash, groups, disabled FROM users ORDER BY name")?;
+            let rows = st
+                .query_map([], |r| {
+                    Ok(User {
+                        name: r.get(0)?,
+                        password_hash: r.get(1)?,
+                        groups: serde_json::from_str(&r.get::<_, String>(2)?).unwrap_or_default(),
+                        disabled: r.get::<_, i64>(3)? != 0,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+    }
+
+    /// Replaces a user's password hash, groups and disabled flag; revokes their tokens when
+    /// the password changes or the user is disabled.
+    pub fn update_user(&self, u: &User) -> Result<()> {
+        let groups = serde_json::to_string(&u.groups).unwrap_or_else(|_| "[]".into());
+        let n = self.with(|c| {
+            let tx = c.transaction()?;
+            let old: Option<(Option<String>, i64)> = tx
+                .query_row("SELECT password_hash, disabled FROM users WHERE name = ?1", [&u.name], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            let Some((old_hash, _)) = old else { return Ok(0) };
+            tx.execute("UPDATE users SET password_hash = ?2, groups = ?3, disabled = ?4 WHERE name = ?1", params![u.name, u.password_hash, groups, u.disabled as i64])?;
+            if old_hash != u.password_hash || u.disabled {
+                tx.execute("DELETE FROM tokens WHERE user = ?1", [&u.name])?;
+            }
+            tx.commit()?;
+            Ok(1)
+        })?;
+        if n == 0 {
+            return Err(StoreError::NotFound { kind: "User", name: u.name.clone() });
+        }
+        Ok(())
+    }
+
+    pub fn insert_token(&self, hash: &str, t: &StoredToken) -> Result<()> {
+        self.with(|c| {
+            c.execute("DELETE FROM tokens WHERE expires_at < ?1", [now()])?;
+            c.execute("INSERT INTO tokens (hash, user, refresh, expires_at) VALUES (?1, ?2, ?3, ?4)", params![hash, t.user, t.refresh as i64, t.expires_at])
+        })?;
+        Ok(())
+    }
+
+    pub fn token(&self, hash: &str) -> Result<Option<StoredToken>> {
+        self.with(|c| {
+            c.query_row("SELECT user, refresh, expires_at FROM tokens WHERE hash = ?1", [hash], |r| {
+                Ok(StoredToken { user: r.get(0)?, refresh: r.get::<_, i64>(1)? != 0, expires_at: r.get(2)? })
+            })
+            .optional()
+        })
+    }
+
+    pub fn revoke_token(&self, hash: &str) -> Result<()> {
+        self.with(|c| c.execute("DELETE FROM tokens WHERE hash = ?1", [hash]))?;
+        Ok(())
+    }
+}
+
+fn decode(doc: &str) -> Result<Resource> {
+    let d: Document = serde_json::from_str(doc).map_err(|e| StoreError::Invalid(format!("stored document is corrupt: {e}")))?;
+    Resource::from_document(d).map_err(|e| StoreError::Invalid(format!("stored document no longer validates: {e}")))
+}
+
+/// Convenience for tests and callers holding raw JSON.
+pub fn resource_from_json(v: Value) -> Result<Resource> {
+    let d: Document = serde_json::from_value(v).map_err(|e| StoreError::Invalid(e.to_string()))?;
+    Resource::from_document(d).map_err(|e| StoreError::Invalid(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(name: &str) -> Resource {
+        resource_from_json(serde_json::json!({"type":"CheckConfig","api_version":"core/v2","metadata":{"name":name},"spec":{"command":"true"}})).unwrap()
+    }
+
+    #[test]
+    fn resources_round_trip_and_page() {
+        let d = tempfile::tempdir().unwrap();
+        let s = Store::open(d.path()).unwrap();
+        for i in 0..5 {
+            s.put(&check(&format!("c{i}")), true).unwrap();
+        }
+        assert!(matches!(s.put(&check("c1"), true), Err(StoreError::Exists { .. })));
+        let (page, next) = s.list(Kind::CheckConfig, Some("default"), 2, None).unwrap();
+        assert_eq!(page.len(), 2);
+        let (page2, _) = s.list(Kind::CheckConfig, Some("default"), 10, next.as_deref()).unwrap();
+        assert_eq!(page2.len(), 3);
+        assert_eq!(page2[0].metadata.name, "c2");
+        s.delete(Kind::CheckConfig, "default", "c0").unwrap();
+        assert!(s.get(Kind::CheckConfig, "default", "c0").unwrap().is_none());
+        let ids = s.ids().unwrap();
+        drop(s);
+        let s = Store::open(d.path()).unwrap();
+        assert_eq!(s.ids().unwrap(), ids, "IDs persist");
+        assert_eq!(s.get(Kind::CheckConfig, "default", "c1").unwrap().unwrap(), check("c1"));
+    }
+}

@@ -1,1 +1,250 @@
-//! ward-tls
+//! Ward's one TLS-config builder.
+//!
+//! - [`ServerTls`]: a rustls server config (TLS 1.2+, aws-lc-rs) whose certificate is
+//!   re-read when its files change, so a renewal needs no restart. A bad new pair is
+//!   refused and logged, and the old one keeps serving.
+//! - [`client_config`]: a client config that trusts a CA file (or skips verification when
+//!   told to, loudly) and whose verification failures are sentences an operator
+//!   understands: "certificate expired on DATE", "not signed by a trusted CA",
+//!   "name X is not in the certificate's SANs".
+
+use arc_swap::ArcSwap;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+/// Loads a certificate chain and its key, checking the key file's mode and that the two
+/// belong together. Errors are one line naming the file.
+pub fn load_pair(cert: &Path, key: &Path) -> Result<CertifiedKey, String> {
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| format!("{}: cannot read certificate: {e}", cert.display()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("{}: malformed PEM: {e}", cert.display()))?;
+    if chain.is_empty() {
+        return Err(format!("{}: no certificate found", cert.display()));
+    }
+    let key_bytes = ward_pki::files::read_private_key_file(key).map_err(|e| e.to_string())?;
+    let key_der = PrivateKeyDer::from_pem_slice(&key_bytes).map_err(|e| format!("{}: not a usable private key: {e}", key.display()))?;
+    let signing = provider()
+        .key_provider
+        .load_private_key(key_der)
+        .map_err(|e| format!("{}: not a usable private key: {e}", key.display()))?;
+    let ck = CertifiedKey::new(chain, signing);
+    ck.keys_match()
+        .map_err(|_| format!("{}: private key does not match the certificate {}", key.display(), cert.display()))?;
+    Ok(ck)
+}
+
+fn stamp(p: &Path) -> Option<SystemTime> {
+    std::fs::metadata(p).and_then(|m| m.modified()).ok()
+}
+
+/// A certificate resolver that re-reads its files (checked at most once a second, on the
+/// next handshake) and swaps the pair atomically.
+#[derive(Debug)]
+pub struct ReloadingCert {
+    cert: PathBuf,
+    key: PathBuf,
+    current: ArcSwap<CertifiedKey>,
+    checked: Mutex<(Instant, Option<SystemTime>, Option<SystemTime>)>,
+}
+
+impl ReloadingCert {
+    pub fn new(cert: &Path, key: &Path) -> Result<Self, String> {
+        let ck = load_pair(cert, key)?;
+        Ok(ReloadingCert {
+            cert: cert.to_path_buf(),
+            key: key.to_path_buf(),
+            current: ArcSwap::from_pointee(ck),
+            checked: Mutex::new((Instant::now(), stamp(cert), stamp(key))),
+        })
+    }
+
+    /// Re-reads the files if they changed; a bad new pair is logged and ignored.
+    pub fn refresh(&self) {
+        let Ok(mut c) = self.checked.lock() else { return };
+        if c.0.elapsed() < Duration::from_secs(1) {
+            return;
+        }
+        c.0 = Instant::now();
+        let (sc, sk) = (stamp(&self.cert), stamp(&self.key));
+        if sc == c.1 && sk == c.2 {
+            return;
+        }
+        match load_pair(&self.cert, &self.key) {
+            Ok(ck) => {
+                self.current.store(Arc::new(ck));
+                c.1 = sc;
+                c.2 = sk;
+                tracing::info!(cert = %self.cert.display(), "reloaded the TLS certificate");
+            }
+            Err(e) => {
+                // Keep serving the old pair; try again when the files change again.
+                c.1 = sc;
+                c.2 = sk;
+                tracing::error!(cert = %self.cert.display(), error = %e, "refused the new TLS certificate; still serving the previous one");
+            }
+        }
+    }
+
+    /// The leaf now served (for metrics and tests).
+    pub fn leaf(&self) -> CertificateDer<'static> {
+        self.current.load().cert[0].clone()
+    }
+}
+
+impl ResolvesServerCert for ReloadingCert {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        self.refresh();
+        Some(self.current.load_full())
+    }
+}
+
+/// A server's TLS: the config to accept with, and the reloading certificate behind it.
+#[derive(Debug, Clone)]
+pub struct ServerTls {
+    pub config: Arc<rustls::ServerConfig>,
+    pub cert: Arc<ReloadingCert>,
+}
+
+impl ServerTls {
+    /// TLS 1.2 and 1.3 with rustls' default (modern) suites; ALPN h2 and http/1.1.
+    pub fn new(cert: &Path, key: &Path) -> Result<Self, String> {
+        let resolver = Arc::new(ReloadingCert::new(cert, key)?);
+        let mut config = rustls::ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_no_client_auth()
+            .with_cert_resolver(resolver.clone());
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(ServerTls { config: Arc::new(config), cert: resolver })
+    }
+}
+
+/// Loads a CA file into a root store.
+pub fn load_roots(path: &Path) -> Result<RootCertStore, String> {
+    let mut roots = RootCertStore::empty();
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+        .map_err(|e| format!("{}: cannot read trusted CA file: {e}", path.display()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("{}: malformed PEM: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!("{}: no certificates found", path.display()));
+    }
+    for c in certs {
+        roots.add(c).map_err(|e| format!("{}: not a usable CA certificate: {e}", path.display()))?;
+    }
+    Ok(roots)
+}
+
+/// How a client decides whether to trust the server.
+#[derive(Debug, Clone)]
+pub enum Trust {
+    /// The CAs in this file.
+    CaFile(PathBuf),
+    /// Nothing is verified (insecure-skip-tls-verify): encryption without authentication.
+    SkipVerification,
+}
+
+/// A client config with plain-words verification errors.
+pub fn client_config(trust: &Trust) -> Result<rustls::ClientConfig, String> {
+    let verifier: Arc<dyn ServerCertVerifier> = match trust {
+        Trust::CaFile(p) => {
+            let roots = Arc::new(load_roots(p)?);
+            let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(roots, provider())
+                .build()
+                .map_err(|e| e.to_string())?;
+            Arc::new(PlainWords { inner, ca: p.clone() })
+        }
+        Trust::SkipVerification => Arc::new(NoVerification(provider())),
+    };
+    Ok(rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth())
+}
+
+#[derive(Debug)]
+struct PlainWords {
+    inner: Arc<rustls::client::WebPkiServerVerifier>,
+    ca: PathBuf,
+}
+
+fn date(t: UnixTime) -> String {
+    time::OffsetDateTime::from_unix_timestamp(t.as_secs() as i64)
+        .map(ward_pki::inspect::format_time)
+        .unwrap_or_else(|_| t.as_secs().to_string())
+}
+
+impl PlainWords {
+    fn explain(&self, e: &rustls::Error, leaf: &CertificateDer<'_>, name: &ServerName<'_>) -> String {
+        let subject = x509_parser::parse_x509_certificate(leaf)
+            .map(|(_, c)| c.subject().to_string())
+            .unwrap_or_else(|_| "the server's certificate".into());
+        match e {
+            rustls::Error::InvalidCertificate(c) => match c {
+                CertificateError::ExpiredContext { not_after, .. } => format!("the server's certificate ({subject}) expired on {}", date(*not_after)),
+                CertificateError::Expired => format!("the server's certificate ({subject}) has expired"),
+                CertificateError::NotValidYetContext { not_before, .. } => format!("the server's certificate ({subject}) is not valid before {}", date(*not_before)),
+                CertificateError::UnknownIssuer => format!("the server's certificate ({subject}) is not signed by a CA in {}", self.ca.display()),
+                CertificateError::NotValidForNameContext { presented, .. } => format!(
+                    "the name {:?} is not in the server certificate's SANs ({}); connect by one of those names or reissue the certificate",
+                    name.to_str(),
+                    presented.join(", ")
+                ),
+                CertificateError::NotValidForName => format!("the name {:?} is not in the server certificate's SANs", name.to_str()),
+                CertificateError::Revoked => format!("the server's certificate ({subject}) is revoked"),
+                CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. } => format!("the server's certificate ({subject}) is not for server authentication (no serverAuth usage)"),
+                other => format!("the server's certificate ({subject}) was refused: {other:?}"),
+            },
+            other => other.to_string(),
+        }
+    }
+}
+
+impl ServerCertVerifier for PlainWords {
+    fn verify_server_cert(&self, ee: &CertificateDer<'_>, im: &[CertificateDer<'_>], name: &ServerName<'_>, ocsp: &[u8], now: UnixTime) -> Result<ServerCertVerified, rustls::Error> {
+        self.inner
+            .verify_server_cert(ee, im, name, ocsp, now)
+            .map_err(|e| rustls::Error::General(self.explain(&e, ee, name)))
+    }
+    fn verify_tls12_signature(&self, m: &[u8], c: &CertificateDer<'_>, d: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(m, c, d)
+    }
+    fn verify_tls13_signature(&self, m: &[u8], c: &CertificateDer<'_>, d: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(m, c, d)
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+#[derive(Debug)]
+struct NoVerification(Arc<rustls::crypto::CryptoProvider>);
+
+impl ServerCertVerifier for NoVerification {
+    fn verify_server_cert(&self, _: &CertificateDer<'_>, _: &[CertificateDer<'_>], _: &ServerName<'_>, _: &[u8], _: UnixTime) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(&self, m: &[u8], c: &CertificateDer<'_>, d: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(m, c, d, &self.0.signature_verification_algorithms)
+    }
+    fn verify_tls13_signature(&self, m: &[u8], c: &CertificateDer<'_>, d: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(m, c, d, &self.0.signature_verification_algorithms)
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
