@@ -1,1 +1,177 @@
-//! ward-backend
+//! Ward's backend: configuration, the HTTP API with authentication and authorisation,
+//! /health, and TLS listeners over the embedded store.
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod server;
+
+use api::{AppState, Metrics};
+use config::BackendConfig;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use ward_store::{Store, User};
+use ward_types::{Document, Metadata, Resource};
+
+/// `ward backend init`: the state directory, the first admin, the `agent` user (unusable
+/// until it has a password), and the default namespace. Refuses to run twice.
+pub fn init(
+    state_dir: &Path,
+    admin: &str,
+    admin_password: &str,
+    agent_password: Option<&str>,
+) -> Result<(), String> {
+    if state_dir.join("ward.db").exists() {
+        return Err(format!(
+            "{}: already initialised (ward.db exists); to start over, remove it",
+            state_dir.display()
+        ));
+    }
+    ward_types::check_name("--cluster-admin-username", admin).map_err(|e| e.to_string())?;
+    let admin_hash = auth::hash_password(admin_password)
+        .map_err(|e| format!("--cluster-admin-password: {e}"))?;
+    let agent_hash = agent_password
+        .map(auth::hash_password)
+        .transpose()
+        .map_err(|e| format!("--agent-password: {e}"))?;
+    std::fs::create_dir_all(state_dir)
+        .map_err(|e| format!("{}: cannot create: {e}", state_dir.display()))?;
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(state_dir, std::fs::Permissions::from_mode(0o700));
+    let store = Store::open(state_dir).map_err(|e| e.to_string())?;
+    store.ids().map_err(|e| e.to_string())?;
+    store
+        .create_user(&User {
+            name: admin.into(),
+            password_hash: Some(admin_hash),
+            groups: vec![auth::ADMIN_GROUP.into()],
+            disabled: false,
+        })
+        .map_err(|e| e.to_string())?;
+    store
+        .create_user(&User {
+            name: "agent".into(),
+            password_hash: agent_hash,
+            groups: vec![auth::AGENT_GROUP.into()],
+            disabled: false,
+        })
+        .map_err(|e| e.to_string())?;
+    let ns = Resource::from_document(Document {
+        type_name: "Namespace".into(),
+        api_version: "core/v2".into(),
+        metadata: Metadata {
+            name: "default".into(),
+            created_by: Some(admin.into()),
+            ..Default::default()
+        },
+        spec: serde_json::Value::Null,
+    })
+    .map_err(|e| e.to_string())?;
+    store.put(&ns, true).map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// `ward backend start`: serves until Ctrl-C / SIGTERM.
+pub async fn start(cfg: BackendConfig) -> Result<(), String> {
+    if !cfg.state_dir.join("ward.db").exists() {
+        return Err(format!("{}: not initialised; run `ward backend init --state-dir {} --cluster-admin-username … --cluster-admin-password …` first", cfg.state_dir.display(), cfg.state_dir.display()));
+    }
+    let store = Store::open(&cfg.state_dir).map_err(|e| e.to_string())?;
+    let (cluster_id, member_id) = store.ids().map_err(|e| e.to_string())?;
+    let tls = match (&cfg.cert_file, &cfg.key_file) {
+        (Some(c), Some(k)) => {
+            Some(ward_tls::ServerTls::new(c, k).map_err(|e| format!("cert-file/key-file: {e}"))?)
+        }
+        _ => None,
+    };
+    let mut certificates: Vec<_> = [
+        &cfg.cert_file,
+        &cfg.trusted_ca_file,
+        &cfg.dashboard_cert_file,
+        &cfg.agent_auth_cert_file,
+        &cfg.agent_auth_trusted_ca_file,
+    ]
+    .into_iter()
+    .flatten()
+    .cloned()
+    .collect();
+    certificates.dedup();
+    let metrics = Arc::new(Metrics::default());
+    let state = Arc::new(AppState {
+        store,
+        cluster_id,
+        member_id,
+        name: hostname(),
+        metrics: metrics.clone(),
+        certificates,
+    });
+    let app = api::router(state);
+    let api = server::bind(cfg.api_listen_address, "api-listen-address").await?;
+    let agent_addr: SocketAddr = format!("{}:{}", cfg.agent_host, cfg.agent_port)
+        .parse()
+        .map_err(|_| {
+            format!(
+                "agent-host/agent-port: {}:{} is not an address",
+                cfg.agent_host, cfg.agent_port
+            )
+        })?;
+    let agent = server::bind(agent_addr, "agent-host/agent-port").await?;
+    // The agent port answers /health until the agent transport lands on it.
+    let agent_app = axum::Router::new().route(
+        "/health",
+        axum::routing::get(|| async { axum::Json(serde_json::json!({"Healthy": true})) }),
+    );
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let tls_cfg = tls.as_ref().map(|t| t.config.clone());
+    tracing::info!(api = %api.local_addr().map(|a| a.to_string()).unwrap_or_default(), agent = %agent.local_addr().map(|a| a.to_string()).unwrap_or_default(), tls = tls.is_some(), "backend started");
+    println!(
+        "ward backend: API on {}://{} , agent port {}{}",
+        if tls.is_some() { "https" } else { "http" },
+        api.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+        agent
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default(),
+        if tls.is_some() {
+            " (TLS only)"
+        } else {
+            " (plaintext: set cert-file and key-file for TLS)"
+        }
+    );
+    let a = tokio::spawn(server::serve(
+        api,
+        app,
+        tls_cfg.clone(),
+        metrics.clone(),
+        rx.clone(),
+    ));
+    let b = tokio::spawn(server::serve(agent, agent_app, tls_cfg, metrics, rx));
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    let _ = tx.send(true);
+    let _ = a.await;
+    let _ = b.await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = ctrl_c.await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term.recv() => {},
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "ward".into())
+}

@@ -65,7 +65,10 @@ CREATE TABLE IF NOT EXISTS tokens (
 ";
 
 fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 fn kind_key(k: Kind) -> &'static str {
@@ -76,17 +79,29 @@ impl Store {
     /// Opens (creating) `state_dir/ward.db`.
     pub fn open(state_dir: &Path) -> Result<Self> {
         let path = state_dir.join("ward.db");
-        let db = |e: rusqlite::Error| StoreError::Database { path: path.display().to_string(), reason: e.to_string() };
+        let db = |e: rusqlite::Error| StoreError::Database {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        };
         let conn = Connection::open(&path).map_err(db)?;
         conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;")
             .map_err(db)?;
         conn.execute_batch(SCHEMA).map_err(db)?;
-        Ok(Store { path, conn: Mutex::new(conn) })
+        Ok(Store {
+            path,
+            conn: Mutex::new(conn),
+        })
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> Result<T> {
-        let mut c = self.conn.lock().map_err(|_| StoreError::Invalid("store lock poisoned".into()))?;
-        f(&mut c).map_err(|e| StoreError::Database { path: self.path.display().to_string(), reason: e.to_string() })
+        let mut c = self
+            .conn
+            .lock()
+            .map_err(|_| StoreError::Invalid("store lock poisoned".into()))?;
+        f(&mut c).map_err(|e| StoreError::Database {
+            path: self.path.display().to_string(),
+            reason: e.to_string(),
+        })
     }
 
     /// The cluster and member IDs, made once (random 63-bit numbers) and kept.
@@ -94,9 +109,11 @@ impl Store {
         self.with(|c| {
             let tx = c.transaction()?;
             let get = |tx: &rusqlite::Transaction, k: &str| -> rusqlite::Result<Option<u64>> {
-                tx.query_row("SELECT value FROM meta WHERE key = ?1", [k], |r| r.get::<_, String>(0))
-                    .optional()
-                    .map(|v| v.and_then(|s| s.parse().ok()))
+                tx.query_row("SELECT value FROM meta WHERE key = ?1", [k], |r| {
+                    r.get::<_, String>(0)
+                })
+                .optional()
+                .map(|v| v.and_then(|s| s.parse().ok()))
             };
             let mut ids = [0u64; 2];
             for (i, k) in ["cluster_id", "member_id"].iter().enumerate() {
@@ -106,7 +123,10 @@ impl Store {
                         let mut b = [0u8; 8];
                         let _ = aws_lc_rs::rand::fill(&mut b);
                         let v = u64::from_be_bytes(b) >> 1;
-                        tx.execute("INSERT INTO meta (key, value) VALUES (?1, ?2)", params![k, v.to_string()])?;
+                        tx.execute(
+                            "INSERT INTO meta (key, value) VALUES (?1, ?2)",
+                            params![k, v.to_string()],
+                        )?;
                         v
                     }
                 };
@@ -118,7 +138,8 @@ impl Store {
 
     /// Creates (`create_only`) or creates-or-replaces a resource.
     pub fn put(&self, r: &Resource, create_only: bool) -> Result<()> {
-        let doc = serde_json::to_string(&r.to_document()).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let doc = serde_json::to_string(&r.to_document())
+            .map_err(|e| StoreError::Invalid(e.to_string()))?;
         let ns = r.metadata.namespace.clone().unwrap_or_default();
         let name = r.metadata.name.clone();
         let kind = r.kind;
@@ -132,7 +153,10 @@ impl Store {
             c.execute(sql, params![kind_key(kind), ns, name, doc, now()])
         })?;
         if changed == 0 {
-            return Err(StoreError::Exists { kind: kind.type_name(), name });
+            return Err(StoreError::Exists {
+                kind: kind.type_name(),
+                name,
+            });
         }
         Ok(())
     }
@@ -152,7 +176,13 @@ impl Store {
 
     /// A page of resources ordered by (namespace, name); `after` is the continue token the
     /// previous page returned. `namespace = None` lists every namespace.
-    pub fn list(&self, kind: Kind, namespace: Option<&str>, limit: usize, after: Option<&str>) -> Result<(Vec<Resource>, Option<String>)> {
+    pub fn list(
+        &self,
+        kind: Kind,
+        namespace: Option<&str>,
+        limit: usize,
+        after: Option<&str>,
+    ) -> Result<(Vec<Resource>, Option<String>)> {
         let limit = limit.clamp(1, 10_000);
         let after = after.unwrap_or("");
         let rows: Vec<(String, String, String)> = self.with(|c| {
@@ -167,18 +197,31 @@ impl Store {
         })?;
         let more = rows.len() > limit;
         let page: Vec<_> = rows.into_iter().take(limit).collect();
-        let next = if more { page.last().map(|(ns, n, _)| format!("{ns}\u{0}{n}")) } else { None };
-        let resources = page.iter().map(|(_, _, d)| decode(d)).collect::<Result<Vec<_>>>()?;
+        let next = if more {
+            page.last().map(|(ns, n, _)| format!("{ns}\u{0}{n}"))
+        } else {
+            None
+        };
+        let resources = page
+            .iter()
+            .map(|(_, _, d)| decode(d))
+            .collect::<Result<Vec<_>>>()?;
         Ok((resources, next))
     }
 
     /// Deletes a resource; `NotFound` when there was none.
     pub fn delete(&self, kind: Kind, namespace: &str, name: &str) -> Result<()> {
         let n = self.with(|c| {
-            c.execute("DELETE FROM resources WHERE kind = ?1 AND namespace = ?2 AND name = ?3", params![kind_key(kind), namespace, name])
+            c.execute(
+                "DELETE FROM resources WHERE kind = ?1 AND namespace = ?2 AND name = ?3",
+                params![kind_key(kind), namespace, name],
+            )
         })?;
         if n == 0 {
-            return Err(StoreError::NotFound { kind: kind.type_name(), name: name.to_string() });
+            return Err(StoreError::NotFound {
+                kind: kind.type_name(),
+                name: name.to_string(),
+            });
         }
         Ok(())
     }
@@ -193,28 +236,36 @@ impl Store {
             )
         })?;
         if n == 0 {
-            return Err(StoreError::Exists { kind: "User", name: u.name.clone() });
+            return Err(StoreError::Exists {
+                kind: "User",
+                name: u.name.clone(),
+            });
         }
         Ok(())
     }
 
     pub fn user(&self, name: &str) -> Result<Option<User>> {
         self.with(|c| {
-            c.query_row("SELECT name, password_hash, groups, disabled FROM users WHERE name = ?1", [name], |r| {
-                Ok(User {
-                    name: r.get(0)?,
-                    password_hash: r.get(1)?,
-                    groups: serde_json::from_str(&r.get::<_, String>(2)?).unwrap_or_default(),
-                    disabled: r.get::<_, i64>(3)? != 0,
-                })
-            })
+            c.query_row(
+                "SELECT name, password_hash, groups, disabled FROM users WHERE name = ?1",
+                [name],
+                |r| {
+                    Ok(User {
+                        name: r.get(0)?,
+                        password_hash: r.get(1)?,
+                        groups: serde_json::from_str(&r.get::<_, String>(2)?).unwrap_or_default(),
+                        disabled: r.get::<_, i64>(3)? != 0,
+                    })
+                },
+            )
             .optional()
         })
     }
 
     pub fn users(&self) -> Result<Vec<User>> {
         self.with(|c| {
-            let mut st = c.prepare("SELECT name, password_hash, groups, disabled FROM users ORDER BY name")?;
+            let mut st =
+                c.prepare("SELECT name, password_hash, groups, disabled FROM users ORDER BY name")?;
             let rows = st
                 .query_map([], |r| {
                     Ok(User {
@@ -236,10 +287,19 @@ impl Store {
         let n = self.with(|c| {
             let tx = c.transaction()?;
             let old: Option<(Option<String>, i64)> = tx
-                .query_row("SELECT password_hash, disabled FROM users WHERE name = ?1", [&u.name], |r| Ok((r.get(0)?, r.get(1)?)))
+                .query_row(
+                    "SELECT password_hash, disabled FROM users WHERE name = ?1",
+                    [&u.name],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
                 .optional()?;
-            let Some((old_hash, _)) = old else { return Ok(0) };
-            tx.execute("UPDATE users SET password_hash = ?2, groups = ?3, disabled = ?4 WHERE name = ?1", params![u.name, u.password_hash, groups, u.disabled as i64])?;
+            let Some((old_hash, _)) = old else {
+                return Ok(0);
+            };
+            tx.execute(
+                "UPDATE users SET password_hash = ?2, groups = ?3, disabled = ?4 WHERE name = ?1",
+                params![u.name, u.password_hash, groups, u.disabled as i64],
+            )?;
             if old_hash != u.password_hash || u.disabled {
                 tx.execute("DELETE FROM tokens WHERE user = ?1", [&u.name])?;
             }
@@ -247,7 +307,10 @@ impl Store {
             Ok(1)
         })?;
         if n == 0 {
-            return Err(StoreError::NotFound { kind: "User", name: u.name.clone() });
+            return Err(StoreError::NotFound {
+                kind: "User",
+                name: u.name.clone(),
+            });
         }
         Ok(())
     }
@@ -255,16 +318,27 @@ impl Store {
     pub fn insert_token(&self, hash: &str, t: &StoredToken) -> Result<()> {
         self.with(|c| {
             c.execute("DELETE FROM tokens WHERE expires_at < ?1", [now()])?;
-            c.execute("INSERT INTO tokens (hash, user, refresh, expires_at) VALUES (?1, ?2, ?3, ?4)", params![hash, t.user, t.refresh as i64, t.expires_at])
+            c.execute(
+                "INSERT INTO tokens (hash, user, refresh, expires_at) VALUES (?1, ?2, ?3, ?4)",
+                params![hash, t.user, t.refresh as i64, t.expires_at],
+            )
         })?;
         Ok(())
     }
 
     pub fn token(&self, hash: &str) -> Result<Option<StoredToken>> {
         self.with(|c| {
-            c.query_row("SELECT user, refresh, expires_at FROM tokens WHERE hash = ?1", [hash], |r| {
-                Ok(StoredToken { user: r.get(0)?, refresh: r.get::<_, i64>(1)? != 0, expires_at: r.get(2)? })
-            })
+            c.query_row(
+                "SELECT user, refresh, expires_at FROM tokens WHERE hash = ?1",
+                [hash],
+                |r| {
+                    Ok(StoredToken {
+                        user: r.get(0)?,
+                        refresh: r.get::<_, i64>(1)? != 0,
+                        expires_at: r.get(2)?,
+                    })
+                },
+            )
             .optional()
         })
     }
@@ -276,8 +350,10 @@ impl Store {
 }
 
 fn decode(doc: &str) -> Result<Resource> {
-    let d: Document = serde_json::from_str(doc).map_err(|e| StoreError::Invalid(format!("stored document is corrupt: {e}")))?;
-    Resource::from_document(d).map_err(|e| StoreError::Invalid(format!("stored document no longer validates: {e}")))
+    let d: Document = serde_json::from_str(doc)
+        .map_err(|e| StoreError::Invalid(format!("stored document is corrupt: {e}")))?;
+    Resource::from_document(d)
+        .map_err(|e| StoreError::Invalid(format!("stored document no longer validates: {e}")))
 }
 
 /// Convenience for tests and callers holding raw JSON.
@@ -301,10 +377,15 @@ mod tests {
         for i in 0..5 {
             s.put(&check(&format!("c{i}")), true).unwrap();
         }
-        assert!(matches!(s.put(&check("c1"), true), Err(StoreError::Exists { .. })));
+        assert!(matches!(
+            s.put(&check("c1"), true),
+            Err(StoreError::Exists { .. })
+        ));
         let (page, next) = s.list(Kind::CheckConfig, Some("default"), 2, None).unwrap();
         assert_eq!(page.len(), 2);
-        let (page2, _) = s.list(Kind::CheckConfig, Some("default"), 10, next.as_deref()).unwrap();
+        let (page2, _) = s
+            .list(Kind::CheckConfig, Some("default"), 10, next.as_deref())
+            .unwrap();
         assert_eq!(page2.len(), 3);
         assert_eq!(page2[0].metadata.name, "c2");
         s.delete(Kind::CheckConfig, "default", "c0").unwrap();
@@ -313,6 +394,9 @@ mod tests {
         drop(s);
         let s = Store::open(d.path()).unwrap();
         assert_eq!(s.ids().unwrap(), ids, "IDs persist");
-        assert_eq!(s.get(Kind::CheckConfig, "default", "c1").unwrap().unwrap(), check("c1"));
+        assert_eq!(
+            s.get(Kind::CheckConfig, "default", "c1").unwrap().unwrap(),
+            check("c1")
+        );
     }
 }

@@ -34,14 +34,20 @@ pub fn load_pair(cert: &Path, key: &Path) -> Result<CertifiedKey, String> {
         return Err(format!("{}: no certificate found", cert.display()));
     }
     let key_bytes = ward_pki::files::read_private_key_file(key).map_err(|e| e.to_string())?;
-    let key_der = PrivateKeyDer::from_pem_slice(&key_bytes).map_err(|e| format!("{}: not a usable private key: {e}", key.display()))?;
+    let key_der = PrivateKeyDer::from_pem_slice(&key_bytes)
+        .map_err(|e| format!("{}: not a usable private key: {e}", key.display()))?;
     let signing = provider()
         .key_provider
         .load_private_key(key_der)
         .map_err(|e| format!("{}: not a usable private key: {e}", key.display()))?;
     let ck = CertifiedKey::new(chain, signing);
-    ck.keys_match()
-        .map_err(|_| format!("{}: private key does not match the certificate {}", key.display(), cert.display()))?;
+    ck.keys_match().map_err(|_| {
+        format!(
+            "{}: private key does not match the certificate {}",
+            key.display(),
+            cert.display()
+        )
+    })?;
     Ok(ck)
 }
 
@@ -72,7 +78,9 @@ impl ReloadingCert {
 
     /// Re-reads the files if they changed; a bad new pair is logged and ignored.
     pub fn refresh(&self) {
-        let Ok(mut c) = self.checked.lock() else { return };
+        let Ok(mut c) = self.checked.lock() else {
+            return;
+        };
         if c.0.elapsed() < Duration::from_secs(1) {
             return;
         }
@@ -127,7 +135,10 @@ impl ServerTls {
             .with_no_client_auth()
             .with_cert_resolver(resolver.clone());
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        Ok(ServerTls { config: Arc::new(config), cert: resolver })
+        Ok(ServerTls {
+            config: Arc::new(config),
+            cert: resolver,
+        })
     }
 }
 
@@ -142,7 +153,9 @@ pub fn load_roots(path: &Path) -> Result<RootCertStore, String> {
         return Err(format!("{}: no certificates found", path.display()));
     }
     for c in certs {
-        roots.add(c).map_err(|e| format!("{}: not a usable CA certificate: {e}", path.display()))?;
+        roots
+            .add(c)
+            .map_err(|e| format!("{}: not a usable CA certificate: {e}", path.display()))?;
     }
     Ok(roots)
 }
@@ -161,10 +174,14 @@ pub fn client_config(trust: &Trust) -> Result<rustls::ClientConfig, String> {
     let verifier: Arc<dyn ServerCertVerifier> = match trust {
         Trust::CaFile(p) => {
             let roots = Arc::new(load_roots(p)?);
-            let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(roots, provider())
-                .build()
-                .map_err(|e| e.to_string())?;
-            Arc::new(PlainWords { inner, ca: p.clone() })
+            let inner =
+                rustls::client::WebPkiServerVerifier::builder_with_provider(roots, provider())
+                    .build()
+                    .map_err(|e| e.to_string())?;
+            Arc::new(PlainWords {
+                inner,
+                ca: p.clone(),
+            })
         }
         Trust::SkipVerification => Arc::new(NoVerification(provider())),
     };
@@ -189,7 +206,12 @@ fn date(t: UnixTime) -> String {
 }
 
 impl PlainWords {
-    fn explain(&self, e: &rustls::Error, leaf: &CertificateDer<'_>, name: &ServerName<'_>) -> String {
+    fn explain(
+        &self,
+        e: &rustls::Error,
+        leaf: &CertificateDer<'_>,
+        name: &ServerName<'_>,
+    ) -> String {
         let subject = x509_parser::parse_x509_certificate(leaf)
             .map(|(_, c)| c.subject().to_string())
             .unwrap_or_else(|_| "the server's certificate".into());
@@ -215,15 +237,32 @@ impl PlainWords {
 }
 
 impl ServerCertVerifier for PlainWords {
-    fn verify_server_cert(&self, ee: &CertificateDer<'_>, im: &[CertificateDer<'_>], name: &ServerName<'_>, ocsp: &[u8], now: UnixTime) -> Result<ServerCertVerified, rustls::Error> {
+    fn verify_server_cert(
+        &self,
+        ee: &CertificateDer<'_>,
+        im: &[CertificateDer<'_>],
+        name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
         self.inner
             .verify_server_cert(ee, im, name, ocsp, now)
             .map_err(|e| rustls::Error::General(self.explain(&e, ee, name)))
     }
-    fn verify_tls12_signature(&self, m: &[u8], c: &CertificateDer<'_>, d: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
         self.inner.verify_tls12_signature(m, c, d)
     }
-    fn verify_tls13_signature(&self, m: &[u8], c: &CertificateDer<'_>, d: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
         self.inner.verify_tls13_signature(m, c, d)
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -235,13 +274,30 @@ impl ServerCertVerifier for PlainWords {
 struct NoVerification(Arc<rustls::crypto::CryptoProvider>);
 
 impl ServerCertVerifier for NoVerification {
-    fn verify_server_cert(&self, _: &CertificateDer<'_>, _: &[CertificateDer<'_>], _: &ServerName<'_>, _: &[u8], _: UnixTime) -> Result<ServerCertVerified, rustls::Error> {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
         Ok(ServerCertVerified::assertion())
     }
-    fn verify_tls12_signature(&self, m: &[u8], c: &CertificateDer<'_>, d: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
         rustls::crypto::verify_tls12_signature(m, c, d, &self.0.signature_verification_algorithms)
     }
-    fn verify_tls13_signature(&self, m: &[u8], c: &CertificateDer<'_>, d: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
         rustls::crypto::verify_tls13_signature(m, c, d, &self.0.signature_verification_algorithms)
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {

@@ -20,7 +20,10 @@ pub struct FieldError {
 }
 
 fn field_error(field: impl Into<String>, reason: impl Into<String>) -> FieldError {
-    FieldError { field: field.into(), reason: reason.into() }
+    FieldError {
+        field: field.into(),
+        reason: reason.into(),
+    }
 }
 
 /// The kinds of resource Ward knows.
@@ -36,7 +39,15 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 7] = [Kind::Namespace, Kind::User, Kind::Entity, Kind::CheckConfig, Kind::Handler, Kind::Event, Kind::PostgresConfig];
+    pub const ALL: [Kind; 7] = [
+        Kind::Namespace,
+        Kind::User,
+        Kind::Entity,
+        Kind::CheckConfig,
+        Kind::Handler,
+        Kind::Event,
+        Kind::PostgresConfig,
+    ];
 
     /// `type` in documents.
     pub fn type_name(self) -> &'static str {
@@ -74,7 +85,10 @@ impl Kind {
 
     /// Whether resources of this kind live in a namespace.
     pub fn namespaced(self) -> bool {
-        matches!(self, Kind::Entity | Kind::CheckConfig | Kind::Handler | Kind::Event)
+        matches!(
+            self,
+            Kind::Entity | Kind::CheckConfig | Kind::Handler | Kind::Event
+        )
     }
 
     /// Finds a kind from `type` (and `api_version` when given); also accepts
@@ -90,12 +104,22 @@ impl Kind {
             .ok_or_else(|| {
                 field_error(
                     "type",
-                    format!("unknown type {name:?}; known types: {}", Kind::ALL.map(|k| k.type_name()).join(", ")),
+                    format!(
+                        "unknown type {name:?}; known types: {}",
+                        Kind::ALL.map(|k| k.type_name()).join(", ")
+                    ),
                 )
             })?;
         if let Some(a) = api.filter(|a| !a.is_empty()) {
             if a != kind.api_version() {
-                return Err(field_error("api_version", format!("{a:?} is not the api_version of {}; use {:?}", kind.type_name(), kind.api_version())));
+                return Err(field_error(
+                    "api_version",
+                    format!(
+                        "{a:?} is not the api_version of {}; use {:?}",
+                        kind.type_name(),
+                        kind.api_version()
+                    ),
+                ));
             }
         }
         Ok(kind)
@@ -166,7 +190,10 @@ impl Resource {
             let ns = metadata.namespace.get_or_insert_with(|| "default".into());
             check_name("metadata.namespace", ns)?;
         } else if metadata.namespace.as_deref().is_some_and(|n| !n.is_empty()) {
-            return Err(field_error("metadata.namespace", format!("{} is not namespaced; remove it", kind.type_name())));
+            return Err(field_error(
+                "metadata.namespace",
+                format!("{} is not namespaced; remove it", kind.type_name()),
+            ));
         } else {
             metadata.namespace = None;
         }
@@ -178,10 +205,19 @@ impl Resource {
         let spec = match doc.spec {
             Value::Object(m) => m,
             Value::Null => Map::new(),
-            other => return Err(field_error("spec", format!("must be a mapping, not {}", type_of(&other)))),
+            other => {
+                return Err(field_error(
+                    "spec",
+                    format!("must be a mapping, not {}", type_of(&other)),
+                ))
+            }
         };
         validate_spec(kind, &spec)?;
-        Ok(Resource { kind, metadata, spec })
+        Ok(Resource {
+            kind,
+            metadata,
+            spec,
+        })
     }
 }
 
@@ -190,7 +226,13 @@ pub fn check_name(field: &str, name: &str) -> Result<(), FieldError> {
     if name.is_empty() {
         return Err(field_error(field, "is required"));
     }
-    if name.len() > 63 || name == "." || name == ".." || !name.chars().all(|c| c.is_ascii_alphanumeric() || "_-.:@".contains(c)) {
+    if name.len() > 63
+        || name == "."
+        || name == ".."
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.:@".contains(c))
+    {
         return Err(field_error(field, format!("{name:?} is not a valid name: use up to 63 letters, digits, '_', '-', '.', ':' or '@'")));
     }
     Ok(())
@@ -237,36 +279,93 @@ fn check_field(kind: Kind, key: &str, v: &Value, t: FieldType) -> Result<(), Fie
         FieldType::Map => "a mapping",
         FieldType::Any => "any value",
     };
-    Err(field_error(format!("spec.{key}"), format!("must be {want} in a {}, not {}", kind.type_name(), type_of(v))))
+    Err(field_error(
+        format!("spec.{key}"),
+        format!(
+            "must be {want} in a {}, not {}",
+            kind.type_name(),
+            type_of(v)
+        ),
+    ))
 }
 
 fn schema(kind: Kind) -> &'static [(&'static str, FieldType)] {
     use FieldType::*;
     match kind {
         Kind::Namespace => &[],
-        Kind::User => &[("username", Str), ("groups", StrList), ("disabled", Bool), ("password", Str), ("password_hash", Str)],
+        Kind::User => &[
+            ("username", Str),
+            ("groups", StrList),
+            ("disabled", Bool),
+            ("password", Str),
+            ("password_hash", Str),
+        ],
         Kind::CheckConfig => &[
-            ("command", Str), ("subscriptions", StrList), ("publish", Bool), ("interval", Uint), ("cron", Str),
-            ("timeout", Uint), ("ttl", Uint), ("handlers", StrList), ("round_robin", Bool), ("stdin", Bool),
-            ("high_flap_threshold", Uint), ("low_flap_threshold", Uint), ("runtime_assets", StrList),
-            ("proxy_entity_name", Str), ("output_metric_format", Str), ("output_metric_handlers", StrList),
-            ("env_vars", StrList), ("check_hooks", Any), ("subdue", Any), ("secrets", Any), ("pipelines", Any),
-            ("scheduler", Str), ("max_output_size", Uint), ("discard_output", Bool),
+            ("command", Str),
+            ("subscriptions", StrList),
+            ("publish", Bool),
+            ("interval", Uint),
+            ("cron", Str),
+            ("timeout", Uint),
+            ("ttl", Uint),
+            ("handlers", StrList),
+            ("round_robin", Bool),
+            ("stdin", Bool),
+            ("high_flap_threshold", Uint),
+            ("low_flap_threshold", Uint),
+            ("runtime_assets", StrList),
+            ("proxy_entity_name", Str),
+            ("output_metric_format", Str),
+            ("output_metric_handlers", StrList),
+            ("env_vars", StrList),
+            ("check_hooks", Any),
+            ("subdue", Any),
+            ("secrets", Any),
+            ("pipelines", Any),
+            ("scheduler", Str),
+            ("max_output_size", Uint),
+            ("discard_output", Bool),
         ],
         Kind::Handler => &[
-            ("type", Str), ("command", Str), ("handlers", StrList), ("timeout", Uint), ("filters", StrList),
-            ("mutator", Str), ("socket", Map), ("env_vars", StrList), ("runtime_assets", StrList), ("secrets", Any),
+            ("type", Str),
+            ("command", Str),
+            ("handlers", StrList),
+            ("timeout", Uint),
+            ("filters", StrList),
+            ("mutator", Str),
+            ("socket", Map),
+            ("env_vars", StrList),
+            ("runtime_assets", StrList),
+            ("secrets", Any),
         ],
         Kind::Entity => &[
-            ("entity_class", Str), ("subscriptions", StrList), ("system", Map), ("last_seen", Uint),
-            ("deregister", Bool), ("deregistration", Map), ("user", Str), ("redact", StrList), ("sensu_agent_version", Str),
+            ("entity_class", Str),
+            ("subscriptions", StrList),
+            ("system", Map),
+            ("last_seen", Uint),
+            ("deregister", Bool),
+            ("deregistration", Map),
+            ("user", Str),
+            ("redact", StrList),
+            ("sensu_agent_version", Str),
         ],
         Kind::Event => &[
-            ("entity", Map), ("check", Map), ("timestamp", Uint), ("id", Str), ("metrics", Any), ("sequence", Uint),
+            ("entity", Map),
+            ("check", Map),
+            ("timestamp", Uint),
+            ("id", Str),
+            ("metrics", Any),
+            ("sequence", Uint),
         ],
         Kind::PostgresConfig => &[
-            ("dsn", Str), ("pool_size", Uint), ("max_conn_lifetime", Str), ("max_idle_conns", Uint),
-            ("batch_buffer", Uint), ("batch_size", Uint), ("batch_workers", Uint), ("enable_round_robin", Bool),
+            ("dsn", Str),
+            ("pool_size", Uint),
+            ("max_conn_lifetime", Str),
+            ("max_idle_conns", Uint),
+            ("batch_buffer", Uint),
+            ("batch_size", Uint),
+            ("batch_workers", Uint),
+            ("enable_round_robin", Bool),
             ("strict", Bool),
         ],
     }
@@ -283,7 +382,15 @@ fn validate_spec(kind: Kind, spec: &Map<String, Value>) -> Result<(), FieldError
                     format!(
                         "unknown field in a {}; known fields: {}",
                         kind.type_name(),
-                        if fields.is_empty() { "(none)".to_string() } else { fields.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ") }
+                        if fields.is_empty() {
+                            "(none)".to_string()
+                        } else {
+                            fields
+                                .iter()
+                                .map(|(n, _)| *n)
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        }
                     ),
                 ))
             }
@@ -297,13 +404,19 @@ fn validate_spec(kind: Kind, spec: &Map<String, Value>) -> Result<(), FieldError
     };
     for r in required {
         if spec.get(*r).is_none_or(Value::is_null) {
-            return Err(field_error(format!("spec.{r}"), format!("is required in a {}", kind.type_name())));
+            return Err(field_error(
+                format!("spec.{r}"),
+                format!("is required in a {}", kind.type_name()),
+            ));
         }
     }
     if kind == Kind::Handler {
         if let Some(t) = spec.get("type").and_then(Value::as_str) {
             if !["pipe", "tcp", "udp", "set"].contains(&t) {
-                return Err(field_error("spec.type", format!("{t:?} is not a handler type; use pipe, tcp, udp or set")));
+                return Err(field_error(
+                    "spec.type",
+                    format!("{t:?} is not a handler type; use pipe, tcp, udp or set"),
+                ));
             }
         }
     }
@@ -330,11 +443,18 @@ pub struct StreamError {
 /// objects), as `sensuctl create -f` reads them, and validates every document. Nothing is
 /// returned unless every document is valid.
 pub fn parse_stream(source_name: &str, text: &str) -> Result<Vec<Resource>, StreamError> {
-    let err = |index: usize, reason: String| StreamError { source_name: source_name.to_string(), index, reason };
+    let err = |index: usize, reason: String| StreamError {
+        source_name: source_name.to_string(),
+        index,
+        reason,
+    };
     let trimmed = text.trim_start();
     let values: Vec<Value> = if trimmed.starts_with('{') || trimmed.starts_with('[') {
         let mut out = Vec::new();
-        for (i, v) in serde_json::Deserializer::from_str(trimmed).into_iter::<Value>().enumerate() {
+        for (i, v) in serde_json::Deserializer::from_str(trimmed)
+            .into_iter::<Value>()
+            .enumerate()
+        {
             match v.map_err(|e| err(i + 1, format!("malformed JSON: {e}")))? {
                 Value::Array(items) => out.extend(items),
                 other => out.push(other),
@@ -343,7 +463,15 @@ pub fn parse_stream(source_name: &str, text: &str) -> Result<Vec<Resource>, Stre
         out
     } else {
         serde_saphyr::from_multiple::<Value>(text)
-            .map_err(|e| err(1, format!("malformed YAML: {}", e.to_string().lines().next().unwrap_or_default())))?
+            .map_err(|e| {
+                err(
+                    1,
+                    format!(
+                        "malformed YAML: {}",
+                        e.to_string().lines().next().unwrap_or_default()
+                    ),
+                )
+            })?
             .into_iter()
             .filter(|v| !v.is_null())
             .collect()
@@ -409,8 +537,14 @@ mod tests {
 
     #[test]
     fn types_parse_in_dump_form() {
-        assert_eq!(Kind::parse("store/v1.PostgresConfig", None).unwrap(), Kind::PostgresConfig);
-        assert_eq!(Kind::parse("core/v2.CheckConfig", None).unwrap(), Kind::CheckConfig);
+        assert_eq!(
+            Kind::parse("store/v1.PostgresConfig", None).unwrap(),
+            Kind::PostgresConfig
+        );
+        assert_eq!(
+            Kind::parse("core/v2.CheckConfig", None).unwrap(),
+            Kind::CheckConfig
+        );
         assert!(Kind::parse("core/v2.PostgresConfig", None).is_err());
     }
 }

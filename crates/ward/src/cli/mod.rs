@@ -4,7 +4,9 @@
 //! line itself is wrong. Check plugins (`ward pki check-expiry`) use 0 OK, 1 warning,
 //! 2 critical, 3 unknown.
 
+mod backend;
 pub mod cfssl_compat;
+mod ctl;
 mod pg;
 mod pki;
 
@@ -32,6 +34,12 @@ enum Command {
     /// PostgreSQL TLS: configure, probe, audit, install-cert.
     #[command(subcommand)]
     Pg(pg::PgCommand),
+    /// The backend: init, start.
+    #[command(subcommand)]
+    Backend(backend::BackendCommand),
+    /// The command-line client (sensuctl's commands).
+    #[command(subcommand)]
+    Ctl(ctl::CtlCommand),
 }
 
 /// Parses and runs a command line.
@@ -46,6 +54,8 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
     let result: Result<ExitCode, String> = match cli.command {
         Command::Pki(cmd) => pki::run(cmd).map_err(|e| e.to_string()),
         Command::Pg(cmd) => pg::run(cmd).map_err(|e| e.to_string()),
+        Command::Backend(cmd) => backend::run(cmd),
+        Command::Ctl(cmd) => ctl::run(cmd),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,855 @@
+//! apid: the HTTP API (the guides' paths), /health, /ready, /version, /metrics.
+
+use crate::auth::{self, Role};
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use base64::Engine;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use ward_store::{Store, StoreError, User};
+use ward_types::{Document, Kind, Metadata, Resource};
+
+/// Largest request body accepted (413 above it).
+pub const MAX_BODY: usize = 1024 * 1024;
+
+/// Counters for /metrics.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub requests: AtomicU64,
+    pub plaintext_on_tls: AtomicU64,
+    pub handshake_failures: AtomicU64,
+    pub auth_failures: AtomicU64,
+}
+
+/// What every handler shares.
+pub struct AppState {
+    pub store: Store,
+    pub cluster_id: u64,
+    pub member_id: u64,
+    pub name: String,
+    pub metrics: Arc<Metrics>,
+    /// Certificates the backend serves or trusts, for days-left metrics.
+    pub certificates: Vec<std::path::PathBuf>,
+}
+
+/// An API error: status and one sentence.
+#[derive(Debug)]
+pub struct ApiError(pub StatusCode, pub String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut r = (
+            self.0,
+            Json(json!({"message": self.1, "code": self.0.as_u16()})),
+        )
+            .into_response();
+        if self.0 == StatusCode::UNAUTHORIZED {
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"ward\", Bearer"),
+            );
+        }
+        r
+    }
+}
+
+fn bad(msg: impl Into<String>) -> ApiError {
+    ApiError(StatusCode::BAD_REQUEST, msg.into())
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Exists { .. } => ApiError(StatusCode::CONFLICT, e.to_string()),
+            StoreError::NotFound { .. } => ApiError(StatusCode::NOT_FOUND, e.to_string()),
+            other => {
+                tracing::error!(error = %other, "store failure");
+                ApiError(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "the store failed; see the backend's log".into(),
+                )
+            }
+        }
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+type Shared = State<Arc<AppState>>;
+
+/// The router.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/ready", get(|| async { "ok" }))
+        .route(
+            "/version",
+            get(|| async { Json(json!({"backend": env!("CARGO_PKG_VERSION")})) }),
+        )
+        .route("/metrics", get(metrics))
+        .route("/auth", get(login))
+        .route("/auth/test", get(auth_test))
+        .route("/auth/token", post(refresh))
+        .route("/auth/logout", post(logout))
+        .route("/api/core/v2/users", get(list_users).post(create_user))
+        .route(
+            "/api/core/v2/users/{name}",
+            get(get_user).put(put_user).delete(disable_user),
+        )
+        .route("/api/core/v2/users/{name}/password", put(change_password))
+        .route(
+            "/api/core/v2/namespaces",
+            get(list_namespaces).post(create_namespace),
+        )
+        .route(
+            "/api/core/v2/namespaces/{ns}",
+            get(get_namespace)
+                .put(put_namespace)
+                .delete(delete_namespace),
+        )
+        .route(
+            "/api/core/v2/namespaces/{ns}/{plural}",
+            get(list_in_ns).post(create_in_ns),
+        )
+        .route(
+            "/api/core/v2/namespaces/{ns}/{plural}/{name}",
+            get(get_in_ns).put(put_in_ns).delete(delete_in_ns),
+        )
+        .route(
+            "/api/enterprise/store/v1/provider",
+            get(list_providers).post(create_provider),
+        )
+        .route(
+            "/api/enterprise/store/v1/provider/{name}",
+            get(get_provider).put(put_provider).delete(delete_provider),
+        )
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+// ---- authentication and authorisation ----
+
+fn basic(headers: &HeaderMap) -> Option<(String, String)> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let b64 = v.strip_prefix("Basic ")?;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .ok()?;
+    let s = String::from_utf8(raw).ok()?;
+    let (u, p) = s.split_once(':')?;
+    Some((u.to_string(), p.to_string()))
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+}
+
+/// What a request needs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Need {
+    Read,
+    Write,
+    CreateEvent,
+}
+
+fn authorize(st: &AppState, headers: &HeaderMap, need: Need) -> ApiResult<User> {
+    let user = authenticate(st, headers)?;
+    let role = auth::role_of(&user);
+    let allowed = match need {
+        Need::Read => role >= Role::View,
+        Need::Write => role == Role::ClusterAdmin,
+        Need::CreateEvent => role == Role::ClusterAdmin || role == Role::Agent,
+    };
+    if !allowed {
+        return Err(ApiError(
+            StatusCode::FORBIDDEN,
+            format!(
+                "user {:?} (groups: {}) may not {}",
+                user.name,
+                user.groups.join(", "),
+                match need {
+                    Need::Read => "read",
+                    Need::Write => "change",
+                    Need::CreateEvent => "create events",
+                }
+            ),
+        ));
+    }
+    Ok(user)
+}
+
+/// The user behind the request's Bearer token.
+fn authenticate(st: &AppState, headers: &HeaderMap) -> ApiResult<User> {
+    let Some(token) = bearer(headers) else {
+        st.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
+        return Err(ApiError(StatusCode::UNAUTHORIZED, "no access token; log in with GET /auth (Basic credentials) and send Authorization: Bearer TOKEN".into()));
+    };
+    let Some(user) = auth::authenticate_bearer(&st.store, token) else {
+        st.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
+        return Err(ApiError(StatusCode::UNAUTHORIZED, "the access token is invalid, expired or revoked; log in again or refresh it with POST /auth/token".into()));
+    };
+    Ok(user)
+}
+
+async fn login(State(st): Shared, headers: HeaderMap) -> ApiResult<Json<Value>> {
+    let (u, p) = basic(&headers)
+        .ok_or_else(|| ApiError(StatusCode::UNAUTHORIZED, "send Basic credentials".into()))?;
+    let user = st
+        .store
+        .user(&u)?
+        .filter(|user| auth::check_password(user, &p));
+    let Some(user) = user else {
+        st.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
+        return Err(ApiError(
+            StatusCode::UNAUTHORIZED,
+            "wrong username or password".into(),
+        ));
+    };
+    let (access, refresh, expires) = auth::issue_tokens(&st.store, &user.name)?;
+    Ok(Json(
+        json!({"access_token": access, "expires_at": expires, "refresh_token": refresh}),
+    ))
+}
+
+async fn auth_test(State(st): Shared, headers: HeaderMap) -> ApiResult<StatusCode> {
+    let (u, p) = basic(&headers)
+        .ok_or_else(|| ApiError(StatusCode::UNAUTHORIZED, "send Basic credentials".into()))?;
+    match st.store.user(&u)? {
+        Some(user) if auth::check_password(&user, &p) => Ok(StatusCode::OK),
+        _ => Err(ApiError(
+            StatusCode::UNAUTHORIZED,
+            "wrong username or password".into(),
+        )),
+    }
+}
+
+#[derive(Deserialize)]
+struct RefreshBody {
+    refresh_token: String,
+}
+
+async fn refresh(State(st): Shared, body: Bytes) -> ApiResult<Json<Value>> {
+    let b: RefreshBody = serde_json::from_slice(&body)
+        .map_err(|e| bad(format!("body: {e}; send {{\"refresh_token\": \"…\"}}")))?;
+    let user = auth::redeem_refresh(&st.store, &b.refresh_token).ok_or_else(|| {
+        ApiError(
+            StatusCode::UNAUTHORIZED,
+            "the refresh token is invalid, expired or already used; log in again".into(),
+        )
+    })?;
+    let (access, refresh, expires) = auth::issue_tokens(&st.store, &user.name)?;
+    Ok(Json(
+        json!({"access_token": access, "expires_at": expires, "refresh_token": refresh}),
+    ))
+}
+
+async fn logout(State(st): Shared, headers: HeaderMap) -> ApiResult<StatusCode> {
+    let token = bearer(&headers)
+        .ok_or_else(|| ApiError(StatusCode::UNAUTHORIZED, "no access token".into()))?;
+    authenticate(&st, &headers)?;
+    st.store.revoke_token(&auth::token_hash(token))?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---- health and metrics ----
+
+async fn health(
+    State(st): Shared,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> ApiResult<Json<Value>> {
+    if let Some(t) = q.get("timeout") {
+        t.parse::<u64>()
+            .map_err(|_| bad(format!("timeout: {t:?} is not a number of seconds")))?;
+    }
+    let (providers, _) = st.store.list(Kind::PostgresConfig, None, 1000, None)?;
+    // The embedded store is the event store until the PostgreSQL event store lands: every
+    // PostgresConfig is reported, not active.
+    let pg: Vec<Value> = providers
+        .iter()
+        .map(|p| json!({"Name": p.metadata.name, "Active": false, "Healthy": false}))
+        .collect();
+    Ok(Json(json!({
+        "Alarms": null,
+        "ClusterHealth": [{
+            "MemberID": st.member_id,
+            "MemberIDHex": format!("{:x}", st.member_id),
+            "Name": st.name,
+            "Err": "",
+            "Healthy": true,
+        }],
+        "Header": {"cluster_id": st.cluster_id, "member_id": st.member_id, "raft_term": 0},
+        "PostgresHealth": if pg.is_empty() { Value::Null } else { Value::Array(pg) },
+    })))
+}
+
+async fn metrics(State(st): Shared) -> Response {
+    let m = &st.metrics;
+    let mut out = String::new();
+    let mut counter = |name: &str, help: &str, v: u64| {
+        out.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}\n"
+        ));
+    };
+    counter(
+        "ward_http_requests_total",
+        "HTTP requests served.",
+        m.requests.load(Ordering::Relaxed),
+    );
+    counter(
+        "ward_tls_plaintext_requests_total",
+        "Plaintext connections to a TLS port, closed without data.",
+        m.plaintext_on_tls.load(Ordering::Relaxed),
+    );
+    counter(
+        "ward_tls_handshake_failures_total",
+        "Failed TLS handshakes.",
+        m.handshake_failures.load(Ordering::Relaxed),
+    );
+    counter(
+        "ward_auth_failures_total",
+        "Refused logins and tokens.",
+        m.auth_failures.load(Ordering::Relaxed),
+    );
+    out.push_str("# HELP ward_certificate_days_left Days until a certificate the backend serves or trusts expires.\n# TYPE ward_certificate_days_left gauge\n");
+    for p in &st.certificates {
+        if let Ok(items) = ward_pki::inspect::inspect_file(p, None) {
+            for i in items {
+                if let ward_pki::inspect::Inspected::Certificate(c) = i {
+                    out.push_str(&format!(
+                        "ward_certificate_days_left{{path=\"{}\",subject=\"{}\"}} {}\n",
+                        p.display(),
+                        c.subject.replace('"', "'"),
+                        c.days_left
+                    ));
+                }
+            }
+        }
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+// ---- resources ----
+
+#[derive(Deserialize)]
+struct Page {
+    limit: Option<usize>,
+    #[serde(rename = "continue")]
+    cont: Option<String>,
+}
+
+fn parse_doc(body: &[u8]) -> ApiResult<Document> {
+    let v: Value =
+        serde_json::from_slice(body).map_err(|e| bad(format!("body is not valid JSON: {e}")))?;
+    serde_json::from_value(v).map_err(|e| bad(format!("body: {e}")))
+}
+
+/// Parses and validates a body for `kind` at a path's namespace and name.
+fn body_resource(
+    body: &[u8],
+    kind: Kind,
+    ns: Option<&str>,
+    name: Option<&str>,
+    user: &User,
+) -> ApiResult<Resource> {
+    let mut doc = parse_doc(body)?;
+    if doc.type_name.is_empty() {
+        doc.type_name = kind.type_name().into();
+    }
+    if doc.api_version.is_empty() {
+        doc.api_version = kind.api_version().into();
+    }
+    if let Some(n) = name {
+        if doc.metadata.name.is_empty() {
+            doc.metadata.name = n.into();
+        } else if doc.metadata.name != n {
+            return Err(bad(format!(
+                "metadata.name: {:?} does not match the name in the URL ({n:?})",
+                doc.metadata.name
+            )));
+        }
+    }
+    if let Some(ns) = ns {
+        match &doc.metadata.namespace {
+            None => doc.metadata.namespace = Some(ns.into()),
+            Some(x) if x != ns => {
+                return Err(bad(format!(
+                    "metadata.namespace: {x:?} does not match the namespace in the URL ({ns:?})"
+                )))
+            }
+            _ => {}
+        }
+    }
+    doc.metadata.created_by = Some(user.name.clone());
+    let r = Resource::from_document(doc).map_err(|e| bad(e.to_string()))?;
+    if r.kind != kind {
+        return Err(bad(format!(
+            "type: a {} cannot be stored under /{}",
+            r.kind.type_name(),
+            kind.plural()
+        )));
+    }
+    Ok(r)
+}
+
+fn kind_in_ns(plural: &str) -> ApiResult<Kind> {
+    Kind::from_plural(plural)
+        .filter(|k| k.namespaced())
+        .ok_or_else(|| {
+            ApiError(
+                StatusCode::NOT_FOUND,
+                format!("no such collection {plural:?}; use entities, checks, handlers or events"),
+            )
+        })
+}
+
+fn require_namespace(st: &AppState, ns: &str) -> ApiResult<()> {
+    if st.store.get(Kind::Namespace, "", ns)?.is_none() {
+        return Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("namespace {ns:?} not found; create it first"),
+        ));
+    }
+    Ok(())
+}
+
+fn listing(items: Vec<Resource>, next: Option<String>) -> Response {
+    let docs: Vec<Document> = items.iter().map(Resource::to_document).collect();
+    let mut r = Json(docs).into_response();
+    if let Some(n) = next {
+        let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(n);
+        if let Ok(v) = HeaderValue::from_str(&token) {
+            r.headers_mut().insert("ward-continue", v);
+        }
+    }
+    r
+}
+
+fn decode_continue(c: Option<&str>) -> ApiResult<Option<String>> {
+    c.map(|c| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(c)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .ok_or_else(|| bad("continue: not a token this server issued"))
+    })
+    .transpose()
+}
+
+async fn list_in_ns(
+    State(st): Shared,
+    headers: HeaderMap,
+    Path((ns, plural)): Path<(String, String)>,
+    Query(p): Query<Page>,
+) -> ApiResult<Response> {
+    authorize(&st, &headers, Need::Read)?;
+    let kind = kind_in_ns(&plural)?;
+    let (items, next) = st.store.list(
+        kind,
+        Some(&ns),
+        p.limit.unwrap_or(500),
+        decode_continue(p.cont.as_deref())?.as_deref(),
+    )?;
+    Ok(listing(items, next))
+}
+
+async fn create_in_ns(
+    State(st): Shared,
+    headers: HeaderMap,
+    Path((ns, plural)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<Document>)> {
+    let kind = kind_in_ns(&plural)?;
+    let user = authorize(
+        &st,
+        &headers,
+        if kind == Kind::Event {
+            Need::CreateEvent
+        } else {
+            Need::Write
+        },
+    )?;
+    require_namespace(&st, &ns)?;
+    let r = body_resource(&body, kind, Some(&ns), None, &user)?;
+    st.store.put(&r, true)?;
+    Ok((StatusCode::CREATED, Json(r.to_document())))
+}
+
+async fn get_in_ns(
+    State(st): Shared,
+    headers: HeaderMap,
+    Path((ns, plural, name)): Path<(String, String, String)>,
+) -> ApiResult<Json<Document>> {
+    authorize(&st, &headers, Need::Read)?;
+    let kind = kind_in_ns(&plural)?;
+    let r = st.store.get(kind, &ns, &name)?.ok_or_else(|| {
+        ApiError(
+            StatusCode::NOT_FOUND,
+            format!(
+                "{} {name:?} not found in namespace {ns:?}",
+                kind.type_name()
+            ),
+        )
+    })?;
+    Ok(Json(r.to_document()))
+}
+
+async fn put_in_ns(
+    State(st): Shared,
+    headers: HeaderMap,
+    Path((ns, plural, name)): Path<(String, String, String)>,
+    body: Bytes,
+) -> ApiResult<StatusCode> {
+    let kind = kind_in_ns(&plural)?;
+    let user = authorize(
+        &st,
+        &headers,
+        if kind == Kind::Event {
+            Need::CreateEvent
+        } else {
+            Need::Write
+        },
+    )?;
+    require_namespace(&st, &ns)?;
+    let r = body_resource(&body, kind, Some(&ns), Some(&name), &user)?;
+    st.store.put(&r, false)?;
+    Ok(StatusCode::CREATED)
+}
+
+async fn delete_in_ns(
+    State(st): Shared,
+    headers: HeaderMap,
+    Path((ns, plural, name)): Path<(String, String, String)>,
+) -> ApiResult<StatusCode> {
+    authorize(&st, &headers, Need::Write)?;
+    let kind = kind_in_ns(&plural)?;
+    st.store.delete(kind, &ns, &name)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn list_namespaces(
+    State(st): Shared,
+    headers: HeaderMap,
+    Query(p): Query<Page>,
+) -> ApiResult<Response> {
+    authorize(&st, &headers, Need::Read)?;
+    let (items, next) = st.store.list(
+        Kind::Namespace,
+        Some(""),
+        p.limit.unwrap_or(500),
+        decode_continue(p.cont.as_deref())?.as_deref(),
+    )?;
+    Ok(listing(items, next))
+}
+
+fn namespace_resource(body: &[u8], name: Option<&str>, user: &User) -> ApiResult<Resource> {
+    // Sensu's namespace body is {"name": "…"}; a document works too.
+    let v: Value =
+        serde_json::from_slice(body).map_err(|e| bad(format!("body is not valid JSON: {e}")))?;
+    let n = v
+        .get("name")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .or_else(|| {
+            v.pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+        .or(name.map(str::to_string))
+        .ok_or_else(|| bad("name: is required"))?;
+    if let Some(u) = name {
+        if n != u {
+            return Err(bad(format!(
+                "name: {n:?} does not match the name in the URL ({u:?})"
+            )));
+        }
+    }
+    Resource::from_document(Document {
+        type_name: "Namespace".into(),
+        api_version: "core/v2".into(),
+        metadata: Metadata {
+            name: n,
+            created_by: Some(user.name.clone()),
+            ..Default::default()
+        },
+        spec: Value::Null,
+    })
+    .map_err(|e| bad(e.to_string()))
+}
+
+async fn create_namespace(
+    State(st): Shared,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<StatusCode> {
+    let user = authorize(&st, &headers, Need::Write)?;
+    st.store
+        .put(&namespace_resource(&body, None, &user)?, true)?;
+    Ok(StatusCode::CREATED)
+}
+
+async fn put_namespace(
+    State(st): Shared,
+    headers: HeaderMap,
+    Path(ns): Path<String>,
+    body: Bytes,
+) -> ApiResult<StatusCode> {
+    let user = authorize(&st, &headers, Need::Write)?;
+    st.store
+        .put(&namespace_resource(&body, Some(&ns), &user)?, false)?;
+    Ok(StatusCode::CREATED)
+}
+
+async fn get_namespace(
+    State(st): Shared,
+    headers: HeaderMap,
+    Path(ns): Path<String>,
+) -> ApiResult<Json<Value>> {
+    authorize(&st, &headers, Need::Read)?;
+    st.store
+        .get(Kind::Namespace, "", &ns)?
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("namespace {ns:?} not found")))?;
+    Ok(Json(json!({"name": ns})))
+}
+
+async fn delete_namespace(
+    State(st): Shared,
+    headers: HeaderMap,
+    Path(ns): Path<String>,
+) -> ApiResult<StatusCode> {
+    authorize(&st, &headers, Need::Write)?;
+    for k in Kind::ALL.into_iter().filter(|k| k.namespaced()) {
+        if !st.store.list(k, Some(&ns), 1, None)?.0.is_empty() {
+            return Err(ApiError(
+                StatusCode::CONFLICT,
+                format!(
+                    "namespace {ns:?} still holds {}; delete them first",
+                    k.plural()
+                ),
+            ));
+        }
+    }
+    st.store.delete(Kind::Namespace, "", &ns)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn list_providers(
+    State(st): Shared,
+    headers: HeaderMap,
+    Query(p): Query<Page>,
+) -> ApiResult<Response> {
+    authorize(&st, &headers, Need::Read)?;
+    let (items, next) = st.store.list(
+        Kind::PostgresConfig,
+        Some(""),
+        p.limit.unwrap_or(500),
+        decode_continue(p.cont.as_deref())?.as_deref(),
+    )?;
+    Ok(listing(items, next))
+}
+
+async fn create_provider(
+    State(st): Shared,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<StatusCode> {
+    let user = authorize(&st, &headers, Need::Write)?;
+    st.store.put(
+        &body_resource(&body, Kind::PostgresConfig, None, None, &user)?,
+        true,
+    )?;
+    Ok(StatusCode::CREATED)
+}
+
+async fn put_provider(
+    State(st): Shared,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> ApiResult<StatusCode> {
+    let user = authorize(&st, &headers, Need::Write)?;
+    st.store.put(
+        &body_resource(&body, Kind::PostgresConfig, None, Some(&name), &user)?,
+        false,
+    )?;
+    Ok(StatusCode::CREATED)
+}
+
+async fn get_provider(
+    State(st): Shared,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Document>> {
+    authorize(&st, &headers, Need::Read)?;
+    let r = st
+        .store
+        .get(Kind::PostgresConfig, "", &name)?
+        .ok_or_else(|| {
+            ApiError(
+                StatusCode::NOT_FOUND,
+                format!("PostgresConfig {name:?} not found"),
+            )
+        })?;
+    Ok(Json(r.to_document()))
+}
+
+async fn delete_provider(
+    State(st): Shared,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
+    authorize(&st, &headers, Need::Write)?;
+    st.store.delete(Kind::PostgresConfig, "", &name)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---- users ----
+
+fn user_json(u: &User) -> Value {
+    json!({"username": u.name, "groups": u.groups, "disabled": u.disabled})
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserBody {
+    username: Option<String>,
+    password: Option<String>,
+    #[serde(default)]
+    groups: Vec<String>,
+    #[serde(default)]
+    disabled: bool,
+}
+
+async fn list_users(State(st): Shared, headers: HeaderMap) -> ApiResult<Json<Vec<Value>>> {
+    authorize(&st, &headers, Need::Read)?;
+    Ok(Json(st.store.users()?.iter().map(user_json).collect()))
+}
+
+async fn get_user(
+    State(st): Shared,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    authorize(&st, &headers, Need::Read)?;
+    let u = st
+        .store
+        .user(&name)?
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("user {name:?} not found")))?;
+    Ok(Json(user_json(&u)))
+}
+
+fn user_from_body(body: &[u8], name: Option<&str>) -> ApiResult<User> {
+    let b: UserBody = serde_json::from_slice(body).map_err(|e| bad(format!("body: {e}")))?;
+    let n = b
+        .username
+        .or(name.map(str::to_string))
+        .ok_or_else(|| bad("username: is required"))?;
+    ward_types::check_name("username", &n).map_err(|e| bad(e.to_string()))?;
+    if let Some(u) = name {
+        if u != n {
+            return Err(bad(format!(
+                "username: {n:?} does not match the name in the URL ({u:?})"
+            )));
+        }
+    }
+    let hash = match b.password {
+        Some(p) => Some(auth::hash_password(&p).map_err(|e| bad(format!("password: {e}")))?),
+        None => None,
+    };
+    Ok(User {
+        name: n,
+        password_hash: hash,
+        groups: b.groups,
+        disabled: b.disabled,
+    })
+}
+
+async fn create_user(State(st): Shared, headers: HeaderMap, body: Bytes) -> ApiResult<StatusCode> {
+    authorize(&st, &headers, Need::Write)?;
+    let u = user_from_body(&body, None)?;
+    if u.password_hash.is_none() {
+        return Err(bad("password: is required for a new user"));
+    }
+    st.store.create_user(&u)?;
+    Ok(StatusCode::CREATED)
+}
+
+async fn put_user(
+    State(st): Shared,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> ApiResult<StatusCode> {
+    authorize(&st, &headers, Need::Write)?;
+    let mut u = user_from_body(&body, Some(&name))?;
+    match st.store.user(&name)? {
+        Some(old) => {
+            if u.password_hash.is_none() {
+                u.password_hash = old.password_hash;
+            }
+            st.store.update_user(&u)?;
+        }
+        None => {
+            if u.password_hash.is_none() {
+                return Err(bad("password: is required for a new user"));
+            }
+            st.store.create_user(&u)?;
+        }
+    }
+    Ok(StatusCode::CREATED)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PasswordBody {
+    password: String,
+}
+
+async fn change_password(
+    State(st): Shared,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> ApiResult<StatusCode> {
+    let me = authenticate(&st, &headers)?;
+    if me.name != name && auth::role_of(&me) != Role::ClusterAdmin {
+        return Err(ApiError(
+            StatusCode::FORBIDDEN,
+            format!("user {:?} may change only their own password", me.name),
+        ));
+    }
+    let b: PasswordBody = serde_json::from_slice(&body).map_err(|e| bad(format!("body: {e}")))?;
+    let mut u = st
+        .store
+        .user(&name)?
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("user {name:?} not found")))?;
+    u.password_hash =
+        Some(auth::hash_password(&b.password).map_err(|e| bad(format!("password: {e}")))?);
+    st.store.update_user(&u)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn disable_user(
+    State(st): Shared,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
+    authorize(&st, &headers, Need::Write)?;
+    let mut u = st
+        .store
+        .user(&name)?
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("user {name:?} not found")))?;
+    u.disabled = true;
+    st.store.update_user(&u)?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,89 @@
+//! Listeners: TLS only once cert-file and key-file are set (a plaintext request on a TLS
+//! port gets no data and a clean close, and is counted), plaintext otherwise.
+
+use crate::api::{AppState, Metrics};
+use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::service::TowerToHyperService;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+/// Serves `app` on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    metrics: Arc<Metrics>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let acceptor = tls.map(TlsAcceptor::from);
+    let mut shutdown = shutdown;
+    loop {
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(v) => v,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => return,
+        };
+        let app = app.clone();
+        let acceptor = acceptor.clone();
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            let _ = stream.set_nodelay(true);
+            let svc = TowerToHyperService::new(app.into_service());
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            match acceptor {
+                None => {
+                    metrics.requests.fetch_add(1, Ordering::Relaxed);
+                    let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
+                }
+                Some(acc) => {
+                    // A TLS connection starts with a handshake record (0x16); anything else
+                    // is plaintext sent to a TLS port: close without a byte.
+                    let mut first = [0u8; 1];
+                    match tokio::time::timeout(
+                        std::time::Duration::from_secs(10),
+                        stream.peek(&mut first),
+                    )
+                    .await
+                    {
+                        Ok(Ok(1)) if first[0] == 0x16 => {}
+                        Ok(Ok(1)) => {
+                            metrics.plaintext_on_tls.fetch_add(1, Ordering::Relaxed);
+                            tracing::warn!(peer = %peer, "plaintext request on a TLS port; closed");
+                            return;
+                        }
+                        _ => return,
+                    }
+                    match acc.accept(stream).await {
+                        Ok(tls) => {
+                            metrics.requests.fetch_add(1, Ordering::Relaxed);
+                            let _ = builder.serve_connection(TokioIo::new(tls), svc).await;
+                        }
+                        Err(e) => {
+                            metrics.handshake_failures.fetch_add(1, Ordering::Relaxed);
+                            tracing::warn!(peer = %peer, error = %e, "TLS handshake failed");
+                        }
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// Binds a listener, with the address in the error.
+pub async fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener, String> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("{what} {addr}: cannot listen: {e}"))
+}
+
+/// Keeps the state alive for the listeners.
+pub type Shared = Arc<AppState>;

@@ -1,0 +1,173 @@
+//! The API client: one HTTPS (or HTTP) request per connection, with TLS failures turned
+//! into plain words.
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+use std::sync::Arc;
+use ward_tls::Trust;
+
+/// A response: status and body.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Vec<u8>,
+    pub continue_token: Option<String>,
+}
+
+impl Reply {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// The server's message for an error.
+    pub fn message(&self) -> String {
+        self.json()
+            .get("message")
+            .and_then(|m| m.as_str())
+            .map(str::to_string)
+            .unwrap_or_else(|| String::from_utf8_lossy(&self.body).into_owned())
+    }
+}
+
+/// Where the API is and how to trust it.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub url: String,
+    pub trust: Option<Trust>,
+}
+
+fn io_error_words(e: &std::io::Error) -> String {
+    if let Some(inner) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+        return match inner {
+            rustls::Error::General(msg) => msg.clone(),
+            rustls::Error::AlertReceived(a) => {
+                format!("the server refused the TLS handshake ({a:?})")
+            }
+            other => other.to_string(),
+        };
+    }
+    e.to_string()
+}
+
+impl Endpoint {
+    fn parts(&self) -> Result<(bool, String, u16, String), String> {
+        let (tls, rest) = if let Some(r) = self.url.strip_prefix("https://") {
+            (true, r)
+        } else if let Some(r) = self.url.strip_prefix("http://") {
+            (false, r)
+        } else {
+            return Err(format!("{:?} is not an http:// or https:// URL", self.url));
+        };
+        let authority = rest.split('/').next().unwrap_or_default();
+        let (host, port) = if let Some(r) = authority.strip_prefix('[') {
+            let (h, p) = r
+                .split_once(']')
+                .ok_or_else(|| format!("{:?}: bad IPv6 host", self.url))?;
+            (
+                h.to_string(),
+                p.strip_prefix(':')
+                    .map(|p| p.parse())
+                    .transpose()
+                    .map_err(|_| format!("{:?}: bad port", self.url))?,
+            )
+        } else {
+            match authority.rsplit_once(':') {
+                Some((h, p)) => (
+                    h.to_string(),
+                    Some(p.parse().map_err(|_| format!("{:?}: bad port", self.url))?),
+                ),
+                None => (authority.to_string(), None),
+            }
+        };
+        Ok((
+            tls,
+            host,
+            port.unwrap_or(if tls { 443 } else { 80 }),
+            authority.to_string(),
+        ))
+    }
+
+    /// Sends one request.
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, String)],
+        body: Option<Vec<u8>>,
+    ) -> Result<Reply, String> {
+        let (tls, host, port, authority) = self.parts()?;
+        let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
+            .await
+            .map_err(|e| format!("{}: cannot connect: {e}", self.url))?;
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", authority.as_str())
+            .header(
+                "user-agent",
+                concat!("ward-ctl/", env!("CARGO_PKG_VERSION")),
+            );
+        for (k, v) in headers {
+            req = req.header(*k, v.as_str());
+        }
+        if body.is_some() {
+            req = req.header("content-type", "application/json");
+        }
+        let req = req
+            .body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .map_err(|e| e.to_string())?;
+        let resp = if tls {
+            let trust = self.trust.clone().ok_or_else(|| {
+                format!(
+                    "{}: HTTPS needs --trusted-ca-file (or --insecure-skip-tls-verify)",
+                    self.url
+                )
+            })?;
+            let config = ward_tls::client_config(&trust)?;
+            let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+            let name = rustls::pki_types::ServerName::try_from(host.clone())
+                .map_err(|_| format!("{host:?} is not a host name"))?;
+            let stream = connector
+                .connect(name, tcp)
+                .await
+                .map_err(|e| format!("{}: TLS: {}", self.url, io_error_words(&e)))?;
+            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                .await
+                .map_err(|e| e.to_string())?;
+            tokio::spawn(conn);
+            sender
+                .send_request(req)
+                .await
+                .map_err(|e| format!("{}: {e}", self.url))?
+        } else {
+            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+                .await
+                .map_err(|e| e.to_string())?;
+            tokio::spawn(conn);
+            sender
+                .send_request(req)
+                .await
+                .map_err(|e| format!("{}: {e}; is this a TLS port? use https://", self.url))?
+        };
+        let status = resp.status().as_u16();
+        let continue_token = resp
+            .headers()
+            .get("ward-continue")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes()
+            .to_vec();
+        Ok(Reply {
+            status,
+            body,
+            continue_token,
+        })
+    }
+}

@@ -1,0 +1,451 @@
+//! `ward ctl`: configure a connection, create/delete resources from YAML or JSON streams,
+//! dump them back, list them, and read /health — sensuctl's commands, over TLS.
+
+pub mod client;
+
+use base64::Engine;
+use client::{Endpoint, Reply};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use ward_tls::Trust;
+use ward_types::{Document, Kind, Resource};
+
+/// The saved connection (mode 0600: it holds tokens).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CtlConfig {
+    pub url: String,
+    pub trusted_ca_file: Option<PathBuf>,
+    #[serde(default)]
+    pub insecure_skip_tls_verify: bool,
+    pub username: String,
+    pub namespace: String,
+    pub access_token: String,
+    pub refresh_token: String,
+    pub expires_at: i64,
+}
+
+/// Where the connection is saved: `$WARD_CTL_CONFIG`, else `$XDG_CONFIG_HOME/ward/ctl.json`,
+/// else `~/.config/ward/ctl.json`.
+pub fn config_path() -> PathBuf {
+    if let Ok(p) = std::env::var("WARD_CTL_CONFIG") {
+        return PathBuf::from(p);
+    }
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    base.join("ward").join("ctl.json")
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn trust(ca: Option<&Path>, insecure: bool) -> Option<Trust> {
+    if insecure {
+        Some(Trust::SkipVerification)
+    } else {
+        ca.map(|c| Trust::CaFile(c.to_path_buf()))
+    }
+}
+
+fn save(cfg: &CtlConfig) -> Result<PathBuf, String> {
+    let path = config_path();
+    let json = serde_json::to_string_pretty(cfg).map_err(|e| e.to_string())? + "\n";
+    ward_pki::files::write_one(
+        &ward_pki::files::PlannedFile::key(&path, json),
+        ward_pki::files::Overwrite::Allow,
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(path)
+}
+
+/// `ward ctl configure -n`: logs in and saves the connection.
+pub async fn configure(
+    url: &str,
+    username: &str,
+    password: &str,
+    ca: Option<&Path>,
+    insecure: bool,
+    namespace: &str,
+) -> Result<PathBuf, String> {
+    if url.starts_with("https://") && ca.is_none() && !insecure {
+        return Err("--trusted-ca-file is required for an https:// URL (or --insecure-skip-tls-verify, which trusts anyone)".into());
+    }
+    let ep = Endpoint {
+        url: url.trim_end_matches('/').to_string(),
+        trust: trust(ca, insecure),
+    };
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
+    let r = ep
+        .request(
+            "GET",
+            "/auth",
+            &[("authorization", format!("Basic {basic}"))],
+            None,
+        )
+        .await?;
+    if r.status != 200 {
+        return Err(format!(
+            "{url}: login failed ({}): {}",
+            r.status,
+            r.message()
+        ));
+    }
+    let v = r.json();
+    let cfg = CtlConfig {
+        url: ep.url.clone(),
+        trusted_ca_file: ca.map(|c| std::fs::canonicalize(c).unwrap_or_else(|_| c.to_path_buf())),
+        insecure_skip_tls_verify: insecure,
+        username: username.into(),
+        namespace: namespace.into(),
+        access_token: v["access_token"].as_str().unwrap_or_default().into(),
+        refresh_token: v["refresh_token"].as_str().unwrap_or_default().into(),
+        expires_at: v["expires_at"].as_i64().unwrap_or_default(),
+    };
+    save(&cfg)
+}
+
+/// A configured session.
+pub struct Session {
+    pub cfg: CtlConfig,
+    ep: Endpoint,
+}
+
+impl Session {
+    pub fn load() -> Result<Session, String> {
+        let path = config_path();
+        let text = std::fs::read_to_string(&path).map_err(|_| {
+            format!(
+                "not configured ({} missing); run `ward ctl configure` first",
+                path.display()
+            )
+        })?;
+        let cfg: CtlConfig = serde_json::from_str(&text).map_err(|e| {
+            format!(
+                "{}: malformed: {e}; run `ward ctl configure` again",
+                path.display()
+            )
+        })?;
+        let ep = Endpoint {
+            url: cfg.url.clone(),
+            trust: trust(cfg.trusted_ca_file.as_deref(), cfg.insecure_skip_tls_verify),
+        };
+        Ok(Session { cfg, ep })
+    }
+
+    async fn refresh_if_needed(&mut self) -> Result<(), String> {
+        if self.cfg.expires_at > now() + 10 {
+            return Ok(());
+        }
+        let body = serde_json::json!({"refresh_token": self.cfg.refresh_token})
+            .to_string()
+            .into_bytes();
+        let r = self
+            .ep
+            .request("POST", "/auth/token", &[], Some(body))
+            .await?;
+        if r.status != 200 {
+            return Err("the saved login has expired; run `ward ctl configure` again".into());
+        }
+        let v = r.json();
+        self.cfg.access_token = v["access_token"].as_str().unwrap_or_default().into();
+        self.cfg.refresh_token = v["refresh_token"].as_str().unwrap_or_default().into();
+        self.cfg.expires_at = v["expires_at"].as_i64().unwrap_or_default();
+        save(&self.cfg)?;
+        Ok(())
+    }
+
+    /// An authenticated request; non-2xx replies become errors carrying the server's message.
+    pub async fn call(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<Reply, String> {
+        self.refresh_if_needed().await?;
+        let r = self
+            .ep
+            .request(
+                method,
+                path,
+                &[("authorization", format!("Bearer {}", self.cfg.access_token))],
+                body,
+            )
+            .await?;
+        if !(200..300).contains(&r.status) {
+            return Err(format!("{method} {path}: {} ({})", r.message(), r.status));
+        }
+        Ok(r)
+    }
+
+    /// An unauthenticated GET (for /health).
+    pub async fn get_public(&self, path: &str) -> Result<Reply, String> {
+        self.ep.request("GET", path, &[], None).await
+    }
+}
+
+/// The URL path of one resource.
+pub fn resource_path(kind: Kind, namespace: &str, name: &str) -> String {
+    match kind {
+        Kind::Namespace => format!("/api/core/v2/namespaces/{name}"),
+        Kind::User => format!("/api/core/v2/users/{name}"),
+        Kind::PostgresConfig => format!("/api/enterprise/store/v1/provider/{name}"),
+        k => format!("/api/core/v2/namespaces/{namespace}/{}/{name}", k.plural()),
+    }
+}
+
+/// The collection path of a kind.
+pub fn collection_path(kind: Kind, namespace: &str) -> String {
+    match kind {
+        Kind::Namespace => "/api/core/v2/namespaces".into(),
+        Kind::User => "/api/core/v2/users".into(),
+        Kind::PostgresConfig => "/api/enterprise/store/v1/provider".into(),
+        k => format!("/api/core/v2/namespaces/{namespace}/{}", k.plural()),
+    }
+}
+
+/// Reads every resource from files, directories (their *.yml, *.yaml, *.json) or stdin
+/// (`-`). Nothing is returned unless every document is valid.
+pub fn read_resources(inputs: &[String]) -> Result<Vec<Resource>, String> {
+    let mut out = Vec::new();
+    for input in inputs {
+        let mut files = Vec::new();
+        if input == "-" {
+            let mut s = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+                .map_err(|e| format!("stdin: {e}"))?;
+            out.extend(ward_types::parse_stream("stdin", &s).map_err(|e| e.to_string())?);
+            continue;
+        }
+        let p = Path::new(input);
+        if p.is_dir() {
+            let mut entries: Vec<PathBuf> = std::fs::read_dir(p)
+                .map_err(|e| format!("{input}: {e}"))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .collect();
+            entries.sort();
+            files.extend(entries.into_iter().filter(|f| {
+                matches!(
+                    f.extension().and_then(|e| e.to_str()),
+                    Some("yml" | "yaml" | "json")
+                )
+            }));
+        } else {
+            files.push(p.to_path_buf());
+        }
+        for f in files {
+            let text = std::fs::read_to_string(&f)
+                .map_err(|e| format!("{}: cannot read: {e}", f.display()))?;
+            out.extend(
+                ward_types::parse_stream(&f.display().to_string(), &text)
+                    .map_err(|e| e.to_string())?,
+            );
+        }
+    }
+    Ok(out)
+}
+
+fn body_for(r: &Resource) -> Vec<u8> {
+    match r.kind {
+        Kind::Namespace => serde_json::json!({"name": r.metadata.name})
+            .to_string()
+            .into_bytes(),
+        Kind::User => {
+            let mut m = r.spec.clone();
+            m.insert("username".into(), Value::String(r.metadata.name.clone()));
+            m.remove("password_hash");
+            Value::Object(m).to_string().into_bytes()
+        }
+        _ => serde_json::to_vec(&r.to_document()).unwrap_or_default(),
+    }
+}
+
+/// `create -f`: creates or replaces every resource (PUT), after validating all of them.
+pub async fn create(s: &mut Session, inputs: &[String]) -> Result<Vec<String>, String> {
+    let resources = read_resources(inputs)?;
+    let mut done = Vec::new();
+    for r in &resources {
+        let ns = r
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| s.cfg.namespace.clone());
+        s.call(
+            "PUT",
+            &resource_path(r.kind, &ns, &r.metadata.name),
+            Some(body_for(r)),
+        )
+        .await?;
+        done.push(format!("{} {}", r.kind.type_name(), r.metadata.name));
+    }
+    Ok(done)
+}
+
+/// `delete -f`.
+pub async fn delete(s: &mut Session, inputs: &[String]) -> Result<Vec<String>, String> {
+    let resources = read_resources(inputs)?;
+    let mut done = Vec::new();
+    for r in &resources {
+        let ns = r
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| s.cfg.namespace.clone());
+        s.call(
+            "DELETE",
+            &resource_path(r.kind, &ns, &r.metadata.name),
+            None,
+        )
+        .await?;
+        done.push(format!("{} {}", r.kind.type_name(), r.metadata.name));
+    }
+    Ok(done)
+}
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Yaml,
+    Json,
+    WrappedJson,
+    Table,
+}
+
+/// Every document of a kind (all pages).
+pub async fn fetch_all(s: &mut Session, kind: Kind) -> Result<Vec<Document>, String> {
+    if matches!(kind, Kind::User) {
+        let r = s.call("GET", "/api/core/v2/users", None).await?;
+        let users: Vec<Value> = serde_json::from_slice(&r.body).map_err(|e| e.to_string())?;
+        return Ok(users
+            .into_iter()
+            .map(|u| Document {
+                type_name: "User".into(),
+                api_version: "core/v2".into(),
+                metadata: ward_types::Metadata {
+                    name: u["username"].as_str().unwrap_or_default().into(),
+                    ..Default::default()
+                },
+                spec: serde_json::json!({"groups": u["groups"], "disabled": u["disabled"]}),
+            })
+            .collect());
+    }
+    if kind == Kind::Namespace {
+        let r = s.call("GET", "/api/core/v2/namespaces", None).await?;
+        return serde_json::from_slice(&r.body).map_err(|e| e.to_string());
+    }
+    let ns = s.cfg.namespace.clone();
+    let mut out = Vec::new();
+    let mut cont: Option<String> = None;
+    loop {
+        let path = match &cont {
+            Some(c) => format!("{}?limit=500&continue={c}", collection_path(kind, &ns)),
+            None => format!("{}?limit=500", collection_path(kind, &ns)),
+        };
+        let r = s.call("GET", &path, None).await?;
+        let page: Vec<Document> =
+            serde_json::from_slice(&r.body).map_err(|e| format!("{path}: {e}"))?;
+        out.extend(page);
+        match r.continue_token {
+            Some(c) => cont = Some(c),
+            None => break,
+        }
+    }
+    Ok(out)
+}
+
+/// Renders documents.
+pub fn render(docs: &[Document], format: Format) -> String {
+    match format {
+        Format::Yaml => docs
+            .iter()
+            .map(|d| format!("---\n{}", ward_types::to_yaml(d)))
+            .collect::<Vec<_>>()
+            .join(""),
+        Format::Json => serde_json::to_string_pretty(docs).unwrap_or_default() + "\n",
+        Format::WrappedJson => docs
+            .iter()
+            .map(|d| serde_json::to_string(d).unwrap_or_default() + "\n")
+            .collect(),
+        Format::Table => {
+            let mut rows = vec![[
+                "NAME".to_string(),
+                "NAMESPACE".to_string(),
+                "SUMMARY".to_string(),
+            ]];
+            for d in docs {
+                let summary = d
+                    .spec
+                    .get("command")
+                    .or_else(|| d.spec.get("dsn"))
+                    .or_else(|| d.spec.get("type"))
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
+                let summary = if d.type_name == "PostgresConfig" {
+                    redact_dsn(&summary)
+                } else {
+                    summary
+                };
+                rows.push([
+                    d.metadata.name.clone(),
+                    d.metadata.namespace.clone().unwrap_or_default(),
+                    summary,
+                ]);
+            }
+            let w: Vec<usize> = (0..3)
+                .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+                .collect();
+            rows.iter()
+                .map(|r| {
+                    format!("{:<a$}  {:<b$}  {}\n", r[0], r[1], r[2], a = w[0], b = w[1])
+                        .trim_end()
+                        .to_string()
+                        + "\n"
+                })
+                .collect()
+        }
+    }
+}
+
+/// A DSN with its password hidden (for tables; dumps keep the document as stored).
+pub fn redact_dsn(dsn: &str) -> String {
+    if let Some((scheme, rest)) = dsn.split_once("://") {
+        if let Some((userinfo, host)) = rest.rsplit_once('@') {
+            if let Some((user, _)) = userinfo.split_once(':') {
+                return format!("{scheme}://{user}:****@{host}");
+            }
+        }
+    }
+    dsn.to_string()
+}
+
+/// `cluster health` as a table.
+pub fn health_table(v: &Value) -> String {
+    let mut s = String::from(
+        "=== Cluster\nID                 Name                           Error   Healthy\n",
+    );
+    for m in v["ClusterHealth"].as_array().into_iter().flatten() {
+        s.push_str(&format!(
+            "{:<18} {:<30} {:<7} {}\n",
+            m["MemberIDHex"].as_str().unwrap_or(""),
+            m["Name"].as_str().unwrap_or(""),
+            m["Err"].as_str().unwrap_or(""),
+            m["Healthy"]
+        ));
+    }
+    s.push_str("=== PostgreSQL\nName                           Active  Healthy\n");
+    for p in v["PostgresHealth"].as_array().into_iter().flatten() {
+        s.push_str(&format!(
+            "{:<30} {:<7} {}\n",
+            p["Name"].as_str().unwrap_or(""),
+            p["Active"],
+            p["Healthy"]
+        ));
+    }
+    s
+}

@@ -1,0 +1,142 @@
+//! `ward backend …`.
+
+use clap::{Args, Subcommand};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Debug, Subcommand)]
+pub enum BackendCommand {
+    /// Create the state directory, the first admin and the `agent` user. Runs once.
+    Init(InitArgs),
+    /// Start the backend (flags > WARD_BACKEND_* > backend.yml > defaults).
+    Start(Box<StartArgs>),
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    #[arg(
+        long = "state-dir",
+        env = "WARD_BACKEND_STATE_DIR",
+        default_value = "/var/lib/ward"
+    )]
+    state_dir: PathBuf,
+    #[arg(
+        long = "cluster-admin-username",
+        env = "WARD_BACKEND_CLUSTER_ADMIN_USERNAME"
+    )]
+    cluster_admin_username: String,
+    #[arg(
+        long = "cluster-admin-password",
+        env = "WARD_BACKEND_CLUSTER_ADMIN_PASSWORD",
+        hide_env_values = true
+    )]
+    cluster_admin_password: String,
+    /// Password of the seeded `agent` user (without it, that user cannot log in until one is set).
+    #[arg(
+        long = "agent-password",
+        env = "WARD_BACKEND_AGENT_PASSWORD",
+        hide_env_values = true
+    )]
+    agent_password: Option<String>,
+}
+
+macro_rules! start_args {
+    ($($field:ident => $name:literal),* $(,)?) => {
+        #[derive(Debug, Args)]
+        pub struct StartArgs {
+            /// backend.yml.
+            #[arg(long = "config-file")]
+            config_file: Option<PathBuf>,
+            /// KEY=VALUE lines loaded into the environment first (default: /etc/default/ward-backend when it exists).
+            #[arg(long = "env-file")]
+            env_file: Option<PathBuf>,
+            $(
+                #[arg(long = $name)]
+                $field: Option<String>,
+            )*
+        }
+
+        impl StartArgs {
+            fn flags(&self) -> BTreeMap<String, String> {
+                let mut m = BTreeMap::new();
+                $( if let Some(v) = &self.$field { m.insert($name.to_string(), v.clone()); } )*
+                m
+            }
+        }
+    };
+}
+
+start_args! {
+    api_listen_address => "api-listen-address",
+    api_url => "api-url",
+    agent_host => "agent-host",
+    agent_port => "agent-port",
+    dashboard_host => "dashboard-host",
+    dashboard_port => "dashboard-port",
+    state_dir => "state-dir",
+    cert_file => "cert-file",
+    key_file => "key-file",
+    trusted_ca_file => "trusted-ca-file",
+    insecure_skip_tls_verify => "insecure-skip-tls-verify",
+    dashboard_cert_file => "dashboard-cert-file",
+    dashboard_key_file => "dashboard-key-file",
+    agent_auth_cert_file => "agent-auth-cert-file",
+    agent_auth_key_file => "agent-auth-key-file",
+    agent_auth_trusted_ca_file => "agent-auth-trusted-ca-file",
+    agent_auth_crl_urls => "agent-auth-crl-urls",
+    log_level => "log-level",
+}
+
+pub fn run(cmd: BackendCommand) -> Result<ExitCode, String> {
+    match cmd {
+        BackendCommand::Init(a) => {
+            ward_backend::init(
+                &a.state_dir,
+                &a.cluster_admin_username,
+                &a.cluster_admin_password,
+                a.agent_password.as_deref(),
+            )?;
+            println!(
+                "initialised {} with admin {:?}",
+                a.state_dir.display(),
+                a.cluster_admin_username
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        BackendCommand::Start(a) => {
+            let env_file = a.env_file.clone().or_else(|| {
+                let d = PathBuf::from("/etc/default/ward-backend");
+                d.exists().then_some(d)
+            });
+            if let Some(f) = &env_file {
+                ward_backend::config::load_env_file(f)?;
+            }
+            let cfg = ward_backend::config::resolve(
+                a.config_file.as_deref(),
+                &|k| std::env::var(k).ok(),
+                &a.flags(),
+            )
+            .map_err(|e| e.to_string())?;
+            let filter = tracing_subscriber::EnvFilter::new(format!(
+                "warn,ward_backend={0},ward_tls={0}",
+                if cfg.log_level == "panic" || cfg.log_level == "fatal" {
+                    "error"
+                } else {
+                    cfg.log_level.as_str()
+                }
+            ));
+            let _ = tracing_subscriber::fmt()
+                .json()
+                .with_env_filter(filter)
+                .with_writer(std::io::stderr)
+                .try_init();
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| format!("cannot start the runtime: {e}"))?;
+            rt.block_on(ward_backend::start(cfg))?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
