@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test of the Ward workspace on a fresh Debian machine: installs the real peers
-# the tests talk to (openssl, cfssl, PostgreSQL 15) when they are missing, checks formatting
+# the tests talk to (openssl, cfssl, PostgreSQL 15, curl) when they are missing, checks formatting
 # and lints, then runs the whole workspace's tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,6 +10,7 @@ command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 { command -v cfssl >/dev/null 2>&1 && command -v cfssljson >/dev/null 2>&1; } || missing+=(golang-cfssl)
 [ -x /usr/lib/postgresql/15/bin/initdb ] || missing+=(postgresql)
 command -v runuser >/dev/null 2>&1 || missing+=(util-linux)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
 if ((${#missing[@]})); then
   echo "installing test dependencies: ${missing[*]}"
   sudo=""

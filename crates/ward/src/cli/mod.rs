@@ -9,6 +9,7 @@ pub mod cfssl_compat;
 mod ctl;
 mod pg;
 mod pki;
+mod quickstart;
 
 use clap::{Parser, Subcommand};
 use std::ffi::OsString;
@@ -40,6 +41,8 @@ enum Command {
     /// The command-line client (sensuctl's commands).
     #[command(subcommand)]
     Ctl(ctl::CtlCommand),
+    /// A CA, certificates and a TLS backend on the embedded store, in one folder, now.
+    Quickstart(quickstart::QuickstartArgs),
 }
 
 /// Parses and runs a command line.
@@ -56,6 +59,7 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
         Command::Pg(cmd) => pg::run(cmd).map_err(|e| e.to_string()),
         Command::Backend(cmd) => backend::run(cmd),
         Command::Ctl(cmd) => ctl::run(cmd),
+        Command::Quickstart(a) => quickstart::run(a),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,169 @@
+//! A real `ward backend` process on 127.0.0.1, initialised in a temp dir, killed on drop.
+
+use crate::{free_port, ward, ward_bin, TempDir};
+use std::path::PathBuf;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+/// The admin the harness creates.
+pub const ADMIN: &str = "admin";
+pub const ADMIN_PASSWORD: &str = "correct horse battery";
+
+/// A running backend.
+pub struct Backend {
+    pub dir: TempDir,
+    pub api_port: u16,
+    pub agent_port: u16,
+    pub tls: Option<PathBuf>,
+    child: Option<Child>,
+    extra: Vec<String>,
+}
+
+impl Backend {
+    /// Initialises a state dir and starts a backend; with `tls`, a CA and a certificate for
+    /// localhost/127.0.0.1 are bootstrapped into `dir/tls` and served.
+    pub fn start(tls: bool) -> Backend {
+        Self::start_with(tls, &[])
+    }
+
+    pub fn start_with(tls: bool, extra: &[&str]) -> Backend {
+        let dir = TempDir::new();
+        ward()
+            .args(["backend", "init", "--state-dir"])
+            .arg(dir.join("state"))
+            .args([
+                "--cluster-admin-username",
+                ADMIN,
+                "--cluster-admin-password",
+                ADMIN_PASSWORD,
+            ])
+            .run()
+            .ok();
+        let tls_dir = tls.then(|| {
+            crate::pki::bootstrap(
+                dir.path(),
+                "ca: {cn: Test CA}\nbackends:\n  - name: localhost\n    hosts: [127.0.0.1]\n",
+            )
+        });
+        let mut b = Backend {
+            dir,
+            api_port: free_port(),
+            agent_port: free_port(),
+            tls: tls_dir,
+            child: None,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+        };
+        b.spawn();
+        b
+    }
+
+    /// The API's base URL.
+    pub fn url(&self) -> String {
+        format!(
+            "{}://localhost:{}",
+            if self.tls.is_some() { "https" } else { "http" },
+            self.api_port
+        )
+    }
+
+    /// The CA file clients should trust.
+    pub fn ca(&self) -> Option<PathBuf> {
+        self.tls.as_ref().map(|t| t.join("ca.pem"))
+    }
+
+    /// (Re)starts the process and waits until it accepts connections.
+    pub fn spawn(&mut self) {
+        let mut cmd = std::process::Command::new(ward_bin());
+        cmd.args(["backend", "start", "--state-dir"])
+            .arg(self.dir.join("state"))
+            .args([
+                "--api-listen-address",
+                &format!("127.0.0.1:{}", self.api_port),
+                "--agent-host",
+                "127.0.0.1",
+                "--agent-port",
+                &self.agent_port.to_string(),
+            ])
+            .args(&self.extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(self.dir.join("backend.log")).expect("log file"));
+        if let Some(t) = &self.tls {
+            cmd.arg("--cert-file")
+                .arg(t.join("localhost.pem"))
+                .arg("--key-file")
+                .arg(t.join("localhost-key.pem"));
+        }
+        self.child = Some(cmd.spawn().expect("start ward backend"));
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", self.api_port)).is_err() {
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
+                panic!("ward backend exited ({status}): {}", self.log());
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "ward backend did not listen: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    /// SIGKILL, as a crash.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("backend.log")).unwrap_or_default()
+    }
+
+    /// A `ward ctl` command with its own config file, for this backend.
+    pub fn ctl(&self) -> crate::Command {
+        ward()
+            .env("WARD_CTL_CONFIG", self.dir.join("ctl.json"))
+            .arg("ctl")
+    }
+
+    /// `ward ctl configure` as the admin.
+    pub fn ctl_login(&self) {
+        let mut c = self.ctl().args([
+            "configure",
+            "-n",
+            "--url",
+            &self.url(),
+            "--username",
+            ADMIN,
+            "--password",
+            ADMIN_PASSWORD,
+        ]);
+        if let Some(ca) = self.ca() {
+            c = c.arg("--trusted-ca-file").arg(ca);
+        }
+        c.run().ok();
+    }
+
+    /// `curl` against the API: `-s -w '\n%{http_code}'`, trusting the test CA.
+    pub fn curl(&self, args: &[&str]) -> (u16, String) {
+        let mut c = crate::Command::new("curl").args(["-s", "-w", "\n%{http_code}"]);
+        if let Some(ca) = self.ca() {
+            c = c.arg("--cacert").arg(ca);
+        }
+        let out = c.args(args.to_vec()).run();
+        let (body, code) = out.stdout.rsplit_once('\n').unwrap_or(("", "0"));
+        (code.trim().parse().unwrap_or(0), body.to_string())
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}

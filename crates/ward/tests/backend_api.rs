@@ -1,0 +1,568 @@
+//! `ward backend` and `ward ctl` end to end: TLS, authentication, the guides' resources.
+
+use ward_testkit::backend::{Backend, ADMIN, ADMIN_PASSWORD};
+use ward_testkit::{pki, require_tool, ward, TempDir};
+
+const GUIDE_PG: &str = "type: PostgresConfig\napi_version: store/v1\nmetadata:\n  name: sensu_postgres\nspec:\n  dsn: \"postgresql://sensu:mypass@postgres.example.com:5432/sensu_events\"\n  pool_size: 20\n  strict: false\n";
+const GUIDE_CHECK: &str = "---\ntype: CheckConfig\napi_version: core/v2\nmetadata:\n  name: expired_certs\nspec:\n  command: openssl x509 -noout -enddate -in <cert-name>.pem\n  subscriptions:\n  - system\n  publish: true\n";
+
+fn token(b: &Backend, user: &str, password: &str) -> String {
+    let (code, body) = b.curl(&[
+        "-u",
+        &format!("{user}:{password}"),
+        &format!("{}/auth", b.url()),
+    ]);
+    assert_eq!(code, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(v["expires_at"].as_i64().unwrap() > 0 && v["refresh_token"].is_string());
+    v["access_token"].as_str().unwrap().to_string()
+}
+
+fn parse_yaml_docs(text: &str) -> Vec<serde_json::Value> {
+    ward_types::parse_stream("t", text)
+        .unwrap()
+        .iter()
+        .map(|r| serde_json::to_value(r.to_document()).unwrap())
+        .collect()
+}
+
+#[test]
+fn the_guides_resources_round_trip_through_ward_ctl() {
+    require_tool("curl");
+    let b = Backend::start(true);
+    b.ctl_login();
+    std::fs::write(b.dir.join("pg.yml"), GUIDE_PG).unwrap();
+    std::fs::write(b.dir.join("check.yml"), GUIDE_CHECK).unwrap();
+    b.ctl()
+        .args(["create", "-f"])
+        .arg(b.dir.join("pg.yml"))
+        .args(["-f"])
+        .arg(b.dir.join("check.yml"))
+        .run()
+        .ok();
+    for (types, original) in [
+        ("store/v1.PostgresConfig", GUIDE_PG),
+        ("core/v2.CheckConfig", GUIDE_CHECK),
+    ] {
+        let dumped = b
+            .ctl()
+            .args(["dump", types, "--format", "yaml"])
+            .run()
+            .ok()
+            .stdout;
+        let mut back = parse_yaml_docs(&dumped);
+        assert_eq!(back.len(), 1, "{dumped}");
+        assert_eq!(back[0]["metadata"]["created_by"], ADMIN);
+        back[0]["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .remove("created_by");
+        assert_eq!(back, parse_yaml_docs(original), "{dumped}");
+    }
+    // /health lists the PostgresConfig in the guides' shape, IDs as exact integers.
+    let (code, body) = b.curl(&[&format!("{}/health?timeout=3", b.url())]);
+    assert_eq!(code, 200);
+    let h: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(h["Alarms"].is_null());
+    let id = h["ClusterHealth"][0]["MemberID"].as_u64().unwrap();
+    assert_eq!(h["ClusterHealth"][0]["MemberIDHex"], format!("{id:x}"));
+    assert_eq!(h["Header"]["member_id"].as_u64().unwrap(), id);
+    assert_eq!(h["PostgresHealth"][0]["Name"], "sensu_postgres");
+    let table = b.ctl().args(["check", "list"]).run().ok().stdout;
+    assert!(
+        table.contains("expired_certs") && table.contains("openssl x509"),
+        "{table}"
+    );
+    let health = b.ctl().args(["cluster", "health"]).run().ok().stdout;
+    assert!(health.contains("sensu_postgres"), "{health}");
+    // The saved login is private.
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(b.dir.join("ctl.json"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+    // delete -f removes them.
+    b.ctl()
+        .args(["delete", "-f"])
+        .arg(b.dir.join("check.yml"))
+        .run()
+        .ok();
+    assert!(b
+        .ctl()
+        .args(["dump", "core/v2.CheckConfig"])
+        .run()
+        .ok()
+        .stdout
+        .trim()
+        .is_empty());
+}
+
+#[test]
+fn authentication_and_authorisation_refuse_what_they_should() {
+    require_tool("curl");
+    let b = Backend::start(true);
+    let url = b.url();
+    let checks = format!("{url}/api/core/v2/namespaces/default/checks");
+    // No token, a bad password, a revoked token: 401.
+    assert_eq!(b.curl(&[&checks]).0, 401);
+    assert_eq!(
+        b.curl(&[
+            "-u",
+            &format!("{ADMIN}:wrong password"),
+            &format!("{url}/auth")
+        ])
+        .0,
+        401
+    );
+    let t = token(&b, ADMIN, ADMIN_PASSWORD);
+    assert_eq!(
+        b.curl(&["-H", &format!("Authorization: Bearer {t}"), &checks])
+            .0,
+        200
+    );
+    assert_eq!(
+        b.curl(&[
+            "-X",
+            "POST",
+            "-H",
+            &format!("Authorization: Bearer {t}"),
+            &format!("{url}/auth/logout")
+        ])
+        .0,
+        204
+    );
+    assert_eq!(
+        b.curl(&["-H", &format!("Authorization: Bearer {t}"), &checks])
+            .0,
+        401
+    );
+    assert_eq!(
+        b.curl(&["-H", "Authorization: Bearer not-a-token", &checks])
+            .0,
+        401
+    );
+    // A view user reads but may not write: 403.
+    let admin = token(&b, ADMIN, ADMIN_PASSWORD);
+    let auth = format!("Authorization: Bearer {admin}");
+    let (code, body) = b.curl(&[
+        "-X",
+        "POST",
+        "-H",
+        &auth,
+        "-d",
+        r#"{"username":"viewer","password":"viewer-password","groups":["view"]}"#,
+        &format!("{url}/api/core/v2/users"),
+    ]);
+    assert_eq!(code, 201, "{body}");
+    let viewer = token(&b, "viewer", "viewer-password");
+    let vauth = format!("Authorization: Bearer {viewer}");
+    assert_eq!(b.curl(&["-H", &vauth, &checks]).0, 200);
+    let (code, body) = b.curl(&[
+        "-X",
+        "POST",
+        "-H",
+        &vauth,
+        "-d",
+        r#"{"type":"CheckConfig","metadata":{"name":"x"},"spec":{"command":"true"}}"#,
+        &checks,
+    ]);
+    assert_eq!(code, 403, "{body}");
+    assert!(body.contains("may not change"), "{body}");
+    // Refresh gives a new pair; the refresh token is single-use.
+    let (_, body) = b.curl(&[
+        "-u",
+        &format!("{ADMIN}:{ADMIN_PASSWORD}"),
+        &format!("{url}/auth"),
+    ]);
+    let refresh = serde_json::from_str::<serde_json::Value>(&body).unwrap()["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let rbody = format!(r#"{{"refresh_token":"{refresh}"}}"#);
+    assert_eq!(
+        b.curl(&["-X", "POST", "-d", &rbody, &format!("{url}/auth/token")])
+            .0,
+        200
+    );
+    assert_eq!(
+        b.curl(&["-X", "POST", "-d", &rbody, &format!("{url}/auth/token")])
+            .0,
+        401
+    );
+    // A disabled user cannot log in; the seeded agent user has no password until one is set.
+    assert_eq!(
+        b.curl(&[
+            "-X",
+            "DELETE",
+            "-H",
+            &auth,
+            &format!("{url}/api/core/v2/users/viewer")
+        ])
+        .0,
+        204
+    );
+    assert_eq!(
+        b.curl(&["-u", "viewer:viewer-password", &format!("{url}/auth")])
+            .0,
+        401
+    );
+    assert_eq!(b.curl(&["-u", "agent:", &format!("{url}/auth")]).0, 401);
+    // Passwords are stored as argon2id hashes.
+    let db = std::fs::read(b.dir.join("state/ward.db")).unwrap();
+    let text = String::from_utf8_lossy(&db);
+    assert!(text.contains("$argon2id$") && !text.contains("viewer-password"));
+}
+
+#[test]
+fn bad_requests_get_a_4xx_naming_the_problem_and_store_nothing() {
+    require_tool("curl");
+    let b = Backend::start(false);
+    let url = b.url();
+    let t = token(&b, ADMIN, ADMIN_PASSWORD);
+    let auth = format!("Authorization: Bearer {t}");
+    let checks = format!("{url}/api/core/v2/namespaces/default/checks");
+    let cases: &[(&str, u16, &str)] = &[
+        ("{not json", 400, "not valid JSON"),
+        (
+            r#"{"type":"CheckConfig","metadata":{"name":"x"},"spec":{"command":"true","interval":"ten"}}"#,
+            400,
+            "spec.interval",
+        ),
+        (
+            r#"{"type":"CheckConfig","metadata":{"name":"x"},"spec":{"command":"true","intervall":10}}"#,
+            400,
+            "spec.intervall: unknown field",
+        ),
+        (
+            r#"{"type":"CheckConfig","metadata":{"name":"bad name"},"spec":{"command":"true"}}"#,
+            400,
+            "metadata.name",
+        ),
+        (
+            r#"{"type":"Bogus","metadata":{"name":"x"},"spec":{}}"#,
+            400,
+            "unknown type",
+        ),
+        (
+            r#"{"type":"Handler","metadata":{"name":"x"},"spec":{"type":"pipe"}}"#,
+            400,
+            "cannot be stored under /checks",
+        ),
+        (
+            r#"{"type":"CheckConfig","metadata":{"name":"x","namespace":"other"},"spec":{"command":"true"}}"#,
+            400,
+            "does not match the namespace",
+        ),
+    ];
+    for (body, code, needle) in cases {
+        let (c, resp) = b.curl(&["-X", "POST", "-H", &auth, "-d", body, &checks]);
+        assert_eq!(c, *code, "{body}: {resp}");
+        assert!(resp.contains(needle), "{body}: {resp}");
+    }
+    let big = format!(
+        r#"{{"type":"CheckConfig","metadata":{{"name":"big"}},"spec":{{"command":"{}"}}}}"#,
+        "x".repeat(2 * 1024 * 1024)
+    );
+    std::fs::write(b.dir.join("big.json"), big).unwrap();
+    assert_eq!(
+        b.curl(&[
+            "-X",
+            "POST",
+            "-H",
+            &auth,
+            "--data-binary",
+            &format!("@{}", b.dir.join("big.json").display()),
+            &checks
+        ])
+        .0,
+        413
+    );
+    assert_eq!(
+        b.curl(&[
+            "-X",
+            "POST",
+            "-H",
+            &auth,
+            "-d",
+            r#"{"type":"CheckConfig","metadata":{"name":"x"},"spec":{"command":"true"}}"#,
+            &format!("{url}/api/core/v2/namespaces/nope/checks")
+        ])
+        .0,
+        404
+    );
+    let (_, list) = b.curl(&["-H", &auth, &checks]);
+    assert_eq!(list.trim(), "[]", "nothing was stored");
+    // A duplicate create is a conflict; an unknown resource is 404.
+    let ok = r#"{"type":"CheckConfig","metadata":{"name":"x"},"spec":{"command":"true"}}"#;
+    assert_eq!(
+        b.curl(&["-X", "POST", "-H", &auth, "-d", ok, &checks]).0,
+        201
+    );
+    assert_eq!(
+        b.curl(&["-X", "POST", "-H", &auth, "-d", ok, &checks]).0,
+        409
+    );
+    assert_eq!(b.curl(&["-H", &auth, &format!("{checks}/nope")]).0, 404);
+    // ward ctl refuses a malformed file before sending anything.
+    b.ctl_login();
+    std::fs::write(
+        b.dir.join("bad.yml"),
+        "type: CheckConfig\nmetadata: {name: cert-check}\nspec: {command: c, interval: -1}\n",
+    )
+    .unwrap();
+    let out = b
+        .ctl()
+        .args(["create", "-f"])
+        .arg(b.dir.join("bad.yml"))
+        .run()
+        .fails_with(1);
+    assert!(out.stderr.contains("spec.interval"), "{}", out.stderr);
+}
+
+#[test]
+fn tls_is_the_only_way_in_and_ward_ctl_says_why_a_server_is_refused() {
+    require_tool("curl");
+    let b = Backend::start(true);
+    // Plaintext to the TLS port: no data, a clean close, counted.
+    let (code, body) = b.curl(&[&format!("http://127.0.0.1:{}/health", b.api_port)]);
+    assert_eq!((code, body.as_str()), (0, ""));
+    let (_, metrics) = b.curl(&[&format!("{}/metrics", b.url())]);
+    assert!(
+        metrics.contains("ward_tls_plaintext_requests_total 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("ward_certificate_days_left{"), "{metrics}");
+    // A client that trusts another CA.
+    let other = TempDir::new();
+    pki::init_ca(other.path(), "Other CA", &[]);
+    let out = b
+        .ctl()
+        .args([
+            "configure",
+            "-n",
+            "--url",
+            &b.url(),
+            "--username",
+            ADMIN,
+            "--password",
+            ADMIN_PASSWORD,
+            "--trusted-ca-file",
+        ])
+        .arg(other.join("ca.pem"))
+        .run()
+        .fails_with(1);
+    assert!(
+        out.stderr.contains("is not signed by a CA in"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_renewed_certificate_is_served_without_a_restart() {
+    require_tool("openssl");
+    let b = Backend::start(true);
+    let tls = b.tls.clone().unwrap();
+    let served = || {
+        let out = ward_testkit::Command::shell(&format!("openssl s_client -connect 127.0.0.1:{} -servername localhost </dev/null 2>/dev/null | openssl x509 -noout -serial", b.api_port)).run();
+        out.stdout.trim().to_string()
+    };
+    let before = served();
+    assert!(before.starts_with("serial="), "{before}");
+    let pid = b.pid();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    ward()
+        .args(["pki", "renew", "--ca-dir"])
+        .arg(&tls)
+        .arg(tls.join("localhost.pem"))
+        .run()
+        .ok();
+    let mut after = before.clone();
+    for _ in 0..30 {
+        after = served();
+        if after != before {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert_ne!(after, before, "the renewed certificate is served");
+    let renewed = pki::info_json(&tls.join("localhost.pem"))["serial"]
+        .as_str()
+        .unwrap()
+        .replace(':', "")
+        .to_uppercase();
+    assert_eq!(after.trim_start_matches("serial="), renewed);
+    assert_eq!(b.pid(), pid);
+    // A broken pair on disk is refused; the served one stays.
+    std::fs::copy(tls.join("ca-key.pem"), tls.join("localhost-key.pem")).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    assert_eq!(served(), after);
+    assert!(
+        b.log().contains("refused the new TLS certificate"),
+        "{}",
+        b.log()
+    );
+}
+
+#[test]
+fn backend_configuration_errors_name_the_key() {
+    let d = TempDir::new();
+    std::fs::write(
+        d.join("backend.yml"),
+        "api-listen-adress: \"127.0.0.1:1\"\n",
+    )
+    .unwrap();
+    let out = ward()
+        .args(["backend", "start", "--config-file"])
+        .arg(d.join("backend.yml"))
+        .run()
+        .fails_with(1);
+    assert!(
+        out.stderr.contains("api-listen-adress") && out.stderr.contains("unknown key"),
+        "{}",
+        out.stderr
+    );
+    let out = ward()
+        .args(["backend", "start", "--cert-file", "/x.pem", "--state-dir"])
+        .arg(d.path())
+        .run()
+        .fails_with(1);
+    assert!(
+        out.stderr.contains("key-file") && out.stderr.contains("TLS needs both"),
+        "{}",
+        out.stderr
+    );
+    let out = ward()
+        .args(["backend", "start", "--state-dir"])
+        .arg(d.join("none"))
+        .run()
+        .fails_with(1);
+    assert!(out.stderr.contains("not initialised"), "{}", out.stderr);
+    ward()
+        .args(["backend", "init", "--state-dir"])
+        .arg(d.join("s"))
+        .args([
+            "--cluster-admin-username",
+            "admin",
+            "--cluster-admin-password",
+            "long enough",
+        ])
+        .run()
+        .ok();
+    let out = ward()
+        .args(["backend", "init", "--state-dir"])
+        .arg(d.join("s"))
+        .args([
+            "--cluster-admin-username",
+            "admin",
+            "--cluster-admin-password",
+            "long enough",
+        ])
+        .run()
+        .fails_with(1);
+    assert!(out.stderr.contains("already initialised"), "{}", out.stderr);
+    // A group-readable key is refused with the chmod.
+    let tls = pki::bootstrap(d.path(), "ca: {cn: C}\nbackends:\n  - name: localhost\n");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        tls.join("localhost-key.pem"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let out = ward()
+        .args(["backend", "start", "--state-dir"])
+        .arg(d.join("s"))
+        .arg("--cert-file")
+        .arg(tls.join("localhost.pem"))
+        .arg("--key-file")
+        .arg(tls.join("localhost-key.pem"))
+        .run()
+        .fails_with(1);
+    assert!(out.stderr.contains("chmod 600"), "{}", out.stderr);
+}
+
+#[test]
+fn quickstart_runs_a_tls_backend_in_one_command_and_reuses_it() {
+    let d = TempDir::new();
+    let (api, agent) = (ward_testkit::free_port(), ward_testkit::free_port());
+    let start = || {
+        std::process::Command::new(ward_testkit::ward_bin())
+            .args([
+                "quickstart",
+                "--dir",
+                "qs",
+                "--api-port",
+                &api.to_string(),
+                "--agent-port",
+                &agent.to_string(),
+            ])
+            .current_dir(d.path())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let wait = || {
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", api)).is_ok() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        panic!("quickstart did not listen");
+    };
+    let stop = |mut c: std::process::Child| {
+        let _ = ward_testkit::Command::new("kill")
+            .args(["-INT", &c.id().to_string()])
+            .run();
+        let status = c.wait().unwrap();
+        let mut out = String::new();
+        std::io::Read::read_to_string(c.stdout.as_mut().unwrap(), &mut out).unwrap();
+        (status, out)
+    };
+    let c = start();
+    wait();
+    let password = std::fs::read_to_string(d.join("qs/admin-password")).unwrap();
+    let ctl = || ward().env("WARD_CTL_CONFIG", d.join("ctl.json")).arg("ctl");
+    ctl()
+        .args([
+            "configure",
+            "-n",
+            "--url",
+            &format!("https://localhost:{api}"),
+            "--username",
+            "admin",
+            "--password",
+            password.trim(),
+            "--trusted-ca-file",
+        ])
+        .arg(d.join("qs/tls/ca.pem"))
+        .run()
+        .ok();
+    let health = ctl().args(["cluster", "health"]).run().ok().stdout;
+    assert!(health.contains("true"), "{health}");
+    let (status, out) = stop(c);
+    assert!(status.success(), "Ctrl-C stops it cleanly: {status}");
+    assert!(
+        out.contains("created a CA") && out.contains("ward ctl configure"),
+        "{out}"
+    );
+    // Again: the same CA, state and password.
+    let c = start();
+    wait();
+    ctl().args(["cluster", "health"]).run().ok();
+    let (status, out) = stop(c);
+    assert!(status.success());
+    assert!(
+        out.contains("reusing the CA") && out.contains("reusing"),
+        "{out}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(d.join("qs/admin-password")).unwrap(),
+        password
+    );
+}
