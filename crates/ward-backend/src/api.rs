@@ -114,6 +114,18 @@ pub fn router(state: Arc<AppState>) -> Router {
                 .delete(delete_namespace),
         )
         .route(
+            "/api/core/v2/namespaces/{ns}/events",
+            get(list_events).post(post_event),
+        )
+        .route(
+            "/api/core/v2/namespaces/{ns}/events/{entity}",
+            get(list_entity_events),
+        )
+        .route(
+            "/api/core/v2/namespaces/{ns}/events/{entity}/{check}",
+            get(get_event).put(put_event).delete(delete_event),
+        )
+        .route(
             "/api/core/v2/namespaces/{ns}/{plural}",
             get(list_in_ns).post(create_in_ns),
         )
@@ -710,6 +722,152 @@ async fn delete_provider(
 ) -> ApiResult<StatusCode> {
     authorize(&st, &headers, Need::Write)?;
     st.store.delete(Kind::PostgresConfig, "", &name)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---- events ----
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn event_listing(events: Vec<Value>, next: Option<String>) -> Response {
+    let mut r = Json(events).into_response();
+    if let Some(n) = next {
+        let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(n);
+        if let Ok(v) = HeaderValue::from_str(&token) {
+            r.headers_mut().insert("ward-continue", v);
+        }
+    }
+    r
+}
+
+/// Stores an event (acknowledged only once it is committed) and registers its entity.
+fn store_event(
+    st: &AppState,
+    ns: &str,
+    body: &[u8],
+    expect: Option<(&str, &str)>,
+) -> ApiResult<Value> {
+    let v: Value =
+        serde_json::from_slice(body).map_err(|e| bad(format!("body is not valid JSON: {e}")))?;
+    let now = unix_now();
+    let input = ward_types::event::parse_event(&v, ns, now).map_err(|e| bad(e.to_string()))?;
+    if let Some((entity, check)) = expect {
+        if input.entity != entity || input.check != check {
+            return Err(bad(format!(
+                "entity/check: {}/{} does not match the URL ({entity}/{check})",
+                input.entity, input.check
+            )));
+        }
+    }
+    if st.store.get(Kind::Entity, ns, &input.entity)?.is_none() {
+        let class = input
+            .raw
+            .get("entity")
+            .and_then(|e| e.get("entity_class"))
+            .and_then(Value::as_str)
+            .unwrap_or("proxy");
+        let entity = Resource::from_document(Document {
+            type_name: "Entity".into(),
+            api_version: "core/v2".into(),
+            metadata: Metadata {
+                name: input.entity.clone(),
+                namespace: Some(ns.into()),
+                ..Default::default()
+            },
+            spec: json!({"entity_class": class, "last_seen": now}),
+        })
+        .map_err(|e| bad(e.to_string()))?;
+        match st.store.put(&entity, true) {
+            Ok(()) | Err(StoreError::Exists { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(st.store.record_event(&input, now)?)
+}
+
+async fn post_event(
+    State(st): Shared,
+    headers: HeaderMap,
+    Path(ns): Path<String>,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    authorize(&st, &headers, Need::CreateEvent)?;
+    require_namespace(&st, &ns)?;
+    let ev = store_event(&st, &ns, &body, None)?;
+    Ok((StatusCode::CREATED, Json(ev)))
+}
+
+async fn put_event(
+    State(st): Shared,
+    headers: HeaderMap,
+    Path((ns, entity, check)): Path<(String, String, String)>,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    authorize(&st, &headers, Need::CreateEvent)?;
+    require_namespace(&st, &ns)?;
+    let ev = store_event(&st, &ns, &body, Some((&entity, &check)))?;
+    Ok((StatusCode::CREATED, Json(ev)))
+}
+
+async fn list_events(
+    State(st): Shared,
+    headers: HeaderMap,
+    Path(ns): Path<String>,
+    Query(p): Query<Page>,
+) -> ApiResult<Response> {
+    authorize(&st, &headers, Need::Read)?;
+    let (events, next) = st.store.events(
+        Some(&ns),
+        None,
+        p.limit.unwrap_or(500),
+        decode_continue(p.cont.as_deref())?.as_deref(),
+    )?;
+    Ok(event_listing(events, next))
+}
+
+async fn list_entity_events(
+    State(st): Shared,
+    headers: HeaderMap,
+    Path((ns, entity)): Path<(String, String)>,
+    Query(p): Query<Page>,
+) -> ApiResult<Response> {
+    authorize(&st, &headers, Need::Read)?;
+    let (events, next) = st.store.events(
+        Some(&ns),
+        Some(&entity),
+        p.limit.unwrap_or(500),
+        decode_continue(p.cont.as_deref())?.as_deref(),
+    )?;
+    Ok(event_listing(events, next))
+}
+
+async fn get_event(
+    State(st): Shared,
+    headers: HeaderMap,
+    Path((ns, entity, check)): Path<(String, String, String)>,
+) -> ApiResult<Json<Value>> {
+    authorize(&st, &headers, Need::Read)?;
+    let ev = st.store.event(&ns, &entity, &check)?.ok_or_else(|| {
+        ApiError(
+            StatusCode::NOT_FOUND,
+            format!("no event for entity {entity:?} and check {check:?} in namespace {ns:?}"),
+        )
+    })?;
+    Ok(Json(ev))
+}
+
+async fn delete_event(
+    State(st): Shared,
+    headers: HeaderMap,
+    Path((ns, entity, check)): Path<(String, String, String)>,
+) -> ApiResult<StatusCode> {
+    authorize(&st, &headers, Need::Write)?;
+    st.store.delete_event(&ns, &entity, &check)?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -338,6 +338,47 @@ pub async fn fetch_all(s: &mut Session, kind: Kind) -> Result<Vec<Document>, Str
         let r = s.call("GET", "/api/core/v2/namespaces", None).await?;
         return serde_json::from_slice(&r.body).map_err(|e| e.to_string());
     }
+    if kind == Kind::Event {
+        // Events travel bare ({entity, check, …}); show them as documents named ENTITY/CHECK.
+        let ns = s.cfg.namespace.clone();
+        let mut out = Vec::new();
+        let mut cont: Option<String> = None;
+        loop {
+            let path = match &cont {
+                Some(c) => format!("/api/core/v2/namespaces/{ns}/events?limit=500&continue={c}"),
+                None => format!("/api/core/v2/namespaces/{ns}/events?limit=500"),
+            };
+            let r = s.call("GET", &path, None).await?;
+            let page: Vec<Value> =
+                serde_json::from_slice(&r.body).map_err(|e| format!("{path}: {e}"))?;
+            for ev in page {
+                let name = format!(
+                    "{}/{}",
+                    ev.pointer("/entity/metadata/name")
+                        .and_then(Value::as_str)
+                        .unwrap_or("?"),
+                    ev.pointer("/check/metadata/name")
+                        .and_then(Value::as_str)
+                        .unwrap_or("?")
+                );
+                out.push(Document {
+                    type_name: "Event".into(),
+                    api_version: "core/v2".into(),
+                    metadata: ward_types::Metadata {
+                        name,
+                        namespace: Some(ns.clone()),
+                        ..Default::default()
+                    },
+                    spec: ev,
+                });
+            }
+            match r.continue_token {
+                Some(c) => cont = Some(c),
+                None => break,
+            }
+        }
+        return Ok(out);
+    }
     let ns = s.cfg.namespace.clone();
     let mut out = Vec::new();
     let mut cont: Option<String> = None;
@@ -386,10 +427,25 @@ pub fn render(docs: &[Document], format: Format) -> String {
                     .and_then(Value::as_str)
                     .unwrap_or("")
                     .to_string();
-                let summary = if d.type_name == "PostgresConfig" {
-                    redact_dsn(&summary)
-                } else {
-                    summary
+                let summary = match d.type_name.as_str() {
+                    "PostgresConfig" => redact_dsn(&summary),
+                    "Event" => format!(
+                        "status {} ({}), {} occurrence(s): {}",
+                        d.spec.pointer("/check/status").unwrap_or(&Value::Null),
+                        d.spec
+                            .pointer("/check/state")
+                            .and_then(Value::as_str)
+                            .unwrap_or("?"),
+                        d.spec.pointer("/check/occurrences").unwrap_or(&Value::Null),
+                        d.spec
+                            .pointer("/check/output")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .lines()
+                            .next()
+                            .unwrap_or("")
+                    ),
+                    _ => summary,
                 };
                 rows.push([
                     d.metadata.name.clone(),
@@ -448,4 +504,37 @@ pub fn health_table(v: &Value) -> String {
         ));
     }
     s
+}
+
+/// `event resolve ENTITY CHECK`: posts an OK result for that check.
+pub async fn resolve_event(s: &mut Session, entity: &str, check: &str) -> Result<Value, String> {
+    let ns = s.cfg.namespace.clone();
+    let path = format!("/api/core/v2/namespaces/{ns}/events/{entity}/{check}");
+    let current = s.call("GET", &path, None).await?.json();
+    let mut ev = current.clone();
+    if let Some(c) = ev.get_mut("check").and_then(Value::as_object_mut) {
+        for k in [
+            "history",
+            "occurrences",
+            "occurrences_watermark",
+            "last_ok",
+            "total_state_change",
+            "state",
+            "executed",
+        ] {
+            c.remove(k);
+        }
+        c.insert("status".into(), Value::from(0));
+        c.insert(
+            "output".into(),
+            Value::from(format!("Resolved manually by {}", s.cfg.username)),
+        );
+    }
+    if let Some(o) = ev.as_object_mut() {
+        o.remove("timestamp");
+    }
+    let r = s
+        .call("PUT", &path, Some(ev.to_string().into_bytes()))
+        .await?;
+    Ok(r.json())
 }

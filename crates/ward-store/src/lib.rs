@@ -60,6 +60,9 @@ CREATE TABLE IF NOT EXISTS resources (
   updated_at INTEGER NOT NULL, PRIMARY KEY (kind, namespace, name));
 CREATE TABLE IF NOT EXISTS users (
   name TEXT PRIMARY KEY, password_hash TEXT, groups TEXT NOT NULL, disabled INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS events (
+  namespace TEXT NOT NULL, entity TEXT NOT NULL, check_name TEXT NOT NULL, event TEXT NOT NULL,
+  status INTEGER NOT NULL, updated_at INTEGER NOT NULL, PRIMARY KEY (namespace, entity, check_name));
 CREATE TABLE IF NOT EXISTS tokens (
   hash TEXT PRIMARY KEY, user TEXT NOT NULL, refresh INTEGER NOT NULL, expires_at INTEGER NOT NULL);
 ";
@@ -345,6 +348,104 @@ impl Store {
 
     pub fn revoke_token(&self, hash: &str) -> Result<()> {
         self.with(|c| c.execute("DELETE FROM tokens WHERE hash = ?1", [hash]))?;
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Folds a new event into the stored one in one transaction (the model is
+    /// `ward_types::event::apply`); the returned event is durable when this returns.
+    pub fn record_event(&self, input: &ward_types::event::EventInput, now: i64) -> Result<Value> {
+        self.with(|c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let prev: Option<String> = tx
+                .query_row(
+                    "SELECT event FROM events WHERE namespace = ?1 AND entity = ?2 AND check_name = ?3",
+                    params![input.namespace, input.entity, input.check],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let prev: Option<Value> = prev.and_then(|p| serde_json::from_str(&p).ok());
+            let event = ward_types::event::apply(prev.as_ref(), input, now);
+            tx.execute(
+                "INSERT INTO events (namespace, entity, check_name, event, status, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (namespace, entity, check_name) DO UPDATE SET event = excluded.event, status = excluded.status, updated_at = excluded.updated_at",
+                params![input.namespace, input.entity, input.check, event.to_string(), input.status as i64, now],
+            )?;
+            tx.commit()?;
+            Ok(event)
+        })
+    }
+
+    /// Events in a namespace (all when None), optionally of one entity, ordered by
+    /// (entity, check), paged like `list`.
+    pub fn events(
+        &self,
+        namespace: Option<&str>,
+        entity: Option<&str>,
+        limit: usize,
+        after: Option<&str>,
+    ) -> Result<(Vec<Value>, Option<String>)> {
+        let limit = limit.clamp(1, 10_000);
+        let rows: Vec<(String, String, String, String)> = self.with(|c| {
+            let mut st = c.prepare(
+                "SELECT namespace, entity, check_name, event FROM events WHERE (?1 IS NULL OR namespace = ?1) AND (?2 IS NULL OR entity = ?2)
+                 AND (namespace || char(0) || entity || char(0) || check_name) > ?3 ORDER BY namespace, entity, check_name LIMIT ?4",
+            )?;
+            let rows = st
+                .query_map(params![namespace, entity, after.unwrap_or(""), (limit + 1) as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })?;
+        let more = rows.len() > limit;
+        let page: Vec<_> = rows.into_iter().take(limit).collect();
+        let next = if more {
+            page.last()
+                .map(|(n, e, c, _)| format!("{n}\u{0}{e}\u{0}{c}"))
+        } else {
+            None
+        };
+        let events = page
+            .iter()
+            .map(|(_, _, _, ev)| {
+                serde_json::from_str(ev)
+                    .map_err(|e| StoreError::Invalid(format!("stored event is corrupt: {e}")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok((events, next))
+    }
+
+    /// One event.
+    pub fn event(&self, namespace: &str, entity: &str, check: &str) -> Result<Option<Value>> {
+        let ev: Option<String> = self.with(|c| {
+            c.query_row(
+                "SELECT event FROM events WHERE namespace = ?1 AND entity = ?2 AND check_name = ?3",
+                params![namespace, entity, check],
+                |r| r.get(0),
+            )
+            .optional()
+        })?;
+        ev.map(|e| {
+            serde_json::from_str(&e)
+                .map_err(|e| StoreError::Invalid(format!("stored event is corrupt: {e}")))
+        })
+        .transpose()
+    }
+
+    /// Deletes one event.
+    pub fn delete_event(&self, namespace: &str, entity: &str, check: &str) -> Result<()> {
+        let n = self.with(|c| {
+            c.execute(
+                "DELETE FROM events WHERE namespace = ?1 AND entity = ?2 AND check_name = ?3",
+                params![namespace, entity, check],
+            )
+        })?;
+        if n == 0 {
+            return Err(StoreError::NotFound {
+                kind: "Event",
+                name: format!("{entity}/{check}"),
+            });
+        }
         Ok(())
     }
 }

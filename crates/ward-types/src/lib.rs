@@ -7,6 +7,8 @@
 //! assert_eq!(docs[0].kind, ward_types::Kind::PostgresConfig);
 //! ```
 
+pub mod event;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;

@@ -566,3 +566,168 @@ fn quickstart_runs_a_tls_backend_in_one_command_and_reuses_it() {
         password
     );
 }
+
+fn event_json(entity: &str, check: &str, status: u32) -> String {
+    format!(
+        r#"{{"entity":{{"entity_class":"agent","metadata":{{"name":"{entity}"}}}},"check":{{"metadata":{{"name":"{check}"}},"status":{status},"output":"out {status}","interval":60}}}}"#
+    )
+}
+
+#[test]
+fn events_keep_their_history_and_ward_ctl_resolves_them() {
+    require_tool("curl");
+    let b = Backend::start(true);
+    let t = token(&b, ADMIN, ADMIN_PASSWORD);
+    let auth = format!("Authorization: Bearer {t}");
+    let events = format!("{}/api/core/v2/namespaces/default/events", b.url());
+    for status in [2, 2, 2, 0] {
+        let (code, body) = b.curl(&[
+            "-X",
+            "POST",
+            "-H",
+            &auth,
+            "-d",
+            &event_json("web-1", "http", status),
+            &events,
+        ]);
+        assert_eq!(code, 201, "{body}");
+    }
+    let (code, body) = b.curl(&["-H", &auth, &format!("{events}/web-1/http")]);
+    assert_eq!(code, 200);
+    let ev: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(ev["check"]["history"].as_array().unwrap().len(), 4);
+    assert_eq!(ev["check"]["occurrences"], 1);
+    assert_eq!(ev["check"]["occurrences_watermark"], 3);
+    assert_eq!(ev["check"]["state"], "passing");
+    assert!(ev["check"]["last_ok"].as_i64().unwrap() > 0);
+    // By entity, and the entity was registered.
+    let (_, list) = b.curl(&["-H", &auth, &format!("{events}/web-1")]);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&list)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        b.curl(&[
+            "-H",
+            &auth,
+            &format!("{}/api/core/v2/namespaces/default/entities/web-1", b.url())
+        ])
+        .0,
+        200
+    );
+    // A bad event names the field and stores nothing.
+    let (code, body) = b.curl(&["-X", "POST", "-H", &auth, "-d", r#"{"entity":{"metadata":{"name":"web-2"}},"check":{"metadata":{"name":"http"},"status":"bad"}}"#, &events]);
+    assert_eq!(code, 400);
+    assert!(body.contains("check.status"), "{body}");
+    assert_eq!(
+        b.curl(&["-H", &auth, &format!("{events}/web-2/http")]).0,
+        404
+    );
+    // ward ctl lists and resolves.
+    b.ctl_login();
+    b.curl(&[
+        "-X",
+        "POST",
+        "-H",
+        &auth,
+        "-d",
+        &event_json("web-1", "disk", 2),
+        &events,
+    ]);
+    let table = b.ctl().args(["event", "list"]).run().ok().stdout;
+    assert!(
+        table.contains("web-1/disk") && table.contains("failing"),
+        "{table}"
+    );
+    let out = b
+        .ctl()
+        .args(["event", "resolve", "web-1", "disk"])
+        .run()
+        .ok()
+        .stdout;
+    assert!(out.contains("state passing"), "{out}");
+}
+
+#[test]
+fn every_acknowledged_event_survives_kill_9() {
+    require_tool("curl");
+    let mut b = Backend::start(true);
+    let t = token(&b, ADMIN, ADMIN_PASSWORD);
+    let url = format!("{}/api/core/v2/namespaces/default/events", b.url());
+    // One curl process posting 2,000 events over one keep-alive connection, one status
+    // line per request, while the backend is killed with SIGKILL.
+    let mut args: Vec<String> = vec!["-s".into()];
+    for i in 0..2000 {
+        if i > 0 {
+            args.push("--next".into());
+        }
+        args.extend([
+            "--cacert".into(),
+            b.ca().unwrap().display().to_string(),
+            "-o".into(),
+            "/dev/null".into(),
+            "-w".into(),
+            "%{http_code}\n".into(),
+            "-H".into(),
+            format!("Authorization: Bearer {t}"),
+            "-d".into(),
+            event_json("fleet", &format!("check-{i}"), 2),
+            url.clone(),
+        ]);
+    }
+    let child = std::process::Command::new("curl")
+        .args(&args)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    b.kill9();
+    let out = child.wait_with_output().unwrap();
+    let codes: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let acked: Vec<usize> = codes
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.as_str() == "201")
+        .map(|(i, _)| i)
+        .collect();
+    assert!(
+        !acked.is_empty(),
+        "no event was acknowledged before the kill: {codes:?}"
+    );
+    assert!(
+        acked.len() < 2000,
+        "the kill came after the stream ended; the test proves nothing"
+    );
+    eprintln!("{} of 2000 events acknowledged before SIGKILL", acked.len());
+    b.spawn();
+    let t = token(&b, ADMIN, ADMIN_PASSWORD);
+    let (code, body) = b.curl(&[
+        "-H",
+        &format!("Authorization: Bearer {t}"),
+        &format!("{}/fleet?limit=5000", url),
+    ]);
+    assert_eq!(code, 200);
+    let stored: std::collections::BTreeSet<String> =
+        serde_json::from_str::<serde_json::Value>(&body)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["check"]["metadata"]["name"].as_str().unwrap().to_string())
+            .collect();
+    for i in &acked {
+        assert!(
+            stored.contains(&format!("check-{i}")),
+            "acknowledged event check-{i} was lost ({} acknowledged, {} stored)",
+            acked.len(),
+            stored.len()
+        );
+    }
+}

@@ -24,7 +24,7 @@ pub enum CtlCommand {
     Entity(ListCommand),
     /// Events.
     #[command(subcommand)]
-    Event(ListCommand),
+    Event(EventCommand),
     /// Handlers.
     #[command(subcommand)]
     Handler(ListCommand),
@@ -95,6 +95,14 @@ pub enum ListCommand {
         #[arg(long, value_enum, default_value = "yaml")]
         format: ListFormat,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EventCommand {
+    #[command(flatten)]
+    Read(ListCommand),
+    /// Post an OK result for ENTITY's CHECK.
+    Resolve { entity: String, check: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -206,7 +214,17 @@ async fn run_async(cmd: CtlCommand) -> Result<(), String> {
         }
         CtlCommand::Check(c) => list(Kind::CheckConfig, c).await?,
         CtlCommand::Entity(c) => list(Kind::Entity, c).await?,
-        CtlCommand::Event(c) => list(Kind::Event, c).await?,
+        CtlCommand::Event(EventCommand::Read(c)) => list(Kind::Event, c).await?,
+        CtlCommand::Event(EventCommand::Resolve { entity, check }) => {
+            let mut s = session()?;
+            let ev = ward_ctl::resolve_event(&mut s, &entity, &check).await?;
+            println!(
+                "resolved {entity}/{check}: state {}",
+                ev.pointer("/check/state")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("?")
+            );
+        }
         CtlCommand::Handler(c) => list(Kind::Handler, c).await?,
         CtlCommand::User(c) => list(Kind::User, c).await?,
         CtlCommand::Cluster(ClusterCommand::Health) => {
