@@ -386,6 +386,26 @@ impl Store {
         limit: usize,
         after: Option<&str>,
     ) -> Result<(Vec<Value>, Option<String>)> {
+        let (raw, next) = self.events_raw(namespace, entity, limit, after)?;
+        let events = raw
+            .iter()
+            .map(|ev| {
+                serde_json::from_str(ev)
+                    .map_err(|e| StoreError::Invalid(format!("stored event is corrupt: {e}")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok((events, next))
+    }
+
+    /// As `events`, but each event as the JSON text it is stored as (this store wrote it
+    /// from a `serde_json::Value`, so it is valid JSON), for responses that only pass it on.
+    pub fn events_raw(
+        &self,
+        namespace: Option<&str>,
+        entity: Option<&str>,
+        limit: usize,
+        after: Option<&str>,
+    ) -> Result<(Vec<String>, Option<String>)> {
         let limit = limit.clamp(1, 10_000);
         let rows: Vec<(String, String, String, String)> = self.with(|c| {
             let mut st = c.prepare(
@@ -405,14 +425,7 @@ impl Store {
         } else {
             None
         };
-        let events = page
-            .iter()
-            .map(|(_, _, _, ev)| {
-                serde_json::from_str(ev)
-                    .map_err(|e| StoreError::Invalid(format!("stored event is corrupt: {e}")))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok((events, next))
+        Ok((page.into_iter().map(|(_, _, _, ev)| ev).collect(), next))
     }
 
     /// One event.
