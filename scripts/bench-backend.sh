@@ -14,14 +14,14 @@ DUR="${DUR:-8s}"
 B="$(mktemp -d)"
 chmod 755 "$B"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-WP=$(free_port); AP=$(free_port); NP=$(free_port)
+WP=$(free_port); AP=$(free_port); DP=$(free_port); NP=$(free_port)
 cleanup() { kill "$WPID" 2>/dev/null || true; chmod 644 "$B/www"/*
 nginx -c "$B/nginx.conf" -p "$B" -s stop 2>/dev/null || true; rm -rf "$B"; }
 trap cleanup EXIT
 printf 'ca: {cn: Bench CA}\nbackends:\n  - name: localhost\n    hosts: [127.0.0.1]\n' > "$B/plan.yml"
 "$WARD" pki bootstrap "$B/plan.yml" --dir "$B/tls" >/dev/null
 "$WARD" backend init --state-dir "$B/state" --cluster-admin-username admin --cluster-admin-password 'bench password' >/dev/null
-"$WARD" backend start --state-dir "$B/state" --api-listen-address "127.0.0.1:$WP" --agent-host 127.0.0.1 --agent-port "$AP" \
+"$WARD" backend start --state-dir "$B/state" --api-listen-address "127.0.0.1:$WP" --agent-host 127.0.0.1 --agent-port "$AP" --dashboard-host 127.0.0.1 --dashboard-port "$DP" \
   --cert-file "$B/tls/localhost.pem" --key-file "$B/tls/localhost-key.pem" --log-level error >/dev/null 2>&1 &
 WPID=$!
 for _ in $(seq 100); do curl -s --cacert "$B/tls/ca.pem" "https://localhost:$WP/health" >/dev/null && break; sleep 0.1; done

@@ -25,7 +25,24 @@ pub struct Metrics {
     pub requests: AtomicU64,
     pub plaintext_on_tls: AtomicU64,
     pub handshake_failures: AtomicU64,
+    /// Failed handshakes by reason (a short label from the TLS error).
+    pub handshake_failure_reasons: std::sync::Mutex<BTreeMap<String, u64>>,
     pub auth_failures: AtomicU64,
+    pub events_received: AtomicU64,
+    pub events_stored: AtomicU64,
+    /// Total time spent in event store writes, in microseconds, and how many.
+    pub store_write_micros: AtomicU64,
+    pub store_writes: AtomicU64,
+}
+
+impl Metrics {
+    /// Counts a failed handshake under `reason`.
+    pub fn handshake_failed(&self, reason: &str) {
+        self.handshake_failures.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut m) = self.handshake_failure_reasons.lock() {
+            *m.entry(reason.to_string()).or_insert(0) += 1;
+        }
+    }
 }
 
 /// What every handler shares.
@@ -333,6 +350,31 @@ async fn metrics(State(st): Shared) -> Response {
         "Refused logins and tokens.",
         m.auth_failures.load(Ordering::Relaxed),
     );
+    counter(
+        "ward_events_received_total",
+        "Events posted to the API.",
+        m.events_received.load(Ordering::Relaxed),
+    );
+    counter(
+        "ward_events_stored_total",
+        "Events committed to the store (and acknowledged).",
+        m.events_stored.load(Ordering::Relaxed),
+    );
+    out.push_str("# HELP ward_store_write_seconds Event store write latency.\n# TYPE ward_store_write_seconds summary\n");
+    out.push_str(&format!(
+        "ward_store_write_seconds_sum {:.6}\nward_store_write_seconds_count {}\n",
+        m.store_write_micros.load(Ordering::Relaxed) as f64 / 1e6,
+        m.store_writes.load(Ordering::Relaxed)
+    ));
+    out.push_str("# HELP ward_agent_sessions Connected agent sessions.\n# TYPE ward_agent_sessions gauge\nward_agent_sessions 0\n");
+    out.push_str("# HELP ward_tls_handshake_failures_by_reason_total Failed TLS handshakes by reason.\n# TYPE ward_tls_handshake_failures_by_reason_total counter\n");
+    if let Ok(reasons) = m.handshake_failure_reasons.lock() {
+        for (r, n) in reasons.iter() {
+            out.push_str(&format!(
+                "ward_tls_handshake_failures_by_reason_total{{reason=\"{r}\"}} {n}\n"
+            ));
+        }
+    }
     out.push_str("# HELP ward_certificate_days_left Days until a certificate the backend serves or trusts expires.\n# TYPE ward_certificate_days_left gauge\n");
     for p in &st.certificates {
         if let Ok(items) = ward_pki::inspect::inspect_file(p, None) {
@@ -761,6 +803,7 @@ fn store_event(
     let v: Value =
         serde_json::from_slice(body).map_err(|e| bad(format!("body is not valid JSON: {e}")))?;
     let now = unix_now();
+    st.metrics.events_received.fetch_add(1, Ordering::Relaxed);
     let input = ward_types::event::parse_event(&v, ns, now).map_err(|e| bad(e.to_string()))?;
     if let Some((entity, check)) = expect {
         if input.entity != entity || input.check != check {
@@ -793,7 +836,14 @@ fn store_event(
             Err(e) => return Err(e.into()),
         }
     }
-    Ok(st.store.record_event(&input, now)?)
+    let started = std::time::Instant::now();
+    let stored = st.store.record_event(&input, now)?;
+    st.metrics
+        .store_write_micros
+        .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+    st.metrics.store_writes.fetch_add(1, Ordering::Relaxed);
+    st.metrics.events_stored.fetch_add(1, Ordering::Relaxed);
+    Ok(stored)
 }
 
 async fn post_event(

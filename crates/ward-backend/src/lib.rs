@@ -107,6 +107,28 @@ pub async fn start(cfg: BackendConfig) -> Result<(), String> {
         certificates,
     });
     let app = api::router(state);
+    // The dashboard: one page on its own port, speaking the same API (same origin, so no CORS).
+    let dashboard_app = app.clone().route(
+        "/",
+        axum::routing::get(|| async { axum::response::Html(include_str!("dashboard.html")) }),
+    );
+    let dashboard_tls = match (&cfg.dashboard_cert_file, &cfg.dashboard_key_file) {
+        (Some(c), Some(k)) => Some(
+            ward_tls::ServerTls::new(c, k)
+                .map_err(|e| format!("dashboard-cert-file/dashboard-key-file: {e}"))?
+                .config,
+        ),
+        _ => tls.as_ref().map(|t| t.config.clone()),
+    };
+    let dashboard_addr: SocketAddr = format!("{}:{}", cfg.dashboard_host, cfg.dashboard_port)
+        .parse()
+        .map_err(|_| {
+            format!(
+                "dashboard-host/dashboard-port: {}:{} is not an address",
+                cfg.dashboard_host, cfg.dashboard_port
+            )
+        })?;
+    let dashboard = server::bind(dashboard_addr, "dashboard-host/dashboard-port").await?;
     let api = server::bind(cfg.api_listen_address, "api-listen-address").await?;
     let agent_addr: SocketAddr = format!("{}:{}", cfg.agent_host, cfg.agent_port)
         .parse()
@@ -126,10 +148,14 @@ pub async fn start(cfg: BackendConfig) -> Result<(), String> {
     let tls_cfg = tls.as_ref().map(|t| t.config.clone());
     tracing::info!(api = %api.local_addr().map(|a| a.to_string()).unwrap_or_default(), agent = %agent.local_addr().map(|a| a.to_string()).unwrap_or_default(), tls = tls.is_some(), "backend started");
     println!(
-        "ward backend: API on {}://{} , agent port {}{}",
+        "ward backend: API on {}://{}, agent port {}, dashboard {}{}",
         if tls.is_some() { "https" } else { "http" },
         api.local_addr().map(|a| a.to_string()).unwrap_or_default(),
         agent
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default(),
+        dashboard
             .local_addr()
             .map(|a| a.to_string())
             .unwrap_or_default(),
@@ -146,12 +172,26 @@ pub async fn start(cfg: BackendConfig) -> Result<(), String> {
         metrics.clone(),
         rx.clone(),
     ));
-    let b = tokio::spawn(server::serve(agent, agent_app, tls_cfg, metrics, rx));
+    let b = tokio::spawn(server::serve(
+        agent,
+        agent_app,
+        tls_cfg,
+        metrics.clone(),
+        rx.clone(),
+    ));
+    let c = tokio::spawn(server::serve(
+        dashboard,
+        dashboard_app,
+        dashboard_tls,
+        metrics,
+        rx,
+    ));
     shutdown_signal().await;
     tracing::info!("shutting down");
     let _ = tx.send(true);
     let _ = a.await;
     let _ = b.await;
+    let _ = c.await;
     Ok(())
 }
 

@@ -68,14 +68,40 @@ pub async fn serve(
                             let _ = builder.serve_connection(TokioIo::new(tls), svc).await;
                         }
                         Err(e) => {
-                            metrics.handshake_failures.fetch_add(1, Ordering::Relaxed);
-                            tracing::warn!(peer = %peer, error = %e, "TLS handshake failed");
+                            let reason = failure_reason(&e);
+                            metrics.handshake_failed(&reason);
+                            tracing::warn!(peer = %peer, error = %e, reason = %reason, "TLS handshake failed");
                         }
                     }
                 }
             }
         });
     }
+}
+
+/// A short label for a failed handshake: the TLS alert or error kind.
+pub fn failure_reason(e: &std::io::Error) -> String {
+    let label = match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+        Some(rustls::Error::AlertReceived(a)) => format!("alert_{a:?}"),
+        Some(rustls::Error::InvalidCertificate(c)) => format!("client_certificate_{c:?}"),
+        Some(rustls::Error::NoCertificatesPresented) => "no_client_certificate".into(),
+        Some(rustls::Error::PeerIncompatible(_)) => "peer_incompatible".into(),
+        Some(rustls::Error::InvalidMessage(_)) => "invalid_message".into(),
+        Some(rustls::Error::PeerMisbehaved(_)) => "peer_misbehaved".into(),
+        Some(_) => "tls_error".into(),
+        None if e.kind() == std::io::ErrorKind::UnexpectedEof => "eof".into(),
+        None => "io_error".into(),
+    };
+    label
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 /// Binds a listener, with the address in the error.

@@ -14,6 +14,7 @@ pub struct Backend {
     pub dir: TempDir,
     pub api_port: u16,
     pub agent_port: u16,
+    pub dashboard_port: u16,
     pub tls: Option<PathBuf>,
     child: Option<Child>,
     extra: Vec<String>,
@@ -49,6 +50,7 @@ impl Backend {
             dir,
             api_port: free_port(),
             agent_port: free_port(),
+            dashboard_port: free_port(),
             tls: tls_dir,
             child: None,
             extra: extra.iter().map(|s| s.to_string()).collect(),
@@ -83,6 +85,12 @@ impl Backend {
                 "127.0.0.1",
                 "--agent-port",
                 &self.agent_port.to_string(),
+            ])
+            .args([
+                "--dashboard-host",
+                "127.0.0.1",
+                "--dashboard-port",
+                &self.dashboard_port.to_string(),
             ])
             .args(&self.extra)
             .stdin(Stdio::null())

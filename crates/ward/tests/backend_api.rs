@@ -488,7 +488,11 @@ fn backend_configuration_errors_name_the_key() {
 #[test]
 fn quickstart_runs_a_tls_backend_in_one_command_and_reuses_it() {
     let d = TempDir::new();
-    let (api, agent) = (ward_testkit::free_port(), ward_testkit::free_port());
+    let (api, agent, dash) = (
+        ward_testkit::free_port(),
+        ward_testkit::free_port(),
+        ward_testkit::free_port(),
+    );
     let start = || {
         std::process::Command::new(ward_testkit::ward_bin())
             .args([
@@ -499,6 +503,8 @@ fn quickstart_runs_a_tls_backend_in_one_command_and_reuses_it() {
                 &api.to_string(),
                 "--agent-port",
                 &agent.to_string(),
+                "--dashboard-port",
+                &dash.to_string(),
             ])
             .current_dir(d.path())
             .stdout(std::process::Stdio::piped())
@@ -730,4 +736,55 @@ fn every_acknowledged_event_survives_kill_9() {
             stored.len()
         );
     }
+}
+
+#[test]
+fn the_dashboard_serves_its_page_over_tls_and_metrics_count_events() {
+    require_tool("curl");
+    let b = Backend::start(true);
+    let dash = format!("https://localhost:{}", b.dashboard_port);
+    let (code, page) = b.curl(&[&format!("{dash}/")]);
+    assert_eq!(code, 200);
+    assert!(
+        page.contains("<title>Ward</title>") && page.contains("/auth"),
+        "{page}"
+    );
+    // The dashboard speaks the API on its own origin.
+    assert_eq!(b.curl(&[&format!("{dash}/health")]).0, 200);
+    assert_eq!(
+        b.curl(&[&format!("http://127.0.0.1:{}/", b.dashboard_port)])
+            .0,
+        0,
+        "TLS only"
+    );
+    let t = token(&b, ADMIN, ADMIN_PASSWORD);
+    let auth = format!("Authorization: Bearer {t}");
+    b.curl(&[
+        "-X",
+        "POST",
+        "-H",
+        &auth,
+        "-d",
+        &event_json("web-1", "http", 0),
+        &format!("{}/api/core/v2/namespaces/default/events", b.url()),
+    ]);
+    let (_, metrics) = b.curl(&[&format!("{}/metrics", b.url())]);
+    assert!(
+        metrics.contains("ward_events_received_total 1")
+            && metrics.contains("ward_events_stored_total 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("ward_store_write_seconds_count 1"),
+        "{metrics}"
+    );
+    // A client that does not trust the server's CA fails the handshake: counted by reason.
+    let _ = ward_testkit::Command::new("curl")
+        .args(["-s", &format!("{}/health", b.url())])
+        .run();
+    let (_, metrics) = b.curl(&[&format!("{}/metrics", b.url())]);
+    assert!(
+        metrics.contains("ward_tls_handshake_failures_by_reason_total{reason=\"alert_"),
+        "{metrics}"
+    );
 }

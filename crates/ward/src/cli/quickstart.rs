@@ -15,6 +15,8 @@ pub struct QuickstartArgs {
     api_port: u16,
     #[arg(long = "agent-port", default_value_t = 8081)]
     agent_port: u16,
+    #[arg(long = "dashboard-port", default_value_t = 3000)]
+    dashboard_port: u16,
 }
 
 fn random_password() -> String {
@@ -68,6 +70,8 @@ pub fn run(a: QuickstartArgs) -> Result<ExitCode, String> {
     );
     flags.insert("agent-host".to_string(), "127.0.0.1".to_string());
     flags.insert("agent-port".to_string(), a.agent_port.to_string());
+    flags.insert("dashboard-host".to_string(), "127.0.0.1".to_string());
+    flags.insert("dashboard-port".to_string(), a.dashboard_port.to_string());
     flags.insert(
         "cert-file".to_string(),
         tls.join("localhost.pem").display().to_string(),
@@ -88,7 +92,7 @@ pub fn run(a: QuickstartArgs) -> Result<ExitCode, String> {
             .unwrap_or_else(|_| p.display().to_string())
     });
     let ward = exe.unwrap_or_else(|| "ward".into());
-    println!("\nreach it with:\n  {ward} ctl configure -n --url https://localhost:{} --username admin --password \"$(cat {})\" --trusted-ca-file {}\n  {ward} ctl cluster health\n  curl --cacert {} https://localhost:{}/health\n\nCtrl-C stops it.\n", a.api_port, password_file.display(), tls.join("ca.pem").display(), tls.join("ca.pem").display(), a.api_port);
+    println!("\nreach it with:\n  {ward} ctl configure -n --url https://localhost:{} --username admin --password \"$(cat {})\" --trusted-ca-file {}\n  {ward} ctl cluster health\n  curl --cacert {} https://localhost:{}/health\n  dashboard: https://localhost:{}/\n\nCtrl-C stops it.\n", a.api_port, password_file.display(), tls.join("ca.pem").display(), tls.join("ca.pem").display(), a.api_port, a.dashboard_port);
     let filter = tracing_subscriber::EnvFilter::new("warn,ward_backend=info,ward_tls=info");
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
