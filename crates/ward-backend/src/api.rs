@@ -54,6 +54,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Certificates the backend serves or trusts, for days-left metrics.
     pub certificates: Vec<std::path::PathBuf>,
+    /// Access token lifetime, seconds.
+    pub access_token_ttl: i64,
 }
 
 /// An API error: status and one sentence.
@@ -226,7 +228,7 @@ fn authenticate(st: &AppState, headers: &HeaderMap) -> ApiResult<User> {
     };
     let Some(user) = auth::authenticate_bearer(&st.store, token) else {
         st.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
-        return Err(ApiError(StatusCode::UNAUTHORIZED, "the access token is invalid, expired or revoked; log in again or refresh it with POST /auth/token".into()));
+        return Err(ApiError(StatusCode::UNAUTHORIZED, "the access token is invalid, expired or revoked; log in again (GET /auth) or refresh it (POST /auth/token)".into()));
     };
     Ok(user)
 }
@@ -245,7 +247,8 @@ async fn login(State(st): Shared, headers: HeaderMap) -> ApiResult<Json<Value>> 
             "wrong username or password".into(),
         ));
     };
-    let (access, refresh, expires) = auth::issue_tokens(&st.store, &user.name)?;
+    let (access, refresh, expires) =
+        auth::issue_tokens(&st.store, &user.name, st.access_token_ttl)?;
     Ok(Json(
         json!({"access_token": access, "expires_at": expires, "refresh_token": refresh}),
     ))
@@ -277,7 +280,8 @@ async fn refresh(State(st): Shared, body: Bytes) -> ApiResult<Json<Value>> {
             "the refresh token is invalid, expired or already used; log in again".into(),
         )
     })?;
-    let (access, refresh, expires) = auth::issue_tokens(&st.store, &user.name)?;
+    let (access, refresh, expires) =
+        auth::issue_tokens(&st.store, &user.name, st.access_token_ttl)?;
     Ok(Json(
         json!({"access_token": access, "expires_at": expires, "refresh_token": refresh}),
     ))

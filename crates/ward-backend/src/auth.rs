@@ -5,7 +5,7 @@ use argon2::Argon2;
 use base64::Engine;
 use ward_store::{Store, StoredToken, User};
 
-/// How long an access token lives.
+/// How long an access token lives unless `access-token-ttl` says otherwise.
 pub const ACCESS_TTL: i64 = 15 * 60;
 /// How long a refresh token lives.
 pub const REFRESH_TTL: i64 = 12 * 3600;
@@ -97,9 +97,10 @@ fn new_token() -> String {
 pub fn issue_tokens(
     store: &Store,
     user: &str,
+    access_ttl: i64,
 ) -> Result<(String, String, i64), ward_store::StoreError> {
     let (access, refresh) = (new_token(), new_token());
-    let expires = now() + ACCESS_TTL;
+    let expires = now() + access_ttl;
     store.insert_token(
         &token_hash(&access),
         &StoredToken {

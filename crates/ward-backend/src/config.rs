@@ -26,6 +26,7 @@ pub const KEYS: &[&str] = &[
     "agent-auth-trusted-ca-file",
     "agent-auth-crl-urls",
     "log-level",
+    "access-token-ttl",
 ];
 
 /// A configuration error: the key, where its value came from, and what is wrong.
@@ -66,6 +67,8 @@ pub struct BackendConfig {
     pub agent_auth_trusted_ca_file: Option<PathBuf>,
     pub agent_auth_crl_urls: Vec<String>,
     pub log_level: String,
+    /// How long an access token lives (Ward's own key; Sensu's is fixed at 15 minutes).
+    pub access_token_ttl: std::time::Duration,
 }
 
 impl BackendConfig {
@@ -262,6 +265,11 @@ pub fn resolve(
         log_level: get("log-level")
             .map(|(v, _)| v.to_string())
             .unwrap_or_else(|| "info".into()),
+        access_token_ttl: match get("access-token-ttl") {
+            Some((v, s)) => ward_pki::parse_duration("access-token-ttl", v)
+                .map_err(|e| err("access-token-ttl", s, e.to_string()))?,
+            None => std::time::Duration::from_secs(15 * 60),
+        },
     };
     let src = |k: &str| {
         get(k)

@@ -105,6 +105,7 @@ pub async fn start(cfg: BackendConfig) -> Result<(), String> {
         name: hostname(),
         metrics: metrics.clone(),
         certificates,
+        access_token_ttl: cfg.access_token_ttl.as_secs().max(1) as i64,
     });
     let app = api::router(state);
     // The dashboard: one page on its own port, speaking the same API (same origin, so no CORS).

@@ -788,3 +788,110 @@ fn the_dashboard_serves_its_page_over_tls_and_metrics_count_events() {
         "{metrics}"
     );
 }
+
+#[test]
+fn expired_tokens_are_refused_and_ward_ctl_manages_users() {
+    require_tool("curl");
+    let b = Backend::start_with(true, &["--access-token-ttl", "1s"]);
+    let t = token(&b, ADMIN, ADMIN_PASSWORD);
+    let checks = format!("{}/api/core/v2/namespaces/default/checks", b.url());
+    assert_eq!(
+        b.curl(&["-H", &format!("Authorization: Bearer {t}"), &checks])
+            .0,
+        200
+    );
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let (code, body) = b.curl(&["-H", &format!("Authorization: Bearer {t}"), &checks]);
+    assert_eq!(code, 401, "{body}");
+    assert!(body.contains("expired"), "{body}");
+    // ward ctl refreshes an expired access token by itself.
+    b.ctl_login();
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    b.ctl()
+        .args([
+            "user",
+            "create",
+            "ops",
+            "--password",
+            "ops password",
+            "--groups",
+            "view",
+        ])
+        .run()
+        .ok();
+    let users = b
+        .ctl()
+        .args(["user", "list", "--format", "json"])
+        .run()
+        .ok()
+        .stdout;
+    assert!(
+        users.contains("\"ops\"") && users.contains("view"),
+        "{users}"
+    );
+    b.ctl()
+        .args([
+            "user",
+            "change-password",
+            "ops",
+            "--new-password",
+            "new ops password",
+        ])
+        .run()
+        .ok();
+    assert_eq!(
+        b.curl(&["-u", "ops:ops password", &format!("{}/auth", b.url())])
+            .0,
+        401
+    );
+    assert_eq!(
+        b.curl(&["-u", "ops:new ops password", &format!("{}/auth", b.url())])
+            .0,
+        200
+    );
+    b.ctl().args(["user", "disable", "ops"]).run().ok();
+    assert_eq!(
+        b.curl(&["-u", "ops:new ops password", &format!("{}/auth", b.url())])
+            .0,
+        401
+    );
+    let out = b
+        .ctl()
+        .args(["user", "create", "x", "--password", "short"])
+        .run()
+        .fails_with(1);
+    assert!(
+        out.stderr.contains("at least 8 characters"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn ward_ctl_configure_asks_for_what_is_missing() {
+    let b = Backend::start(true);
+    let out = b
+        .ctl()
+        .args(["configure", "--trusted-ca-file"])
+        .arg(b.ca().unwrap())
+        .stdin(format!("{}\n{ADMIN}\n{ADMIN_PASSWORD}\n", b.url()))
+        .run()
+        .ok();
+    assert!(
+        out.stderr.contains("url: ") && out.stderr.contains("password: "),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stdout.contains("logged in"), "{}", out.stdout);
+    b.ctl().args(["cluster", "health"]).run().ok();
+    let out = b
+        .ctl()
+        .args(["configure", "-n", "--url", &b.url()])
+        .run()
+        .fails_with(1);
+    assert!(
+        out.stderr.contains("--username is required with -n"),
+        "{}",
+        out.stderr
+    );
+}

@@ -30,7 +30,7 @@ pub enum CtlCommand {
     Handler(ListCommand),
     /// Users.
     #[command(subcommand)]
-    User(ListCommand),
+    User(UserCommand),
     /// Cluster.
     #[command(subcommand)]
     Cluster(ClusterCommand),
@@ -38,15 +38,15 @@ pub enum CtlCommand {
 
 #[derive(Debug, Args)]
 pub struct ConfigureArgs {
-    /// Non-interactive (the only mode so far).
+    /// Take everything from flags; without it, missing values are asked for.
     #[arg(short = 'n', long = "non-interactive")]
     non_interactive: bool,
     #[arg(long)]
-    url: String,
+    url: Option<String>,
     #[arg(long)]
-    username: String,
+    username: Option<String>,
     #[arg(long, env = "WARD_CTL_PASSWORD", hide_env_values = true)]
-    password: String,
+    password: Option<String>,
     #[arg(long = "trusted-ca-file")]
     trusted_ca_file: Option<PathBuf>,
     #[arg(long = "insecure-skip-tls-verify")]
@@ -106,8 +106,65 @@ pub enum EventCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    #[command(flatten)]
+    Read(ListCommand),
+    /// Create a user.
+    Create {
+        name: String,
+        #[arg(long, env = "WARD_CTL_NEW_PASSWORD", hide_env_values = true)]
+        password: String,
+        /// Comma-separated groups: cluster-admins, view, system:agents, …
+        #[arg(long, default_value = "")]
+        groups: String,
+    },
+    /// Set a user's password (revokes their tokens).
+    ChangePassword {
+        name: String,
+        #[arg(
+            long = "new-password",
+            env = "WARD_CTL_NEW_PASSWORD",
+            hide_env_values = true
+        )]
+        new_password: String,
+    },
+    /// Disable a user (revokes their tokens).
+    Disable { name: String },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum ClusterCommand {
     Health,
+}
+
+/// Asks on the terminal; a secret is read with echo off.
+fn prompt(what: &str, secret: bool) -> Result<String, String> {
+    use std::io::{BufRead, IsTerminal, Write};
+    eprint!("{what}: ");
+    let _ = std::io::stderr().flush();
+    let stdin = std::io::stdin();
+    let restore = if secret && stdin.is_terminal() {
+        rustix::termios::tcgetattr(&stdin).ok().inspect(|t| {
+            let mut quiet = t.clone();
+            quiet.local_modes.remove(rustix::termios::LocalModes::ECHO);
+            let _ =
+                rustix::termios::tcsetattr(&stdin, rustix::termios::OptionalActions::Now, &quiet);
+        })
+    } else {
+        None
+    };
+    let mut line = String::new();
+    let read = stdin.lock().read_line(&mut line);
+    if let Some(t) = restore {
+        let _ = rustix::termios::tcsetattr(&stdin, rustix::termios::OptionalActions::Now, &t);
+        eprintln!();
+    }
+    read.map_err(|e| format!("reading {what}: {e}"))?;
+    let v = line.trim_end_matches(['\r', '\n']).to_string();
+    if v.is_empty() {
+        return Err(format!("{what} is required"));
+    }
+    Ok(v)
 }
 
 fn session() -> Result<Session, String> {
@@ -147,11 +204,20 @@ async fn list(kind: Kind, cmd: ListCommand) -> Result<(), String> {
 async fn run_async(cmd: CtlCommand) -> Result<(), String> {
     match cmd {
         CtlCommand::Configure(a) => {
-            let _ = a.non_interactive;
+            let value = |v: Option<String>, flag: &str, secret: bool| -> Result<String, String> {
+                match v {
+                    Some(v) => Ok(v),
+                    None if a.non_interactive => Err(format!("{flag} is required with -n")),
+                    None => prompt(flag.trim_start_matches("--"), secret),
+                }
+            };
+            let url = value(a.url.clone(), "--url", false)?;
+            let username = value(a.username.clone(), "--username", false)?;
+            let password = value(a.password.clone(), "--password", true)?;
             let path = ward_ctl::configure(
-                &a.url,
-                &a.username,
-                &a.password,
+                &url,
+                &username,
+                &password,
                 a.trusted_ca_file.as_deref(),
                 a.insecure_skip_tls_verify,
                 &a.namespace,
@@ -162,12 +228,7 @@ async fn run_async(cmd: CtlCommand) -> Result<(), String> {
                     "warning: --insecure-skip-tls-verify: the server's identity is not checked"
                 );
             }
-            println!(
-                "logged in to {} as {}; saved {}",
-                a.url,
-                a.username,
-                path.display()
-            );
+            println!("logged in to {url} as {username}; saved {}", path.display());
         }
         CtlCommand::Create(a) => {
             let mut s = session()?;
@@ -226,7 +287,45 @@ async fn run_async(cmd: CtlCommand) -> Result<(), String> {
             );
         }
         CtlCommand::Handler(c) => list(Kind::Handler, c).await?,
-        CtlCommand::User(c) => list(Kind::User, c).await?,
+        CtlCommand::User(UserCommand::Read(c)) => list(Kind::User, c).await?,
+        CtlCommand::User(UserCommand::Create {
+            name,
+            password,
+            groups,
+        }) => {
+            let mut s = session()?;
+            let groups: Vec<&str> = groups
+                .split(',')
+                .map(str::trim)
+                .filter(|g| !g.is_empty())
+                .collect();
+            let body =
+                serde_json::json!({"username": name, "password": password, "groups": groups});
+            s.call(
+                "POST",
+                "/api/core/v2/users",
+                Some(body.to_string().into_bytes()),
+            )
+            .await?;
+            println!("created user {name}");
+        }
+        CtlCommand::User(UserCommand::ChangePassword { name, new_password }) => {
+            let mut s = session()?;
+            let body = serde_json::json!({"password": new_password});
+            s.call(
+                "PUT",
+                &format!("/api/core/v2/users/{name}/password"),
+                Some(body.to_string().into_bytes()),
+            )
+            .await?;
+            println!("changed the password of {name}");
+        }
+        CtlCommand::User(UserCommand::Disable { name }) => {
+            let mut s = session()?;
+            s.call("DELETE", &format!("/api/core/v2/users/{name}"), None)
+                .await?;
+            println!("disabled user {name}");
+        }
         CtlCommand::Cluster(ClusterCommand::Health) => {
             let s = session()?;
             let r = s.get_public("/health").await?;
