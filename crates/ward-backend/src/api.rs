@@ -56,6 +56,8 @@ pub struct AppState {
     pub certificates: Vec<std::path::PathBuf>,
     /// Access token lifetime, seconds.
     pub access_token_ttl: i64,
+    /// False while start-up checks run: /ready answers 503 with Retry-After until then.
+    pub ready: std::sync::atomic::AtomicBool,
 }
 
 /// An API error: status and one sentence.
@@ -106,7 +108,7 @@ type Shared = State<Arc<AppState>>;
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/health", get(health))
-        .route("/ready", get(|| async { "ok" }))
+        .route("/ready", get(ready))
         .route(
             "/version",
             get(|| async { Json(json!({"backend": env!("CARGO_PKG_VERSION")})) }),
@@ -296,6 +298,19 @@ async fn logout(State(st): Shared, headers: HeaderMap) -> ApiResult<StatusCode> 
 }
 
 // ---- health and metrics ----
+
+async fn ready(State(st): Shared) -> Response {
+    if st.ready.load(Ordering::Acquire) {
+        "ok".into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "1")],
+            "starting",
+        )
+            .into_response()
+    }
+}
 
 async fn health(
     State(st): Shared,
@@ -1070,4 +1085,43 @@ async fn disable_user(
     u.disabled = true;
     st.store.update_user(&u)?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tower::ServiceExt;
+
+    fn state(dir: &std::path::Path) -> Arc<AppState> {
+        Arc::new(AppState {
+            store: Store::open(dir).unwrap(),
+            cluster_id: 1,
+            member_id: 2,
+            name: "t".into(),
+            metrics: Arc::new(Metrics::default()),
+            certificates: Vec::new(),
+            access_token_ttl: 60,
+            ready: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    #[tokio::test]
+    async fn ready_is_503_with_retry_after_until_start_up_is_done() {
+        let d = std::env::temp_dir().join(format!("ward-ready-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        let st = state(&d);
+        let app = router(st.clone());
+        let req = || {
+            axum::http::Request::builder()
+                .uri("/ready")
+                .body(axum::body::Body::empty())
+                .unwrap()
+        };
+        let r = app.clone().oneshot(req()).await.unwrap();
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(r.headers()[header::RETRY_AFTER], "1");
+        st.ready.store(true, Ordering::Release);
+        assert_eq!(app.oneshot(req()).await.unwrap().status(), StatusCode::OK);
+        let _ = std::fs::remove_dir_all(&d);
+    }
 }

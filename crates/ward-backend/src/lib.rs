@@ -106,7 +106,9 @@ pub async fn start(cfg: BackendConfig) -> Result<(), String> {
         metrics: metrics.clone(),
         certificates,
         access_token_ttl: cfg.access_token_ttl.as_secs().max(1) as i64,
+        ready: std::sync::atomic::AtomicBool::new(false),
     });
+    let ready_state = state.clone();
     let app = api::router(state);
     // The dashboard: one page on its own port, speaking the same API (same origin, so no CORS).
     let dashboard_app = app.clone().route(
@@ -187,6 +189,17 @@ pub async fn start(cfg: BackendConfig) -> Result<(), String> {
         metrics,
         rx,
     ));
+    // Start-up checks run while the listeners already answer /health and /ready (503).
+    let check_state = ready_state.clone();
+    let checked = tokio::task::spawn_blocking(move || check_state.store.quick_check()).await;
+    match checked {
+        Ok(Ok(())) => ready_state
+            .ready
+            .store(true, std::sync::atomic::Ordering::Release),
+        Ok(Err(e)) => return Err(format!("the store failed its start-up check: {e}")),
+        Err(e) => return Err(format!("the start-up check did not finish: {e}")),
+    }
+    tracing::info!("ready");
     shutdown_signal().await;
     tracing::info!("shutting down");
     let _ = tx.send(true);

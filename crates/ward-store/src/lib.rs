@@ -107,6 +107,15 @@ impl Store {
         })
     }
 
+    /// SQLite's `PRAGMA quick_check`: the database file is sound.
+    pub fn quick_check(&self) -> Result<()> {
+        let r: String = self.with(|c| c.query_row("PRAGMA quick_check", [], |r| r.get(0)))?;
+        if r != "ok" {
+            return Err(StoreError::Invalid(format!("integrity check failed: {r}")));
+        }
+        Ok(())
+    }
+
     /// The cluster and member IDs, made once (random 63-bit numbers) and kept.
     pub fn ids(&self) -> Result<(u64, u64)> {
         self.with(|c| {

@@ -895,3 +895,113 @@ fn ward_ctl_configure_asks_for_what_is_missing() {
         out.stderr
     );
 }
+
+#[test]
+fn ward_ctl_explains_an_expired_certificate_and_a_wrong_name() {
+    let b = Backend::start(true);
+    let tls = b.tls.clone().unwrap();
+    let configure = || {
+        b.ctl()
+            .args([
+                "configure",
+                "-n",
+                "--url",
+                &b.url(),
+                "--username",
+                ADMIN,
+                "--password",
+                ADMIN_PASSWORD,
+                "--trusted-ca-file",
+            ])
+            .arg(b.ca().unwrap())
+            .run()
+    };
+    configure().ok();
+    // The backend picks up whatever is written to its certificate files.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    pki::issue(
+        &tls,
+        "server",
+        "localhost",
+        &["--hosts", "127.0.0.1", "--expiry", "1s", "--force"],
+    );
+    let out = configure().fails_with(1);
+    assert!(out.stderr.contains("expired on 20"), "{}", out.stderr);
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    ward()
+        .args([
+            "pki",
+            "issue",
+            "--profile",
+            "server",
+            "--cn",
+            "other.example.com",
+            "--dir",
+        ])
+        .arg(&tls)
+        .run()
+        .ok();
+    std::fs::copy(tls.join("other.example.com.pem"), tls.join("localhost.pem")).unwrap();
+    std::fs::copy(
+        tls.join("other.example.com-key.pem"),
+        tls.join("localhost-key.pem"),
+    )
+    .unwrap();
+    let out = configure().fails_with(1);
+    assert!(
+        out.stderr
+            .contains("the name \"localhost\" is not in the server certificate's SANs")
+            && out.stderr.contains("other.example.com"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn the_env_file_is_loaded_before_the_configuration_is_read() {
+    let d = TempDir::new();
+    ward()
+        .args(["backend", "init", "--state-dir"])
+        .arg(d.join("s"))
+        .args([
+            "--cluster-admin-username",
+            "admin",
+            "--cluster-admin-password",
+            "long enough",
+        ])
+        .run()
+        .ok();
+    std::fs::write(
+        d.join("ward-backend.env"),
+        "# as /etc/default/ward-backend\nWARD_BACKEND_LOG_LEVEL=\"loud\"\nPGSSLMODE=verify-full\n",
+    )
+    .unwrap();
+    let out = ward()
+        .args(["backend", "start", "--state-dir"])
+        .arg(d.join("s"))
+        .arg("--env-file")
+        .arg(d.join("ward-backend.env"))
+        .run()
+        .fails_with(1);
+    assert!(
+        out.stderr
+            .contains("log-level (from $WARD_BACKEND_LOG_LEVEL)")
+            && out.stderr.contains("\"loud\""),
+        "{}",
+        out.stderr
+    );
+    std::fs::write(d.join("bad.env"), "NOT A LINE\n").unwrap();
+    let out = ward()
+        .args(["backend", "start", "--state-dir"])
+        .arg(d.join("s"))
+        .arg("--env-file")
+        .arg(d.join("bad.env"))
+        .run()
+        .fails_with(1);
+    assert!(
+        out.stderr.contains("bad.env:1: expected KEY=VALUE"),
+        "{}",
+        out.stderr
+    );
+}
