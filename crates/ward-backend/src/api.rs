@@ -344,41 +344,44 @@ async fn health(
 async fn metrics(State(st): Shared) -> Response {
     let m = &st.metrics;
     let mut out = String::new();
-    let mut counter = |name: &str, help: &str, v: u64| {
+    let counters: [(&str, &str, &AtomicU64); 6] = [
+        (
+            "ward_http_requests_total",
+            "HTTP requests served.",
+            &m.requests,
+        ),
+        (
+            "ward_tls_plaintext_requests_total",
+            "Plaintext connections to a TLS port, closed without data.",
+            &m.plaintext_on_tls,
+        ),
+        (
+            "ward_tls_handshake_failures_total",
+            "Failed TLS handshakes.",
+            &m.handshake_failures,
+        ),
+        (
+            "ward_auth_failures_total",
+            "Refused logins and tokens.",
+            &m.auth_failures,
+        ),
+        (
+            "ward_events_received_total",
+            "Events posted to the API.",
+            &m.events_received,
+        ),
+        (
+            "ward_events_stored_total",
+            "Events committed to the store (and acknowledged).",
+            &m.events_stored,
+        ),
+    ];
+    for (name, help, v) in counters {
         out.push_str(&format!(
-            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}\n"
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}\n",
+            v.load(Ordering::Relaxed)
         ));
-    };
-    counter(
-        "ward_http_requests_total",
-        "HTTP requests served.",
-        m.requests.load(Ordering::Relaxed),
-    );
-    counter(
-        "ward_tls_plaintext_requests_total",
-        "Plaintext connections to a TLS port, closed without data.",
-        m.plaintext_on_tls.load(Ordering::Relaxed),
-    );
-    counter(
-        "ward_tls_handshake_failures_total",
-        "Failed TLS handshakes.",
-        m.handshake_failures.load(Ordering::Relaxed),
-    );
-    counter(
-        "ward_auth_failures_total",
-        "Refused logins and tokens.",
-        m.auth_failures.load(Ordering::Relaxed),
-    );
-    counter(
-        "ward_events_received_total",
-        "Events posted to the API.",
-        m.events_received.load(Ordering::Relaxed),
-    );
-    counter(
-        "ward_events_stored_total",
-        "Events committed to the store (and acknowledged).",
-        m.events_stored.load(Ordering::Relaxed),
-    );
+    }
     out.push_str("# HELP ward_store_write_seconds Event store write latency.\n# TYPE ward_store_write_seconds summary\n");
     out.push_str(&format!(
         "ward_store_write_seconds_sum {:.6}\nward_store_write_seconds_count {}\n",

@@ -4,11 +4,10 @@
 use crate::error::{Error, Result};
 use crate::tls::{host_matches, verify_server_chain, SslMode, Verification};
 use crate::wire::{self, SslAnswer, StartupAnswer};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::ResolvesClientCert;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::sign::CertifiedKey;
-use rustls::{DigitallySignedStruct, SignatureScheme};
+use rustls::SignatureScheme;
 use serde::Serialize;
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
@@ -113,43 +112,6 @@ pub fn connect_tcp(opts: &ProbeOptions) -> Result<TcpStream> {
             None => "no address to connect to".into(),
         },
     ))
-}
-
-/// Accepts any chain during the handshake (the probe judges it afterwards, so it can report
-/// what a failing server presents) while still checking the handshake signatures.
-#[derive(Debug)]
-struct RecordingVerifier(Arc<rustls::crypto::CryptoProvider>);
-
-impl ServerCertVerifier for RecordingVerifier {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        m: &[u8],
-        c: &CertificateDer<'_>,
-        d: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(m, c, d, &self.0.signature_verification_algorithms)
-    }
-    fn verify_tls13_signature(
-        &self,
-        m: &[u8],
-        c: &CertificateDer<'_>,
-        d: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(m, c, d, &self.0.signature_verification_algorithms)
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
 }
 
 /// Records whether the server asked for a client certificate, and which CAs it named.
@@ -323,7 +285,7 @@ pub fn handshake(
         .with_protocol_versions(rustls::ALL_VERSIONS)
         .map_err(|e| Error::connect(&target, e.to_string()))?
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(RecordingVerifier(provider)))
+        .with_custom_certificate_verifier(Arc::new(ward_tls::AcceptAnyServerCert::new()))
         .with_client_cert_resolver(resolver.clone());
     let name = match host.parse::<std::net::IpAddr>() {
         Ok(ip) => ServerName::IpAddress(ip.into()),

@@ -305,21 +305,7 @@ impl ServerCertVerifier for LibpqVerifier {
 
 /// Loads every certificate in a PEM file into a root store.
 pub fn load_roots(path: &std::path::Path) -> Result<Arc<RootCertStore>, String> {
-    use rustls::pki_types::pem::PemObject;
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-        .map_err(|e| format!("{}: cannot read root certificates: {e}", path.display()))?
-        .collect::<Result<_, _>>()
-        .map_err(|e| format!("{}: malformed PEM: {e}", path.display()))?;
-    if certs.is_empty() {
-        return Err(format!("{}: no certificates found", path.display()));
-    }
-    let mut store = RootCertStore::empty();
-    for c in certs {
-        store
-            .add(c)
-            .map_err(|e| format!("{}: not a usable root certificate: {e}", path.display()))?;
-    }
-    Ok(Arc::new(store))
+    ward_tls::load_roots(path).map(Arc::new)
 }
 
 #[cfg(test)]

@@ -183,7 +183,7 @@ pub fn client_config(trust: &Trust) -> Result<rustls::ClientConfig, String> {
                 ca: p.clone(),
             })
         }
-        Trust::SkipVerification => Arc::new(NoVerification(provider())),
+        Trust::SkipVerification => Arc::new(AcceptAnyServerCert::new()),
     };
     Ok(rustls::ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
@@ -270,10 +270,25 @@ impl ServerCertVerifier for PlainWords {
     }
 }
 
+/// Accepts whatever chain the server presents while still checking the handshake
+/// signatures: for `insecure-skip-tls-verify`, and for probes that report on a chain
+/// rather than judge it during the handshake.
 #[derive(Debug)]
-struct NoVerification(Arc<rustls::crypto::CryptoProvider>);
+pub struct AcceptAnyServerCert(Arc<rustls::crypto::CryptoProvider>);
 
-impl ServerCertVerifier for NoVerification {
+impl AcceptAnyServerCert {
+    pub fn new() -> Self {
+        AcceptAnyServerCert(provider())
+    }
+}
+
+impl Default for AcceptAnyServerCert {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ServerCertVerifier for AcceptAnyServerCert {
     fn verify_server_cert(
         &self,
         _: &CertificateDer<'_>,
