@@ -47,7 +47,9 @@ impl Metrics {
 
 /// What every handler shares.
 pub struct AppState {
-    pub store: Store,
+    pub store: Arc<Store>,
+    /// Event writes go through one writer for group commit.
+    pub events: crate::eventd::EventWriter,
     pub cluster_id: u64,
     pub member_id: u64,
     pub name: String,
@@ -816,7 +818,7 @@ fn event_listing(events: Vec<String>, next: Option<String>) -> Response {
 }
 
 /// Stores an event (acknowledged only once it is committed) and registers its entity.
-fn store_event(
+async fn store_event(
     st: &AppState,
     ns: &str,
     body: &[u8],
@@ -859,7 +861,13 @@ fn store_event(
         }
     }
     let started = std::time::Instant::now();
-    let stored = st.store.record_event(&input, now)?;
+    let stored = st.events.submit(input).await.map_err(|e| {
+        tracing::error!(error = %e, "event not stored");
+        ApiError(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the event was not stored; see the backend's log".into(),
+        )
+    })?;
     st.metrics
         .store_write_micros
         .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
@@ -876,7 +884,7 @@ async fn post_event(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     authorize(&st, &headers, Need::CreateEvent)?;
     require_namespace(&st, &ns)?;
-    let ev = store_event(&st, &ns, &body, None)?;
+    let ev = store_event(&st, &ns, &body, None).await?;
     Ok((StatusCode::CREATED, Json(ev)))
 }
 
@@ -888,7 +896,7 @@ async fn put_event(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     authorize(&st, &headers, Need::CreateEvent)?;
     require_namespace(&st, &ns)?;
-    let ev = store_event(&st, &ns, &body, Some((&entity, &check)))?;
+    let ev = store_event(&st, &ns, &body, Some((&entity, &check))).await?;
     Ok((StatusCode::CREATED, Json(ev)))
 }
 
@@ -1096,8 +1104,10 @@ mod tests {
     use tower::ServiceExt;
 
     fn state(dir: &std::path::Path) -> Arc<AppState> {
+        let store = Arc::new(Store::open(dir).unwrap());
         Arc::new(AppState {
-            store: Store::open(dir).unwrap(),
+            events: crate::eventd::EventWriter::start(store.clone()),
+            store,
             cluster_id: 1,
             member_id: 2,
             name: "t".into(),

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod eventd;
 pub mod server;
 
 use api::{AppState, Metrics};
@@ -98,7 +99,9 @@ pub async fn start(cfg: BackendConfig) -> Result<(), String> {
     .collect();
     certificates.dedup();
     let metrics = Arc::new(Metrics::default());
+    let store = Arc::new(store);
     let state = Arc::new(AppState {
+        events: eventd::EventWriter::start(store.clone()),
         store,
         cluster_id,
         member_id,

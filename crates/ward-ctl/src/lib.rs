@@ -142,6 +142,10 @@ impl Session {
         if self.cfg.expires_at > now() + 10 {
             return Ok(());
         }
+        self.refresh().await
+    }
+
+    async fn refresh(&mut self) -> Result<(), String> {
         let body = serde_json::json!({"refresh_token": self.cfg.refresh_token})
             .to_string()
             .into_bytes();
@@ -160,6 +164,17 @@ impl Session {
         Ok(())
     }
 
+    async fn send(&self, method: &str, path: &str, body: Option<Vec<u8>>) -> Result<Reply, String> {
+        self.ep
+            .request(
+                method,
+                path,
+                &[("authorization", format!("Bearer {}", self.cfg.access_token))],
+                body,
+            )
+            .await
+    }
+
     /// An authenticated request; non-2xx replies become errors carrying the server's message.
     pub async fn call(
         &mut self,
@@ -168,15 +183,12 @@ impl Session {
         body: Option<Vec<u8>>,
     ) -> Result<Reply, String> {
         self.refresh_if_needed().await?;
-        let r = self
-            .ep
-            .request(
-                method,
-                path,
-                &[("authorization", format!("Bearer {}", self.cfg.access_token))],
-                body,
-            )
-            .await?;
+        let mut r = self.send(method, path, body.clone()).await?;
+        if r.status == 401 {
+            // The access token expired in flight (or was revoked): refresh once and retry.
+            self.refresh().await?;
+            r = self.send(method, path, body).await?;
+        }
         if !(200..300).contains(&r.status) {
             return Err(format!("{method} {path}: {} ({})", r.message(), r.status));
         }

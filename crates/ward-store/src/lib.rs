@@ -365,24 +365,37 @@ impl Store {
     /// Folds a new event into the stored one in one transaction (the model is
     /// `ward_types::event::apply`); the returned event is durable when this returns.
     pub fn record_event(&self, input: &ward_types::event::EventInput, now: i64) -> Result<Value> {
+        let mut out = self.record_events(std::slice::from_ref(input), now)?;
+        Ok(out.pop().unwrap_or(Value::Null))
+    }
+
+    /// Folds several events in order, in one transaction: one commit (one fsync) for the
+    /// whole batch — group commit for concurrent writers. Two events of the same check in
+    /// one batch fold one after the other.
+    pub fn record_events(
+        &self,
+        inputs: &[ward_types::event::EventInput],
+        now: i64,
+    ) -> Result<Vec<Value>> {
         self.with(|c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let prev: Option<String> = tx
-                .query_row(
-                    "SELECT event FROM events WHERE namespace = ?1 AND entity = ?2 AND check_name = ?3",
-                    params![input.namespace, input.entity, input.check],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            let prev: Option<Value> = prev.and_then(|p| serde_json::from_str(&p).ok());
-            let event = ward_types::event::apply(prev.as_ref(), input, now);
-            tx.execute(
-                "INSERT INTO events (namespace, entity, check_name, event, status, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT (namespace, entity, check_name) DO UPDATE SET event = excluded.event, status = excluded.status, updated_at = excluded.updated_at",
-                params![input.namespace, input.entity, input.check, event.to_string(), input.status as i64, now],
-            )?;
+            let mut out = Vec::with_capacity(inputs.len());
+            {
+                let mut read = tx.prepare_cached("SELECT event FROM events WHERE namespace = ?1 AND entity = ?2 AND check_name = ?3")?;
+                let mut write = tx.prepare_cached(
+                    "INSERT INTO events (namespace, entity, check_name, event, status, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT (namespace, entity, check_name) DO UPDATE SET event = excluded.event, status = excluded.status, updated_at = excluded.updated_at",
+                )?;
+                for input in inputs {
+                    let prev: Option<String> = read.query_row(params![input.namespace, input.entity, input.check], |r| r.get(0)).optional()?;
+                    let prev: Option<Value> = prev.and_then(|p| serde_json::from_str(&p).ok());
+                    let event = ward_types::event::apply(prev.as_ref(), input, now);
+                    write.execute(params![input.namespace, input.entity, input.check, event.to_string(), input.status as i64, now])?;
+                    out.push(event);
+                }
+            }
             tx.commit()?;
-            Ok(event)
+            Ok(out)
         })
     }
 

@@ -792,7 +792,7 @@ fn the_dashboard_serves_its_page_over_tls_and_metrics_count_events() {
 #[test]
 fn expired_tokens_are_refused_and_ward_ctl_manages_users() {
     require_tool("curl");
-    let b = Backend::start_with(true, &["--access-token-ttl", "1s"]);
+    let b = Backend::start_with(true, &["--access-token-ttl", "2s"]);
     let t = token(&b, ADMIN, ADMIN_PASSWORD);
     let checks = format!("{}/api/core/v2/namespaces/default/checks", b.url());
     assert_eq!(
@@ -800,13 +800,13 @@ fn expired_tokens_are_refused_and_ward_ctl_manages_users() {
             .0,
         200
     );
-    std::thread::sleep(std::time::Duration::from_millis(2100));
+    std::thread::sleep(std::time::Duration::from_millis(3100));
     let (code, body) = b.curl(&["-H", &format!("Authorization: Bearer {t}"), &checks]);
     assert_eq!(code, 401, "{body}");
     assert!(body.contains("expired"), "{body}");
     // ward ctl refreshes an expired access token by itself.
     b.ctl_login();
-    std::thread::sleep(std::time::Duration::from_millis(2100));
+    std::thread::sleep(std::time::Duration::from_millis(3100));
     b.ctl()
         .args([
             "user",
