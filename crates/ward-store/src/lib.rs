@@ -44,8 +44,16 @@ pub struct StoredToken {
 /// The embedded store.
 pub struct Store {
     path: PathBuf,
+    /// The one writer.
     conn: Mutex<Connection>,
+    /// Read-only connections: in WAL mode readers see committed data and neither wait for
+    /// the writer's fsync nor hold it up.
+    readers: Vec<Mutex<Connection>>,
+    next_reader: std::sync::atomic::AtomicUsize,
 }
+
+/// Read connections per store.
+const READERS: usize = 4;
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -90,9 +98,34 @@ impl Store {
         conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;")
             .map_err(db)?;
         conn.execute_batch(SCHEMA).map_err(db)?;
+        let mut readers = Vec::with_capacity(READERS);
+        for _ in 0..READERS {
+            let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+                | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+            let r = Connection::open_with_flags(&path, flags).map_err(db)?;
+            r.execute_batch("PRAGMA busy_timeout = 5000;").map_err(db)?;
+            readers.push(Mutex::new(r));
+        }
         Ok(Store {
             path,
             conn: Mutex::new(conn),
+            readers,
+            next_reader: std::sync::atomic::AtomicUsize::new(0),
+        })
+    }
+
+    /// Runs a read on one of the read connections.
+    fn read<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> Result<T> {
+        let i = self
+            .next_reader
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            % self.readers.len();
+        let mut c = self.readers[i]
+            .lock()
+            .map_err(|_| StoreError::Invalid("store lock poisoned".into()))?;
+        f(&mut c).map_err(|e| StoreError::Database {
+            path: self.path.display().to_string(),
+            reason: e.to_string(),
         })
     }
 
@@ -175,7 +208,7 @@ impl Store {
 
     /// One resource.
     pub fn get(&self, kind: Kind, namespace: &str, name: &str) -> Result<Option<Resource>> {
-        let doc: Option<String> = self.with(|c| {
+        let doc: Option<String> = self.read(|c| {
             c.query_row(
                 "SELECT doc FROM resources WHERE kind = ?1 AND namespace = ?2 AND name = ?3",
                 params![kind_key(kind), namespace, name],
@@ -197,7 +230,7 @@ impl Store {
     ) -> Result<(Vec<Resource>, Option<String>)> {
         let limit = limit.clamp(1, 10_000);
         let after = after.unwrap_or("");
-        let rows: Vec<(String, String, String)> = self.with(|c| {
+        let rows: Vec<(String, String, String)> = self.read(|c| {
             let mut st = c.prepare(
                 "SELECT namespace, name, doc FROM resources WHERE kind = ?1 AND (?2 IS NULL OR namespace = ?2)
                  AND (namespace || char(0) || name) > ?3 ORDER BY namespace, name LIMIT ?4",
@@ -257,7 +290,7 @@ impl Store {
     }
 
     pub fn user(&self, name: &str) -> Result<Option<User>> {
-        self.with(|c| {
+        self.read(|c| {
             c.query_row(
                 "SELECT name, password_hash, groups, disabled FROM users WHERE name = ?1",
                 [name],
@@ -275,7 +308,7 @@ impl Store {
     }
 
     pub fn users(&self) -> Result<Vec<User>> {
-        self.with(|c| {
+        self.read(|c| {
             let mut st =
                 c.prepare("SELECT name, password_hash, groups, disabled FROM users ORDER BY name")?;
             let rows = st
@@ -339,7 +372,7 @@ impl Store {
     }
 
     pub fn token(&self, hash: &str) -> Result<Option<StoredToken>> {
-        self.with(|c| {
+        self.read(|c| {
             c.query_row(
                 "SELECT user, refresh, expires_at FROM tokens WHERE hash = ?1",
                 [hash],
@@ -429,7 +462,7 @@ impl Store {
         after: Option<&str>,
     ) -> Result<(Vec<String>, Option<String>)> {
         let limit = limit.clamp(1, 10_000);
-        let rows: Vec<(String, String, String, String)> = self.with(|c| {
+        let rows: Vec<(String, String, String, String)> = self.read(|c| {
             let mut st = c.prepare(
                 "SELECT namespace, entity, check_name, event FROM events WHERE (?1 IS NULL OR namespace = ?1) AND (?2 IS NULL OR entity = ?2)
                  AND (namespace || char(0) || entity || char(0) || check_name) > ?3 ORDER BY namespace, entity, check_name LIMIT ?4",
@@ -452,7 +485,7 @@ impl Store {
 
     /// One event.
     pub fn event(&self, namespace: &str, entity: &str, check: &str) -> Result<Option<Value>> {
-        let ev: Option<String> = self.with(|c| {
+        let ev: Option<String> = self.read(|c| {
             c.query_row(
                 "SELECT event FROM events WHERE namespace = ?1 AND entity = ?2 AND check_name = ?3",
                 params![namespace, entity, check],
