@@ -222,6 +222,16 @@ impl PgCluster {
             .run()
     }
 
+    /// Stops the server (fast shutdown); the data directory stays until drop.
+    pub fn stop(&self) {
+        as_server_user(&bin("pg_ctl"))
+            .arg("-D")
+            .arg(&self.data)
+            .args(["-m", "fast", "-w", "stop"])
+            .run()
+            .ok();
+    }
+
     /// Asks the server to re-read its configuration.
     pub fn reload(&self) {
         as_server_user(&bin("pg_ctl"))

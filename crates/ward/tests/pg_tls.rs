@@ -570,3 +570,28 @@ fn a_reload_that_does_not_change_what_is_served_is_an_error_and_install_cert_res
         out.stderr
     );
 }
+
+#[test]
+fn a_stopped_server_is_configured_and_left_stopped() {
+    let d = TempDir::new();
+    let tls = certificates(&d);
+    let pg = PgCluster::start(None, "");
+    pg.stop();
+    assert!(!pg.data.join("postmaster.pid").exists());
+    let out = ward().args(configure_args(&pg, &tls)).run().ok();
+    assert!(
+        out.stdout
+            .contains("PostgreSQL is not running: it was left stopped"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        !pg.data.join("postmaster.pid").exists(),
+        "configure never starts a server"
+    );
+    let conf = std::fs::read_to_string(pg.data.join("postgresql.conf")).unwrap();
+    assert!(
+        conf.contains("# BEGIN ward-managed TLS settings") && conf.contains("ssl = on"),
+        "{conf}"
+    );
+}
