@@ -294,8 +294,9 @@ async fn refresh(State(st): Shared, body: Bytes) -> ApiResult<Json<Value>> {
 async fn logout(State(st): Shared, headers: HeaderMap) -> ApiResult<StatusCode> {
     let token = bearer(&headers)
         .ok_or_else(|| ApiError(StatusCode::UNAUTHORIZED, "no access token".into()))?;
-    authenticate(&st, &headers)?;
+    let user = authenticate(&st, &headers)?;
     st.store.revoke_token(&auth::token_hash(token))?;
+    st.store.revoke_refresh_tokens(&user.name)?;
     Ok(StatusCode::NO_CONTENT)
 }
 

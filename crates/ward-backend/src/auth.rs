@@ -131,11 +131,9 @@ pub fn authenticate_bearer(store: &Store, token: &str) -> Option<User> {
 
 /// The user a refresh token belongs to (and revokes it: refresh tokens are single-use).
 pub fn redeem_refresh(store: &Store, token: &str) -> Option<User> {
-    let h = token_hash(token);
-    let t = store.token(&h).ok()??;
+    let t = store.take_token(&token_hash(token)).ok()??;
     if !t.refresh || t.expires_at <= now() {
         return None;
     }
-    let _ = store.revoke_token(&h);
     store.user(&t.user).ok()?.filter(|u| !u.disabled)
 }

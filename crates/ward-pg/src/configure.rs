@@ -283,7 +283,8 @@ pub fn configure(o: &ConfigureOptions) -> Result<ConfigureOutcome> {
     if o.reject_superuser {
         let su = data.owner_name().unwrap_or_else(|| "postgres".into());
         for cidr in ["0.0.0.0/0", "::/0"] {
-            rules.push(format!("hostssl all {su} {cidr} reject"));
+            // `host` matches TLS and plaintext alike: the superuser gets in by neither.
+            rules.push(format!("host all {su} {cidr} reject"));
         }
     }
     for spec in &o.require_cert {

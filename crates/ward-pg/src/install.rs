@@ -71,8 +71,14 @@ pub fn install_cert(
             key: key_path,
         });
     };
-    pm.reload()?;
-    let (served, seen) = pm.wait_for_fingerprint(&pair.leaf.sha256_fingerprint, timeout)?;
+    // Any failure from here on (reload, probe) restores the previous pair below.
+    let (served, seen) = match pm
+        .reload()
+        .and_then(|_| pm.wait_for_fingerprint(&pair.leaf.sha256_fingerprint, timeout))
+    {
+        Ok(v) => v,
+        Err(e) => (false, Some(format!("an unverifiable certificate ({e})"))),
+    };
     if served {
         return Ok(InstallOutcome::Served {
             cert: cert_path,

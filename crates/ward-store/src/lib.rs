@@ -392,6 +392,32 @@ impl Store {
         self.with(|c| c.execute("DELETE FROM tokens WHERE hash = ?1", [hash]))?;
         Ok(())
     }
+
+    /// Takes a token out of the store and returns it, atomically on the writer: of two
+    /// concurrent callers with the same token, exactly one gets it (single-use refresh).
+    pub fn take_token(&self, hash: &str) -> Result<Option<StoredToken>> {
+        self.with(|c| {
+            c.query_row(
+                "DELETE FROM tokens WHERE hash = ?1 RETURNING user, refresh, expires_at",
+                [hash],
+                |r| {
+                    Ok(StoredToken {
+                        user: r.get(0)?,
+                        refresh: r.get::<_, i64>(1)? != 0,
+                        expires_at: r.get(2)?,
+                    })
+                },
+            )
+            .optional()
+        })
+    }
+
+    /// Revokes every refresh token of a user (logout ends the session, not only the
+    /// access token).
+    pub fn revoke_refresh_tokens(&self, user: &str) -> Result<()> {
+        self.with(|c| c.execute("DELETE FROM tokens WHERE user = ?1 AND refresh = 1", [user]))?;
+        Ok(())
+    }
 }
 
 impl Store {

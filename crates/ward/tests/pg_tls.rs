@@ -339,6 +339,7 @@ fn probe_agrees_with_openssl_s_client() {
     let tls = certificates(&d);
     let pg = PgCluster::start(None, "host all all 127.0.0.1/32 trust\n");
     ward().args(configure_args(&pg, &tls)).run().ok();
+    pg.sql("CREATE ROLE app LOGIN").ok();
     let target = format!("127.0.0.1:{}", pg.port);
     let out = ward()
         .args([
@@ -350,7 +351,14 @@ fn probe_agrees_with_openssl_s_client() {
             "--root-cert",
         ])
         .arg(tls.join("ca.pem"))
-        .args(["--format", "json", "--user", "postgres"])
+        .args([
+            "--format",
+            "json",
+            "--user",
+            "app",
+            "--database",
+            "postgres",
+        ])
         .run();
     let r: serde_json::Value =
         serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"));
@@ -433,7 +441,7 @@ fn audit_flags_a_plaintext_session_and_an_open_host_rule() {
     let tls = certificates(&d);
     let pg = PgCluster::start(None, "host all all 0.0.0.0/0 trust\n");
     ward().args(configure_args(&pg, &tls)).run().ok();
-    pg.sql("CREATE ROLE sensu LOGIN; GRANT pg_read_all_stats TO sensu")
+    pg.sql("CREATE ROLE sensu LOGIN; CREATE ROLE app LOGIN; GRANT pg_read_all_stats TO sensu")
         .ok();
     pg.sql("CREATE DATABASE sensu_events OWNER sensu").ok();
     // pg_hba_file_rules is superuser-only by default; let the auditing user read it.
@@ -441,7 +449,7 @@ fn audit_flags_a_plaintext_session_and_an_open_host_rule() {
     // A plaintext session over the `host` rule, held open while the audit runs.
     let mut held = std::process::Command::new(format!("{}/psql", ward_testkit::postgres::PG_BIN))
         .arg(format!(
-            "host=127.0.0.1 port={} user=postgres dbname=postgres sslmode=disable",
+            "host=127.0.0.1 port={} user=app dbname=postgres sslmode=disable",
             pg.port
         ))
         .args(["-c", "SELECT pg_sleep(20)"])
