@@ -502,9 +502,8 @@ fn require_namespace(st: &AppState, ns: &str) -> ApiResult<()> {
     Ok(())
 }
 
-fn listing(items: Vec<Resource>, next: Option<String>) -> Response {
-    let docs: Vec<Document> = items.iter().map(Resource::to_document).collect();
-    let mut r = Json(docs).into_response();
+/// Adds the next page's token, when there is one, as the `Ward-Continue` header.
+fn with_continue(mut r: Response, next: Option<String>) -> Response {
     if let Some(n) = next {
         let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(n);
         if let Ok(v) = HeaderValue::from_str(&token) {
@@ -512,6 +511,30 @@ fn listing(items: Vec<Resource>, next: Option<String>) -> Response {
         }
     }
     r
+}
+
+fn listing(items: Vec<Resource>, next: Option<String>) -> Response {
+    let docs: Vec<Document> = items.iter().map(Resource::to_document).collect();
+    with_continue(Json(docs).into_response(), next)
+}
+
+/// GET of a collection: read access, then one page of `kind` in `namespace` (the kind is
+/// judged after authentication, so an anonymous request is a 401 whatever its path).
+fn list_page(
+    st: &AppState,
+    headers: &HeaderMap,
+    kind: ApiResult<Kind>,
+    namespace: &str,
+    p: &Page,
+) -> ApiResult<Response> {
+    authorize(st, headers, Need::Read)?;
+    let (items, next) = st.store.list(
+        kind?,
+        Some(namespace),
+        p.limit.unwrap_or(500),
+        decode_continue(p.cont.as_deref())?.as_deref(),
+    )?;
+    Ok(listing(items, next))
 }
 
 fn decode_continue(c: Option<&str>) -> ApiResult<Option<String>> {
@@ -531,15 +554,7 @@ async fn list_in_ns(
     Path((ns, plural)): Path<(String, String)>,
     Query(p): Query<Page>,
 ) -> ApiResult<Response> {
-    authorize(&st, &headers, Need::Read)?;
-    let kind = kind_in_ns(&plural)?;
-    let (items, next) = st.store.list(
-        kind,
-        Some(&ns),
-        p.limit.unwrap_or(500),
-        decode_continue(p.cont.as_deref())?.as_deref(),
-    )?;
-    Ok(listing(items, next))
+    list_page(&st, &headers, kind_in_ns(&plural), &ns, &p)
 }
 
 async fn create_in_ns(
@@ -621,14 +636,7 @@ async fn list_namespaces(
     headers: HeaderMap,
     Query(p): Query<Page>,
 ) -> ApiResult<Response> {
-    authorize(&st, &headers, Need::Read)?;
-    let (items, next) = st.store.list(
-        Kind::Namespace,
-        Some(""),
-        p.limit.unwrap_or(500),
-        decode_continue(p.cont.as_deref())?.as_deref(),
-    )?;
-    Ok(listing(items, next))
+    list_page(&st, &headers, Ok(Kind::Namespace), "", &p)
 }
 
 fn namespace_resource(body: &[u8], name: Option<&str>, user: &User) -> ApiResult<Resource> {
@@ -727,14 +735,7 @@ async fn list_providers(
     headers: HeaderMap,
     Query(p): Query<Page>,
 ) -> ApiResult<Response> {
-    authorize(&st, &headers, Need::Read)?;
-    let (items, next) = st.store.list(
-        Kind::PostgresConfig,
-        Some(""),
-        p.limit.unwrap_or(500),
-        decode_continue(p.cont.as_deref())?.as_deref(),
-    )?;
-    Ok(listing(items, next))
+    list_page(&st, &headers, Ok(Kind::PostgresConfig), "", &p)
 }
 
 async fn create_provider(
@@ -808,14 +809,10 @@ fn event_listing(events: Vec<String>, next: Option<String>) -> Response {
     body.push('[');
     body.push_str(&events.join(","));
     body.push(']');
-    let mut r = ([(header::CONTENT_TYPE, "application/json")], body).into_response();
-    if let Some(n) = next {
-        let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(n);
-        if let Ok(v) = HeaderValue::from_str(&token) {
-            r.headers_mut().insert("ward-continue", v);
-        }
-    }
-    r
+    with_continue(
+        ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+        next,
+    )
 }
 
 /// Stores an event (acknowledged only once it is committed) and registers its entity.
