@@ -33,6 +33,13 @@ pub struct Metrics {
     /// Total time spent in event store writes, in microseconds, and how many.
     pub store_write_micros: AtomicU64,
     pub store_writes: AtomicU64,
+    /// Events stored in the embedded store (and its replay journal) while a non-strict
+    /// PostgreSQL event store was unreachable.
+    pub pg_fallback_events: AtomicU64,
+    /// Journaled events replayed into PostgreSQL.
+    pub pg_replayed_events: AtomicU64,
+    /// Events refused because the PostgreSQL store's buffer was full (503).
+    pub pg_buffer_full: AtomicU64,
 }
 
 impl Metrics {
@@ -48,8 +55,8 @@ impl Metrics {
 /// What every handler shares.
 pub struct AppState {
     pub store: Arc<Store>,
-    /// Event writes go through one writer for group commit.
-    pub events: crate::eventd::EventWriter,
+    /// Where events are stored and read: the embedded store or PostgreSQL.
+    pub events: crate::eventd::EventRouter,
     pub cluster_id: u64,
     pub member_id: u64,
     pub name: String,
@@ -73,6 +80,10 @@ impl IntoResponse for ApiError {
             Json(json!({"message": self.1, "code": self.0.as_u16()})),
         )
             .into_response();
+        if self.0 == StatusCode::SERVICE_UNAVAILABLE {
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
         if self.0 == StatusCode::UNAUTHORIZED {
             r.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -101,6 +112,20 @@ impl From<StoreError> for ApiError {
             }
         }
     }
+}
+
+impl From<crate::eventd::ReadError> for ApiError {
+    fn from(e: crate::eventd::ReadError) -> Self {
+        match e {
+            crate::eventd::ReadError::Store(e) => e.into(),
+            crate::eventd::ReadError::Unavailable(m) => unavailable(m),
+        }
+    }
+}
+
+/// 503 with Retry-After: try again shortly (the sender keeps what it sent).
+fn unavailable(m: String) -> ApiError {
+    ApiError(StatusCode::SERVICE_UNAVAILABLE, m)
 }
 
 type ApiResult<T> = Result<T, ApiError>;
@@ -324,11 +349,14 @@ async fn health(
             .map_err(|_| bad(format!("timeout: {t:?} is not a number of seconds")))?;
     }
     let (providers, _) = st.store.list(Kind::PostgresConfig, None, 1000, None)?;
-    // The embedded store is the event store until the PostgreSQL event store lands: every
-    // PostgresConfig is reported, not active.
+    // Answered from what eventd last saw (its probe runs in the background), so /health
+    // never waits for PostgreSQL.
     let pg: Vec<Value> = providers
         .iter()
-        .map(|p| json!({"Name": p.metadata.name, "Active": false, "Healthy": false}))
+        .map(|p| {
+            let h = st.events.health(&p.metadata.name);
+            json!({"Name": h.name, "Active": h.active, "Healthy": h.healthy})
+        })
         .collect();
     Ok(Json(json!({
         "Alarms": null,
@@ -347,7 +375,7 @@ async fn health(
 async fn metrics(State(st): Shared) -> Response {
     let m = &st.metrics;
     let mut out = String::new();
-    let counters: [(&str, &str, &AtomicU64); 6] = [
+    let counters: [(&str, &str, &AtomicU64); 9] = [
         (
             "ward_http_requests_total",
             "HTTP requests served.",
@@ -377,6 +405,21 @@ async fn metrics(State(st): Shared) -> Response {
             "ward_events_stored_total",
             "Events committed to the store (and acknowledged).",
             &m.events_stored,
+        ),
+        (
+            "ward_pg_fallback_events_total",
+            "Events stored in the embedded store, to be replayed, while PostgreSQL was unreachable (strict: false).",
+            &m.pg_fallback_events,
+        ),
+        (
+            "ward_pg_replayed_events_total",
+            "Events replayed into PostgreSQL after an outage.",
+            &m.pg_replayed_events,
+        ),
+        (
+            "ward_pg_buffer_full_total",
+            "Events refused with 503 because the PostgreSQL event store's buffer was full.",
+            &m.pg_buffer_full,
         ),
     ];
     for (name, help, v) in counters {
@@ -744,11 +787,8 @@ async fn create_provider(
     body: Bytes,
 ) -> ApiResult<StatusCode> {
     let user = authorize(&st, &headers, Need::Write)?;
-    st.store.put(
-        &body_resource(&body, Kind::PostgresConfig, None, None, &user)?,
-        true,
-    )?;
-    Ok(StatusCode::CREATED)
+    let r = body_resource(&body, Kind::PostgresConfig, None, None, &user)?;
+    use_provider(&st, r, true).await
 }
 
 async fn put_provider(
@@ -758,10 +798,45 @@ async fn put_provider(
     body: Bytes,
 ) -> ApiResult<StatusCode> {
     let user = authorize(&st, &headers, Need::Write)?;
-    st.store.put(
-        &body_resource(&body, Kind::PostgresConfig, None, Some(&name), &user)?,
-        false,
-    )?;
+    let r = body_resource(&body, Kind::PostgresConfig, None, Some(&name), &user)?;
+    use_provider(&st, r, false).await
+}
+
+/// Stores a PostgresConfig and makes it the event store. It is validated first (connect, and
+/// may the user create tables?): with `strict: true` a failure rejects it with PostgreSQL's
+/// reason and nothing is stored; with `strict: false` it is stored anyway and eventd keeps
+/// trying (events fall back to the embedded store meanwhile). Only one may exist.
+async fn use_provider(st: &AppState, r: Resource, create_only: bool) -> ApiResult<StatusCode> {
+    let name = r.metadata.name.clone();
+    let settings = ward_store::postgres::PgSettings::from_resource(&r).map_err(bad)?;
+    let params = crate::eventd::resolve(&settings).map_err(bad)?;
+    let (existing, _) = st.store.list(Kind::PostgresConfig, None, 2, None)?;
+    if let Some(other) = existing.iter().find(|o| o.metadata.name != name) {
+        return Err(ApiError(
+            StatusCode::CONFLICT,
+            format!(
+                "PostgresConfig {:?} is already the event store; one PostgresConfig at a time: update it (ward ctl create -f with its name) or delete it first",
+                other.metadata.name
+            ),
+        ));
+    }
+    if create_only && !existing.is_empty() {
+        return Err(StoreError::Exists {
+            kind: "PostgresConfig",
+            name,
+        }
+        .into());
+    }
+    if let Err(reason) = crate::eventd::validate(&params).await {
+        if settings.strict {
+            return Err(bad(format!(
+                "PostgresConfig {name:?} (strict: true) cannot be used, so it was not stored: {reason}"
+            )));
+        }
+        tracing::warn!(store = %name, error = %reason, "PostgresConfig stored although PostgreSQL refused it (strict: false); events go to the embedded store until it answers");
+    }
+    st.store.put(&r, create_only)?;
+    st.events.activate(settings).map_err(bad)?;
     Ok(StatusCode::CREATED)
 }
 
@@ -790,6 +865,7 @@ async fn delete_provider(
 ) -> ApiResult<StatusCode> {
     authorize(&st, &headers, Need::Write)?;
     st.store.delete(Kind::PostgresConfig, "", &name)?;
+    st.events.deactivate(&name);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -859,12 +935,17 @@ async fn store_event(
         }
     }
     let started = std::time::Instant::now();
-    let stored = st.events.submit(input).await.map_err(|e| {
-        tracing::error!(error = %e, "event not stored");
-        ApiError(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "the event was not stored; see the backend's log".into(),
-        )
+    let stored = st.events.submit(input).await.map_err(|e| match e {
+        crate::eventd::SubmitError::Busy(m) => {
+            unavailable(format!("the event was not stored: {m}; retry"))
+        }
+        crate::eventd::SubmitError::Failed(m) => {
+            tracing::error!(error = %m, "event not stored");
+            ApiError(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the event was not stored; see the backend's log".into(),
+            )
+        }
     })?;
     st.metrics
         .store_write_micros
@@ -905,12 +986,15 @@ async fn list_events(
     Query(p): Query<Page>,
 ) -> ApiResult<Response> {
     authorize(&st, &headers, Need::Read)?;
-    let (events, next) = st.store.events_raw(
-        Some(&ns),
-        None,
-        p.limit.unwrap_or(500),
-        decode_continue(p.cont.as_deref())?.as_deref(),
-    )?;
+    let (events, next) = st
+        .events
+        .events_raw(
+            Some(&ns),
+            None,
+            p.limit.unwrap_or(500),
+            decode_continue(p.cont.as_deref())?.as_deref(),
+        )
+        .await?;
     Ok(event_listing(events, next))
 }
 
@@ -921,12 +1005,15 @@ async fn list_entity_events(
     Query(p): Query<Page>,
 ) -> ApiResult<Response> {
     authorize(&st, &headers, Need::Read)?;
-    let (events, next) = st.store.events_raw(
-        Some(&ns),
-        Some(&entity),
-        p.limit.unwrap_or(500),
-        decode_continue(p.cont.as_deref())?.as_deref(),
-    )?;
+    let (events, next) = st
+        .events
+        .events_raw(
+            Some(&ns),
+            Some(&entity),
+            p.limit.unwrap_or(500),
+            decode_continue(p.cont.as_deref())?.as_deref(),
+        )
+        .await?;
     Ok(event_listing(events, next))
 }
 
@@ -936,12 +1023,16 @@ async fn get_event(
     Path((ns, entity, check)): Path<(String, String, String)>,
 ) -> ApiResult<Json<Value>> {
     authorize(&st, &headers, Need::Read)?;
-    let ev = st.store.event(&ns, &entity, &check)?.ok_or_else(|| {
-        ApiError(
-            StatusCode::NOT_FOUND,
-            format!("no event for entity {entity:?} and check {check:?} in namespace {ns:?}"),
-        )
-    })?;
+    let ev = st
+        .events
+        .event(&ns, &entity, &check)
+        .await?
+        .ok_or_else(|| {
+            ApiError(
+                StatusCode::NOT_FOUND,
+                format!("no event for entity {entity:?} and check {check:?} in namespace {ns:?}"),
+            )
+        })?;
     Ok(Json(ev))
 }
 
@@ -951,7 +1042,7 @@ async fn delete_event(
     Path((ns, entity, check)): Path<(String, String, String)>,
 ) -> ApiResult<StatusCode> {
     authorize(&st, &headers, Need::Write)?;
-    st.store.delete_event(&ns, &entity, &check)?;
+    st.events.delete_event(&ns, &entity, &check).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -1103,13 +1194,14 @@ mod tests {
 
     fn state(dir: &std::path::Path) -> Arc<AppState> {
         let store = Arc::new(Store::open(dir).unwrap());
+        let metrics = Arc::new(Metrics::default());
         Arc::new(AppState {
-            events: crate::eventd::EventWriter::start(store.clone()),
+            events: crate::eventd::EventRouter::new(store.clone(), 2, metrics.clone()),
             store,
             cluster_id: 1,
             member_id: 2,
             name: "t".into(),
-            metrics: Arc::new(Metrics::default()),
+            metrics,
             certificates: Vec::new(),
             access_token_ttl: 60,
             ready: std::sync::atomic::AtomicBool::new(false),

@@ -100,8 +100,24 @@ pub async fn start(cfg: BackendConfig) -> Result<(), String> {
     certificates.dedup();
     let metrics = Arc::new(Metrics::default());
     let store = Arc::new(store);
+    let events = eventd::EventRouter::new(store.clone(), member_id, metrics.clone());
+    // A PostgresConfig kept from before is the event store again (its DSN resolved with
+    // this start's environment: the env file's PG* variables).
+    let (configs, _) = store
+        .list(ward_types::Kind::PostgresConfig, None, 1, None)
+        .map_err(|e| e.to_string())?;
+    if let Some(r) = configs.first() {
+        ward_store::postgres::PgSettings::from_resource(r)
+            .and_then(|s| events.activate(s))
+            .map_err(|e| {
+                format!(
+                    "PostgresConfig {:?}: {e}; fix the backend's environment (--env-file) or the DSN",
+                    r.metadata.name
+                )
+            })?;
+    }
     let state = Arc::new(AppState {
-        events: eventd::EventWriter::start(store.clone()),
+        events,
         store,
         cluster_id,
         member_id,

@@ -1,12 +1,11 @@
 //! `ward pg audit`: every client session's TLS state and the pg_hba.conf rules, from the
 //! server's own views, as a check plugin.
 
+use crate::connect::{connect, describe_pg_error};
 use crate::conninfo::ConnParams;
 use crate::error::{Error, Result};
-use crate::tls::{LibpqVerifier, SslMode, Verification};
 use serde::Serialize;
 use std::net::IpAddr;
-use std::sync::Arc;
 use ward_pki::expiry::CheckStatus;
 
 /// One client session.
@@ -53,117 +52,6 @@ pub struct AuditReport {
     pub findings: Vec<Finding>,
     pub status: CheckStatus,
     pub summary: String,
-}
-
-fn tls_config(p: &ConnParams) -> Result<rustls::ClientConfig> {
-    let roots = match &p.sslrootcert {
-        Some(path) => {
-            Some(crate::tls::load_roots(path).map_err(|e| Error::invalid("sslrootcert", e))?)
-        }
-        None => None,
-    };
-    // libpq verifies in any mode once a root file exists.
-    let level = match p.sslmode {
-        SslMode::VerifyFull => Verification::Full,
-        SslMode::VerifyCa => Verification::Chain,
-        _ if roots.is_some() => Verification::Chain,
-        _ => Verification::None,
-    };
-    if level != Verification::None && roots.is_none() {
-        return Err(Error::invalid(
-            "sslrootcert",
-            format!("sslmode={} needs a root certificate file; set sslrootcert or PGSSLROOTCERT, or create ~/.postgresql/root.crt", p.sslmode),
-        ));
-    }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let verifier = Arc::new(LibpqVerifier::new(roots, Vec::new(), p.host.clone(), level));
-    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| Error::invalid("TLS", e.to_string()))?
-        .dangerous()
-        .with_custom_certificate_verifier(verifier);
-    Ok(match (&p.sslcert, &p.sslkey) {
-        (Some(cert), Some(key)) if cert.exists() => {
-            use rustls::pki_types::pem::PemObject;
-            let certs = rustls::pki_types::CertificateDer::pem_file_iter(cert)
-                .map_err(|e| Error::invalid(format!("sslcert {}", cert.display()), e.to_string()))?
-                .collect::<std::result::Result<Vec<_>, _>>()
-                .map_err(|e| {
-                    Error::invalid(format!("sslcert {}", cert.display()), e.to_string())
-                })?;
-            let key_bytes = crate::conninfo::read_client_key(key)?;
-            let key_der = rustls::pki_types::PrivateKeyDer::from_pem_slice(&key_bytes)
-                .map_err(|e| Error::invalid(format!("sslkey {}", key.display()), e.to_string()))?;
-            builder
-                .with_client_auth_cert(certs, key_der)
-                .map_err(|e| Error::invalid(format!("sslcert {}", cert.display()), e.to_string()))?
-        }
-        _ => builder.with_no_client_auth(),
-    })
-}
-
-/// Connects with libpq's semantics, except that a failed certificate check never falls back
-/// to plaintext.
-pub async fn connect(p: &ConnParams, application: &str) -> Result<tokio_postgres::Client> {
-    let mut cfg = tokio_postgres::Config::new();
-    cfg.user(&p.user).dbname(&p.dbname).port(p.port);
-    cfg.application_name(p.application_name.as_deref().unwrap_or(application));
-    if let Some(pw) = &p.password {
-        cfg.password(pw);
-    }
-    if p.host.starts_with('/') {
-        cfg.host_path(&p.host);
-    } else {
-        cfg.host(&p.host);
-    }
-    if let Some(a) = &p.hostaddr {
-        cfg.hostaddr(
-            a.parse()
-                .map_err(|_| Error::invalid("hostaddr", format!("{a:?} is not an IP address")))?,
-        );
-    }
-    cfg.connect_timeout(std::time::Duration::from_secs(
-        p.connect_timeout.unwrap_or(10).max(1),
-    ));
-    cfg.ssl_mode(match p.sslmode {
-        SslMode::Disable => tokio_postgres::config::SslMode::Disable,
-        SslMode::Allow | SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
-        _ => tokio_postgres::config::SslMode::Require,
-    });
-    let target = if p.host.starts_with('/') {
-        format!("{}/.s.PGSQL.{}", p.host, p.port)
-    } else {
-        format!("{}:{}", p.host, p.port)
-    };
-    let fail = |e: tokio_postgres::Error| Error::connect(&target, describe_pg_error(&e));
-    if p.sslmode == SslMode::Disable || p.host.starts_with('/') {
-        let (client, connection) = cfg.connect(tokio_postgres::NoTls).await.map_err(fail)?;
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
-        Ok(client)
-    } else {
-        let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls_config(p)?);
-        let (client, connection) = cfg.connect(tls).await.map_err(fail)?;
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
-        Ok(client)
-    }
-}
-
-fn describe_pg_error(e: &tokio_postgres::Error) -> String {
-    if let Some(db) = e.as_db_error() {
-        return format!("{}: {} ({})", db.severity(), db.message(), db.code().code());
-    }
-    let mut s = e.to_string();
-    let mut src = std::error::Error::source(e);
-    while let Some(inner) = src {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        src = inner.source();
-    }
-    s
 }
 
 fn is_local(addr: &str) -> bool {
@@ -300,11 +188,7 @@ pub async fn audit(p: &ConnParams) -> Result<AuditReport> {
         .map(|f| f.status)
         .max()
         .unwrap_or(CheckStatus::Ok);
-    let server = if p.host.starts_with('/') {
-        format!("{}/.s.PGSQL.{}", p.host, p.port)
-    } else {
-        format!("{}:{}", p.host, p.port)
-    };
+    let server = p.describe_target();
     let tls_sessions = sessions.iter().filter(|s| s.ssl).count();
     let head = format!(
         "{}: {server}: {} session{}, {tls_sessions} over TLS; {} pg_hba.conf rule{}",

@@ -22,10 +22,12 @@
 
 pub mod audit;
 pub mod configure;
+pub mod connect;
 pub mod conninfo;
 pub mod error;
 pub mod install;
 pub mod pair;
+pub mod passfile;
 pub mod probe;
 pub mod server;
 pub mod tls;

@@ -89,7 +89,11 @@ pub fn verify_server_chain(
         Arc::new(rustls::crypto::aws_lc_rs::default_provider()),
     );
     if !crls.is_empty() {
-        builder = builder.with_crls(crls.to_vec());
+        // As OpenSSL does for libpq: every certificate of the chain needs its issuer's CRL
+        // (an unknown status fails), and an expired CRL is not trusted.
+        builder = builder
+            .with_crls(crls.to_vec())
+            .enforce_revocation_expiration();
     }
     let verifier = builder
         .build()
@@ -209,6 +213,13 @@ pub fn describe_tls_error(e: &rustls::Error) -> String {
                 "certificate verify failed: the server certificate is not signed by a CA in the root certificate file".into()
             }
             CertificateError::Revoked => "certificate verify failed: the server certificate is revoked".into(),
+            CertificateError::UnknownRevocationStatus => {
+                "certificate verify failed: unable to get certificate CRL: no CRL (sslcrl) from the issuer of a certificate in the server's chain; add the issuer's CRL or remove sslcrl".into()
+            }
+            CertificateError::ExpiredRevocationList
+            | CertificateError::ExpiredRevocationListContext { .. } => {
+                "certificate verify failed: CRL has expired: publish a new CRL (ward pki crl) and point sslcrl at it".into()
+            }
             CertificateError::BadSignature => "certificate verify failed: bad signature".into(),
             CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. } => {
                 "certificate verify failed: the server certificate is not for server authentication (no serverAuth EKU)".into()
@@ -301,6 +312,42 @@ impl ServerCertVerifier for LibpqVerifier {
             .signature_verification_algorithms
             .supported_schemes()
     }
+}
+
+/// Loads the CRLs of a file: PEM (any number of `X509 CRL` blocks) or one DER CRL.
+pub fn load_crls(
+    path: &std::path::Path,
+) -> Result<Vec<CertificateRevocationListDer<'static>>, String> {
+    use rustls::pki_types::pem::PemObject;
+    let bytes = std::fs::read(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            format!(
+                "CRL file \"{}\" does not exist; create it (ward pki crl) or remove sslcrl",
+                path.display()
+            )
+        } else {
+            format!("cannot read CRL file \"{}\": {e}", path.display())
+        }
+    })?;
+    let pem: Vec<_> = CertificateRevocationListDer::pem_slice_iter(&bytes)
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("CRL file \"{}\" is malformed PEM: {e}", path.display()))?;
+    let crls = if pem.is_empty() && bytes.first() == Some(&0x30) {
+        vec![CertificateRevocationListDer::from(bytes)]
+    } else {
+        pem
+    };
+    for crl in &crls {
+        x509_parser::parse_x509_crl(crl.as_ref())
+            .map_err(|e| format!("CRL file \"{}\" holds a malformed CRL: {e}", path.display()))?;
+    }
+    if crls.is_empty() {
+        return Err(format!(
+            "CRL file \"{}\" holds no CRL (expected PEM \"X509 CRL\" blocks or DER)",
+            path.display()
+        ));
+    }
+    Ok(crls)
 }
 
 /// Loads every certificate in a PEM file into a root store.

@@ -1,6 +1,12 @@
 //! The embedded store: one SQLite database under `state-dir`, in WAL mode with
 //! `synchronous = FULL`, so that anything the backend acknowledged survives `kill -9`.
 //! One writer at a time (a mutex); every change is one transaction.
+//!
+//! `postgres` is the PostgreSQL event store's SQL; while it is unreachable (and its
+//! PostgresConfig is not strict) events are stored here and also kept in a replay journal
+//! (`pg_replay`), in the same transaction, until they are in PostgreSQL.
+
+pub mod postgres;
 
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::Value;
@@ -71,6 +77,8 @@ CREATE TABLE IF NOT EXISTS users (
 CREATE TABLE IF NOT EXISTS events (
   namespace TEXT NOT NULL, entity TEXT NOT NULL, check_name TEXT NOT NULL, event TEXT NOT NULL,
   status INTEGER NOT NULL, updated_at INTEGER NOT NULL, PRIMARY KEY (namespace, entity, check_name));
+CREATE TABLE IF NOT EXISTS pg_replay (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT, event TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS tokens (
   hash TEXT PRIMARY KEY, user TEXT NOT NULL, refresh INTEGER NOT NULL, expires_at INTEGER NOT NULL);
 ";
@@ -436,6 +444,35 @@ impl Store {
         inputs: &[ward_types::event::EventInput],
         now: i64,
     ) -> Result<Vec<Value>> {
+        self.record(inputs, now, false)
+    }
+
+    /// As `record_events`, and each event also goes into the replay journal in the same
+    /// transaction: stored here while PostgreSQL is unreachable, and replayed into it later.
+    pub fn record_events_for_replay(&self, batch: &[postgres::QueuedEvent]) -> Result<Vec<Value>> {
+        let mut out = Vec::with_capacity(batch.len());
+        // Events fold with the time each was received; runs of one time share a transaction
+        // (in practice a batch is received within a second or two).
+        let mut start = 0;
+        while start < batch.len() {
+            let at = batch[start].received_at;
+            let end = batch[start..]
+                .iter()
+                .position(|q| q.received_at != at)
+                .map_or(batch.len(), |n| start + n);
+            let inputs: Vec<_> = batch[start..end].iter().map(|q| q.input.clone()).collect();
+            out.extend(self.record(&inputs, at, true)?);
+            start = end;
+        }
+        Ok(out)
+    }
+
+    fn record(
+        &self,
+        inputs: &[ward_types::event::EventInput],
+        now: i64,
+        journal: bool,
+    ) -> Result<Vec<Value>> {
         self.with(|c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let mut out = Vec::with_capacity(inputs.len());
@@ -451,6 +488,13 @@ impl Store {
                     let event = ward_types::event::apply(prev.as_ref(), input, now);
                     write.execute(params![input.namespace, input.entity, input.check, event.to_string(), input.status as i64, now])?;
                     out.push(event);
+                }
+                if journal {
+                    let mut keep = tx.prepare_cached("INSERT INTO pg_replay (event) VALUES (?1)")?;
+                    for input in inputs {
+                        let q = postgres::QueuedEvent { input: input.clone(), received_at: now };
+                        keep.execute([serde_json::to_string(&q).unwrap_or_default()])?;
+                    }
                 }
             }
             tx.commit()?;
@@ -540,6 +584,50 @@ impl Store {
                 name: format!("{entity}/{check}"),
             });
         }
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Up to `limit` journaled events with a sequence number above `after`, oldest first.
+    pub fn replay_batch(
+        &self,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, postgres::QueuedEvent)>> {
+        let rows: Vec<(i64, String)> = self.read(|c| {
+            let mut st =
+                c.prepare("SELECT seq, event FROM pg_replay WHERE seq > ?1 ORDER BY seq LIMIT ?2")?;
+            let rows = st
+                .query_map(params![after, limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })?;
+        rows.into_iter()
+            .map(|(seq, text)| {
+                serde_json::from_str(&text).map(|q| (seq, q)).map_err(|e| {
+                    StoreError::Invalid(format!("replay journal entry {seq} is corrupt: {e}"))
+                })
+            })
+            .collect()
+    }
+
+    /// Forgets journaled events up to and including `seq` (they are in PostgreSQL).
+    pub fn replay_done(&self, seq: i64) -> Result<()> {
+        self.with(|c| c.execute("DELETE FROM pg_replay WHERE seq <= ?1", [seq]))?;
+        Ok(())
+    }
+
+    /// Journaled events not yet in PostgreSQL.
+    pub fn replay_pending(&self) -> Result<u64> {
+        self.read(|c| c.query_row("SELECT count(*) FROM pg_replay", [], |r| r.get::<_, i64>(0)))
+            .map(|n| n as u64)
+    }
+
+    /// Empties the journal (the PostgresConfig was deleted: the embedded store is the event
+    /// store again and already holds those events).
+    pub fn replay_clear(&self) -> Result<()> {
+        self.with(|c| c.execute("DELETE FROM pg_replay", []))?;
         Ok(())
     }
 }

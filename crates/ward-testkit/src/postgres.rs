@@ -1,4 +1,6 @@
-//! A throwaway PostgreSQL 15 cluster on 127.0.0.1 with TLS from files the test chooses.
+//! A throwaway PostgreSQL 15 cluster on 127.0.0.1 with TLS from files the test chooses,
+//! and [`GuidePg`], the guide's server (certificates, role, database, pg_hba.conf) ready to
+//! connect to.
 //!
 //! `initdb` runs once per test run (the template is shared by every test process, created
 //! atomically) and each cluster is a copy of it, so a cluster starts in well under a second.
@@ -175,21 +177,70 @@ impl PgCluster {
             log,
             _root: root,
         };
+        cluster.start_again();
+        cluster
+    }
+
+    /// Starts the server on its data directory and port (after `stop` or
+    /// `stop_immediate`); panics with the server log if it does not start.
+    pub fn start_again(&self) {
         let out = as_server_user(&bin("pg_ctl"))
             .arg("-D")
-            .arg(&cluster.data)
+            .arg(&self.data)
             .arg("-l")
-            .arg(&cluster.log)
+            .arg(&self.log)
             .args(["-w", "-t", "30", "start"])
             .run();
         if !out.success() {
             panic!(
                 "PostgreSQL did not start: {}\nserver log:\n{}",
                 out.stderr,
-                cluster.server_log()
+                self.server_log()
             );
         }
-        cluster
+    }
+
+    /// `pg_ctl stop -m immediate`: the server dies without a shutdown checkpoint, which
+    /// clients cannot tell from a crash; the data directory stays (see `start_again`).
+    pub fn stop_immediate(&self) {
+        as_server_user(&bin("pg_ctl"))
+            .arg("-D")
+            .arg(&self.data)
+            .args(["-m", "immediate", "-w", "stop"])
+            .run()
+            .ok();
+    }
+
+    /// Replaces pg_hba.conf with `hba` (after the `local all all trust` line `start` also
+    /// writes) and reloads; returns once new connections get the new rules.
+    pub fn set_hba(&self, hba: &str) {
+        let hba_path = self.data.join("pg_hba.conf");
+        std::fs::write(&hba_path, format!("local all all trust\n{hba}\n"))
+            .expect("write pg_hba.conf");
+        give_to_server_user(&hba_path);
+        self.reload();
+    }
+
+    /// Asks the server to re-read its configuration and waits until it has (a new session
+    /// reports a newer `pg_conf_load_time()`), so the next connection sees the change.
+    pub fn reload(&self) {
+        let load_time = || self.sql("SELECT pg_conf_load_time()").ok().stdout;
+        let before = load_time();
+        as_server_user(&bin("pg_ctl"))
+            .arg("-D")
+            .arg(&self.data)
+            .arg("reload")
+            .run()
+            .ok();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while load_time() == before {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "PostgreSQL did not reload within 10 s\nserver log:\n{}",
+                self.server_log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     }
 
     /// The server's log so far.
@@ -231,16 +282,6 @@ impl PgCluster {
             .run()
             .ok();
     }
-
-    /// Asks the server to re-read its configuration.
-    pub fn reload(&self) {
-        as_server_user(&bin("pg_ctl"))
-            .arg("-D")
-            .arg(&self.data)
-            .arg("reload")
-            .run()
-            .ok();
-    }
 }
 
 impl Drop for PgCluster {
@@ -250,5 +291,122 @@ impl Drop for PgCluster {
             .arg(&self.data)
             .args(["-m", "immediate", "-w", "stop"])
             .run();
+    }
+}
+
+/// The `ward pki bootstrap` plan of the guide's PostgreSQL: the server's names (the guide's
+/// `10.0.0.43` is replaced by what a test can reach) and the event store's client.
+const GUIDE_PLAN: &str = "ca: {cn: Ward CA}
+postgres:
+  - name: postgres.example.com
+    hosts: [postgres, localhost, 127.0.0.1]
+postgres_clients:
+  - user: ward
+";
+
+/// The guide's pg_hba.conf, on loopback: the superuser is rejected over TLS, the event
+/// store's role logs in with its certificate.
+const GUIDE_HBA: &str = "hostssl all postgres 127.0.0.1/32 reject
+hostssl all postgres ::1/128 reject
+hostssl ward_events ward 127.0.0.1/32 cert";
+
+/// The guide's (seed 000) PostgreSQL on 127.0.0.1: a CA and certificates issued by
+/// `ward pki bootstrap` (the real binary), `ssl = on` with the CA as `ssl_ca_file`, a
+/// database `ward_events` owned by the role `ward` (LOGIN, not a superuser; as the owner
+/// it may create tables in schema public), and the guide's pg_hba.conf:
+///
+/// ```text
+/// hostssl all postgres 127.0.0.1/32 reject
+/// hostssl all postgres ::1/128 reject
+/// hostssl ward_events ward 127.0.0.1/32 cert
+/// ```
+///
+/// Stopped and removed when dropped, also when the test panics.
+pub struct GuidePg {
+    pub cluster: PgCluster,
+    /// Directory with `ca.pem`, `ca-key.pem`, `postgres.example.com.pem` /
+    /// `postgres.example.com-key.pem` (SANs: postgres.example.com, postgres, localhost,
+    /// 127.0.0.1), `ward.pem` / `ward-key.pem` (client certificate, CN=ward, clientAuth).
+    /// Keys are 0600 and owned by the test's user, as libpq and Ward require.
+    pub tls: PathBuf,
+    _dir: TempDir,
+}
+
+impl GuidePg {
+    /// Issues the certificates, starts the server and creates the role and database.
+    pub fn start() -> GuidePg {
+        let dir = TempDir::new();
+        let tls = crate::pki::bootstrap(dir.path(), GUIDE_PLAN);
+        // The server's own copies live in its data directory; the directory itself is
+        // opened up so a test may point the server at a file here (keys stay 0600).
+        std::fs::set_permissions(&tls, std::fs::Permissions::from_mode(0o755))
+            .expect("chmod tls dir");
+        let cluster = PgCluster::start(
+            Some(&PgTls {
+                cert: tls.join("postgres.example.com.pem"),
+                key: tls.join("postgres.example.com-key.pem"),
+                ca: Some(tls.join("ca.pem")),
+                crl: None,
+            }),
+            GUIDE_HBA,
+        );
+        cluster.sql("CREATE ROLE ward LOGIN").ok();
+        cluster.sql("CREATE DATABASE ward_events OWNER ward").ok();
+        // A commit must be on disk (in the WAL) before PostgreSQL confirms it, as on any
+        // production server, or `stop -m immediate` loses confirmed transactions and a test
+        // of "no acknowledged event lost" would be testing the harness. (fsync may stay off:
+        // the tests crash PostgreSQL, not the machine.)
+        cluster.sql("ALTER SYSTEM SET synchronous_commit = on").ok();
+        cluster.reload();
+        GuidePg {
+            cluster,
+            tls,
+            _dir: dir,
+        }
+    }
+
+    /// The event store's key=value DSN: `host=postgres.example.com hostaddr=127.0.0.1
+    /// port=P dbname=ward_events user=ward sslmode=verify-full sslrootcert=… sslcert=…
+    /// sslkey=…`.
+    pub fn dsn(&self) -> String {
+        self.env()
+            .iter()
+            .map(|(k, v)| {
+                let key = match k.as_str() {
+                    "PGHOST" => "host",
+                    "PGHOSTADDR" => "hostaddr",
+                    "PGPORT" => "port",
+                    "PGDATABASE" => "dbname",
+                    "PGUSER" => "user",
+                    "PGSSLMODE" => "sslmode",
+                    "PGSSLROOTCERT" => "sslrootcert",
+                    "PGSSLCERT" => "sslcert",
+                    "PGSSLKEY" => "sslkey",
+                    other => unreachable!("no DSN key for {other}"),
+                };
+                format!("{key}={v}")
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// The same as `PG*` variables (the guide's way): PGHOST=postgres.example.com,
+    /// PGHOSTADDR, PGPORT, PGDATABASE, PGUSER, PGSSLMODE, PGSSLROOTCERT, PGSSLCERT, PGSSLKEY.
+    pub fn env(&self) -> Vec<(String, String)> {
+        let file = |name: &str| self.tls.join(name).display().to_string();
+        [
+            ("PGHOST", "postgres.example.com".to_string()),
+            ("PGHOSTADDR", "127.0.0.1".to_string()),
+            ("PGPORT", self.cluster.port.to_string()),
+            ("PGDATABASE", "ward_events".to_string()),
+            ("PGUSER", "ward".to_string()),
+            ("PGSSLMODE", "verify-full".to_string()),
+            ("PGSSLROOTCERT", file("ca.pem")),
+            ("PGSSLCERT", file("ward.pem")),
+            ("PGSSLKEY", file("ward-key.pem")),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
     }
 }

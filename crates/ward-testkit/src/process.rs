@@ -101,6 +101,13 @@ impl Command {
         self
     }
 
+    /// Starts the process with no inherited environment (then add what it needs with
+    /// `env`), so the machine's `PG*` variables or `HOME` cannot leak into a test.
+    pub fn env_clear(mut self) -> Self {
+        self.inner.env_clear();
+        self
+    }
+
     pub fn stdin(mut self, data: impl Into<Vec<u8>>) -> Self {
         self.stdin = Some(data.into());
         self

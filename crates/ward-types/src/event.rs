@@ -20,8 +20,9 @@ use serde_json::{json, Map, Value};
 /// Entries kept in `history`.
 pub const HISTORY: usize = 21;
 
-/// An event as posted, checked.
-#[derive(Debug, Clone, PartialEq)]
+/// An event as posted, checked. Serializable so that an event waiting to be replayed into
+/// PostgreSQL can be kept exactly as it was received.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct EventInput {
     pub namespace: String,
     pub entity: String,

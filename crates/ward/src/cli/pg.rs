@@ -292,6 +292,10 @@ fn run_audit(a: AuditArgs) -> ExitCode {
         Ok(p) => p,
         Err(e) => return unknown(e),
     };
+    // What libpq would print as warnings (an ignored password file).
+    for w in &params.warnings {
+        eprintln!("warning: {w}");
+    }
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

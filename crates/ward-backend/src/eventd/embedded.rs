@@ -1,4 +1,4 @@
-//! eventd's writer: one thread owns event writes and commits whatever has queued up since
+//! The embedded store's writer: one thread owns event writes and commits whatever has queued up since
 //! the last commit in one transaction (group commit). Each event is still acknowledged only
 //! after the transaction holding it has committed; concurrent agents share the fsync.
 
@@ -18,13 +18,13 @@ struct Job {
 
 /// A handle to the writer thread.
 #[derive(Clone)]
-pub struct EventWriter {
+pub struct EmbeddedWriter {
     tx: mpsc::Sender<Job>,
 }
 
-impl EventWriter {
+impl EmbeddedWriter {
     /// Starts the writer thread over `store`.
-    pub fn start(store: Arc<Store>) -> EventWriter {
+    pub fn start(store: Arc<Store>) -> EmbeddedWriter {
         let (tx, mut rx) = mpsc::channel::<Job>(4 * MAX_BATCH);
         std::thread::Builder::new()
             .name("ward-eventd".into())
@@ -55,7 +55,7 @@ impl EventWriter {
                 }
             })
             .expect("spawn the event writer thread");
-        EventWriter { tx }
+        EmbeddedWriter { tx }
     }
 
     /// Stores one event; resolves once it is committed.

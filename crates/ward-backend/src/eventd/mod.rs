@@ -1,0 +1,273 @@
+//! eventd: where events are stored. The embedded store (SQLite, `embedded`) until a
+//! PostgresConfig exists; then the PostgreSQL event store (`postgres`), switched to and from
+//! with no restart. Every event is acknowledged only once it is committed somewhere it will
+//! not be lost.
+
+pub mod embedded;
+pub mod postgres;
+
+use crate::api::Metrics;
+use postgres::PgEventStore;
+use serde_json::Value;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use ward_pg::conninfo::ConnParams;
+use ward_store::postgres::{PgSettings, QueuedEvent};
+use ward_store::{Store, StoreError};
+use ward_types::event::EventInput;
+
+/// How long a connection attempt (TCP, TLS, authentication) may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why an event was not stored.
+#[derive(Debug, Clone)]
+pub enum SubmitError {
+    /// Not now: the buffer is full or the store is being switched. The sender keeps the
+    /// event and retries (the API answers 503 with Retry-After).
+    Busy(String),
+    /// The store failed or refused it (500).
+    Failed(String),
+}
+
+impl std::fmt::Display for SubmitError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SubmitError::Busy(m) | SubmitError::Failed(m) => f.write_str(m),
+        }
+    }
+}
+
+/// Why a read could not be answered.
+#[derive(Debug)]
+pub enum ReadError {
+    /// PostgreSQL is the event store and does not answer now (503).
+    Unavailable(String),
+    Store(StoreError),
+}
+
+impl From<StoreError> for ReadError {
+    fn from(e: StoreError) -> Self {
+        ReadError::Store(e)
+    }
+}
+
+/// Connects with libpq's parameters and environment (`ward_pg`), within `CONNECT_TIMEOUT`.
+pub async fn connect(params: &ConnParams) -> Result<tokio_postgres::Client, String> {
+    match tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        ward_pg::connect::connect(params, "ward backend"),
+    )
+    .await
+    {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(_) => Err(format!(
+            "{}: no answer within {} s",
+            params.describe_target(),
+            CONNECT_TIMEOUT.as_secs()
+        )),
+    }
+}
+
+/// Resolves a PostgresConfig's DSN with the backend's environment (the env file's PG*
+/// variables) and libpq's defaults. The error is one line naming the parameter.
+pub fn resolve(settings: &PgSettings) -> Result<ConnParams, String> {
+    let params = ward_pg::conninfo::resolve(&settings.dsn, &|k| std::env::var(k).ok())
+        .map_err(|e| format!("spec.dsn: {e}"))?;
+    // What libpq would print on stderr (a password file ignored for its permissions, …).
+    for w in &params.warnings {
+        tracing::warn!(store = %settings.name, warning = %w, "PostgreSQL connection parameters");
+    }
+    Ok(params)
+}
+
+/// What PostgresConfig creation checks: PostgreSQL accepts the connection and the user may
+/// create tables in the current schema. The error is the server's reason.
+pub async fn validate(params: &ConnParams) -> Result<(), String> {
+    let c = connect(params).await?;
+    ward_store::postgres::check_privileges(&c).await
+}
+
+/// One PostgresConfig's entry in /health.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PgHealth {
+    pub name: String,
+    pub active: bool,
+    pub healthy: bool,
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Routes events and event reads to the store in use.
+pub struct EventRouter {
+    embedded: embedded::EmbeddedWriter,
+    store: Arc<Store>,
+    /// This backend's name in PostgreSQL's replay watermarks.
+    source: String,
+    metrics: Arc<Metrics>,
+    pg: RwLock<Option<Arc<PgEventStore>>>,
+}
+
+impl EventRouter {
+    pub fn new(store: Arc<Store>, member_id: u64, metrics: Arc<Metrics>) -> EventRouter {
+        EventRouter {
+            embedded: embedded::EmbeddedWriter::start(store.clone()),
+            store,
+            source: format!("{member_id:016x}"),
+            metrics,
+            pg: RwLock::new(None),
+        }
+    }
+
+    fn current(&self) -> Option<Arc<PgEventStore>> {
+        self.pg.read().ok().and_then(|p| p.clone())
+    }
+
+    /// Makes PostgreSQL (these settings) the event store, replacing any other; no restart.
+    pub fn activate(&self, settings: PgSettings) -> Result<(), String> {
+        let params = resolve(&settings)?;
+        let name = settings.name.clone();
+        let strict = settings.strict;
+        let next = PgEventStore::start(
+            settings,
+            params,
+            self.store.clone(),
+            self.source.clone(),
+            self.metrics.clone(),
+        );
+        let target = next.target.clone();
+        let old = self.pg.write().map(|mut p| p.replace(next)).ok().flatten();
+        if let Some(old) = old {
+            old.stop();
+        }
+        tracing::info!(store = %name, target = %target, strict, "switched the event store to PostgreSQL");
+        Ok(())
+    }
+
+    /// Back to the embedded store (the PostgresConfig `name` was deleted). Events already in
+    /// PostgreSQL stay there; the replay journal is emptied, since the embedded store
+    /// already holds everything in it.
+    pub fn deactivate(&self, name: &str) {
+        let old = self.pg.write().ok().and_then(|mut p| match p.as_ref() {
+            Some(s) if s.settings.name == name => p.take(),
+            _ => None,
+        });
+        if let Some(old) = old {
+            old.stop();
+            if let Err(e) = self.store.replay_clear() {
+                tracing::error!(error = %e, "could not empty the replay journal");
+            }
+            tracing::info!(store = %name, "switched the event store back to the embedded store");
+        }
+    }
+
+    /// The /health entry of the PostgresConfig `name`.
+    pub fn health(&self, name: &str) -> PgHealth {
+        match self.current() {
+            Some(s) if s.settings.name == name => PgHealth {
+                name: name.into(),
+                active: s.active(),
+                healthy: s.healthy(),
+            },
+            _ => PgHealth {
+                name: name.into(),
+                active: false,
+                healthy: false,
+            },
+        }
+    }
+
+    /// Stores one event; resolves once it is committed.
+    pub async fn submit(&self, input: EventInput) -> Result<Value, SubmitError> {
+        match self.current() {
+            Some(pg) => {
+                pg.submit(QueuedEvent {
+                    input,
+                    received_at: now(),
+                })
+                .await
+            }
+            None => self
+                .embedded
+                .submit(input)
+                .await
+                .map_err(SubmitError::Failed),
+        }
+    }
+
+    /// The PostgreSQL store when reads go there now.
+    fn pg_reads(&self) -> Option<Arc<PgEventStore>> {
+        self.current().filter(|p| p.serves_reads())
+    }
+
+    /// A page of events as stored JSON texts (see `Store::events_raw`).
+    pub async fn events_raw(
+        &self,
+        namespace: Option<&str>,
+        entity: Option<&str>,
+        limit: usize,
+        after: Option<&str>,
+    ) -> Result<(Vec<String>, Option<String>), ReadError> {
+        match self.pg_reads() {
+            Some(pg) => {
+                let c = pg.reader().await.map_err(ReadError::Unavailable)?;
+                ward_store::postgres::events_raw(&c, namespace, entity, limit, after)
+                    .await
+                    .map_err(unavailable)
+            }
+            None => Ok(self.store.events_raw(namespace, entity, limit, after)?),
+        }
+    }
+
+    /// One event.
+    pub async fn event(
+        &self,
+        namespace: &str,
+        entity: &str,
+        check: &str,
+    ) -> Result<Option<Value>, ReadError> {
+        match self.pg_reads() {
+            Some(pg) => {
+                let c = pg.reader().await.map_err(ReadError::Unavailable)?;
+                ward_store::postgres::event(&c, namespace, entity, check)
+                    .await
+                    .map_err(unavailable)
+            }
+            None => Ok(self.store.event(namespace, entity, check)?),
+        }
+    }
+
+    /// Deletes one event where events are stored now. While a non-strict PostgreSQL store has
+    /// fallen back, deleting is refused (503): the event may be in PostgreSQL too.
+    pub async fn delete_event(
+        &self,
+        namespace: &str,
+        entity: &str,
+        check: &str,
+    ) -> Result<(), ReadError> {
+        match self.current() {
+            Some(pg) if pg.serves_reads() => {
+                let c = pg.reader().await.map_err(ReadError::Unavailable)?;
+                ward_store::postgres::delete_event(&c, namespace, entity, check)
+                    .await
+                    .map_err(|e| match e {
+                        StoreError::NotFound { .. } => ReadError::Store(e),
+                        other => ReadError::Unavailable(other.to_string()),
+                    })
+            }
+            Some(pg) => Err(ReadError::Unavailable(format!(
+                "the PostgreSQL event store is not answering ({}); events cannot be deleted until it is back",
+                pg.last_error()
+            ))),
+            None => Ok(self.store.delete_event(namespace, entity, check)?),
+        }
+    }
+}
+
+fn unavailable(e: StoreError) -> ReadError {
+    ReadError::Unavailable(e.to_string())
+}

@@ -1,0 +1,651 @@
+//! The PostgreSQL event store at run time: writers, the buffer, health, strict / fallback and
+//! replay.
+//!
+//! - Writers: `batch_workers` tasks, each with its own connection. An event goes to the
+//!   writer chosen by its (namespace, entity, check), so one check's events are stored in the
+//!   order received. A writer takes whatever has queued (up to `batch_size`) as soon as it is
+//!   free, so nothing waits for a timer: a batch is flushed well within 100 ms.
+//! - The buffer: each writer's queue holds `batch_buffer / batch_workers` events. When it is
+//!   full the event is refused at once (the API answers 503 with Retry-After), so the sender
+//!   keeps it: nothing is acknowledged that is not committed.
+//! - Health: every `PROBE_INTERVAL` a fresh connection is made and the events table queried.
+//!   `Healthy` is the last probe's answer, so /health never waits for PostgreSQL.
+//! - `strict: false`: after `ATTEMPTS` failed attempts in a row (writes or probes), events go
+//!   to the embedded store and, in the same transaction, to its replay journal. When the
+//!   probe succeeds again the journal is replayed into PostgreSQL in order, and then writes
+//!   go to PostgreSQL again. `strict: true`: events wait for PostgreSQL, only in the buffer.
+
+use super::{SubmitError, CONNECT_TIMEOUT};
+use crate::api::Metrics;
+use serde_json::Value;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
+use tokio_postgres::Client;
+use ward_pg::conninfo::ConnParams;
+use ward_store::postgres::{self as pg, PgSettings, QueuedEvent};
+use ward_store::Store;
+
+/// Failed attempts in a row before a non-strict store falls back to the embedded one.
+pub const ATTEMPTS: u32 = 3;
+/// How often health is probed while PostgreSQL answers.
+pub const PROBE_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Where events go now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Mode {
+    /// Not yet written to; with `strict` events wait, without they will fall back.
+    Connecting = 0,
+    /// PostgreSQL is the event store.
+    Active = 1,
+    /// PostgreSQL failed and the config is not strict: events go to the embedded store and
+    /// its replay journal.
+    Fallback = 2,
+}
+
+/// Backoff between attempts: 1 s, 2 s, 4 s, then every 5 s.
+fn backoff(attempt: u32) -> Duration {
+    Duration::from_secs(match attempt {
+        0 | 1 => 1,
+        2 => 2,
+        3 => 4,
+        _ => 5,
+    })
+}
+
+struct Job {
+    event: QueuedEvent,
+    reply: oneshot::Sender<Result<Value, SubmitError>>,
+}
+
+enum WriteError {
+    /// The batch's own fault (bad data): retrying it cannot help.
+    Data(String),
+    /// The connection's or the server's: retry.
+    Unavailable(String),
+}
+
+/// One PostgresConfig in use.
+pub struct PgEventStore {
+    pub settings: PgSettings,
+    params: ConnParams,
+    /// `user@host:port (hostaddr …)/dbname`, for logs (never the DSN: it may hold a password).
+    pub target: String,
+    writers: Vec<mpsc::Sender<Job>>,
+    mode: AtomicU8,
+    healthy: AtomicBool,
+    /// Journal writes hold it shared; the switch back to PostgreSQL holds it alone, so no
+    /// event can slip into the journal after its last replay.
+    route: tokio::sync::RwLock<()>,
+    reads: ReadPool,
+    store: Arc<Store>,
+    /// This backend's name in the replay watermark table.
+    source: String,
+    migrated: AtomicBool,
+    metrics: Arc<Metrics>,
+    stop: watch::Sender<bool>,
+    last_error: Mutex<String>,
+}
+
+impl PgEventStore {
+    /// Starts writers and the health probe. Starts in `Fallback` when the replay journal is
+    /// not empty, so that journaled events reach PostgreSQL before newer ones.
+    pub fn start(
+        settings: PgSettings,
+        params: ConnParams,
+        store: Arc<Store>,
+        source: String,
+        metrics: Arc<Metrics>,
+    ) -> Arc<PgEventStore> {
+        let pending = store.replay_pending().unwrap_or(0);
+        let per_writer = (settings.batch_buffer / settings.batch_workers).max(1);
+        let mut writers = Vec::with_capacity(settings.batch_workers);
+        let mut queues = Vec::with_capacity(settings.batch_workers);
+        for _ in 0..settings.batch_workers {
+            let (tx, rx) = mpsc::channel(per_writer);
+            writers.push(tx);
+            queues.push(rx);
+        }
+        let (stop, _) = watch::channel(false);
+        let target = format!(
+            "{}@{}/{}",
+            params.user,
+            params.describe_target(),
+            params.dbname
+        );
+        let readers = settings.pool_size - settings.batch_workers;
+        let this = Arc::new(PgEventStore {
+            reads: ReadPool::new(
+                params.clone(),
+                readers,
+                settings.max_idle_conns,
+                settings.max_conn_lifetime,
+            ),
+            mode: AtomicU8::new(if pending > 0 {
+                Mode::Fallback as u8
+            } else {
+                Mode::Connecting as u8
+            }),
+            settings,
+            params,
+            target,
+            writers,
+            healthy: AtomicBool::new(false),
+            route: tokio::sync::RwLock::new(()),
+            store,
+            source,
+            migrated: AtomicBool::new(false),
+            metrics,
+            stop,
+            last_error: Mutex::new(String::new()),
+        });
+        if pending > 0 {
+            tracing::warn!(store = %this.settings.name, pending, "events from an earlier outage wait to be replayed into PostgreSQL; new events join them until it answers");
+        }
+        for rx in queues {
+            tokio::spawn(this.clone().run_writer(rx));
+        }
+        tokio::spawn(this.clone().run_probe());
+        this
+    }
+
+    pub fn mode(&self) -> Mode {
+        match self.mode.load(Ordering::Acquire) {
+            1 => Mode::Active,
+            2 => Mode::Fallback,
+            _ => Mode::Connecting,
+        }
+    }
+
+    /// /health's `Active`: events go to PostgreSQL (or, with `strict`, wait for it).
+    pub fn active(&self) -> bool {
+        match self.mode() {
+            Mode::Active => true,
+            Mode::Connecting => self.settings.strict,
+            Mode::Fallback => false,
+        }
+    }
+
+    /// /health's `Healthy`: the last probe connected and the events table answered.
+    pub fn healthy(&self) -> bool {
+        self.healthy.load(Ordering::Acquire)
+    }
+
+    /// Whether reads are answered from PostgreSQL (otherwise from the embedded store).
+    pub fn serves_reads(&self) -> bool {
+        self.active()
+    }
+
+    /// The last failure, for messages.
+    pub fn last_error(&self) -> String {
+        self.last_error
+            .lock()
+            .map(|e| e.clone())
+            .unwrap_or_default()
+    }
+
+    /// Stops writers and the probe; queued events are refused (their senders retry).
+    pub fn stop(&self) {
+        let _ = self.stop.send(true);
+    }
+
+    /// Queues an event and waits for its commit. A full buffer refuses it at once.
+    pub async fn submit(&self, event: QueuedEvent) -> Result<Value, SubmitError> {
+        let i = writer_for(&event, self.writers.len());
+        let (reply, rx) = oneshot::channel();
+        match self.writers[i].try_send(Job { event, reply }) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.metrics.pg_buffer_full.fetch_add(1, Ordering::Relaxed);
+                return Err(SubmitError::Busy(format!(
+                    "the PostgreSQL event store's buffer is full (batch_buffer {}): {}",
+                    self.settings.batch_buffer,
+                    if self.healthy() {
+                        "it is writing as fast as it can".to_string()
+                    } else {
+                        format!("PostgreSQL is not answering ({})", self.last_error())
+                    }
+                )));
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                return Err(SubmitError::Busy(
+                    "the event store is being switched".into(),
+                ))
+            }
+        }
+        rx.await.unwrap_or_else(|_| {
+            Err(SubmitError::Busy(
+                "the event store is being switched".into(),
+            ))
+        })
+    }
+
+    fn set_mode(&self, from: Mode, to: Mode) -> bool {
+        self.mode
+            .compare_exchange(from as u8, to as u8, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    fn note_failure(&self, e: &str) {
+        self.healthy.store(false, Ordering::Release);
+        if let Ok(mut l) = self.last_error.lock() {
+            *l = e.to_string();
+        }
+    }
+
+    /// Non-strict only: events go to the embedded store from now on, until replayed.
+    fn fall_back(&self, reason: &str) {
+        if self.settings.strict {
+            return;
+        }
+        if self.set_mode(Mode::Connecting, Mode::Fallback)
+            || self.set_mode(Mode::Active, Mode::Fallback)
+        {
+            tracing::warn!(store = %self.settings.name, target = %self.target, error = %reason, attempts = ATTEMPTS,
+                "PostgreSQL event store unavailable; events go to the embedded store and will be replayed into PostgreSQL when it answers (strict: false)");
+        }
+    }
+
+    /// A new connection, with the schema migrated on the first one.
+    async fn open(&self) -> Result<Client, String> {
+        let mut c = super::connect(&self.params).await?;
+        if !self.migrated.load(Ordering::Acquire) {
+            pg::migrate(&mut c).await.map_err(|e| e.to_string())?;
+            self.migrated.store(true, Ordering::Release);
+        }
+        Ok(c)
+    }
+
+    async fn run_writer(self: Arc<Self>, mut rx: mpsc::Receiver<Job>) {
+        let mut stop = self.stop.subscribe();
+        let mut conn: Option<(Client, Instant)> = None;
+        let mut failures = 0u32;
+        loop {
+            let first = tokio::select! {
+                j = rx.recv() => match j { Some(j) => j, None => break },
+                _ = stop.changed() => break,
+            };
+            let mut jobs = vec![first];
+            while jobs.len() < self.settings.batch_size {
+                match rx.try_recv() {
+                    Ok(j) => jobs.push(j),
+                    Err(_) => break,
+                }
+            }
+            self.deliver(jobs, &mut conn, &mut failures, &mut stop)
+                .await;
+        }
+        rx.close();
+        while let Ok(j) = rx.try_recv() {
+            let _ = j.reply.send(Err(SubmitError::Busy(
+                "the event store is being switched".into(),
+            )));
+        }
+    }
+
+    /// Stores one batch: in PostgreSQL, or (fallen back) in the embedded store and journal.
+    /// Returns once every job in it has its answer.
+    async fn deliver(
+        &self,
+        jobs: Vec<Job>,
+        conn: &mut Option<(Client, Instant)>,
+        failures: &mut u32,
+        stop: &mut watch::Receiver<bool>,
+    ) {
+        let events: Vec<QueuedEvent> = jobs.iter().map(|j| j.event.clone()).collect();
+        loop {
+            if *stop.borrow() {
+                return answer(
+                    jobs,
+                    Err(SubmitError::Busy(
+                        "the event store is being switched".into(),
+                    )),
+                );
+            }
+            {
+                let _shared = self.route.read().await;
+                if self.mode() == Mode::Fallback {
+                    let store = self.store.clone();
+                    let batch = events.clone();
+                    let r =
+                        tokio::task::spawn_blocking(move || store.record_events_for_replay(&batch))
+                            .await
+                            .map_err(|e| e.to_string())
+                            .and_then(|r| r.map_err(|e| e.to_string()));
+                    if r.is_ok() {
+                        self.metrics
+                            .pg_fallback_events
+                            .fetch_add(events.len() as u64, Ordering::Relaxed);
+                    }
+                    return answer_each(jobs, r.map_err(SubmitError::Failed));
+                }
+            }
+            match self.write(conn, &events).await {
+                Ok(values) => {
+                    *failures = 0;
+                    self.set_mode(Mode::Connecting, Mode::Active);
+                    return answer_each(jobs, Ok(values));
+                }
+                Err(WriteError::Data(e)) if jobs.len() > 1 => {
+                    // One bad event must not sink the others: store them one by one.
+                    tracing::warn!(store = %self.settings.name, error = %e, events = jobs.len(), "PostgreSQL refused a batch; storing its events one by one");
+                    for job in jobs {
+                        Box::pin(self.deliver(vec![job], conn, failures, stop)).await;
+                    }
+                    return;
+                }
+                Err(WriteError::Data(e)) => {
+                    tracing::error!(store = %self.settings.name, error = %e, "PostgreSQL refused an event; it was not stored");
+                    return answer(
+                        jobs,
+                        Err(SubmitError::Failed(format!(
+                            "PostgreSQL refused the event: {e}"
+                        ))),
+                    );
+                }
+                Err(WriteError::Unavailable(e)) => {
+                    *conn = None;
+                    *failures += 1;
+                    self.note_failure(&e);
+                    tracing::warn!(store = %self.settings.name, target = %self.target, error = %e, attempt = *failures, strict = self.settings.strict, "PostgreSQL event store write failed; retrying");
+                    if *failures >= ATTEMPTS {
+                        self.fall_back(&e);
+                        if self.mode() == Mode::Fallback {
+                            continue;
+                        }
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff(*failures)) => {}
+                        _ = stop.changed() => {}
+                    }
+                }
+            }
+        }
+    }
+
+    async fn write(
+        &self,
+        conn: &mut Option<(Client, Instant)>,
+        events: &[QueuedEvent],
+    ) -> Result<Vec<Value>, WriteError> {
+        let expired = |born: &Instant| {
+            self.settings
+                .max_conn_lifetime
+                .is_some_and(|l| born.elapsed() > l)
+        };
+        if conn
+            .as_ref()
+            .is_some_and(|(c, born)| c.is_closed() || expired(born))
+        {
+            *conn = None;
+        }
+        if conn.is_none() {
+            *conn = Some((
+                self.open().await.map_err(WriteError::Unavailable)?,
+                Instant::now(),
+            ));
+        }
+        let Some((client, _)) = conn.as_mut() else {
+            return Err(WriteError::Unavailable("no connection".into()));
+        };
+        pg::write_batch(client, events, None).await.map_err(|e| {
+            if pg::is_data_error(&e) {
+                WriteError::Data(pg::describe(&e))
+            } else {
+                WriteError::Unavailable(pg::describe(&e))
+            }
+        })
+    }
+
+    async fn run_probe(self: Arc<Self>) {
+        let mut stop = self.stop.subscribe();
+        let mut failures = 0u32;
+        loop {
+            let probe = async {
+                let c = self.open().await?;
+                pg::check_health(&c).await.map_err(|e| e.to_string())?;
+                Ok::<_, String>(c)
+            };
+            let result = match tokio::time::timeout(CONNECT_TIMEOUT, probe).await {
+                Ok(r) => r,
+                Err(_) => Err(format!("no answer within {} s", CONNECT_TIMEOUT.as_secs())),
+            };
+            match result {
+                Ok(mut client) => {
+                    if failures > 0 {
+                        tracing::info!(store = %self.settings.name, target = %self.target, "PostgreSQL event store answers again");
+                    }
+                    failures = 0;
+                    self.healthy.store(true, Ordering::Release);
+                    self.set_mode(Mode::Connecting, Mode::Active);
+                    if self.mode() == Mode::Fallback {
+                        if let Err(e) = self.replay(&mut client).await {
+                            tracing::warn!(store = %self.settings.name, error = %e, "replay into PostgreSQL interrupted; it resumes at the next probe");
+                        }
+                    }
+                }
+                Err(e) => {
+                    failures += 1;
+                    self.note_failure(&e);
+                    if failures == 1 || failures.is_multiple_of(30) {
+                        tracing::warn!(store = %self.settings.name, target = %self.target, error = %e, "PostgreSQL event store health check failed");
+                    }
+                    if failures >= ATTEMPTS {
+                        self.fall_back(&e);
+                    }
+                }
+            }
+            let wait = if failures == 0 {
+                PROBE_INTERVAL
+            } else {
+                backoff(failures)
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = stop.changed() => return,
+            }
+        }
+    }
+
+    /// Replays the journal into PostgreSQL in order, then makes PostgreSQL the event store
+    /// again. The last rounds run with the route held alone, so no event is journaled after
+    /// them. Each chunk moves the watermark in its own transaction: an interrupted replay
+    /// resumes where it stopped and never applies an event twice.
+    async fn replay(&self, client: &mut Client) -> Result<(), String> {
+        let started = Instant::now();
+        let mut total = 0u64;
+        for alone in [false, true] {
+            let _route = if alone {
+                Some(self.route.write().await)
+            } else {
+                None
+            };
+            loop {
+                let done = pg::replay_watermark(client, &self.source)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let store = self.store.clone();
+                let size = self.settings.batch_size;
+                let chunk = tokio::task::spawn_blocking(move || store.replay_batch(done, size))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| e.to_string())?;
+                let Some(last) = chunk.last().map(|(seq, _)| *seq) else {
+                    let _ = self.store.replay_done(done);
+                    break;
+                };
+                let events: Vec<QueuedEvent> = chunk.into_iter().map(|(_, q)| q).collect();
+                match pg::write_batch(client, &events, Some((&self.source, last))).await {
+                    Ok(_) => {}
+                    Err(e) if pg::is_data_error(&e) && events.len() == 1 => {
+                        // PostgreSQL will never take it; it stays in the embedded store.
+                        tracing::error!(store = %self.settings.name, seq = last, error = %pg::describe(&e), "PostgreSQL refused a journaled event; skipped (it remains in the embedded store)");
+                        pg::write_batch(client, &[], Some((&self.source, last)))
+                            .await
+                            .map_err(|e| pg::describe(&e))?;
+                    }
+                    Err(e) if pg::is_data_error(&e) => {
+                        // Find the bad one: replay this stretch one event at a time.
+                        for (i, ev) in events.iter().enumerate() {
+                            let seq = last - (events.len() - 1 - i) as i64;
+                            if let Err(e) = pg::write_batch(
+                                client,
+                                std::slice::from_ref(ev),
+                                Some((&self.source, seq)),
+                            )
+                            .await
+                            {
+                                if !pg::is_data_error(&e) {
+                                    return Err(pg::describe(&e));
+                                }
+                                tracing::error!(store = %self.settings.name, seq, error = %pg::describe(&e), "PostgreSQL refused a journaled event; skipped (it remains in the embedded store)");
+                                pg::write_batch(client, &[], Some((&self.source, seq)))
+                                    .await
+                                    .map_err(|e| pg::describe(&e))?;
+                            }
+                        }
+                    }
+                    Err(e) => return Err(pg::describe(&e)),
+                }
+                let _ = self.store.replay_done(last);
+                total += events.len() as u64;
+                self.metrics
+                    .pg_replayed_events
+                    .fetch_add(events.len() as u64, Ordering::Relaxed);
+            }
+            if alone {
+                self.mode.store(Mode::Active as u8, Ordering::Release);
+            }
+        }
+        tracing::info!(store = %self.settings.name, target = %self.target, replayed = total, seconds = started.elapsed().as_secs_f64(),
+            "replayed the events stored during the outage into PostgreSQL; it is the event store again");
+        Ok(())
+    }
+
+    /// A read connection (from the pool of `pool_size - batch_workers`).
+    pub async fn reader(&self) -> Result<PooledClient<'_>, String> {
+        self.reads.get().await
+    }
+}
+
+/// Which writer an event goes to: by its check's key, so that its events stay in order.
+fn writer_for(event: &QueuedEvent, writers: usize) -> usize {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    event.input.namespace.hash(&mut h);
+    event.input.entity.hash(&mut h);
+    event.input.check.hash(&mut h);
+    (h.finish() % writers.max(1) as u64) as usize
+}
+
+fn answer(jobs: Vec<Job>, r: Result<Value, SubmitError>) {
+    for j in jobs {
+        let _ = j.reply.send(r.clone());
+    }
+}
+
+fn answer_each(jobs: Vec<Job>, r: Result<Vec<Value>, SubmitError>) {
+    match r {
+        Ok(values) => {
+            for (j, v) in jobs.into_iter().zip(values) {
+                let _ = j.reply.send(Ok(v));
+            }
+        }
+        Err(e) => answer(jobs, Err(e)),
+    }
+}
+
+/// Read connections: at most `size` at once, up to `max_idle` kept open between uses, none
+/// kept past `max_lifetime`.
+///
+/// Hand-written rather than deadpool-postgres: deadpool's custom-connect hook must fail with a
+/// `tokio_postgres::Error`, and Ward's libpq layer fails before the driver is involved (a key
+/// file with group access, a missing root certificate), with its own messages.
+struct ReadPool {
+    params: ConnParams,
+    idle: Mutex<Vec<(Client, Instant)>>,
+    permits: Arc<Semaphore>,
+    max_idle: usize,
+    max_lifetime: Option<Duration>,
+}
+
+/// A pooled read connection; back to the pool when dropped (if still open and wanted).
+pub struct PooledClient<'a> {
+    client: Option<(Client, Instant)>,
+    pool: &'a ReadPool,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl std::ops::Deref for PooledClient<'_> {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        match &self.client {
+            Some((c, _)) => c,
+            None => unreachable!("a PooledClient holds its client until dropped"),
+        }
+    }
+}
+
+impl Drop for PooledClient<'_> {
+    fn drop(&mut self) {
+        if let Some((c, born)) = self.client.take() {
+            if !c.is_closed() && !self.pool.expired(&born) {
+                if let Ok(mut idle) = self.pool.idle.lock() {
+                    if idle.len() < self.pool.max_idle {
+                        idle.push((c, born));
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl ReadPool {
+    fn new(
+        params: ConnParams,
+        size: usize,
+        max_idle: usize,
+        max_lifetime: Option<Duration>,
+    ) -> Self {
+        ReadPool {
+            params,
+            idle: Mutex::new(Vec::new()),
+            permits: Arc::new(Semaphore::new(size.max(1))),
+            max_idle,
+            max_lifetime,
+        }
+    }
+
+    fn expired(&self, born: &Instant) -> bool {
+        self.max_lifetime.is_some_and(|l| born.elapsed() > l)
+    }
+
+    async fn get(&self) -> Result<PooledClient<'_>, String> {
+        let permit = tokio::time::timeout(CONNECT_TIMEOUT, self.permits.clone().acquire_owned())
+            .await
+            .map_err(|_| "every read connection is busy".to_string())?
+            .map_err(|_| "the read pool is closed".to_string())?;
+        loop {
+            let next = self.idle.lock().ok().and_then(|mut i| i.pop());
+            match next {
+                Some((c, born)) if !c.is_closed() && !self.expired(&born) => {
+                    return Ok(PooledClient {
+                        client: Some((c, born)),
+                        pool: self,
+                        _permit: permit,
+                    })
+                }
+                Some(_) => continue,
+                None => break,
+            }
+        }
+        let c = super::connect(&self.params).await?;
+        Ok(PooledClient {
+            client: Some((c, Instant::now())),
+            pool: self,
+            _permit: permit,
+        })
+    }
+}

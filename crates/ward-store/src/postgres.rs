@@ -1,0 +1,541 @@
+//! The PostgreSQL event store: the schema (versioned migrations, run in one transaction),
+//! the batched write that folds events into the stored ones and upserts them, the reads the
+//! events API needs, the health query, and the watermark that makes replays idempotent.
+//!
+//! Connections are made by `ward_pg` (libpq's parameters and environment, verification on
+//! rustls); this module only speaks SQL over them. The runtime around it (workers, the
+//! buffer, strict / fallback, replay) is the backend's eventd.
+
+use crate::Result as StoreResult;
+use crate::StoreError;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::time::Duration;
+use tokio_postgres::Client;
+use ward_types::event::EventInput;
+use ward_types::Resource;
+
+/// A PostgresConfig's spec, typed, with Ward's defaults filled in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PgSettings {
+    /// `metadata.name`: how /health names it.
+    pub name: String,
+    /// The connection string as given (it may hold a password: never log it).
+    pub dsn: String,
+    /// Most connections the backend holds: `batch_workers` writers plus readers.
+    pub pool_size: usize,
+    /// A connection older than this is closed and replaced (none: kept while it works).
+    pub max_conn_lifetime: Option<Duration>,
+    /// Idle read connections kept open.
+    pub max_idle_conns: usize,
+    /// Events accepted but not yet committed, across all writers; when full, new events are
+    /// refused (503) so that agents keep them.
+    pub batch_buffer: usize,
+    /// Most events in one write transaction.
+    pub batch_size: usize,
+    /// Writers, each with its own connection; an event's (namespace, entity, check) always
+    /// goes to the same writer, so its events are stored in the order received.
+    pub batch_workers: usize,
+    /// Accepted for compatibility; Ward has no round-robin scheduling state to keep yet.
+    pub enable_round_robin: bool,
+    /// true: events go only to PostgreSQL and wait for it; false: after three failed
+    /// attempts they go to the embedded store and are replayed later.
+    pub strict: bool,
+}
+
+/// Defaults where the spec leaves a field out (or sets it to 0).
+pub const DEFAULT_POOL_SIZE: usize = 20;
+pub const DEFAULT_BATCH_SIZE: usize = 1000;
+pub const DEFAULT_BATCH_BUFFER: usize = 10_000;
+pub const DEFAULT_BATCH_WORKERS: usize = 4;
+pub const DEFAULT_MAX_IDLE_CONNS: usize = 2;
+
+impl PgSettings {
+    /// Reads a PostgresConfig resource (its spec is already type-checked by ward-types);
+    /// the error names the field.
+    pub fn from_resource(r: &Resource) -> Result<PgSettings, String> {
+        let spec = &r.spec;
+        let uint = |k: &str| spec.get(k).and_then(Value::as_u64).map(|v| v as usize);
+        let dsn = spec
+            .get("dsn")
+            .and_then(Value::as_str)
+            .ok_or("spec.dsn: is required")?
+            .to_string();
+        let pool_size = uint("pool_size")
+            .filter(|v| *v > 0)
+            .unwrap_or(DEFAULT_POOL_SIZE);
+        if pool_size < 2 {
+            return Err("spec.pool_size: must be at least 2 (one writer and one reader)".into());
+        }
+        let batch_workers = match uint("batch_workers").filter(|v| *v > 0) {
+            Some(w) if w >= pool_size => {
+                return Err(format!(
+                    "spec.batch_workers: {w} leaves no connection for reads in a pool of {pool_size}; set it below pool_size"
+                ))
+            }
+            Some(w) => w,
+            None => DEFAULT_BATCH_WORKERS.min(pool_size - 1),
+        };
+        let max_conn_lifetime = match spec.get("max_conn_lifetime").and_then(Value::as_str) {
+            None | Some("") | Some("0") => None,
+            Some(s) => Some(
+                ward_pki::duration::parse_duration("spec.max_conn_lifetime", s)
+                    .map_err(|e| e.to_string())?,
+            ),
+        };
+        let batch_size = uint("batch_size")
+            .filter(|v| *v > 0)
+            .unwrap_or(DEFAULT_BATCH_SIZE)
+            .min(10_000);
+        Ok(PgSettings {
+            name: r.metadata.name.clone(),
+            dsn,
+            pool_size,
+            max_conn_lifetime,
+            max_idle_conns: uint("max_idle_conns").unwrap_or(DEFAULT_MAX_IDLE_CONNS),
+            batch_buffer: uint("batch_buffer")
+                .filter(|v| *v > 0)
+                .unwrap_or(DEFAULT_BATCH_BUFFER)
+                .max(batch_workers),
+            batch_size,
+            batch_workers,
+            enable_round_robin: spec
+                .get("enable_round_robin")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+            strict: spec.get("strict").and_then(Value::as_bool).unwrap_or(false),
+        })
+    }
+}
+
+/// An event waiting to be written, with the time the backend received it (the fold uses it,
+/// so a replay folds exactly as the first write would have).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct QueuedEvent {
+    pub input: EventInput,
+    pub received_at: i64,
+}
+
+/// The schema, one migration per version; each runs once, in order, in one transaction.
+const MIGRATIONS: &[&str] = &[
+    // 1: the latest event per check, with the model's fields as columns for paging/filtering.
+    "CREATE TABLE events (
+        namespace text NOT NULL,
+        entity text NOT NULL,
+        check_name text NOT NULL,
+        status bigint NOT NULL,
+        state text NOT NULL,
+        occurrences bigint NOT NULL,
+        occurrences_watermark bigint NOT NULL,
+        last_ok bigint NOT NULL,
+        history json NOT NULL,
+        executed bigint NOT NULL,
+        updated_at bigint NOT NULL,
+        event json NOT NULL,
+        PRIMARY KEY (namespace, entity, check_name)
+     );
+     CREATE INDEX events_status ON events (namespace, status) WHERE status <> 0;
+     CREATE TABLE ward_replay (source text PRIMARY KEY, seq bigint NOT NULL);",
+];
+
+/// The schema version this Ward writes.
+pub const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;
+
+fn pg_err(e: tokio_postgres::Error) -> StoreError {
+    StoreError::Database {
+        path: "PostgreSQL".into(),
+        reason: describe(&e),
+    }
+}
+
+/// One line for a driver error: the server's own message and SQLSTATE when there is one.
+pub fn describe(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return format!("{}: {} ({})", db.severity(), db.message(), db.code().code());
+    }
+    let mut s = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    s
+}
+
+/// Whether a failed write is the batch's own fault (bad data, a constraint), so that
+/// retrying it can never succeed, rather than the connection's or the server's.
+pub fn is_data_error(e: &tokio_postgres::Error) -> bool {
+    e.code().is_some_and(|c| {
+        let class = &c.code()[..2];
+        class == "22" || class == "23"
+    })
+}
+
+/// Brings the schema to `SCHEMA_VERSION` in one transaction, serialised between backends by
+/// an advisory lock. Refuses a database whose schema is newer than this Ward.
+pub async fn migrate(client: &mut Client) -> StoreResult<()> {
+    let tx = client.transaction().await.map_err(pg_err)?;
+    // 0x77617264 is "ward": one lock for every Ward backend sharing this database.
+    tx.execute("SELECT pg_advisory_xact_lock(2002875492)", &[])
+        .await
+        .map_err(pg_err)?;
+    tx.execute(
+        "CREATE TABLE IF NOT EXISTS ward_schema (version integer NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())",
+        &[],
+    )
+    .await
+    .map_err(pg_err)?;
+    let current: i32 = tx
+        .query_one("SELECT coalesce(max(version), 0) FROM ward_schema", &[])
+        .await
+        .map_err(pg_err)?
+        .get(0);
+    if current > SCHEMA_VERSION {
+        return Err(StoreError::Invalid(format!(
+            "the PostgreSQL event store's schema is version {current}, newer than this Ward's ({SCHEMA_VERSION}); upgrade Ward"
+        )));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        tx.batch_execute(sql).await.map_err(pg_err)?;
+        tx.execute(
+            "INSERT INTO ward_schema (version) VALUES ($1)",
+            &[&(i as i32 + 1)],
+        )
+        .await
+        .map_err(pg_err)?;
+    }
+    tx.commit().await.map_err(pg_err)?;
+    Ok(())
+}
+
+/// What PostgresConfig creation checks: the connected user may create tables in the
+/// current schema. The error says which user, which schema and the GRANT that fixes it.
+pub async fn check_privileges(client: &Client) -> Result<(), String> {
+    let row = client
+        .query_one(
+            "SELECT current_user::text, current_schema()::text, \
+             coalesce(has_schema_privilege(current_schema(), 'CREATE'), false)",
+            &[],
+        )
+        .await
+        .map_err(|e| describe(&e))?;
+    let user: String = row.get(0);
+    let schema: Option<String> = row.get(1);
+    let can: bool = row.get(2);
+    match schema {
+        None => Err(format!(
+            "user {user:?} has no current schema (search_path names no existing schema); create one or set search_path"
+        )),
+        Some(s) if !can => Err(format!(
+            "user {user:?} may not create tables in schema {s:?}; fix: GRANT CREATE ON SCHEMA {s} TO {user}"
+        )),
+        Some(_) => Ok(()),
+    }
+}
+
+/// Health: the events table answers.
+pub async fn check_health(client: &Client) -> StoreResult<()> {
+    client
+        .query_opt("SELECT 1 FROM events LIMIT 1", &[])
+        .await
+        .map_err(pg_err)?;
+    Ok(())
+}
+
+fn key(i: &EventInput) -> (String, String, String) {
+    (i.namespace.clone(), i.entity.clone(), i.check.clone())
+}
+
+/// Folds a batch into the stored events and upserts them in one transaction; returns each
+/// event as stored, in input order. Two events of the same check in one batch fold one after
+/// the other; the stored rows are locked first, in key order, so that backends sharing the
+/// database cannot interleave a fold. With `replay = Some((source, seq))` the replay
+/// watermark of `source` moves to `seq` in the same transaction, so a replay interrupted
+/// after its commit is never applied twice.
+pub async fn write_batch(
+    client: &mut Client,
+    batch: &[QueuedEvent],
+    replay: Option<(&str, i64)>,
+) -> Result<Vec<Value>, tokio_postgres::Error> {
+    let mut keys: Vec<(String, String, String)> = batch.iter().map(|q| key(&q.input)).collect();
+    keys.sort();
+    keys.dedup();
+    let (ns, en, ch): (Vec<&str>, Vec<&str>, Vec<&str>) = keys.iter().fold(
+        (Vec::new(), Vec::new(), Vec::new()),
+        |mut acc, (a, b, c)| {
+            acc.0.push(a);
+            acc.1.push(b);
+            acc.2.push(c);
+            acc
+        },
+    );
+    let tx = client.transaction().await?;
+    let prev_rows = tx
+        .query(
+            "SELECT e.namespace, e.entity, e.check_name, e.event::text FROM events e
+             JOIN unnest($1::text[], $2::text[], $3::text[]) AS k(namespace, entity, check_name)
+               USING (namespace, entity, check_name)
+             ORDER BY e.namespace, e.entity, e.check_name
+             FOR UPDATE OF e",
+            &[&ns, &en, &ch],
+        )
+        .await?;
+    let mut latest: HashMap<(String, String, String), Value> = HashMap::new();
+    for r in prev_rows {
+        let k = (r.get::<_, String>(0), r.get(1), r.get(2));
+        if let Ok(v) = serde_json::from_str::<Value>(r.get::<_, &str>(3)) {
+            latest.insert(k, v);
+        }
+    }
+    let mut out = Vec::with_capacity(batch.len());
+    let mut received: HashMap<(String, String, String), i64> = HashMap::new();
+    for q in batch {
+        let k = key(&q.input);
+        let ev = ward_types::event::apply(latest.get(&k), &q.input, q.received_at);
+        received.insert(k.clone(), q.received_at);
+        latest.insert(k, ev.clone());
+        out.push(ev);
+    }
+    let mut cols = UpsertColumns::default();
+    for k in &keys {
+        if let (Some(ev), Some(at)) = (latest.get(k), received.get(k)) {
+            cols.push(k, ev, *at);
+        }
+    }
+    tx.execute(
+        "INSERT INTO events (namespace, entity, check_name, status, state, occurrences,
+            occurrences_watermark, last_ok, history, executed, updated_at, event)
+         SELECT n, e, c, s, st, o, w, l, h::json, x, u, ev::json
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::int8[],
+                     $7::int8[], $8::int8[], $9::text[], $10::int8[], $11::int8[], $12::text[])
+              AS t(n, e, c, s, st, o, w, l, h, x, u, ev)
+         ON CONFLICT (namespace, entity, check_name) DO UPDATE SET
+            status = excluded.status, state = excluded.state, occurrences = excluded.occurrences,
+            occurrences_watermark = excluded.occurrences_watermark, last_ok = excluded.last_ok,
+            history = excluded.history, executed = excluded.executed,
+            updated_at = excluded.updated_at, event = excluded.event",
+        &[
+            &cols.ns,
+            &cols.entity,
+            &cols.check,
+            &cols.status,
+            &cols.state,
+            &cols.occurrences,
+            &cols.watermark,
+            &cols.last_ok,
+            &cols.history,
+            &cols.executed,
+            &cols.updated_at,
+            &cols.event,
+        ],
+    )
+    .await?;
+    if let Some((source, seq)) = replay {
+        tx.execute(
+            "INSERT INTO ward_replay (source, seq) VALUES ($1, $2)
+             ON CONFLICT (source) DO UPDATE SET seq = excluded.seq",
+            &[&source, &seq],
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(out)
+}
+
+/// The columns of one upsert, one array per column.
+#[derive(Default)]
+struct UpsertColumns {
+    ns: Vec<String>,
+    entity: Vec<String>,
+    check: Vec<String>,
+    status: Vec<i64>,
+    state: Vec<String>,
+    occurrences: Vec<i64>,
+    watermark: Vec<i64>,
+    last_ok: Vec<i64>,
+    history: Vec<String>,
+    executed: Vec<i64>,
+    updated_at: Vec<i64>,
+    event: Vec<String>,
+}
+
+impl UpsertColumns {
+    fn push(&mut self, k: &(String, String, String), ev: &Value, received: i64) {
+        let check = ev.get("check");
+        let int = |f: &str| {
+            check
+                .and_then(|c| c.get(f))
+                .and_then(Value::as_i64)
+                .unwrap_or(0)
+        };
+        self.ns.push(k.0.clone());
+        self.entity.push(k.1.clone());
+        self.check.push(k.2.clone());
+        self.status.push(int("status"));
+        self.state.push(
+            check
+                .and_then(|c| c.get("state"))
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
+        );
+        self.occurrences.push(int("occurrences"));
+        self.watermark.push(int("occurrences_watermark"));
+        self.last_ok.push(int("last_ok"));
+        self.history.push(
+            check
+                .and_then(|c| c.get("history"))
+                .map(Value::to_string)
+                .unwrap_or_else(|| "[]".into()),
+        );
+        self.executed.push(int("executed"));
+        self.updated_at.push(received);
+        self.event.push(ev.to_string());
+    }
+}
+
+/// The highest journal sequence number of `source` already in PostgreSQL (0 for none).
+pub async fn replay_watermark(client: &Client, source: &str) -> StoreResult<i64> {
+    Ok(client
+        .query_opt("SELECT seq FROM ward_replay WHERE source = $1", &[&source])
+        .await
+        .map_err(pg_err)?
+        .map(|r| r.get(0))
+        .unwrap_or(0))
+}
+
+/// Events in a namespace (all when None), optionally of one entity, ordered by (namespace,
+/// entity, check), as the JSON texts stored; `after` is the continue token of the previous
+/// page (the embedded store's format: the three parts joined by NUL).
+pub async fn events_raw(
+    client: &Client,
+    namespace: Option<&str>,
+    entity: Option<&str>,
+    limit: usize,
+    after: Option<&str>,
+) -> StoreResult<(Vec<String>, Option<String>)> {
+    let limit = limit.clamp(1, 10_000);
+    let mut parts = after.unwrap_or("").splitn(3, '\u{0}');
+    let (a_ns, a_en, a_ch) = (
+        parts.next().unwrap_or(""),
+        parts.next().unwrap_or(""),
+        parts.next().unwrap_or(""),
+    );
+    let rows = client
+        .query(
+            "SELECT namespace, entity, check_name, event::text FROM events
+             WHERE ($1::text IS NULL OR namespace = $1) AND ($2::text IS NULL OR entity = $2)
+               AND (namespace, entity, check_name) > ($3, $4, $5)
+             ORDER BY namespace, entity, check_name LIMIT $6",
+            &[
+                &namespace,
+                &entity,
+                &a_ns,
+                &a_en,
+                &a_ch,
+                &((limit + 1) as i64),
+            ],
+        )
+        .await
+        .map_err(pg_err)?;
+    let more = rows.len() > limit;
+    let mut next = None;
+    let mut out = Vec::with_capacity(rows.len().min(limit));
+    for r in rows.iter().take(limit) {
+        out.push(r.get::<_, String>(3));
+        if more {
+            next = Some(format!(
+                "{}\u{0}{}\u{0}{}",
+                r.get::<_, &str>(0),
+                r.get::<_, &str>(1),
+                r.get::<_, &str>(2)
+            ));
+        }
+    }
+    Ok((out, next))
+}
+
+/// One event.
+pub async fn event(
+    client: &Client,
+    namespace: &str,
+    entity: &str,
+    check: &str,
+) -> StoreResult<Option<Value>> {
+    let row = client
+        .query_opt(
+            "SELECT event::text FROM events WHERE namespace = $1 AND entity = $2 AND check_name = $3",
+            &[&namespace, &entity, &check],
+        )
+        .await
+        .map_err(pg_err)?;
+    row.map(|r| {
+        serde_json::from_str(r.get::<_, &str>(0))
+            .map_err(|e| StoreError::Invalid(format!("stored event is corrupt: {e}")))
+    })
+    .transpose()
+}
+
+/// Deletes one event; `NotFound` when there was none.
+pub async fn delete_event(
+    client: &Client,
+    namespace: &str,
+    entity: &str,
+    check: &str,
+) -> StoreResult<()> {
+    let n = client
+        .execute(
+            "DELETE FROM events WHERE namespace = $1 AND entity = $2 AND check_name = $3",
+            &[&namespace, &entity, &check],
+        )
+        .await
+        .map_err(pg_err)?;
+    if n == 0 {
+        return Err(StoreError::NotFound {
+            kind: "Event",
+            name: format!("{entity}/{check}"),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pg(spec: Value) -> Result<PgSettings, String> {
+        let r = crate::resource_from_json(serde_json::json!({
+            "type": "PostgresConfig", "api_version": "store/v1",
+            "metadata": {"name": "p"}, "spec": spec
+        }))
+        .map_err(|e| e.to_string())?;
+        PgSettings::from_resource(&r)
+    }
+
+    #[test]
+    fn the_guides_config_gets_wards_defaults() {
+        let s = pg(serde_json::json!({"dsn": "postgresql://sensu:mypass@postgres.example.com:5432/sensu_events", "pool_size": 20, "strict": false})).unwrap();
+        assert_eq!(s.pool_size, 20);
+        assert_eq!(s.batch_workers, DEFAULT_BATCH_WORKERS);
+        assert_eq!(s.batch_size, DEFAULT_BATCH_SIZE);
+        assert_eq!(s.batch_buffer, DEFAULT_BATCH_BUFFER);
+        assert!(!s.strict);
+        assert_eq!(s.max_conn_lifetime, None);
+    }
+
+    #[test]
+    fn impossible_pools_are_refused_naming_the_field() {
+        let e =
+            pg(serde_json::json!({"dsn": "x", "pool_size": 4, "batch_workers": 4})).unwrap_err();
+        assert!(e.starts_with("spec.batch_workers"), "{e}");
+        let e = pg(serde_json::json!({"dsn": "x", "pool_size": 1})).unwrap_err();
+        assert!(e.starts_with("spec.pool_size"), "{e}");
+        let e = pg(serde_json::json!({"dsn": "x", "max_conn_lifetime": "soon"})).unwrap_err();
+        assert!(e.contains("max_conn_lifetime"), "{e}");
+        let s =
+            pg(serde_json::json!({"dsn": "x", "pool_size": 3, "max_conn_lifetime": "5m"})).unwrap();
+        assert_eq!(s.batch_workers, 2);
+        assert_eq!(s.max_conn_lifetime, Some(Duration::from_secs(300)));
+    }
+}
