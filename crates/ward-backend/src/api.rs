@@ -836,7 +836,7 @@ async fn use_provider(st: &AppState, r: Resource, create_only: bool) -> ApiResul
         tracing::warn!(store = %name, error = %reason, "PostgresConfig stored although PostgreSQL refused it (strict: false); events go to the embedded store until it answers");
     }
     st.store.put(&r, create_only)?;
-    st.events.activate(settings).map_err(bad)?;
+    st.events.activate(settings).await.map_err(bad)?;
     Ok(StatusCode::CREATED)
 }
 
@@ -865,7 +865,7 @@ async fn delete_provider(
 ) -> ApiResult<StatusCode> {
     authorize(&st, &headers, Need::Write)?;
     st.store.delete(Kind::PostgresConfig, "", &name)?;
-    st.events.deactivate(&name);
+    st.events.deactivate(&name).await;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -107,14 +107,16 @@ pub async fn start(cfg: BackendConfig) -> Result<(), String> {
         .list(ward_types::Kind::PostgresConfig, None, 1, None)
         .map_err(|e| e.to_string())?;
     if let Some(r) = configs.first() {
-        ward_store::postgres::PgSettings::from_resource(r)
-            .and_then(|s| events.activate(s))
-            .map_err(|e| {
-                format!(
-                    "PostgresConfig {:?}: {e}; fix the backend's environment (--env-file) or the DSN",
-                    r.metadata.name
-                )
-            })?;
+        let settings = match ward_store::postgres::PgSettings::from_resource(r) {
+            Ok(s) => events.activate(s).await,
+            Err(e) => Err(e),
+        };
+        settings.map_err(|e| {
+            format!(
+                "PostgresConfig {:?}: {e}; fix the backend's environment (--env-file) or the DSN",
+                r.metadata.name
+            )
+        })?;
     }
     let state = Arc::new(AppState {
         events,

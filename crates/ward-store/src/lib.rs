@@ -444,33 +444,23 @@ impl Store {
         inputs: &[ward_types::event::EventInput],
         now: i64,
     ) -> Result<Vec<Value>> {
-        self.record(inputs, now, false)
+        let timed: Vec<_> = inputs.iter().map(|i| (i, now)).collect();
+        self.record(&timed, false)
     }
 
-    /// As `record_events`, and each event also goes into the replay journal in the same
+    /// As `record_events`, and each event also goes into the replay journal, all in one
     /// transaction: stored here while PostgreSQL is unreachable, and replayed into it later.
+    /// Each event folds with the time it was received.
     pub fn record_events_for_replay(&self, batch: &[postgres::QueuedEvent]) -> Result<Vec<Value>> {
-        let mut out = Vec::with_capacity(batch.len());
-        // Events fold with the time each was received; runs of one time share a transaction
-        // (in practice a batch is received within a second or two).
-        let mut start = 0;
-        while start < batch.len() {
-            let at = batch[start].received_at;
-            let end = batch[start..]
-                .iter()
-                .position(|q| q.received_at != at)
-                .map_or(batch.len(), |n| start + n);
-            let inputs: Vec<_> = batch[start..end].iter().map(|q| q.input.clone()).collect();
-            out.extend(self.record(&inputs, at, true)?);
-            start = end;
-        }
-        Ok(out)
+        let timed: Vec<_> = batch.iter().map(|q| (&q.input, q.received_at)).collect();
+        self.record(&timed, true)
     }
 
+    /// Folds `(event, received at)` pairs in order in one transaction; with `journal`, each
+    /// also goes into the replay journal in that transaction.
     fn record(
         &self,
-        inputs: &[ward_types::event::EventInput],
-        now: i64,
+        inputs: &[(&ward_types::event::EventInput, i64)],
         journal: bool,
     ) -> Result<Vec<Value>> {
         self.with(|c| {
@@ -482,18 +472,20 @@ impl Store {
                     "INSERT INTO events (namespace, entity, check_name, event, status, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                      ON CONFLICT (namespace, entity, check_name) DO UPDATE SET event = excluded.event, status = excluded.status, updated_at = excluded.updated_at",
                 )?;
-                for input in inputs {
+                for (input, now) in inputs {
                     let prev: Option<String> = read.query_row(params![input.namespace, input.entity, input.check], |r| r.get(0)).optional()?;
                     let prev: Option<Value> = prev.and_then(|p| serde_json::from_str(&p).ok());
-                    let event = ward_types::event::apply(prev.as_ref(), input, now);
+                    let event = ward_types::event::apply(prev.as_ref(), input, *now);
                     write.execute(params![input.namespace, input.entity, input.check, event.to_string(), input.status as i64, now])?;
                     out.push(event);
                 }
                 if journal {
                     let mut keep = tx.prepare_cached("INSERT INTO pg_replay (event) VALUES (?1)")?;
-                    for input in inputs {
-                        let q = postgres::QueuedEvent { input: input.clone(), received_at: now };
-                        keep.execute([serde_json::to_string(&q).unwrap_or_default()])?;
+                    for (input, now) in inputs {
+                        let q = postgres::QueuedEvent { input: (*input).clone(), received_at: *now };
+                        let text = serde_json::to_string(&q)
+                            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+                        keep.execute([text])?;
                     }
                 }
             }

@@ -50,6 +50,16 @@ pub const DEFAULT_BATCH_BUFFER: usize = 10_000;
 pub const DEFAULT_BATCH_WORKERS: usize = 4;
 pub const DEFAULT_MAX_IDLE_CONNS: usize = 2;
 
+/// Upper bounds: beyond them a value is a mistake (and would exhaust memory or file
+/// descriptors), not a tuning choice.
+const LIMITS: &[(&str, usize)] = &[
+    ("pool_size", 1_000),
+    ("batch_workers", 256),
+    ("batch_size", 10_000),
+    ("batch_buffer", 1_000_000),
+    ("max_idle_conns", 1_000),
+];
+
 impl PgSettings {
     /// Reads a PostgresConfig resource (its spec is already type-checked by ward-types);
     /// the error names the field.
@@ -61,6 +71,13 @@ impl PgSettings {
             .and_then(Value::as_str)
             .ok_or("spec.dsn: is required")?
             .to_string();
+        for (field, most) in LIMITS {
+            if let Some(v) = uint(field).filter(|v| v > most) {
+                return Err(format!(
+                    "spec.{field}: {v} is more than Ward allows ({most}); use a smaller value"
+                ));
+            }
+        }
         let pool_size = uint("pool_size")
             .filter(|v| *v > 0)
             .unwrap_or(DEFAULT_POOL_SIZE);
@@ -85,8 +102,7 @@ impl PgSettings {
         };
         let batch_size = uint("batch_size")
             .filter(|v| *v > 0)
-            .unwrap_or(DEFAULT_BATCH_SIZE)
-            .min(10_000);
+            .unwrap_or(DEFAULT_BATCH_SIZE);
         Ok(PgSettings {
             name: r.metadata.name.clone(),
             dsn,
@@ -176,8 +192,8 @@ pub fn is_data_error(e: &tokio_postgres::Error) -> bool {
 /// an advisory lock. Refuses a database whose schema is newer than this Ward.
 pub async fn migrate(client: &mut Client) -> StoreResult<()> {
     let tx = client.transaction().await.map_err(pg_err)?;
-    // 0x77617264 is "ward": one lock for every Ward backend sharing this database.
-    tx.execute("SELECT pg_advisory_xact_lock(2002875492)", &[])
+    // 2002874980 is 0x77617264, "ward": one lock for every Ward backend sharing this database.
+    tx.execute("SELECT pg_advisory_xact_lock(2002874980)", &[])
         .await
         .map_err(pg_err)?;
     tx.execute(
@@ -334,7 +350,8 @@ pub async fn write_batch(
     if let Some((source, seq)) = replay {
         tx.execute(
             "INSERT INTO ward_replay (source, seq) VALUES ($1, $2)
-             ON CONFLICT (source) DO UPDATE SET seq = excluded.seq",
+             ON CONFLICT (source) DO UPDATE SET seq = excluded.seq
+             WHERE ward_replay.seq < excluded.seq",
             &[&source, &seq],
         )
         .await?;
@@ -531,6 +548,11 @@ mod tests {
         assert!(e.starts_with("spec.batch_workers"), "{e}");
         let e = pg(serde_json::json!({"dsn": "x", "pool_size": 1})).unwrap_err();
         assert!(e.starts_with("spec.pool_size"), "{e}");
+        let e = pg(serde_json::json!({"dsn": "x", "batch_buffer": 1u64 << 62})).unwrap_err();
+        assert!(
+            e.starts_with("spec.batch_buffer") && e.contains("1000000"),
+            "{e}"
+        );
         let e = pg(serde_json::json!({"dsn": "x", "max_conn_lifetime": "soon"})).unwrap_err();
         assert!(e.contains("max_conn_lifetime"), "{e}");
         let s =

@@ -24,6 +24,13 @@ fn event_json(entity: &str, check: &str, status: u32) -> String {
     )
 }
 
+/// An event stamped with `executed`, so its place in a check's history is known.
+fn stamped_event_json(entity: &str, check: &str, executed: u64) -> String {
+    format!(
+        r#"{{"entity":{{"entity_class":"agent","metadata":{{"name":"{entity}"}}}},"check":{{"metadata":{{"name":"{check}"}},"status":2,"output":"failing","interval":10,"executed":{executed}}}}}"#
+    )
+}
+
 fn events_url(b: &Backend) -> String {
     format!("{}/api/core/v2/namespaces/default/events", b.url())
 }
@@ -156,6 +163,7 @@ fn the_guides_health_scenario_reproduces_exactly() {
     let (code, body) = post_event(&b, &t, "web-1", "http", 2);
     assert_eq!(code, 201, "{body}");
     assert_eq!(count_in_pg(&pg, "web-1"), 1);
+    assert!(!b.log().contains("mypass"), "the DSN's password was logged");
     let sessions = pg
         .cluster
         .sql("SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.usename = 'ward' AND s.ssl AND s.client_dn = '/CN=ward'")
@@ -309,15 +317,29 @@ fn a_strict_config_that_cannot_be_used_is_rejected_with_the_servers_reason() {
     assert!(out.stderr.contains("sslmode"), "{}", out.stderr);
 }
 
-/// Streams `n` events (one check each, like agents replaying their queues) over one
-/// keep-alive connection, returning each request's status code.
-fn stream_events(b: &Backend, token: &str, entity: &str, n: usize) -> std::process::Child {
+/// Events in the crash tests: `PER_CHECK` results for each of `N / PER_CHECK` checks,
+/// interleaved, event i for check `i % checks`, stamped `executed = STAMP + i`.
+const N: usize = 3000;
+const PER_CHECK: usize = 10;
+const STAMP: u64 = 1_700_000_000;
+
+fn crash_event(i: usize) -> String {
+    stamped_event_json(
+        "fleet",
+        &format!("check-{}", i % (N / PER_CHECK)),
+        STAMP + i as u64,
+    )
+}
+
+/// Streams the crash tests' events over one keep-alive connection (as an agent replays its
+/// queue), one status code per line on stdout.
+fn stream_events(b: &Backend, token: &str) -> std::process::Child {
     let mut cfg = String::new();
-    for i in 0..n {
+    for i in 0..N {
         if i > 0 {
             cfg.push_str("next\n");
         }
-        let body = serde_json::to_string(&event_json(entity, &format!("check-{i}"), 2)).unwrap();
+        let body = serde_json::to_string(&crash_event(i)).unwrap();
         cfg.push_str(&format!(
             "url = \"{}\"\ncacert = \"{}\"\nheader = \"Authorization: Bearer {token}\"\nsilent\noutput = \"/dev/null\"\nwrite-out = \"%{{http_code}}\\n\"\ndata = {body}\n",
             events_url(b),
@@ -349,8 +371,7 @@ fn crash_postgresql_mid_stream(strict: bool, outage: Duration) -> (GuidePg, Back
     create_config(&b, &postgres_config(pg.cluster.port, "ward", strict)).ok();
     wait_for_health(&b, (true, true), Duration::from_secs(20));
     let t = token(&b);
-    const N: usize = 3000;
-    let mut child = stream_events(&b, &t, "fleet", N);
+    let mut child = stream_events(&b, &t);
     std::thread::sleep(Duration::from_millis(800));
     assert!(
         child.try_wait().unwrap().is_none(),
@@ -367,11 +388,20 @@ fn crash_postgresql_mid_stream(strict: bool, outage: Duration) -> (GuidePg, Back
     assert_eq!(codes.len(), N);
     let acked_before = codes.iter().filter(|c| *c == "201").count();
     // Re-send what was refused (503 when the buffer was full), as an agent would.
-    for (i, c) in codes.iter().enumerate() {
-        if c != "201" {
+    let resent: Vec<usize> = (0..N).filter(|i| codes[*i] != "201").collect();
+    for &i in &resent {
+        {
             let start = Instant::now();
             loop {
-                let (code, body) = post_event(&b, &t, "fleet", &format!("check-{i}"), 2);
+                let (code, body) = b.curl(&[
+                    "-X",
+                    "POST",
+                    "-H",
+                    &format!("Authorization: Bearer {t}"),
+                    "-d",
+                    &crash_event(i),
+                    &events_url(&b),
+                ]);
                 if code == 201 {
                     break;
                 }
@@ -386,13 +416,64 @@ fn crash_postgresql_mid_stream(strict: bool, outage: Duration) -> (GuidePg, Back
     eprintln!(
         "strict {strict}: {acked_before} of {N} acknowledged in the stream, the rest re-sent"
     );
-    // Every event sent is in PostgreSQL (non-strict: once the fallback is replayed).
+    // Every event sent is in PostgreSQL (non-strict: once the fallback is replayed), each
+    // folded exactly once and in order: every check has occurrences = PER_CHECK, and its
+    // history lists its events by `executed` in the order they were sent (re-sent ones
+    // last).
+    let checks = N / PER_CHECK;
     let start = Instant::now();
-    while count_in_pg(&pg, "fleet") != N {
+    loop {
+        let rows = pg
+            .cluster
+            .sql_in(
+                "ward_events",
+                "SELECT check_name, occurrences, history FROM events WHERE entity = 'fleet' ORDER BY check_name",
+            )
+            .ok()
+            .stdout;
+        let rows: Vec<(String, u64, Vec<u64>)> = rows
+            .lines()
+            .map(|l| {
+                let mut f = l.splitn(3, '|');
+                let name = f.next().unwrap().to_string();
+                let occ = f.next().unwrap().parse().unwrap();
+                let h: serde_json::Value = serde_json::from_str(f.next().unwrap()).unwrap();
+                let executed = h
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|e| e["executed"].as_u64().unwrap())
+                    .collect();
+                (name, occ, executed)
+            })
+            .collect();
+        let complete = rows.len() == checks && rows.iter().all(|r| r.1 >= PER_CHECK as u64);
+        if complete {
+            for (name, occurrences, executed) in &rows {
+                let c: usize = name.trim_start_matches("check-").parse().unwrap();
+                let mut expected: Vec<u64> = (0..PER_CHECK)
+                    .map(|k| c + k * checks)
+                    .filter(|i| !resent.contains(i))
+                    .map(|i| STAMP + i as u64)
+                    .collect();
+                let late: Vec<u64> = (0..PER_CHECK)
+                    .map(|k| c + k * checks)
+                    .filter(|i| resent.contains(i))
+                    .map(|i| STAMP + i as u64)
+                    .collect();
+                expected.extend(late);
+                assert_eq!(
+                    *occurrences, PER_CHECK as u64,
+                    "{name}: folded {occurrences} times for {PER_CHECK} events"
+                );
+                assert_eq!(executed, &expected, "{name}: history out of order");
+            }
+            break;
+        }
         assert!(
             start.elapsed() < Duration::from_secs(60),
-            "{} of {N} events in PostgreSQL; backend log:\n{}",
-            count_in_pg(&pg, "fleet"),
+            "{} of {checks} checks complete in PostgreSQL; backend log:\n{}",
+            rows.iter().filter(|r| r.1 >= PER_CHECK as u64).count(),
             b.log()
         );
         std::thread::sleep(Duration::from_millis(250));
@@ -429,6 +510,6 @@ fn no_event_is_lost_when_postgresql_crashes_with_strict_true() {
             .as_array()
             .unwrap()
             .len(),
-        3000
+        N / PER_CHECK
     );
 }

@@ -110,6 +110,8 @@ pub struct EventRouter {
     source: String,
     metrics: Arc<Metrics>,
     pg: RwLock<Option<Arc<PgEventStore>>>,
+    /// Serialises switches: the old store is stopped and awaited before the next starts.
+    switch: tokio::sync::Mutex<()>,
 }
 
 impl EventRouter {
@@ -120,6 +122,7 @@ impl EventRouter {
             source: format!("{member_id:016x}"),
             metrics,
             pg: RwLock::new(None),
+            switch: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -128,8 +131,14 @@ impl EventRouter {
     }
 
     /// Makes PostgreSQL (these settings) the event store, replacing any other; no restart.
-    pub fn activate(&self, settings: PgSettings) -> Result<(), String> {
+    /// The store it replaces is stopped and awaited first (events sent meanwhile get 503),
+    /// so two stores never write or replay at once.
+    pub async fn activate(&self, settings: PgSettings) -> Result<(), String> {
         let params = resolve(&settings)?;
+        let _switching = self.switch.lock().await;
+        if let Some(old) = self.current() {
+            old.shutdown().await;
+        }
         let name = settings.name.clone();
         let strict = settings.strict;
         let next = PgEventStore::start(
@@ -140,9 +149,8 @@ impl EventRouter {
             self.metrics.clone(),
         );
         let target = next.target.clone();
-        let old = self.pg.write().map(|mut p| p.replace(next)).ok().flatten();
-        if let Some(old) = old {
-            old.stop();
+        if let Ok(mut p) = self.pg.write() {
+            *p = Some(next);
         }
         tracing::info!(store = %name, target = %target, strict, "switched the event store to PostgreSQL");
         Ok(())
@@ -151,18 +159,19 @@ impl EventRouter {
     /// Back to the embedded store (the PostgresConfig `name` was deleted). Events already in
     /// PostgreSQL stay there; the replay journal is emptied, since the embedded store
     /// already holds everything in it.
-    pub fn deactivate(&self, name: &str) {
-        let old = self.pg.write().ok().and_then(|mut p| match p.as_ref() {
-            Some(s) if s.settings.name == name => p.take(),
-            _ => None,
-        });
-        if let Some(old) = old {
-            old.stop();
-            if let Err(e) = self.store.replay_clear() {
-                tracing::error!(error = %e, "could not empty the replay journal");
-            }
-            tracing::info!(store = %name, "switched the event store back to the embedded store");
+    pub async fn deactivate(&self, name: &str) {
+        let _switching = self.switch.lock().await;
+        let Some(old) = self.current().filter(|s| s.settings.name == name) else {
+            return;
+        };
+        old.shutdown().await;
+        if let Ok(mut p) = self.pg.write() {
+            *p = None;
         }
+        if let Err(e) = self.store.replay_clear() {
+            tracing::error!(error = %e, "could not empty the replay journal");
+        }
+        tracing::info!(store = %name, "switched the event store back to the embedded store");
     }
 
     /// The /health entry of the PostgresConfig `name`.

@@ -13,7 +13,11 @@
 //! - `strict: false`: after `ATTEMPTS` failed attempts in a row (writes or probes), events go
 //!   to the embedded store and, in the same transaction, to its replay journal. When the
 //!   probe succeeds again the journal is replayed into PostgreSQL in order, and then writes
-//!   go to PostgreSQL again. `strict: true`: events wait for PostgreSQL, only in the buffer.
+//!   go to PostgreSQL again. `strict: true`: events wait for PostgreSQL, only in the buffer;
+//!   a journal left from an earlier non-strict outage is replayed first ("draining"), and
+//!   never added to.
+//! - Every call to PostgreSQL has a time limit (`CALL_TIMEOUT`): a server that hangs counts
+//!   as a failed attempt, like one that refuses.
 
 use super::{SubmitError, CONNECT_TIMEOUT};
 use crate::api::Metrics;
@@ -31,6 +35,42 @@ use ward_store::Store;
 pub const ATTEMPTS: u32 = 3;
 /// How often health is probed while PostgreSQL answers.
 pub const PROBE_INTERVAL: Duration = Duration::from_secs(2);
+/// Longest wait for one statement or transaction (a batch of upserts takes milliseconds).
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a stopping store's tasks may take to finish what they hold before being ended.
+const STOP_GRACE: Duration = Duration::from_secs(15);
+
+/// `fut` within `CALL_TIMEOUT`; a timeout is an error like any other.
+async fn within<T>(
+    fut: impl std::future::Future<Output = Result<T, tokio_postgres::Error>>,
+) -> Result<T, CallError> {
+    match tokio::time::timeout(CALL_TIMEOUT, fut).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(CallError::Pg(e)),
+        Err(_) => Err(CallError::Timeout),
+    }
+}
+
+/// A PostgreSQL call that failed: the driver's error, or no answer in time.
+enum CallError {
+    Pg(tokio_postgres::Error),
+    Timeout,
+}
+
+impl CallError {
+    fn is_data_error(&self) -> bool {
+        matches!(self, CallError::Pg(e) if pg::is_data_error(e))
+    }
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallError::Pg(e) => f.write_str(&pg::describe(e)),
+            CallError::Timeout => write!(f, "no answer within {} s", CALL_TIMEOUT.as_secs()),
+        }
+    }
+}
 
 /// Where events go now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,6 +116,11 @@ pub struct PgEventStore {
     writers: Vec<mpsc::Sender<Job>>,
     mode: AtomicU8,
     healthy: AtomicBool,
+    /// The replay journal is known to be empty (or replayed). Until then a strict store's
+    /// writers wait, so that journaled events reach PostgreSQL before newer ones.
+    drained: AtomicBool,
+    /// The writer and probe tasks, awaited when the store stops.
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// Journal writes hold it shared; the switch back to PostgreSQL holds it alone, so no
     /// event can slip into the journal after its last replay.
     route: tokio::sync::RwLock<()>,
@@ -90,8 +135,9 @@ pub struct PgEventStore {
 }
 
 impl PgEventStore {
-    /// Starts writers and the health probe. Starts in `Fallback` when the replay journal is
-    /// not empty, so that journaled events reach PostgreSQL before newer ones.
+    /// Starts writers and the health probe. When the replay journal is not empty (or cannot
+    /// be read), journaled events must reach PostgreSQL before newer ones: a non-strict store
+    /// starts in `Fallback` (new events join the journal), a strict one drains it first.
     pub fn start(
         settings: PgSettings,
         params: ConnParams,
@@ -99,7 +145,7 @@ impl PgEventStore {
         source: String,
         metrics: Arc<Metrics>,
     ) -> Arc<PgEventStore> {
-        let pending = store.replay_pending().unwrap_or(0);
+        let pending = store.replay_pending().unwrap_or(u64::MAX);
         let per_writer = (settings.batch_buffer / settings.batch_workers).max(1);
         let mut writers = Vec::with_capacity(settings.batch_workers);
         let mut queues = Vec::with_capacity(settings.batch_workers);
@@ -123,11 +169,13 @@ impl PgEventStore {
                 settings.max_idle_conns,
                 settings.max_conn_lifetime,
             ),
-            mode: AtomicU8::new(if pending > 0 {
+            mode: AtomicU8::new(if pending > 0 && !settings.strict {
                 Mode::Fallback as u8
             } else {
                 Mode::Connecting as u8
             }),
+            drained: AtomicBool::new(pending == 0),
+            tasks: Mutex::new(Vec::new()),
             settings,
             params,
             target,
@@ -144,10 +192,14 @@ impl PgEventStore {
         if pending > 0 {
             tracing::warn!(store = %this.settings.name, pending, "events from an earlier outage wait to be replayed into PostgreSQL; new events join them until it answers");
         }
-        for rx in queues {
-            tokio::spawn(this.clone().run_writer(rx));
+        let mut tasks: Vec<_> = queues
+            .into_iter()
+            .map(|rx| tokio::spawn(this.clone().run_writer(rx)))
+            .collect();
+        tasks.push(tokio::spawn(this.clone().run_probe()));
+        if let Ok(mut t) = this.tasks.lock() {
+            *t = tasks;
         }
-        tokio::spawn(this.clone().run_probe());
         this
     }
 
@@ -186,9 +238,23 @@ impl PgEventStore {
             .unwrap_or_default()
     }
 
-    /// Stops writers and the probe; queued events are refused (their senders retry).
-    pub fn stop(&self) {
+    /// Stops writers and the probe and waits for them: a batch being written finishes (or
+    /// is ended after `STOP_GRACE`, its transaction rolled back with its connection), and
+    /// queued events are refused (503: their senders retry). When this returns, nothing of
+    /// this store touches PostgreSQL or the journal any more.
+    pub async fn shutdown(&self) {
         let _ = self.stop.send(true);
+        let tasks = self
+            .tasks
+            .lock()
+            .map(|mut t| std::mem::take(&mut *t))
+            .unwrap_or_default();
+        for t in tasks {
+            let abort = t.abort_handle();
+            if tokio::time::timeout(STOP_GRACE, t).await.is_err() {
+                abort.abort();
+            }
+        }
     }
 
     /// Queues an event and waits for its commit. A full buffer refuses it at once.
@@ -315,12 +381,21 @@ impl PgEventStore {
                             .map_err(|e| e.to_string())
                             .and_then(|r| r.map_err(|e| e.to_string()));
                     if r.is_ok() {
+                        *failures = 0;
                         self.metrics
                             .pg_fallback_events
                             .fetch_add(events.len() as u64, Ordering::Relaxed);
                     }
                     return answer_each(jobs, r.map_err(SubmitError::Failed));
                 }
+            }
+            if !self.drained.load(Ordering::Acquire) {
+                // Strict, with a journal from an earlier outage: the probe replays it first.
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                    _ = stop.changed() => {}
+                }
+                continue;
             }
             match self.write(conn, &events).await {
                 Ok(values) => {
@@ -390,13 +465,15 @@ impl PgEventStore {
         let Some((client, _)) = conn.as_mut() else {
             return Err(WriteError::Unavailable("no connection".into()));
         };
-        pg::write_batch(client, events, None).await.map_err(|e| {
-            if pg::is_data_error(&e) {
-                WriteError::Data(pg::describe(&e))
-            } else {
-                WriteError::Unavailable(pg::describe(&e))
-            }
-        })
+        within(pg::write_batch(client, events, None))
+            .await
+            .map_err(|e| {
+                if e.is_data_error() {
+                    WriteError::Data(e.to_string())
+                } else {
+                    WriteError::Unavailable(e.to_string())
+                }
+            })
     }
 
     async fn run_probe(self: Arc<Self>) {
@@ -419,11 +496,13 @@ impl PgEventStore {
                     }
                     failures = 0;
                     self.healthy.store(true, Ordering::Release);
-                    self.set_mode(Mode::Connecting, Mode::Active);
-                    if self.mode() == Mode::Fallback {
+                    if self.mode() == Mode::Fallback || !self.drained.load(Ordering::Acquire) {
                         if let Err(e) = self.replay(&mut client).await {
+                            self.note_failure(&e);
                             tracing::warn!(store = %self.settings.name, error = %e, "replay into PostgreSQL interrupted; it resumes at the next probe");
                         }
+                    } else {
+                        self.set_mode(Mode::Connecting, Mode::Active);
                     }
                 }
                 Err(e) => {
@@ -450,9 +529,10 @@ impl PgEventStore {
     }
 
     /// Replays the journal into PostgreSQL in order, then makes PostgreSQL the event store
-    /// again. The last rounds run with the route held alone, so no event is journaled after
-    /// them. Each chunk moves the watermark in its own transaction: an interrupted replay
-    /// resumes where it stopped and never applies an event twice.
+    /// again. The last round runs with the route held alone, so no event is journaled after
+    /// it. Each chunk moves the watermark in its own transaction: an interrupted replay
+    /// resumes where it stopped and never applies an event twice. Every call has a time
+    /// limit, so the route is never held for long.
     async fn replay(&self, client: &mut Client) -> Result<(), String> {
         let started = Instant::now();
         let mut total = 0u64;
@@ -463,9 +543,11 @@ impl PgEventStore {
                 None
             };
             loop {
-                let done = pg::replay_watermark(client, &self.source)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let done =
+                    tokio::time::timeout(CALL_TIMEOUT, pg::replay_watermark(client, &self.source))
+                        .await
+                        .map_err(|_| CallError::Timeout.to_string())?
+                        .map_err(|e| e.to_string())?;
                 let store = self.store.clone();
                 let size = self.settings.batch_size;
                 let chunk = tokio::task::spawn_blocking(move || store.replay_batch(done, size))
@@ -476,38 +558,36 @@ impl PgEventStore {
                     let _ = self.store.replay_done(done);
                     break;
                 };
-                let events: Vec<QueuedEvent> = chunk.into_iter().map(|(_, q)| q).collect();
-                match pg::write_batch(client, &events, Some((&self.source, last))).await {
+                let events: Vec<QueuedEvent> = chunk.iter().map(|(_, q)| q.clone()).collect();
+                match within(pg::write_batch(client, &events, Some((&self.source, last)))).await {
                     Ok(_) => {}
-                    Err(e) if pg::is_data_error(&e) && events.len() == 1 => {
-                        // PostgreSQL will never take it; it stays in the embedded store.
-                        tracing::error!(store = %self.settings.name, seq = last, error = %pg::describe(&e), "PostgreSQL refused a journaled event; skipped (it remains in the embedded store)");
-                        pg::write_batch(client, &[], Some((&self.source, last)))
-                            .await
-                            .map_err(|e| pg::describe(&e))?;
-                    }
-                    Err(e) if pg::is_data_error(&e) => {
-                        // Find the bad one: replay this stretch one event at a time.
-                        for (i, ev) in events.iter().enumerate() {
-                            let seq = last - (events.len() - 1 - i) as i64;
-                            if let Err(e) = pg::write_batch(
+                    Err(e) if e.is_data_error() => {
+                        // Find the event PostgreSQL refuses: this stretch one at a time.
+                        for (seq, ev) in &chunk {
+                            match within(pg::write_batch(
                                 client,
                                 std::slice::from_ref(ev),
-                                Some((&self.source, seq)),
-                            )
+                                Some((&self.source, *seq)),
+                            ))
                             .await
                             {
-                                if !pg::is_data_error(&e) {
-                                    return Err(pg::describe(&e));
-                                }
-                                tracing::error!(store = %self.settings.name, seq, error = %pg::describe(&e), "PostgreSQL refused a journaled event; skipped (it remains in the embedded store)");
-                                pg::write_batch(client, &[], Some((&self.source, seq)))
+                                Ok(_) => {}
+                                Err(e) if e.is_data_error() => {
+                                    // It can never be stored there; it stays in the embedded store.
+                                    tracing::error!(store = %self.settings.name, seq, error = %e, "PostgreSQL refused a journaled event; skipped (it remains in the embedded store)");
+                                    within(pg::write_batch(
+                                        client,
+                                        &[],
+                                        Some((&self.source, *seq)),
+                                    ))
                                     .await
-                                    .map_err(|e| pg::describe(&e))?;
+                                    .map_err(|e| e.to_string())?;
+                                }
+                                Err(e) => return Err(e.to_string()),
                             }
                         }
                     }
-                    Err(e) => return Err(pg::describe(&e)),
+                    Err(e) => return Err(e.to_string()),
                 }
                 let _ = self.store.replay_done(last);
                 total += events.len() as u64;
@@ -516,11 +596,14 @@ impl PgEventStore {
                     .fetch_add(events.len() as u64, Ordering::Relaxed);
             }
             if alone {
+                self.drained.store(true, Ordering::Release);
                 self.mode.store(Mode::Active as u8, Ordering::Release);
             }
         }
-        tracing::info!(store = %self.settings.name, target = %self.target, replayed = total, seconds = started.elapsed().as_secs_f64(),
-            "replayed the events stored during the outage into PostgreSQL; it is the event store again");
+        if total > 0 {
+            tracing::info!(store = %self.settings.name, target = %self.target, replayed = total, seconds = started.elapsed().as_secs_f64(),
+                "replayed the events stored during the outage into PostgreSQL; it is the event store again");
+        }
         Ok(())
     }
 
