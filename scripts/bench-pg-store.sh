@@ -5,7 +5,8 @@
 # rows loaded by `psql \copy` into the same table. PostgreSQL runs with its durable defaults
 # (fsync, synchronous_commit on). Prints a Markdown table for BENCHMARKS.md.
 #   ./scripts/bench-pg-store.sh > /tmp/bench-pg-store.md
-# Knobs: DUR (wrk duration, 10s), CONNS (wrk connections, 64), ENTITIES x CHECKS keys (1000 x 20).
+# Knobs: DUR (wrk duration, 10s), CONNS (wrk connections, 64), ENTITIES x CHECKS keys (1000 x 20),
+# WORKERS (the PostgresConfig's batch_workers; unset: Ward's default).
 # Needs: wrk, curl, python3, PostgreSQL 15 (apt-get install wrk curl postgresql).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,7 +23,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 WP=$(free_port); AP=$(free_port); DP=$(free_port); PP=$(free_port)
 as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 cleanup() {
-  kill "$WPID" 2>/dev/null || true
+  [ -z "${WPID:-}" ] || kill "$WPID" 2>/dev/null || true
   as_pg "$PGBIN/pg_ctl" -D "$B/pg" -m immediate -w stop >/dev/null 2>&1 || true
   rm -rf "$B"
 }
@@ -61,7 +62,7 @@ ssl_ca_file = 'root.crt'
 max_connections = 100
 CONF
 printf 'local all all trust\nhostssl all postgres 127.0.0.1/32 reject\nhostssl ward_events ward 127.0.0.1/32 cert\n' > "$B/pg/pg_hba.conf"
-as_pg "$PGBIN/pg_ctl" -D "$B/pg" -l "$B/pg.log" -w start >/dev/null
+as_pg "$PGBIN/pg_ctl" -D "$B/pg" -l "$B/sock/pg.log" -w start >/dev/null
 PSQL=("$PGBIN/psql" -h "$B/sock" -p "$PP" -U postgres -v ON_ERROR_STOP=1 -Atq)
 "${PSQL[@]}" -d postgres -c "CREATE ROLE ward LOGIN" -c "CREATE DATABASE ward_events OWNER ward"
 
@@ -91,9 +92,12 @@ spec:
   dsn: "postgresql://postgres.example.com:$PP/ward_events"
   pool_size: 20
   strict: true
+${WORKERS:+  batch_workers: $WORKERS}
 YML
-"$WARD" ctl create -f "$B/postgresconfig.yml"
+# STORE=embedded: the same load with no PostgresConfig (the embedded store), as a control.
+[ "${STORE:-postgres}" = embedded ] || "$WARD" ctl create -f "$B/postgresconfig.yml" >/dev/null
 for _ in $(seq 100); do
+  [ "${STORE:-postgres}" = embedded ] && break
   curl -s --cacert "$B/tls/ca.pem" "https://localhost:$WP/health" | grep -q '"Healthy":true}' && break; sleep 0.2
 done
 TOKEN=$(curl -s --cacert "$B/tls/ca.pem" -u 'admin:bench password' "https://localhost:$WP/auth" | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
@@ -116,13 +120,17 @@ RPS=$(echo "$OUT" | awk '/Requests\/sec/ {print $2}')
 P50=$(echo "$OUT" | awk '$1=="50%" {print $2}')
 P99=$(echo "$OUT" | awk '$1=="99%" {print $2}')
 STORED=$(curl -s --cacert "$B/tls/ca.pem" "https://localhost:$WP/metrics" | awk '/^ward_events_stored_total / {print $2}')
+if [ "${STORE:-postgres}" = embedded ]; then
+  echo "| control: the same load on the embedded store (SQLite, group commit), no PostgresConfig ($STORED events) | $RPS | $P50 | $P99 | – |"
+  exit 0
+fi
 ROWS=$("${PSQL[@]}" -d ward_events -c "SELECT count(*) FROM events")
 kill "$WPID"; wait "$WPID" 2>/dev/null || true
 
 # The peer: the same rows (as many as the backend stored events), loaded by psql \copy into the
 # same table, emptied first; over the same kind of connection (TLS, client certificate).
 REPS=$(( (STORED + ROWS - 1) / ROWS ))
-"${PSQL[@]}" -d ward_events -c "\\copy (SELECT namespace, entity, check_name || '-' || g, status, state, occurrences, occurrences_watermark, last_ok, history, executed, updated_at, event FROM events, generate_series(1, $REPS) g LIMIT $STORED) TO '$B/rows.copy'"
+"${PSQL[@]}" -d ward_events -c "\\copy (SELECT namespace, entity, check_name || '-' || g, status, state, occurrences, occurrences_watermark, last_ok, history, executed, updated_at, event, version FROM events, generate_series(1, $REPS) g LIMIT $STORED) TO '$B/rows.copy'"
 "${PSQL[@]}" -d ward_events -c "TRUNCATE events"
 chmod 600 "$B/tls/ward-key.pem"
 T0=$(date +%s.%N)

@@ -47,7 +47,15 @@ pub struct PgSettings {
 pub const DEFAULT_POOL_SIZE: usize = 20;
 pub const DEFAULT_BATCH_SIZE: usize = 1000;
 pub const DEFAULT_BATCH_BUFFER: usize = 10_000;
-pub const DEFAULT_BATCH_WORKERS: usize = 4;
+/// Writers when the spec names none: one per core, at most 4. Measured (BENCHMARKS.md):
+/// on 2 cores, 2 writers store more than 4, 8 or 16, because fewer writers fold larger
+/// batches and a batch costs about the same whatever its size.
+pub fn default_batch_workers() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 4)
+}
 pub const DEFAULT_MAX_IDLE_CONNS: usize = 2;
 
 /// Upper bounds: beyond them a value is a mistake (and would exhaust memory or file
@@ -91,7 +99,7 @@ impl PgSettings {
                 ))
             }
             Some(w) => w,
-            None => DEFAULT_BATCH_WORKERS.min(pool_size - 1),
+            None => default_batch_workers().min(pool_size - 1),
         };
         let max_conn_lifetime = match spec.get("max_conn_lifetime").and_then(Value::as_str) {
             None | Some("") | Some("0") => None,
@@ -148,6 +156,7 @@ const MIGRATIONS: &[&str] = &[
         executed bigint NOT NULL,
         updated_at bigint NOT NULL,
         event json NOT NULL,
+        version bigint NOT NULL,
         PRIMARY KEY (namespace, entity, check_name)
      );
      CREATE INDEX events_status ON events (namespace, status) WHERE status <> 0;
@@ -259,24 +268,128 @@ pub async fn check_health(client: &Client) -> StoreResult<()> {
     Ok(())
 }
 
-fn key(i: &EventInput) -> (String, String, String) {
+type Key = (String, String, String);
+
+fn key(i: &EventInput) -> Key {
     (i.namespace.clone(), i.entity.clone(), i.check.clone())
 }
 
-/// Folds a batch into the stored events and upserts them in one transaction; returns each
-/// event as stored, in input order. Two events of the same check in one batch fold one after
-/// the other; the stored rows are locked first, in key order, so that backends sharing the
-/// database cannot interleave a fold. With `replay = Some((source, seq))` the replay
-/// watermark of `source` moves to `seq` in the same transaction, so a replay interrupted
-/// after its commit is never applied twice.
-pub async fn write_batch(
-    client: &mut Client,
-    batch: &[QueuedEvent],
-    replay: Option<(&str, i64)>,
-) -> Result<Vec<Value>, tokio_postgres::Error> {
-    let mut keys: Vec<(String, String, String)> = batch.iter().map(|q| key(&q.input)).collect();
-    keys.sort();
-    keys.dedup();
+/// What a writer knows of the checks it owns: each one's stored event (None: no row) and
+/// the row's version. Every write raises the version by one, so a write folded from a
+/// version that is no longer the stored one is detected and redone.
+#[derive(Debug, Default)]
+pub struct WriterCache {
+    rows: HashMap<Key, (Option<Value>, i64)>,
+}
+
+/// Most checks a writer remembers; past it the memory is cleared and refilled by reads.
+const CACHE_LIMIT: usize = 50_000;
+
+impl WriterCache {
+    /// Forgets a check (its event was deleted, or a write found the row changed).
+    pub fn forget(&mut self, namespace: &str, entity: &str, check: &str) {
+        self.rows
+            .remove(&(namespace.to_string(), entity.to_string(), check.to_string()));
+    }
+}
+
+/// A batch folded: each event as stored, in input order, and each check's new row.
+struct Folded {
+    out: Vec<Value>,
+    rows: Vec<(Key, Value, i64, i64)>,
+}
+
+/// Folds `batch` in order onto `prev` (each check's stored event and version); each check's
+/// row gets version + 1.
+fn fold(batch: &[QueuedEvent], prev: &HashMap<Key, (Option<Value>, i64)>) -> Folded {
+    let mut latest: HashMap<Key, (Value, i64, i64)> = HashMap::new();
+    let mut order: Vec<Key> = Vec::new();
+    let mut out = Vec::with_capacity(batch.len());
+    for q in batch {
+        let k = key(&q.input);
+        let (before, version) = match latest.get(&k) {
+            Some((v, ver, _)) => (Some(v), *ver - 1),
+            None => prev
+                .get(&k)
+                .map(|(v, ver)| (v.as_ref(), *ver))
+                .unwrap_or((None, 0)),
+        };
+        let ev = ward_types::event::apply(before, &q.input, q.received_at);
+        if !latest.contains_key(&k) {
+            order.push(k.clone());
+        }
+        latest.insert(k, (ev.clone(), version + 1, q.received_at));
+        out.push(ev);
+    }
+    order.sort();
+    let rows = order
+        .into_iter()
+        .filter_map(|k| latest.remove(&k).map(|(v, ver, at)| (k, v, ver, at)))
+        .collect();
+    Folded { out, rows }
+}
+
+/// The upsert of folded rows. `conditional`: an existing row is replaced only if its
+/// version is the one the fold started from; RETURNING names the rows written.
+const UPSERT: &str = "INSERT INTO events (namespace, entity, check_name, status, state, occurrences,
+            occurrences_watermark, last_ok, history, executed, updated_at, event, version)
+         SELECT n, e, c, s, st, o, w, l, h::json, x, u, ev::json, v
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::int8[],
+                     $7::int8[], $8::int8[], $9::text[], $10::int8[], $11::int8[], $12::text[], $13::int8[])
+              AS t(n, e, c, s, st, o, w, l, h, x, u, ev, v)
+         ON CONFLICT (namespace, entity, check_name) DO UPDATE SET
+            status = excluded.status, state = excluded.state, occurrences = excluded.occurrences,
+            occurrences_watermark = excluded.occurrences_watermark, last_ok = excluded.last_ok,
+            history = excluded.history, executed = excluded.executed,
+            updated_at = excluded.updated_at, event = excluded.event, version = excluded.version";
+
+async fn upsert(
+    client: &impl tokio_postgres::GenericClient,
+    rows: &[(Key, Value, i64, i64)],
+    conditional: bool,
+) -> Result<Vec<Key>, tokio_postgres::Error> {
+    let mut cols = UpsertColumns::default();
+    for (k, ev, version, at) in rows {
+        cols.push(k, ev, *at, *version);
+    }
+    let sql = if conditional {
+        format!("{UPSERT} WHERE events.version = excluded.version - 1 RETURNING namespace, entity, check_name")
+    } else {
+        format!("{UPSERT} RETURNING namespace, entity, check_name")
+    };
+    let written = client
+        .query(
+            &sql,
+            &[
+                &cols.ns,
+                &cols.entity,
+                &cols.check,
+                &cols.status,
+                &cols.state,
+                &cols.occurrences,
+                &cols.watermark,
+                &cols.last_ok,
+                &cols.history,
+                &cols.executed,
+                &cols.updated_at,
+                &cols.event,
+                &cols.version,
+            ],
+        )
+        .await?;
+    Ok(written
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect())
+}
+
+/// Reads the stored event and version of `keys` (absent ones as `(None, 0)`), locking the
+/// rows in key order when `lock` (inside a transaction).
+async fn read_rows(
+    client: &impl tokio_postgres::GenericClient,
+    keys: &[Key],
+    lock: bool,
+) -> Result<HashMap<Key, (Option<Value>, i64)>, tokio_postgres::Error> {
     let (ns, en, ch): (Vec<&str>, Vec<&str>, Vec<&str>) = keys.iter().fold(
         (Vec::new(), Vec::new(), Vec::new()),
         |mut acc, (a, b, c)| {
@@ -286,67 +399,55 @@ pub async fn write_batch(
             acc
         },
     );
-    let tx = client.transaction().await?;
-    let prev_rows = tx
-        .query(
-            "SELECT e.namespace, e.entity, e.check_name, e.event::text FROM events e
-             JOIN unnest($1::text[], $2::text[], $3::text[]) AS k(namespace, entity, check_name)
-               USING (namespace, entity, check_name)
-             ORDER BY e.namespace, e.entity, e.check_name
-             FOR UPDATE OF e",
-            &[&ns, &en, &ch],
-        )
-        .await?;
-    let mut latest: HashMap<(String, String, String), Value> = HashMap::new();
-    for r in prev_rows {
+    let sql = format!(
+        "SELECT e.namespace, e.entity, e.check_name, e.event::text, e.version FROM events e
+         JOIN unnest($1::text[], $2::text[], $3::text[]) AS k(namespace, entity, check_name)
+           USING (namespace, entity, check_name)
+         ORDER BY e.namespace, e.entity, e.check_name{}",
+        if lock { " FOR UPDATE OF e" } else { "" }
+    );
+    let rows = client.query(&sql, &[&ns, &en, &ch]).await?;
+    let mut out: HashMap<Key, (Option<Value>, i64)> =
+        keys.iter().map(|k| (k.clone(), (None, 0))).collect();
+    for r in rows {
         let k = (r.get::<_, String>(0), r.get(1), r.get(2));
-        if let Ok(v) = serde_json::from_str::<Value>(r.get::<_, &str>(3)) {
-            latest.insert(k, v);
-        }
+        let v = serde_json::from_str::<Value>(r.get::<_, &str>(3)).ok();
+        out.insert(k, (v, r.get(4)));
     }
-    let mut out = Vec::with_capacity(batch.len());
-    let mut received: HashMap<(String, String, String), i64> = HashMap::new();
-    for q in batch {
-        let k = key(&q.input);
-        let ev = ward_types::event::apply(latest.get(&k), &q.input, q.received_at);
-        received.insert(k.clone(), q.received_at);
-        latest.insert(k, ev.clone());
-        out.push(ev);
-    }
-    let mut cols = UpsertColumns::default();
-    for k in &keys {
-        if let (Some(ev), Some(at)) = (latest.get(k), received.get(k)) {
-            cols.push(k, ev, *at);
-        }
-    }
-    tx.execute(
-        "INSERT INTO events (namespace, entity, check_name, status, state, occurrences,
-            occurrences_watermark, last_ok, history, executed, updated_at, event)
-         SELECT n, e, c, s, st, o, w, l, h::json, x, u, ev::json
-         FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::int8[],
-                     $7::int8[], $8::int8[], $9::text[], $10::int8[], $11::int8[], $12::text[])
-              AS t(n, e, c, s, st, o, w, l, h, x, u, ev)
-         ON CONFLICT (namespace, entity, check_name) DO UPDATE SET
-            status = excluded.status, state = excluded.state, occurrences = excluded.occurrences,
-            occurrences_watermark = excluded.occurrences_watermark, last_ok = excluded.last_ok,
-            history = excluded.history, executed = excluded.executed,
-            updated_at = excluded.updated_at, event = excluded.event",
-        &[
-            &cols.ns,
-            &cols.entity,
-            &cols.check,
-            &cols.status,
-            &cols.state,
-            &cols.occurrences,
-            &cols.watermark,
-            &cols.last_ok,
-            &cols.history,
-            &cols.executed,
-            &cols.updated_at,
-            &cols.event,
-        ],
-    )
-    .await?;
+    Ok(out)
+}
+
+fn sorted_keys(batch: &[QueuedEvent]) -> Vec<Key> {
+    let mut keys: Vec<Key> = batch.iter().map(|q| key(&q.input)).collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+/// Folds a batch into the stored events and upserts them in one transaction, the stored
+/// rows locked first in key order (so backends sharing the database cannot interleave a
+/// fold); returns each event as stored, in input order. Two events of the same check in one
+/// batch fold one after the other. With `replay = Some((source, seq))` the replay watermark
+/// of `source` moves to `seq` in the same transaction, so a replay interrupted after its
+/// commit is never applied twice.
+pub async fn write_batch(
+    client: &mut Client,
+    batch: &[QueuedEvent],
+    replay: Option<(&str, i64)>,
+) -> Result<Vec<Value>, tokio_postgres::Error> {
+    Ok(write_locked(client, batch, replay).await?.out)
+}
+
+async fn write_locked(
+    client: &mut Client,
+    batch: &[QueuedEvent],
+    replay: Option<(&str, i64)>,
+) -> Result<Folded, tokio_postgres::Error> {
+    let keys = sorted_keys(batch);
+    let tx = client.transaction().await?;
+    let prev = read_rows(&tx, &keys, true).await?;
+    let folded = fold(batch, &prev);
+    upsert(&tx, &folded.rows, false).await?;
     if let Some((source, seq)) = replay {
         tx.execute(
             "INSERT INTO ward_replay (source, seq) VALUES ($1, $2)
@@ -357,6 +458,69 @@ pub async fn write_batch(
         .await?;
     }
     tx.commit().await?;
+    Ok(folded)
+}
+
+/// A writer's usual path: folds onto what it remembers of its checks (reading only the
+/// checks it does not know yet) and upserts in one statement, each row only if its version
+/// is still the one folded from. Rows that changed meanwhile (another backend, a replay, a
+/// deleted event) are forgotten and their events go through `write_batch`'s locked path.
+/// The result is what `write_batch` would have stored, with one round trip in the common
+/// case instead of four.
+pub async fn write_batch_cached(
+    client: &mut Client,
+    batch: &[QueuedEvent],
+    cache: &mut WriterCache,
+) -> Result<Vec<Value>, tokio_postgres::Error> {
+    if cache.rows.len() > CACHE_LIMIT {
+        cache.rows.clear();
+    }
+    let keys = sorted_keys(batch);
+    let unknown: Vec<Key> = keys
+        .iter()
+        .filter(|k| !cache.rows.contains_key(*k))
+        .cloned()
+        .collect();
+    if !unknown.is_empty() {
+        let read = read_rows(&*client, &unknown, false).await?;
+        cache.rows.extend(read);
+    }
+    let folded = fold(batch, &cache.rows);
+    let written: std::collections::HashSet<Key> =
+        match upsert(&*client, &folded.rows, true).await {
+            Ok(w) => w.into_iter().collect(),
+            Err(e) => {
+                // Unknown outcome: forget the batch's checks, so the retry reads them again.
+                for k in &keys {
+                    cache.rows.remove(k);
+                }
+                return Err(e);
+            }
+        };
+    let mut out = folded.out;
+    for (k, ev, version, _) in folded.rows {
+        if written.contains(&k) {
+            cache.rows.insert(k, (Some(ev), version));
+        } else {
+            cache.rows.remove(&k);
+        }
+    }
+    if written.len() < keys.len() {
+        let stale: Vec<usize> = batch
+            .iter()
+            .enumerate()
+            .filter(|(_, q)| !written.contains(&key(&q.input)))
+            .map(|(i, _)| i)
+            .collect();
+        let again: Vec<QueuedEvent> = stale.iter().map(|i| batch[*i].clone()).collect();
+        let redone = write_locked(client, &again, None).await?;
+        for (i, ev) in stale.into_iter().zip(redone.out) {
+            out[i] = ev;
+        }
+        for (k, ev, version, _) in redone.rows {
+            cache.rows.insert(k, (Some(ev), version));
+        }
+    }
     Ok(out)
 }
 
@@ -375,10 +539,11 @@ struct UpsertColumns {
     executed: Vec<i64>,
     updated_at: Vec<i64>,
     event: Vec<String>,
+    version: Vec<i64>,
 }
 
 impl UpsertColumns {
-    fn push(&mut self, k: &(String, String, String), ev: &Value, received: i64) {
+    fn push(&mut self, k: &Key, ev: &Value, received: i64, version: i64) {
         let check = ev.get("check");
         let int = |f: &str| {
             check
@@ -409,6 +574,7 @@ impl UpsertColumns {
         self.executed.push(int("executed"));
         self.updated_at.push(received);
         self.event.push(ev.to_string());
+        self.version.push(version);
     }
 }
 
@@ -534,7 +700,7 @@ mod tests {
     fn the_guides_config_gets_wards_defaults() {
         let s = pg(serde_json::json!({"dsn": "postgresql://sensu:mypass@postgres.example.com:5432/sensu_events", "pool_size": 20, "strict": false})).unwrap();
         assert_eq!(s.pool_size, 20);
-        assert_eq!(s.batch_workers, DEFAULT_BATCH_WORKERS);
+        assert_eq!(s.batch_workers, default_batch_workers());
         assert_eq!(s.batch_size, DEFAULT_BATCH_SIZE);
         assert_eq!(s.batch_buffer, DEFAULT_BATCH_BUFFER);
         assert!(!s.strict);

@@ -211,6 +211,25 @@ fn events_are_stored_in_postgresql_and_deleting_the_config_switches_back() {
         .ok()
         .stdout;
     assert_eq!(row.trim(), "0|passing|1|3|4");
+    // A deleted event starts a new history (the writer forgets what it folded).
+    let (code, _) = b.curl(&[
+        "-X",
+        "DELETE",
+        "-H",
+        &format!("Authorization: Bearer {t}"),
+        &format!("{}/web-1/http", events_url(&b)),
+    ]);
+    assert_eq!(code, 204);
+    assert_eq!(post_event(&b, &t, "web-1", "http", 2).0, 201);
+    let row = pg
+        .cluster
+        .sql_in(
+            "ward_events",
+            "SELECT occurrences, json_array_length(history) FROM events WHERE entity = 'web-1' AND check_name = 'http'",
+        )
+        .ok()
+        .stdout;
+    assert_eq!(row.trim(), "1|1");
     // Paging with limit/continue goes through PostgreSQL too.
     for i in 0..5 {
         assert_eq!(post_event(&b, &t, "web-2", &format!("c{i}"), 1).0, 201);

@@ -261,12 +261,14 @@ impl EventRouter {
         match self.current() {
             Some(pg) if pg.serves_reads() => {
                 let c = pg.reader().await.map_err(ReadError::Unavailable)?;
-                ward_store::postgres::delete_event(&c, namespace, entity, check)
+                let deleted = ward_store::postgres::delete_event(&c, namespace, entity, check)
                     .await
                     .map_err(|e| match e {
                         StoreError::NotFound { .. } => ReadError::Store(e),
                         other => ReadError::Unavailable(other.to_string()),
-                    })
+                    });
+                pg.forget(namespace, entity, check).await;
+                deleted
             }
             Some(pg) => Err(ReadError::Unavailable(format!(
                 "the PostgreSQL event store is not answering ({}); events cannot be deleted until it is back",

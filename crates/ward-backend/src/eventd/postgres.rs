@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
 use tokio_postgres::Client;
 use ward_pg::conninfo::ConnParams;
-use ward_store::postgres::{self as pg, PgSettings, QueuedEvent};
+use ward_store::postgres::{self as pg, PgSettings, QueuedEvent, WriterCache};
 use ward_store::Store;
 
 /// Failed attempts in a row before a non-strict store falls back to the embedded one.
@@ -114,6 +114,8 @@ pub struct PgEventStore {
     /// `user@host:port (hostaddr …)/dbname`, for logs (never the DSN: it may hold a password).
     pub target: String,
     writers: Vec<mpsc::Sender<Job>>,
+    /// Each writer's memory of the checks it owns (see `pg::write_batch_cached`).
+    caches: Vec<tokio::sync::Mutex<WriterCache>>,
     mode: AtomicU8,
     healthy: AtomicBool,
     /// The replay journal is known to be empty (or replayed). Until then a strict store's
@@ -176,6 +178,9 @@ impl PgEventStore {
             }),
             drained: AtomicBool::new(pending == 0),
             tasks: Mutex::new(Vec::new()),
+            caches: (0..writers.len())
+                .map(|_| tokio::sync::Mutex::new(WriterCache::default()))
+                .collect(),
             settings,
             params,
             target,
@@ -194,7 +199,8 @@ impl PgEventStore {
         }
         let mut tasks: Vec<_> = queues
             .into_iter()
-            .map(|rx| tokio::spawn(this.clone().run_writer(rx)))
+            .enumerate()
+            .map(|(i, rx)| tokio::spawn(this.clone().run_writer(i, rx)))
             .collect();
         tasks.push(tokio::spawn(this.clone().run_probe()));
         if let Ok(mut t) = this.tasks.lock() {
@@ -259,7 +265,12 @@ impl PgEventStore {
 
     /// Queues an event and waits for its commit. A full buffer refuses it at once.
     pub async fn submit(&self, event: QueuedEvent) -> Result<Value, SubmitError> {
-        let i = writer_for(&event, self.writers.len());
+        let i = writer_for(
+            &event.input.namespace,
+            &event.input.entity,
+            &event.input.check,
+            self.writers.len(),
+        );
         let (reply, rx) = oneshot::channel();
         match self.writers[i].try_send(Job { event, reply }) {
             Ok(()) => {}
@@ -324,7 +335,7 @@ impl PgEventStore {
         Ok(c)
     }
 
-    async fn run_writer(self: Arc<Self>, mut rx: mpsc::Receiver<Job>) {
+    async fn run_writer(self: Arc<Self>, writer: usize, mut rx: mpsc::Receiver<Job>) {
         let mut stop = self.stop.subscribe();
         let mut conn: Option<(Client, Instant)> = None;
         let mut failures = 0u32;
@@ -340,7 +351,7 @@ impl PgEventStore {
                     Err(_) => break,
                 }
             }
-            self.deliver(jobs, &mut conn, &mut failures, &mut stop)
+            self.deliver(writer, jobs, &mut conn, &mut failures, &mut stop)
                 .await;
         }
         rx.close();
@@ -355,6 +366,7 @@ impl PgEventStore {
     /// Returns once every job in it has its answer.
     async fn deliver(
         &self,
+        writer: usize,
         jobs: Vec<Job>,
         conn: &mut Option<(Client, Instant)>,
         failures: &mut u32,
@@ -397,7 +409,7 @@ impl PgEventStore {
                 }
                 continue;
             }
-            match self.write(conn, &events).await {
+            match self.write(writer, conn, &events).await {
                 Ok(values) => {
                     *failures = 0;
                     self.set_mode(Mode::Connecting, Mode::Active);
@@ -407,7 +419,7 @@ impl PgEventStore {
                     // One bad event must not sink the others: store them one by one.
                     tracing::warn!(store = %self.settings.name, error = %e, events = jobs.len(), "PostgreSQL refused a batch; storing its events one by one");
                     for job in jobs {
-                        Box::pin(self.deliver(vec![job], conn, failures, stop)).await;
+                        Box::pin(self.deliver(writer, vec![job], conn, failures, stop)).await;
                     }
                     return;
                 }
@@ -442,6 +454,7 @@ impl PgEventStore {
 
     async fn write(
         &self,
+        writer: usize,
         conn: &mut Option<(Client, Instant)>,
         events: &[QueuedEvent],
     ) -> Result<Vec<Value>, WriteError> {
@@ -465,7 +478,8 @@ impl PgEventStore {
         let Some((client, _)) = conn.as_mut() else {
             return Err(WriteError::Unavailable("no connection".into()));
         };
-        within(pg::write_batch(client, events, None))
+        let mut cache = self.caches[writer].lock().await;
+        within(pg::write_batch_cached(client, events, &mut cache))
             .await
             .map_err(|e| {
                 if e.is_data_error() {
@@ -607,19 +621,26 @@ impl PgEventStore {
         Ok(())
     }
 
+    /// Tells the writer owning a check that its event was deleted, so that its next event
+    /// starts a new history rather than folding onto the deleted one.
+    pub async fn forget(&self, namespace: &str, entity: &str, check: &str) {
+        let i = writer_for(namespace, entity, check, self.writers.len());
+        self.caches[i].lock().await.forget(namespace, entity, check);
+    }
+
     /// A read connection (from the pool of `pool_size - batch_workers`).
     pub async fn reader(&self) -> Result<PooledClient<'_>, String> {
         self.reads.get().await
     }
 }
 
-/// Which writer an event goes to: by its check's key, so that its events stay in order.
-fn writer_for(event: &QueuedEvent, writers: usize) -> usize {
+/// Which writer a check's events go to, so that they stay in order.
+fn writer_for(namespace: &str, entity: &str, check: &str, writers: usize) -> usize {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    event.input.namespace.hash(&mut h);
-    event.input.entity.hash(&mut h);
-    event.input.check.hash(&mut h);
+    namespace.hash(&mut h);
+    entity.hash(&mut h);
+    check.hash(&mut h);
     (h.finish() % writers.max(1) as u64) as usize
 }
 
