@@ -486,17 +486,16 @@ pub async fn write_batch_cached(
         cache.rows.extend(read);
     }
     let folded = fold(batch, &cache.rows);
-    let written: std::collections::HashSet<Key> =
-        match upsert(&*client, &folded.rows, true).await {
-            Ok(w) => w.into_iter().collect(),
-            Err(e) => {
-                // Unknown outcome: forget the batch's checks, so the retry reads them again.
-                for k in &keys {
-                    cache.rows.remove(k);
-                }
-                return Err(e);
+    let written: std::collections::HashSet<Key> = match upsert(&*client, &folded.rows, true).await {
+        Ok(w) => w.into_iter().collect(),
+        Err(e) => {
+            // Unknown outcome: forget the batch's checks, so the retry reads them again.
+            for k in &keys {
+                cache.rows.remove(k);
             }
-        };
+            return Err(e);
+        }
+    };
     let mut out = folded.out;
     for (k, ev, version, _) in folded.rows {
         if written.contains(&k) {
