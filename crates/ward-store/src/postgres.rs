@@ -173,19 +173,10 @@ fn pg_err(e: tokio_postgres::Error) -> StoreError {
     }
 }
 
-/// One line for a driver error: the server's own message and SQLSTATE when there is one.
+/// One line for a driver error: the server's own message and SQLSTATE when there is one
+/// (`ward_pg`'s wording, the same as `ward pg audit`'s).
 pub fn describe(e: &tokio_postgres::Error) -> String {
-    if let Some(db) = e.as_db_error() {
-        return format!("{}: {} ({})", db.severity(), db.message(), db.code().code());
-    }
-    let mut s = e.to_string();
-    let mut src = std::error::Error::source(e);
-    while let Some(inner) = src {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        src = inner.source();
-    }
-    s
+    ward_pg::connect::describe_pg_error(e)
 }
 
 /// Whether a failed write is the batch's own fault (bad data, a constraint), so that

@@ -103,6 +103,18 @@ fn guide_env_file(pg: &GuidePg, with_certificates: bool) -> String {
     s
 }
 
+/// A TLS backend whose env file (`ward-backend`, as /etc/default/ward-backend) holds `env`,
+/// with `ward ctl` logged in. The env file's directory is returned, to rewrite it.
+fn backend_with_env_file(env: &str) -> (TempDir, Backend) {
+    let dir = TempDir::new();
+    let env_file = dir.join("ward-backend");
+    std::fs::write(&env_file, env).unwrap();
+    let env_arg = env_file.display().to_string();
+    let b = Backend::start_with(true, &["--env-file", &env_arg]);
+    b.ctl_login();
+    (dir, b)
+}
+
 fn count_in_pg(pg: &GuidePg, entity: &str) -> usize {
     pg.cluster
         .sql_in(
@@ -133,12 +145,8 @@ fn the_guides_health_scenario_reproduces_exactly() {
     pg.cluster.set_hba(
         "hostssl all postgres 127.0.0.1/32 reject\nhost ward_events ward 127.0.0.1/32 scram-sha-256\n",
     );
-    let env = TempDir::new();
+    let (env, mut b) = backend_with_env_file(&guide_env_file(&pg, false));
     let env_file = env.join("ward-backend");
-    std::fs::write(&env_file, guide_env_file(&pg, false)).unwrap();
-    let env_arg = env_file.display().to_string();
-    let mut b = Backend::start_with(true, &["--env-file", &env_arg]);
-    b.ctl_login();
     create_config(&b, &postgres_config(pg.cluster.port, "ward:mypass", false)).ok();
     wait_for_health(&b, (true, true), Duration::from_secs(20));
     assert!(
@@ -176,12 +184,7 @@ fn the_guides_health_scenario_reproduces_exactly() {
 fn events_are_stored_in_postgresql_and_deleting_the_config_switches_back() {
     require_tool("curl");
     let pg = GuidePg::start();
-    let env = TempDir::new();
-    let env_file = env.join("ward-backend");
-    std::fs::write(&env_file, guide_env_file(&pg, true)).unwrap();
-    let env_arg = env_file.display().to_string();
-    let b = Backend::start_with(true, &["--env-file", &env_arg]);
-    b.ctl_login();
+    let (_env, b) = backend_with_env_file(&guide_env_file(&pg, true));
     let t = token(&b);
     // Before: the embedded store.
     assert_eq!(post_event(&b, &t, "web-1", "before", 0).0, 201);
@@ -280,20 +283,11 @@ fn events_are_stored_in_postgresql_and_deleting_the_config_switches_back() {
 fn a_strict_config_that_cannot_be_used_is_rejected_with_the_servers_reason() {
     require_tool("curl");
     let pg = GuidePg::start();
-    let env = TempDir::new();
-    let env_file = env.join("ward-backend");
     // No client certificate: PostgreSQL's `cert` rule refuses the connection.
-    std::fs::write(
-        &env_file,
-        format!(
-            "PGHOSTADDR=127.0.0.1\nPGSSLMODE=verify-full\nPGSSLROOTCERT={}\n",
-            pg.tls.join("ca.pem").display()
-        ),
-    )
-    .unwrap();
-    let env_arg = env_file.display().to_string();
-    let b = Backend::start_with(true, &["--env-file", &env_arg]);
-    b.ctl_login();
+    let (_env, b) = backend_with_env_file(&format!(
+        "PGHOSTADDR=127.0.0.1\nPGSSLMODE=verify-full\nPGSSLROOTCERT={}\n",
+        pg.tls.join("ca.pem").display()
+    ));
     let out = create_config(&b, &postgres_config(pg.cluster.port, "ward", true));
     let out = out.fails_with(1);
     assert!(
@@ -381,12 +375,7 @@ fn stream_events(b: &Backend, token: &str) -> std::process::Child {
 fn crash_postgresql_mid_stream(strict: bool, outage: Duration) -> (GuidePg, Backend) {
     require_tool("curl");
     let pg = GuidePg::start();
-    let env = TempDir::new();
-    let env_file = env.join("ward-backend");
-    std::fs::write(&env_file, guide_env_file(&pg, true)).unwrap();
-    let env_arg = env_file.display().to_string();
-    let b = Backend::start_with(true, &["--env-file", &env_arg]);
-    b.ctl_login();
+    let (_env, b) = backend_with_env_file(&guide_env_file(&pg, true));
     create_config(&b, &postgres_config(pg.cluster.port, "ward", strict)).ok();
     wait_for_health(&b, (true, true), Duration::from_secs(20));
     let t = token(&b);
