@@ -194,7 +194,9 @@ impl PgEventStore {
             stop,
             last_error: Mutex::new(String::new()),
         });
-        if pending > 0 {
+        if pending > 0 && this.settings.strict {
+            tracing::warn!(store = %this.settings.name, pending, "events from an earlier outage wait to be replayed into PostgreSQL; new events wait until they are in (strict: true)");
+        } else if pending > 0 {
             tracing::warn!(store = %this.settings.name, pending, "events from an earlier outage wait to be replayed into PostgreSQL; new events join them until it answers");
         }
         let mut tasks: Vec<_> = queues
