@@ -175,9 +175,7 @@ fn pg_err(e: tokio_postgres::Error) -> StoreError {
 
 /// One line for a driver error: the server's own message and SQLSTATE when there is one
 /// (`ward_pg`'s wording, the same as `ward pg audit`'s).
-pub fn describe(e: &tokio_postgres::Error) -> String {
-    ward_pg::connect::describe_pg_error(e)
-}
+pub use ward_pg::connect::describe_pg_error as describe;
 
 /// Whether a failed write is the batch's own fault (bad data, a constraint), so that
 /// retrying it can never succeed, rather than the connection's or the server's.

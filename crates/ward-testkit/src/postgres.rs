@@ -203,12 +203,16 @@ impl PgCluster {
     /// `pg_ctl stop -m immediate`: the server dies without a shutdown checkpoint, which
     /// clients cannot tell from a crash; the data directory stays (see `start_again`).
     pub fn stop_immediate(&self) {
+        self.pg_ctl_stop("immediate").ok();
+    }
+
+    /// `pg_ctl stop -m MODE -w` on this cluster, as the server's user.
+    fn pg_ctl_stop(&self, mode: &str) -> Output {
         as_server_user(&bin("pg_ctl"))
             .arg("-D")
             .arg(&self.data)
-            .args(["-m", "immediate", "-w", "stop"])
+            .args(["-m", mode, "-w", "stop"])
             .run()
-            .ok();
     }
 
     /// Replaces pg_hba.conf with `hba` (after the `local all all trust` line `start` also
@@ -275,22 +279,14 @@ impl PgCluster {
 
     /// Stops the server (fast shutdown); the data directory stays until drop.
     pub fn stop(&self) {
-        as_server_user(&bin("pg_ctl"))
-            .arg("-D")
-            .arg(&self.data)
-            .args(["-m", "fast", "-w", "stop"])
-            .run()
-            .ok();
+        self.pg_ctl_stop("fast").ok();
     }
 }
 
 impl Drop for PgCluster {
     fn drop(&mut self) {
-        let _ = as_server_user(&bin("pg_ctl"))
-            .arg("-D")
-            .arg(&self.data)
-            .args(["-m", "immediate", "-w", "stop"])
-            .run();
+        // Not `.ok()`: a cluster a test already stopped is fine to drop.
+        let _ = self.pg_ctl_stop("immediate");
     }
 }
 
