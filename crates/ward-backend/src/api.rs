@@ -67,6 +67,18 @@ pub struct AppState {
     pub access_token_ttl: i64,
     /// False while start-up checks run: /ready answers 503 with Retry-After until then.
     pub ready: std::sync::atomic::AtomicBool,
+    /// The connected agents, keepalived's tracker, and the agent port's counters.
+    pub agents: crate::agentd::Agents,
+    /// Handlers for stored events.
+    pub pipeline: Arc<crate::pipeline::Pipeline>,
+}
+
+impl AppState {
+    /// What happens to an event once it is stored (it is already acknowledged): the
+    /// handler pipeline, which never delays storage.
+    pub fn after_store(&self, namespace: &str, stored: &Value) {
+        self.pipeline.handle(namespace, stored);
+    }
 }
 
 /// An API error: status and one sentence.
@@ -128,7 +140,7 @@ fn unavailable(m: String) -> ApiError {
     ApiError(StatusCode::SERVICE_UNAVAILABLE, m)
 }
 
-type ApiResult<T> = Result<T, ApiError>;
+pub(crate) type ApiResult<T> = Result<T, ApiError>;
 type Shared = State<Arc<AppState>>;
 
 /// The router.
@@ -172,6 +184,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(
             "/api/core/v2/namespaces/{ns}/events/{entity}/{check}",
             get(get_event).put(put_event).delete(delete_event),
+        )
+        .route(
+            "/api/core/v2/namespaces/{ns}/checks/{name}/execute",
+            post(execute_check),
         )
         .route(
             "/api/core/v2/namespaces/{ns}/{plural}",
@@ -340,7 +356,7 @@ async fn ready(State(st): Shared) -> Response {
     }
 }
 
-async fn health(
+pub(crate) async fn health(
     State(st): Shared,
     Query(q): Query<BTreeMap<String, String>>,
 ) -> ApiResult<Json<Value>> {
@@ -434,7 +450,11 @@ async fn metrics(State(st): Shared) -> Response {
         m.store_write_micros.load(Ordering::Relaxed) as f64 / 1e6,
         m.store_writes.load(Ordering::Relaxed)
     ));
-    out.push_str("# HELP ward_agent_sessions Connected agent sessions.\n# TYPE ward_agent_sessions gauge\nward_agent_sessions 0\n");
+    st.agents.render_metrics(&mut out);
+    st.pipeline.render_metrics(&mut out);
+    if let Some(rss) = resident_bytes() {
+        out.push_str(&format!("# HELP process_resident_memory_bytes Resident memory of the backend process.\n# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes {rss}\n"));
+    }
     out.push_str("# HELP ward_tls_handshake_failures_by_reason_total Failed TLS handshakes by reason.\n# TYPE ward_tls_handshake_failures_by_reason_total counter\n");
     if let Ok(reasons) = m.handshake_failure_reasons.lock() {
         for (r, n) in reasons.iter() {
@@ -459,6 +479,13 @@ async fn metrics(State(st): Shared) -> Response {
         }
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+/// This process's resident memory, from /proc/self/statm.
+fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * rustix::param::page_size() as u64)
 }
 
 // ---- resources ----
@@ -521,7 +548,22 @@ fn body_resource(
             kind.plural()
         )));
     }
+    if r.kind == Kind::CheckConfig {
+        check_schedule(&r)?;
+    }
     Ok(r)
+}
+
+/// A check's schedule must be one the scheduler can follow. (A published check with
+/// neither runs every `DEFAULT_INTERVAL` seconds: the guides' `expired_certs` is written so.)
+fn check_schedule(r: &Resource) -> ApiResult<()> {
+    if let Some(expr) = r.spec.get("cron").and_then(Value::as_str) {
+        crate::agentd::schedulerd::parse_cron(expr).map_err(|e| bad(format!("spec.{e}")))?;
+        if r.spec.get("interval").and_then(Value::as_u64).unwrap_or(0) > 0 {
+            return Err(bad("spec.cron: set either interval or cron, not both"));
+        }
+    }
+    Ok(())
 }
 
 fn kind_in_ns(plural: &str) -> ApiResult<Kind> {
@@ -891,26 +933,14 @@ fn event_listing(events: Vec<String>, next: Option<String>) -> Response {
     )
 }
 
-/// Stores an event (acknowledged only once it is committed) and registers its entity.
-async fn store_event(
+/// Registers an event's entity when it has none yet (a proxy entity, unless the event says
+/// its class).
+pub(crate) fn ensure_entity(
     st: &AppState,
     ns: &str,
-    body: &[u8],
-    expect: Option<(&str, &str)>,
-) -> ApiResult<Value> {
-    let v: Value =
-        serde_json::from_slice(body).map_err(|e| bad(format!("body is not valid JSON: {e}")))?;
-    let now = unix_now();
-    st.metrics.events_received.fetch_add(1, Ordering::Relaxed);
-    let input = ward_types::event::parse_event(&v, ns, now).map_err(|e| bad(e.to_string()))?;
-    if let Some((entity, check)) = expect {
-        if input.entity != entity || input.check != check {
-            return Err(bad(format!(
-                "entity/check: {}/{} does not match the URL ({entity}/{check})",
-                input.entity, input.check
-            )));
-        }
-    }
+    input: &ward_types::event::EventInput,
+    now: i64,
+) -> ApiResult<()> {
     if st.store.get(Kind::Entity, ns, &input.entity)?.is_none() {
         let class = input
             .raw
@@ -934,6 +964,30 @@ async fn store_event(
             Err(e) => return Err(e.into()),
         }
     }
+    Ok(())
+}
+
+/// Stores an event (acknowledged only once it is committed) and registers its entity.
+async fn store_event(
+    st: &AppState,
+    ns: &str,
+    body: &[u8],
+    expect: Option<(&str, &str)>,
+) -> ApiResult<Value> {
+    let v: Value =
+        serde_json::from_slice(body).map_err(|e| bad(format!("body is not valid JSON: {e}")))?;
+    let now = unix_now();
+    st.metrics.events_received.fetch_add(1, Ordering::Relaxed);
+    let input = ward_types::event::parse_event(&v, ns, now).map_err(|e| bad(e.to_string()))?;
+    if let Some((entity, check)) = expect {
+        if input.entity != entity || input.check != check {
+            return Err(bad(format!(
+                "entity/check: {}/{} does not match the URL ({entity}/{check})",
+                input.entity, input.check
+            )));
+        }
+    }
+    ensure_entity(st, ns, &input, now)?;
     let started = std::time::Instant::now();
     let stored = st.events.submit(input).await.map_err(|e| match e {
         crate::eventd::SubmitError::Busy(m) => {
@@ -952,7 +1006,60 @@ async fn store_event(
         .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
     st.metrics.store_writes.fetch_add(1, Ordering::Relaxed);
     st.metrics.events_stored.fetch_add(1, Ordering::Relaxed);
+    st.after_store(ns, &stored);
     Ok(stored)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ExecuteRequest {
+    #[serde(default)]
+    check: Option<String>,
+    #[serde(default)]
+    subscriptions: Option<Vec<String>>,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// `POST …/checks/:check/execute`: publishes the check now (to `subscriptions` if given,
+/// else its own), whether or not it is scheduled. 202 with how many agents it was sent to.
+async fn execute_check(
+    State(st): Shared,
+    headers: HeaderMap,
+    Path((ns, name)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let user = authorize(&st, &headers, Need::Write)?;
+    require_namespace(&st, &ns)?;
+    let req: ExecuteRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        ExecuteRequest::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            bad(format!(
+                "body: {e}; send {{\"check\": \"{name}\", \"subscriptions\": [...]}}"
+            ))
+        })?
+    };
+    if let Some(c) = &req.check {
+        if c != &name {
+            return Err(bad(format!(
+                "check: {c:?} does not match the URL ({name:?})"
+            )));
+        }
+    }
+    let Some(r) = st.store.get(Kind::CheckConfig, &ns, &name)? else {
+        return Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("no check {name:?} in namespace {ns:?}"),
+        ));
+    };
+    let mut rr = 0;
+    let sent = crate::agentd::schedulerd::publish(&st, &r, req.subscriptions.as_deref(), &mut rr);
+    tracing::info!(check = %name, namespace = %ns, user = %user.name, agents = sent, reason = req.reason.as_deref().unwrap_or(""), "check executed on demand");
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"issued": unix_now(), "agents": sent})),
+    ))
 }
 
 async fn post_event(
@@ -1194,6 +1301,7 @@ mod tests {
 
     fn state(dir: &std::path::Path) -> Arc<AppState> {
         let store = Arc::new(Store::open(dir).unwrap());
+        let store_for_pipeline = store.clone();
         let metrics = Arc::new(Metrics::default());
         Arc::new(AppState {
             events: crate::eventd::EventRouter::new(store.clone(), 2, metrics.clone()),
@@ -1205,6 +1313,8 @@ mod tests {
             certificates: Vec::new(),
             access_token_ttl: 60,
             ready: std::sync::atomic::AtomicBool::new(false),
+            agents: Default::default(),
+            pipeline: crate::pipeline::Pipeline::new(store_for_pipeline),
         })
     }
 

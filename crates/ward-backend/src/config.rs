@@ -1,10 +1,14 @@
 //! The backend's configuration: flags > environment (`WARD_BACKEND_*`) > `backend.yml` >
 //! defaults, with the guides' key names. Unknown keys and bad values are refused at start
-//! with a message naming the key and where it came from.
+//! with a message naming the key and where it came from. The layering itself is
+//! [`ward_types::settings`], shared with the agent.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use ward_types::settings::{Schema, Settings};
+
+pub use ward_types::settings::{load_env_file, ConfigError};
 
 /// Every key `backend.yml` accepts.
 pub const KEYS: &[&str] = &[
@@ -25,26 +29,17 @@ pub const KEYS: &[&str] = &[
     "agent-auth-key-file",
     "agent-auth-trusted-ca-file",
     "agent-auth-crl-urls",
+    "agent-auth-fail-open",
     "log-level",
     "access-token-ttl",
 ];
 
-/// A configuration error: the key, where its value came from, and what is wrong.
-#[derive(Debug, thiserror::Error)]
-#[error("{key} (from {source_name}): {reason}")]
-pub struct ConfigError {
-    pub key: String,
-    pub source_name: String,
-    pub reason: String,
-}
-
-fn err(key: &str, source_name: &str, reason: impl Into<String>) -> ConfigError {
-    ConfigError {
-        key: key.into(),
-        source_name: source_name.into(),
-        reason: reason.into(),
-    }
-}
+/// `backend.yml`'s keys and the `WARD_BACKEND_` environment.
+pub const SCHEMA: Schema = Schema {
+    keys: KEYS,
+    map_keys: &[],
+    env_prefix: "WARD_BACKEND_",
+};
 
 /// The backend's settings, typed.
 #[derive(Debug, Clone)]
@@ -66,6 +61,9 @@ pub struct BackendConfig {
     pub agent_auth_key_file: Option<PathBuf>,
     pub agent_auth_trusted_ca_file: Option<PathBuf>,
     pub agent_auth_crl_urls: Vec<String>,
+    /// With agent mTLS: accept a client certificate whose revocation status no CRL or OCSP
+    /// source could answer (default false: such a certificate is refused).
+    pub agent_auth_fail_open: bool,
     pub log_level: String,
     /// How long an access token lives (Ward's own key; Sensu's is fixed at 15 minutes).
     pub access_token_ttl: std::time::Duration,
@@ -78,210 +76,61 @@ impl BackendConfig {
     }
 }
 
-/// Reads `KEY=VALUE` lines (an env file such as /etc/default/ward-backend) into the process
-/// environment; variables already set win, as with systemd's EnvironmentFile.
-pub fn load_env_file(path: &Path) -> Result<usize, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("{}: cannot read env file: {e}", path.display()))?;
-    let mut n = 0;
-    for (i, line) in text.lines().enumerate() {
-        let l = line.trim();
-        if l.is_empty() || l.starts_with('#') {
-            continue;
-        }
-        let l = l.strip_prefix("export ").unwrap_or(l);
-        let (k, v) = l
-            .split_once('=')
-            .ok_or_else(|| format!("{}:{}: expected KEY=VALUE", path.display(), i + 1))?;
-        let k = k.trim();
-        if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(format!(
-                "{}:{}: {k:?} is not a variable name",
-                path.display(),
-                i + 1
-            ));
-        }
-        let v = v.trim();
-        let v = v
-            .strip_prefix('"')
-            .and_then(|s| s.strip_suffix('"'))
-            .or_else(|| v.strip_prefix('\'').and_then(|s| s.strip_suffix('\'')))
-            .unwrap_or(v);
-        if std::env::var_os(k).is_none() {
-            // Single-threaded at this point: start-up, before any runtime exists.
-            std::env::set_var(k, v);
-            n += 1;
-        }
-    }
-    Ok(n)
-}
-
-fn yaml_scalar(v: &serde_json::Value) -> Option<String> {
-    match v {
-        serde_json::Value::String(s) => Some(s.clone()),
-        serde_json::Value::Bool(b) => Some(b.to_string()),
-        serde_json::Value::Number(n) => Some(n.to_string()),
-        serde_json::Value::Array(a) => Some(
-            a.iter()
-                .filter_map(yaml_scalar)
-                .collect::<Vec<_>>()
-                .join(","),
-        ),
-        serde_json::Value::Null => None,
-        serde_json::Value::Object(_) => None,
-    }
-}
-
 /// Resolves the configuration from a file (optional), the environment, and flags.
 pub fn resolve(
     file: Option<&Path>,
     env: &dyn Fn(&str) -> Option<String>,
     flags: &BTreeMap<String, String>,
 ) -> Result<BackendConfig, ConfigError> {
-    let mut values: BTreeMap<String, (String, String)> = BTreeMap::new();
-    if let Some(path) = file {
-        let src = path.display().to_string();
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| err("config-file", &src, format!("cannot read: {e}")))?;
-        let doc: serde_json::Value = if text.trim().is_empty() {
-            serde_json::Value::Object(Default::default())
-        } else {
-            serde_saphyr::from_str(&text).map_err(|e| {
-                err(
-                    "config-file",
-                    &src,
-                    format!(
-                        "malformed YAML: {}",
-                        e.to_string().lines().next().unwrap_or_default()
-                    ),
-                )
-            })?
-        };
-        let map = match doc {
-            serde_json::Value::Object(m) => m,
-            serde_json::Value::Null => Default::default(),
-            _ => return Err(err("config-file", &src, "must be a mapping of key: value")),
-        };
-        for (k, v) in map {
-            if !KEYS.contains(&k.as_str()) {
-                return Err(err(
-                    &k,
-                    &src,
-                    format!("unknown key; known keys: {}", KEYS.join(", ")),
-                ));
-            }
-            if let Some(s) = yaml_scalar(&v) {
-                values.insert(k, (s, src.clone()));
-            } else {
-                return Err(err(&k, &src, "must be a single value or a list"));
-            }
-        }
-    }
-    for k in KEYS {
-        let var = format!("WARD_BACKEND_{}", k.to_uppercase().replace('-', "_"));
-        if let Some(v) = env(&var) {
-            values.insert(k.to_string(), (v, format!("${var}")));
-        }
-    }
-    for (k, v) in flags {
-        if !KEYS.contains(&k.as_str()) {
-            return Err(err(k, "flags", "unknown flag"));
-        }
-        values.insert(k.clone(), (v.clone(), format!("--{k}")));
-    }
-    let get = |k: &str| values.get(k).map(|(v, s)| (v.as_str(), s.as_str()));
-    let path = |k: &str| {
-        get(k)
-            .filter(|(v, _)| !v.is_empty())
-            .map(|(v, _)| PathBuf::from(v))
-    };
-    let port = |k: &str, default: u16| -> Result<u16, ConfigError> {
-        match get(k) {
-            Some((v, s)) => v
-                .parse()
-                .map_err(|_| err(k, s, format!("{v:?} is not a port number"))),
-            None => Ok(default),
-        }
-    };
-    let boolean = |k: &str| -> Result<bool, ConfigError> {
-        match get(k) {
-            Some((v, s)) => match v {
-                "true" => Ok(true),
-                "false" | "" => Ok(false),
-                _ => Err(err(k, s, format!("{v:?} is not true or false"))),
-            },
-            None => Ok(false),
-        }
-    };
-    let api: SocketAddr = match get("api-listen-address") {
-        Some((v, s)) => v.parse().map_err(|_| {
-            err(
-                "api-listen-address",
-                s,
-                format!("{v:?} is not HOST:PORT (for example [::]:8080 or 127.0.0.1:8080)"),
-            )
-        })?,
-        None => "[::]:8080".parse().expect("static address"),
-    };
-    let tls = path("cert-file").is_some();
+    let flags: Vec<(String, String)> = flags.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let s = Settings::resolve(&SCHEMA, file, env, &flags)?;
+    let api: SocketAddr = s
+        .parse("api-listen-address", |v| {
+            v.parse().map_err(|_| {
+                format!("{v:?} is not HOST:PORT (for example [::]:8080 or 127.0.0.1:8080)")
+            })
+        })?
+        .unwrap_or_else(|| "[::]:8080".parse().expect("static address"));
+    let tls = s.path("cert-file").is_some();
     let cfg = BackendConfig {
         api_listen_address: api,
-        api_url: get("api-url")
-            .map(|(v, _)| v.to_string())
-            .unwrap_or_else(|| {
-                format!(
-                    "{}://localhost:{}",
-                    if tls { "https" } else { "http" },
-                    api.port()
-                )
-            }),
-        agent_host: get("agent-host")
-            .map(|(v, _)| v.to_string())
-            .unwrap_or_else(|| "[::]".into()),
-        agent_port: port("agent-port", 8081)?,
-        dashboard_host: get("dashboard-host")
-            .map(|(v, _)| v.to_string())
-            .unwrap_or_else(|| "[::]".into()),
-        dashboard_port: port("dashboard-port", 3000)?,
-        state_dir: path("state-dir").unwrap_or_else(|| PathBuf::from("/var/lib/ward")),
-        cert_file: path("cert-file"),
-        key_file: path("key-file"),
-        trusted_ca_file: path("trusted-ca-file"),
-        insecure_skip_tls_verify: boolean("insecure-skip-tls-verify")?,
-        dashboard_cert_file: path("dashboard-cert-file"),
-        dashboard_key_file: path("dashboard-key-file"),
-        agent_auth_cert_file: path("agent-auth-cert-file"),
-        agent_auth_key_file: path("agent-auth-key-file"),
-        agent_auth_trusted_ca_file: path("agent-auth-trusted-ca-file"),
-        agent_auth_crl_urls: get("agent-auth-crl-urls")
-            .map(|(v, _)| {
-                v.split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(String::from)
-                    .collect()
-            })
-            .unwrap_or_default(),
-        log_level: get("log-level")
-            .map(|(v, _)| v.to_string())
-            .unwrap_or_else(|| "info".into()),
-        access_token_ttl: match get("access-token-ttl") {
-            Some((v, s)) => ward_pki::parse_duration("access-token-ttl", v)
-                .map_err(|e| err("access-token-ttl", s, e.to_string()))?,
-            None => std::time::Duration::from_secs(15 * 60),
-        },
-    };
-    let src = |k: &str| {
-        get(k)
-            .map(|(_, s)| s.to_string())
-            .unwrap_or_else(|| "defaults".into())
+        api_url: s.text("api-url").unwrap_or_else(|| {
+            format!(
+                "{}://localhost:{}",
+                if tls { "https" } else { "http" },
+                api.port()
+            )
+        }),
+        agent_host: s.text("agent-host").unwrap_or_else(|| "[::]".into()),
+        agent_port: s.port("agent-port", 8081)?,
+        dashboard_host: s.text("dashboard-host").unwrap_or_else(|| "[::]".into()),
+        dashboard_port: s.port("dashboard-port", 3000)?,
+        state_dir: s
+            .path("state-dir")
+            .unwrap_or_else(|| PathBuf::from("/var/lib/ward")),
+        cert_file: s.path("cert-file"),
+        key_file: s.path("key-file"),
+        trusted_ca_file: s.path("trusted-ca-file"),
+        insecure_skip_tls_verify: s.boolean("insecure-skip-tls-verify", false)?,
+        dashboard_cert_file: s.path("dashboard-cert-file"),
+        dashboard_key_file: s.path("dashboard-key-file"),
+        agent_auth_cert_file: s.path("agent-auth-cert-file"),
+        agent_auth_key_file: s.path("agent-auth-key-file"),
+        agent_auth_trusted_ca_file: s.path("agent-auth-trusted-ca-file"),
+        agent_auth_crl_urls: s.list("agent-auth-crl-urls"),
+        agent_auth_fail_open: s.boolean("agent-auth-fail-open", false)?,
+        log_level: s.text("log-level").unwrap_or_else(|| "info".into()),
+        access_token_ttl: s
+            .parse("access-token-ttl", |v| {
+                ward_pki::parse_duration("access-token-ttl", v).map_err(|e| e.to_string())
+            })?
+            .unwrap_or(std::time::Duration::from_secs(15 * 60)),
     };
     if !["panic", "fatal", "error", "warn", "info", "debug", "trace"]
         .contains(&cfg.log_level.as_str())
     {
-        return Err(err(
+        return Err(s.error(
             "log-level",
-            &src("log-level"),
             format!(
                 "{:?} is not a level; use error, warn, info, debug or trace",
                 cfg.log_level
@@ -293,18 +142,18 @@ pub fn resolve(
         ("dashboard-cert-file", "dashboard-key-file"),
         ("agent-auth-cert-file", "agent-auth-key-file"),
     ] {
-        match (path(a).is_some(), path(b).is_some()) {
+        match (s.path(a).is_some(), s.path(b).is_some()) {
             (true, false) => {
-                return Err(err(
+                return Err(ward_types::settings::config_error(
                     b,
-                    &src(a),
+                    s.source(a),
                     format!("{a} is set but {b} is not: TLS needs both"),
                 ))
             }
             (false, true) => {
-                return Err(err(
+                return Err(ward_types::settings::config_error(
                     a,
-                    &src(b),
+                    s.source(b),
                     format!("{b} is set but {a} is not: TLS needs both"),
                 ))
             }
@@ -312,17 +161,15 @@ pub fn resolve(
         }
     }
     if cfg.dashboard_cert_file.is_some() && !tls {
-        return Err(err(
+        return Err(s.error(
             "dashboard-cert-file",
-            &src("dashboard-cert-file"),
             "the dashboard cannot serve TLS while the API does not; set cert-file and key-file too",
         ));
     }
-    if let Some(u) = get("api-url") {
-        if tls && u.0.starts_with("http://") {
-            return Err(err(
+    if let Some(u) = s.text("api-url") {
+        if tls && u.starts_with("http://") {
+            return Err(s.error(
                 "api-url",
-                u.1,
                 "must be https:// once cert-file and key-file are set",
             ));
         }
@@ -367,5 +214,25 @@ mod tests {
             .to_string()
             .contains("TLS needs both"));
         let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn agent_auth_fail_open_is_off_unless_set() {
+        let c = resolve(None, &|_| None, &BTreeMap::new()).unwrap();
+        assert!(!c.agent_auth_fail_open);
+        let env = |k: &str| (k == "WARD_BACKEND_AGENT_AUTH_FAIL_OPEN").then(|| "true".to_string());
+        assert!(
+            resolve(None, &env, &BTreeMap::new())
+                .unwrap()
+                .agent_auth_fail_open
+        );
+        let env = |k: &str| (k == "WARD_BACKEND_AGENT_AUTH_FAIL_OPEN").then(|| "maybe".to_string());
+        let e = resolve(None, &env, &BTreeMap::new())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "agent-auth-fail-open (from $WARD_BACKEND_AGENT_AUTH_FAIL_OPEN): \"maybe\" is not true or false"
+        );
     }
 }

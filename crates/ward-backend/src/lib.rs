@@ -1,10 +1,12 @@
 //! Ward's backend: configuration, the HTTP API with authentication and authorisation,
 //! /health, and TLS listeners over the embedded store.
 
+pub mod agentd;
 pub mod api;
 pub mod auth;
 pub mod config;
 pub mod eventd;
+pub mod pipeline;
 pub mod server;
 
 use api::{AppState, Metrics};
@@ -80,6 +82,11 @@ pub async fn start(cfg: BackendConfig) -> Result<(), String> {
     }
     let store = Store::open(&cfg.state_dir).map_err(|e| e.to_string())?;
     let (cluster_id, member_id) = store.ids().map_err(|e| e.to_string())?;
+    let files = raise_open_files();
+    tracing::info!(
+        open_files = files,
+        "open-file limit (one per agent session, plus the store's and listeners')"
+    );
     let tls = match (&cfg.cert_file, &cfg.key_file) {
         (Some(c), Some(k)) => {
             Some(ward_tls::ServerTls::new(c, k).map_err(|e| format!("cert-file/key-file: {e}"))?)
@@ -118,6 +125,7 @@ pub async fn start(cfg: BackendConfig) -> Result<(), String> {
             )
         })?;
     }
+    let pipeline = pipeline::Pipeline::new(store.clone());
     let state = Arc::new(AppState {
         events,
         store,
@@ -128,6 +136,8 @@ pub async fn start(cfg: BackendConfig) -> Result<(), String> {
         certificates,
         access_token_ttl: cfg.access_token_ttl.as_secs().max(1) as i64,
         ready: std::sync::atomic::AtomicBool::new(false),
+        agents: agentd::Agents::default(),
+        pipeline,
     });
     let ready_state = state.clone();
     let app = api::router(state);
@@ -163,16 +173,17 @@ pub async fn start(cfg: BackendConfig) -> Result<(), String> {
             )
         })?;
     let agent = server::bind(agent_addr, "agent-host/agent-port").await?;
-    // The agent port answers /health until the agent transport lands on it.
-    let agent_app = axum::Router::new().route(
-        "/health",
-        axum::routing::get(|| async { axum::Json(serde_json::json!({"Healthy": true})) }),
-    );
+    let agent_tls = agent_tls(&cfg, tls.as_ref())?;
+    let agent_mode = match &agent_tls {
+        agentd::AgentTls::Plain => "ws (plaintext)",
+        agentd::AgentTls::Tls(_) => "wss, password",
+        agentd::AgentTls::Mtls(_) => "wss, client certificates (mTLS)",
+    };
     let (tx, rx) = tokio::sync::watch::channel(false);
     let tls_cfg = tls.as_ref().map(|t| t.config.clone());
-    tracing::info!(api = %api.local_addr().map(|a| a.to_string()).unwrap_or_default(), agent = %agent.local_addr().map(|a| a.to_string()).unwrap_or_default(), tls = tls.is_some(), "backend started");
+    tracing::info!(api = %api.local_addr().map(|a| a.to_string()).unwrap_or_default(), agent = %agent.local_addr().map(|a| a.to_string()).unwrap_or_default(), tls = tls.is_some(), agents = agent_mode, "backend started");
     println!(
-        "ward backend: API on {}://{}, agent port {}, dashboard {}{}",
+        "ward backend: API on {}://{}, agent port {} ({agent_mode}), dashboard {}{}",
         if tls.is_some() { "https" } else { "http" },
         api.local_addr().map(|a| a.to_string()).unwrap_or_default(),
         agent
@@ -196,13 +207,14 @@ pub async fn start(cfg: BackendConfig) -> Result<(), String> {
         metrics.clone(),
         rx.clone(),
     ));
-    let b = tokio::spawn(server::serve(
+    let b = tokio::spawn(agentd::serve(
         agent,
-        agent_app,
-        tls_cfg,
-        metrics.clone(),
+        ready_state.clone(),
+        agent_tls,
         rx.clone(),
     ));
+    tokio::spawn(agentd::keepalived::run(ready_state.clone()));
+    tokio::spawn(agentd::schedulerd::run(ready_state.clone()));
     let c = tokio::spawn(server::serve(
         dashboard,
         dashboard_app,
@@ -228,6 +240,50 @@ pub async fn start(cfg: BackendConfig) -> Result<(), String> {
     let _ = b.await;
     let _ = c.await;
     Ok(())
+}
+
+/// The agent port's TLS: agent mTLS when the agent-auth-* files are set (the port then
+/// serves agent-auth-cert-file), else the backend's certificate, else plaintext.
+fn agent_tls(
+    cfg: &BackendConfig,
+    tls: Option<&ward_tls::ServerTls>,
+) -> Result<agentd::AgentTls, String> {
+    match (
+        &cfg.agent_auth_cert_file,
+        &cfg.agent_auth_key_file,
+        &cfg.agent_auth_trusted_ca_file,
+    ) {
+        (Some(cert), Some(key), Some(ca)) => {
+            let auth = ward_tls::agent_auth::AgentAuth::new(ward_tls::agent_auth::AgentAuthSettings {
+                cert_file: cert.clone(),
+                key_file: key.clone(),
+                trusted_ca_file: ca.clone(),
+                crl_urls: cfg.agent_auth_crl_urls.clone(),
+                fail_open: cfg.agent_auth_fail_open,
+            })?;
+            Ok(agentd::AgentTls::Mtls(auth))
+        }
+        (Some(_), Some(_), None) => Err("agent-auth-trusted-ca-file: required with agent-auth-cert-file (the CA agents' client certificates must chain to)".into()),
+        (None, None, Some(_)) => Err("agent-auth-cert-file/agent-auth-key-file: required with agent-auth-trusted-ca-file (the certificate the agent port serves)".into()),
+        _ => Ok(match tls {
+            Some(t) => agentd::AgentTls::Tls(t.config.clone()),
+            None => agentd::AgentTls::Plain,
+        }),
+    }
+}
+
+/// Raises the soft open-file limit to the hard one (every agent session is a socket);
+/// returns the limit in force.
+fn raise_open_files() -> u64 {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut l = getrlimit(Resource::Nofile);
+    if let Some(hard) = l.maximum {
+        if l.current.is_some_and(|c| c < hard) {
+            l.current = Some(hard);
+            let _ = setrlimit(Resource::Nofile, l);
+        }
+    }
+    getrlimit(Resource::Nofile).current.unwrap_or(0)
 }
 
 async fn shutdown_signal() {

@@ -45,22 +45,8 @@ pub async fn serve(
                     let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
                 }
                 Some(acc) => {
-                    // A TLS connection starts with a handshake record (0x16); anything else
-                    // is plaintext sent to a TLS port: close without a byte.
-                    let mut first = [0u8; 1];
-                    match tokio::time::timeout(
-                        std::time::Duration::from_secs(10),
-                        stream.peek(&mut first),
-                    )
-                    .await
-                    {
-                        Ok(Ok(1)) if first[0] == 0x16 => {}
-                        Ok(Ok(1)) => {
-                            metrics.plaintext_on_tls.fetch_add(1, Ordering::Relaxed);
-                            tracing::warn!(peer = %peer, "plaintext request on a TLS port; closed");
-                            return;
-                        }
-                        _ => return,
+                    if !starts_with_handshake(&stream, peer, &metrics).await {
+                        return;
                     }
                     match acc.accept(stream).await {
                         Ok(tls) => {
@@ -76,6 +62,25 @@ pub async fn serve(
                 }
             }
         });
+    }
+}
+
+/// A TLS connection starts with a handshake record (0x16); anything else is plaintext sent
+/// to a TLS port: false, counted and logged, and the caller closes without a byte.
+pub async fn starts_with_handshake(
+    stream: &tokio::net::TcpStream,
+    peer: SocketAddr,
+    metrics: &Metrics,
+) -> bool {
+    let mut first = [0u8; 1];
+    match tokio::time::timeout(std::time::Duration::from_secs(10), stream.peek(&mut first)).await {
+        Ok(Ok(1)) if first[0] == 0x16 => true,
+        Ok(Ok(1)) => {
+            metrics.plaintext_on_tls.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(peer = %peer, "plaintext request on a TLS port; closed");
+            false
+        }
+        _ => false,
     }
 }
 

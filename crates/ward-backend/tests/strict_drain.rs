@@ -51,7 +51,10 @@ async fn a_strict_store_drains_the_journal_first_and_never_adds_to_it() {
     // PostgreSQL is down: a newer event waits; it is neither acknowledged nor written here.
     let waiting = {
         let s = s.clone();
-        tokio::spawn(async move { s.submit(event("newer", 2_000)).await })
+        tokio::spawn(async move {
+            let pending = s.enqueue(event("newer", 2_000)).unwrap();
+            pending.await.unwrap()
+        })
     };
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(

@@ -214,6 +214,51 @@ impl Store {
         Ok(())
     }
 
+    /// Agents' entities in one transaction: `register` are created or replaced (first
+    /// keepalive of a session, or changed facts); `seen` set `spec.last_seen` of entities
+    /// that exist. Keepalives from a whole fleet cost one commit per batch, not one each.
+    pub fn write_entities(
+        &self,
+        register: &[Resource],
+        seen: &[(String, String, i64)],
+    ) -> Result<()> {
+        let docs = register
+            .iter()
+            .map(|r| {
+                serde_json::to_string(&r.to_document())
+                    .map(|d| {
+                        (
+                            r.metadata.namespace.clone().unwrap_or_default(),
+                            r.metadata.name.clone(),
+                            d,
+                        )
+                    })
+                    .map_err(|e| StoreError::Invalid(e.to_string()))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let t = now();
+        self.with(|c| {
+            let tx = c.transaction()?;
+            {
+                let mut put = tx.prepare_cached(
+                    "INSERT INTO resources (kind, namespace, name, doc, updated_at) VALUES ('Entity', ?1, ?2, ?3, ?4)
+                     ON CONFLICT (kind, namespace, name) DO UPDATE SET doc = excluded.doc, updated_at = excluded.updated_at",
+                )?;
+                for (ns, name, doc) in &docs {
+                    put.execute(params![ns, name, doc, t])?;
+                }
+                let mut touch = tx.prepare_cached(
+                    "UPDATE resources SET doc = json_set(doc, '$.spec.last_seen', ?3), updated_at = ?4
+                     WHERE kind = 'Entity' AND namespace = ?1 AND name = ?2",
+                )?;
+                for (ns, name, at) in seen {
+                    touch.execute(params![ns, name, at, t])?;
+                }
+            }
+            tx.commit()
+        })
+    }
+
     /// One resource.
     pub fn get(&self, kind: Kind, namespace: &str, name: &str) -> Result<Option<Resource>> {
         let doc: Option<String> = self.read(|c| {

@@ -29,6 +29,23 @@ impl Backend {
 
     pub fn start_with(tls: bool, extra: &[&str]) -> Backend {
         let dir = TempDir::new();
+        let tls_dir = tls.then(|| {
+            crate::pki::bootstrap(
+                dir.path(),
+                "ca: {cn: Test CA}\nbackends:\n  - name: localhost\n    hosts: [127.0.0.1]\n",
+            )
+        });
+        Self::start_in(dir, tls_dir, extra, None)
+    }
+
+    /// Initialises `dir/state` (the `agent` user with `agent_password`, if given) and starts
+    /// a backend serving `tls/localhost.pem` when `tls` is given.
+    pub fn start_in(
+        dir: TempDir,
+        tls: Option<PathBuf>,
+        extra: &[&str],
+        agent_password: Option<&str>,
+    ) -> Backend {
         ward()
             .args(["backend", "init", "--state-dir"])
             .arg(dir.join("state"))
@@ -38,20 +55,19 @@ impl Backend {
                 "--cluster-admin-password",
                 ADMIN_PASSWORD,
             ])
+            .args(
+                agent_password
+                    .map(|p| vec!["--agent-password", p])
+                    .unwrap_or_default(),
+            )
             .run()
             .ok();
-        let tls_dir = tls.then(|| {
-            crate::pki::bootstrap(
-                dir.path(),
-                "ca: {cn: Test CA}\nbackends:\n  - name: localhost\n    hosts: [127.0.0.1]\n",
-            )
-        });
         let mut b = Backend {
             dir,
             api_port: free_port(),
             agent_port: free_port(),
             dashboard_port: free_port(),
-            tls: tls_dir,
+            tls,
             child: None,
             extra: extra.iter().map(|s| s.to_string()).collect(),
         };

@@ -10,6 +10,7 @@
 //! assert!(out.success());
 //! ```
 
+pub mod agent;
 pub mod backend;
 pub mod fixtures;
 pub mod pki;

@@ -7,6 +7,10 @@
 //!   told to, loudly) and whose verification failures are sentences an operator
 //!   understands: "certificate expired on DATE", "not signed by a trusted CA",
 //!   "name X is not in the certificate's SANs".
+//! - [`agent_auth`]: the agent port's mutual TLS, with revocation checking (CRLs and
+//!   OCSP, fail-closed by default).
+
+pub mod agent_auth;
 
 use arc_swap::ArcSwap;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -318,4 +322,23 @@ impl ServerCertVerifier for AcceptAnyServerCert {
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
     }
+}
+
+/// Presents one client certificate whatever the server asks (an agent's certificate).
+#[derive(Debug)]
+struct FixedClientCert(Arc<CertifiedKey>);
+
+impl rustls::client::ResolvesClientCert for FixedClientCert {
+    fn resolve(&self, _: &[&[u8]], _: &[SignatureScheme]) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.clone())
+    }
+    fn has_certs(&self) -> bool {
+        true
+    }
+}
+
+/// `cfg`, presenting `cert` (from `load_pair`) as its client certificate.
+pub fn with_client_cert(mut cfg: rustls::ClientConfig, cert: CertifiedKey) -> rustls::ClientConfig {
+    cfg.client_auth_cert_resolver = Arc::new(FixedClientCert(Arc::new(cert)));
+    cfg
 }

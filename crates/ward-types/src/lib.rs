@@ -7,7 +7,9 @@
 //! assert_eq!(docs[0].kind, ward_types::Kind::PostgresConfig);
 //! ```
 
+pub mod agent;
 pub mod event;
+pub mod settings;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};

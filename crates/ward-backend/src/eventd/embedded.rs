@@ -58,14 +58,17 @@ impl EmbeddedWriter {
         EmbeddedWriter { tx }
     }
 
-    /// Stores one event; resolves once it is committed.
-    pub async fn submit(&self, input: EventInput) -> Result<Value, String> {
+    /// Queues one event (waiting only for room in the queue); the receiver answers once it
+    /// is committed. Events queued one after another are committed in that order.
+    pub async fn enqueue(
+        &self,
+        input: EventInput,
+    ) -> Result<oneshot::Receiver<Result<Value, String>>, String> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Job { input, reply })
             .await
             .map_err(|_| "the event writer has stopped".to_string())?;
-        rx.await
-            .map_err(|_| "the event writer has stopped".to_string())?
+        Ok(rx)
     }
 }

@@ -102,6 +102,29 @@ fn now() -> i64 {
         .unwrap_or(0)
 }
 
+/// An event queued for storage.
+pub enum Pending {
+    Embedded(tokio::sync::oneshot::Receiver<Result<Value, String>>),
+    Pg(tokio::sync::oneshot::Receiver<Result<Value, SubmitError>>),
+}
+
+impl Pending {
+    /// The stored event, once committed.
+    pub async fn wait(self) -> Result<Value, SubmitError> {
+        match self {
+            Pending::Embedded(rx) => rx
+                .await
+                .map_err(|_| SubmitError::Failed("the event writer has stopped".into()))?
+                .map_err(SubmitError::Failed),
+            Pending::Pg(rx) => rx.await.unwrap_or_else(|_| {
+                Err(SubmitError::Busy(
+                    "the event store is being switched".into(),
+                ))
+            }),
+        }
+    }
+}
+
 /// Routes events and event reads to the store in use.
 pub struct EventRouter {
     embedded: embedded::EmbeddedWriter,
@@ -192,18 +215,25 @@ impl EventRouter {
 
     /// Stores one event; resolves once it is committed.
     pub async fn submit(&self, input: EventInput) -> Result<Value, SubmitError> {
+        self.enqueue(input).await?.wait().await
+    }
+
+    /// Queues one event, waiting only for room; `Pending::wait` resolves once it is
+    /// committed. Events of one check queued one after another are committed in that order,
+    /// so a session can have many events in flight and still keep each check's order.
+    pub async fn enqueue(&self, input: EventInput) -> Result<Pending, SubmitError> {
         match self.current() {
-            Some(pg) => {
-                pg.submit(QueuedEvent {
+            Some(pg) => pg
+                .enqueue(QueuedEvent {
                     input,
                     received_at: now(),
                 })
-                .await
-            }
+                .map(Pending::Pg),
             None => self
                 .embedded
-                .submit(input)
+                .enqueue(input)
                 .await
+                .map(Pending::Embedded)
                 .map_err(SubmitError::Failed),
         }
     }

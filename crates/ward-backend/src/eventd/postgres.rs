@@ -266,7 +266,11 @@ impl PgEventStore {
     }
 
     /// Queues an event and waits for its commit. A full buffer refuses it at once.
-    pub async fn submit(&self, event: QueuedEvent) -> Result<Value, SubmitError> {
+    /// Queues one event for its check's writer; the receiver answers once it is committed.
+    pub fn enqueue(
+        &self,
+        event: QueuedEvent,
+    ) -> Result<oneshot::Receiver<Result<Value, SubmitError>>, SubmitError> {
         let i = writer_for(
             &event.input.namespace,
             &event.input.entity,
@@ -294,11 +298,7 @@ impl PgEventStore {
                 ))
             }
         }
-        rx.await.unwrap_or_else(|_| {
-            Err(SubmitError::Busy(
-                "the event store is being switched".into(),
-            ))
-        })
+        Ok(rx)
     }
 
     fn set_mode(&self, from: Mode, to: Mode) -> bool {

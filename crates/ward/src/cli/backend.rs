@@ -85,6 +85,7 @@ start_args! {
     agent_auth_key_file => "agent-auth-key-file",
     agent_auth_trusted_ca_file => "agent-auth-trusted-ca-file",
     agent_auth_crl_urls => "agent-auth-crl-urls",
+    agent_auth_fail_open => "agent-auth-fail-open",
     log_level => "log-level",
     access_token_ttl => "access-token-ttl",
 }
@@ -98,7 +99,7 @@ pub fn run(cmd: BackendCommand) -> Result<ExitCode, String> {
                 &a.cluster_admin_password,
                 a.agent_password.as_deref(),
             )?;
-            println!(
+            outln!(
                 "initialised {} with admin {:?}",
                 a.state_dir.display(),
                 a.cluster_admin_username

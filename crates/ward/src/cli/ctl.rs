@@ -228,18 +228,18 @@ async fn run_async(cmd: CtlCommand) -> Result<(), String> {
                     "warning: --insecure-skip-tls-verify: the server's identity is not checked"
                 );
             }
-            println!("logged in to {url} as {username}; saved {}", path.display());
+            outln!("logged in to {url} as {username}; saved {}", path.display());
         }
         CtlCommand::Create(a) => {
             let mut s = session()?;
             for d in ward_ctl::create(&mut s, &a.file).await? {
-                println!("created {d}");
+                outln!("created {d}");
             }
         }
         CtlCommand::Delete(a) => {
             let mut s = session()?;
             for d in ward_ctl::delete(&mut s, &a.file).await? {
-                println!("deleted {d}");
+                outln!("deleted {d}");
             }
         }
         CtlCommand::Dump(a) => {
@@ -279,7 +279,7 @@ async fn run_async(cmd: CtlCommand) -> Result<(), String> {
         CtlCommand::Event(EventCommand::Resolve { entity, check }) => {
             let mut s = session()?;
             let ev = ward_ctl::resolve_event(&mut s, &entity, &check).await?;
-            println!(
+            outln!(
                 "resolved {entity}/{check}: state {}",
                 ev.pointer("/check/state")
                     .and_then(|v| v.as_str())
@@ -307,7 +307,7 @@ async fn run_async(cmd: CtlCommand) -> Result<(), String> {
                 Some(body.to_string().into_bytes()),
             )
             .await?;
-            println!("created user {name}");
+            outln!("created user {name}");
         }
         CtlCommand::User(UserCommand::ChangePassword { name, new_password }) => {
             let mut s = session()?;
@@ -318,13 +318,13 @@ async fn run_async(cmd: CtlCommand) -> Result<(), String> {
                 Some(body.to_string().into_bytes()),
             )
             .await?;
-            println!("changed the password of {name}");
+            outln!("changed the password of {name}");
         }
         CtlCommand::User(UserCommand::Disable { name }) => {
             let mut s = session()?;
             s.call("DELETE", &format!("/api/core/v2/users/{name}"), None)
                 .await?;
-            println!("disabled user {name}");
+            outln!("disabled user {name}");
         }
         CtlCommand::Cluster(ClusterCommand::Health) => {
             let s = session()?;

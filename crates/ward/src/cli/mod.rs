@@ -4,7 +4,33 @@
 //! line itself is wrong. Check plugins (`ward pki check-expiry`) use 0 OK, 1 warning,
 //! 2 critical, 3 unknown.
 
+/// `println!` for command output: a closed stdout (`ward ctl event list | head`) ends the
+/// command quietly instead of panicking; any other write error exits 1 with the reason.
+macro_rules! outln {
+    () => {
+        $crate::cli::write_stdout(format_args!(""))
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::write_stdout(format_args!($($arg)*))
+    };
+}
+
+/// Writes one line of command output (see `outln!`).
+pub fn write_stdout(args: std::fmt::Arguments) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(args).and_then(|_| out.write_all(b"\n")) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write the output: {e}");
+        std::process::exit(1);
+    }
+}
+
+mod agent;
 mod backend;
+mod bench;
 pub mod cfssl_compat;
 mod ctl;
 mod pg;
@@ -38,9 +64,15 @@ enum Command {
     /// The backend: init, start.
     #[command(subcommand)]
     Backend(backend::BackendCommand),
+    /// The agent: start.
+    #[command(subcommand)]
+    Agent(agent::AgentCommand),
     /// The command-line client (sensuctl's commands).
     #[command(subcommand)]
     Ctl(ctl::CtlCommand),
+    /// Load tools: `ward bench agents` (simulated agents at fleet scale).
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
     /// A CA, certificates and a TLS backend on the embedded store, in one folder, now.
     Quickstart(quickstart::QuickstartArgs),
 }
@@ -58,8 +90,10 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
         Command::Pki(cmd) => pki::run(cmd).map_err(|e| e.to_string()),
         Command::Pg(cmd) => pg::run(cmd).map_err(|e| e.to_string()),
         Command::Backend(cmd) => backend::run(cmd),
+        Command::Agent(cmd) => agent::run(cmd),
         Command::Ctl(cmd) => ctl::run(cmd),
         Command::Quickstart(a) => quickstart::run(a),
+        Command::Bench(cmd) => bench::run(cmd),
     };
     match result {
         Ok(code) => code,

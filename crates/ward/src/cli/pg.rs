@@ -166,7 +166,7 @@ fn run_configure(a: ConfigureArgs) -> Result<ExitCode> {
     };
     let out = configure(&o)?;
     let leaf = &out.pair.leaf;
-    println!(
+    outln!(
         "certificate {} (SANs: {}) valid until {} ({} days); SHA-256 {}",
         leaf.subject,
         if leaf.sans.is_empty() {
@@ -179,23 +179,23 @@ fn run_configure(a: ConfigureArgs) -> Result<ExitCode> {
         leaf.sha256_fingerprint
     );
     if out.changed.is_empty() {
-        println!("nothing to change: the configuration is already as asked");
+        outln!("nothing to change: the configuration is already as asked");
     } else if !matches!(out.server, ServerState::DryRun) {
         for p in &out.changed {
-            println!("updated {}", p.display());
+            outln!("updated {}", p.display());
         }
     }
     match out.server {
         ServerState::DryRun => {
             print!("{}", out.diff);
-            println!("dry run: nothing was changed");
+            outln!("dry run: nothing was changed");
         }
-        ServerState::Stopped => println!("PostgreSQL is not running: it was left stopped and uses the new settings when it starts"),
-        ServerState::Unchanged => println!("PostgreSQL is running; nothing changed, so it was not reloaded"),
+        ServerState::Stopped => outln!("PostgreSQL is not running: it was left stopped and uses the new settings when it starts"),
+        ServerState::Unchanged => outln!("PostgreSQL is running; nothing changed, so it was not reloaded"),
         ServerState::ReloadedUnverified { pid, reason } => {
-            println!("reloaded PostgreSQL (pid {pid}); not verified on the wire: {reason}")
+            outln!("reloaded PostgreSQL (pid {pid}); not verified on the wire: {reason}")
         }
-        ServerState::Reloaded { pid, verified: true, .. } => println!(
+        ServerState::Reloaded { pid, verified: true, .. } => outln!(
             "reloaded PostgreSQL (pid {pid}, not restarted); it now serves the new certificate (SHA-256 {})",
             leaf.sha256_fingerprint
         ),
@@ -234,7 +234,7 @@ fn split_target(t: &str) -> std::result::Result<(String, u16), String> {
 }
 
 fn unknown(msg: impl std::fmt::Display) -> ExitCode {
-    println!("UNKNOWN: {msg}");
+    outln!("UNKNOWN: {msg}");
     ExitCode::from(3)
 }
 
@@ -278,7 +278,7 @@ fn run_probe(a: ProbeArgs) -> ExitCode {
             match a.format {
                 ReportFormat::Text => print!("{}", r.to_text()),
                 ReportFormat::Json => {
-                    println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default())
+                    outln!("{}", serde_json::to_string_pretty(&r).unwrap_or_default())
                 }
             }
             ExitCode::from(r.status as u8)
@@ -308,7 +308,7 @@ fn run_audit(a: AuditArgs) -> ExitCode {
             match a.format {
                 AuditFormat::Table => print!("{}", r.to_table()),
                 AuditFormat::Json => {
-                    println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default())
+                    outln!("{}", serde_json::to_string_pretty(&r).unwrap_or_default())
                 }
             }
             ExitCode::from(r.status as u8)
@@ -333,12 +333,12 @@ fn run_install(a: InstallCertArgs) -> Result<ExitCode> {
     };
     let timeout = duration("--timeout", &a.timeout)?;
     match install_cert(&cert, &key, &a.pgdata, a.config_file.as_deref(), timeout)? {
-        InstallOutcome::InstalledStopped { cert, key } => println!(
+        InstallOutcome::InstalledStopped { cert, key } => outln!(
             "installed {} and {}; PostgreSQL is not running and will serve them when it starts",
             cert.display(),
             key.display()
         ),
-        InstallOutcome::Served { cert, key, pid, fingerprint } => println!(
+        InstallOutcome::Served { cert, key, pid, fingerprint } => outln!(
             "installed {} and {}; reloaded PostgreSQL (pid {pid}, not restarted), which now serves SHA-256 {fingerprint}",
             cert.display(),
             key.display()

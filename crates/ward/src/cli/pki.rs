@@ -283,7 +283,7 @@ fn gencert(a: GencertArgs) -> Result<ExitCode> {
         }
         let (_, issued) = CertificateAuthority::create(&request, KeyEncoding::Traditional)?;
         notes(&issued.notes);
-        println!("{}", ward_pki::bare::gencert_json(&issued));
+        outln!("{}", ward_pki::bare::gencert_json(&issued));
         return Ok(ExitCode::SUCCESS);
     }
     if request.ca.is_some() {
@@ -329,7 +329,7 @@ fn gencert(a: GencertArgs) -> Result<ExitCode> {
         clamp: a.clamp,
     })?;
     notes(&issued.notes);
-    println!("{}", ward_pki::bare::gencert_json(&issued));
+    outln!("{}", ward_pki::bare::gencert_json(&issued));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -392,7 +392,7 @@ fn init_ca(a: InitCaArgs) -> Result<ExitCode> {
         ),
     ];
     files::write_all(&planned, overwrite(a.force))?;
-    println!(
+    outln!(
         "created CA {:?} ({key}, until {}) in {}",
         ca.common_name,
         ward_pki::inspect::format_time(ca.not_after),
@@ -444,7 +444,7 @@ fn issue(a: IssueArgs) -> Result<ExitCode> {
     files::write_all(&planned, overwrite(a.force))?;
     notes(&issued.notes);
     for p in &planned {
-        println!("wrote {}", p.path.display());
+        outln!("wrote {}", p.path.display());
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -473,17 +473,17 @@ fn run_bootstrap(a: BootstrapArgs) -> Result<ExitCode> {
         }
     };
     let written = bootstrap(&plan, &a.dir, overwrite(a.force), &progress)?;
-    println!(
+    outln!(
         "issued a CA and {total} certificates in {:.2}s into {}",
         start.elapsed().as_secs_f64(),
         a.dir.display()
     );
     print_tree(&a.dir, &written);
     const LIST: usize = 12;
-    println!("certificates:");
+    outln!("certificates:");
     for c in plan.certificates.iter().take(LIST) {
         let names: Vec<String> = c.hosts.iter().map(|h| h.to_string()).collect();
-        println!(
+        outln!(
             "  {:<24} {:<16} {}{}",
             c.name,
             c.role,
@@ -502,9 +502,9 @@ fn run_bootstrap(a: BootstrapArgs) -> Result<ExitCode> {
         );
     }
     if plan.certificates.len() > LIST {
-        println!("  … and {} more", plan.certificates.len() - LIST);
+        outln!("  … and {} more", plan.certificates.len() - LIST);
     }
-    println!(
+    outln!(
         "next: keep ca-key.pem offline once everything is issued; copy ca.pem to every host, and each NAME.pem + NAME-key.pem (mode 0600) to its host."
     );
     Ok(ExitCode::SUCCESS)
@@ -517,15 +517,15 @@ fn print_tree(dir: &Path, files: &[PathBuf]) {
         .map(|p| p.strip_prefix(dir).unwrap_or(p).display().to_string())
         .collect();
     names.sort();
-    println!("{}/", dir.display());
+    outln!("{}/", dir.display());
     const SHOW: usize = 40;
     let shown = names.len().min(SHOW);
     for (i, n) in names.iter().take(shown).enumerate() {
         let last = i + 1 == names.len();
-        println!("{} {n}", if last { "└──" } else { "├──" });
+        outln!("{} {n}", if last { "└──" } else { "├──" });
     }
     if names.len() > SHOW {
-        println!("└── … and {} more files", names.len() - SHOW);
+        outln!("└── … and {} more files", names.len() - SHOW);
     }
 }
 
@@ -535,7 +535,7 @@ fn info(a: InfoArgs) -> Result<ExitCode> {
         Format::Text => {
             for (i, it) in items.iter().enumerate() {
                 if i > 0 {
-                    println!();
+                    outln!();
                 }
                 print!("{}", it.to_text());
             }
@@ -546,7 +546,7 @@ fn info(a: InfoArgs) -> Result<ExitCode> {
             } else {
                 serde_json::to_string_pretty(&items)
             };
-            println!("{}", v.map_err(|e| Error::Signing(e.to_string()))?);
+            outln!("{}", v.map_err(|e| Error::Signing(e.to_string()))?);
         }
     }
     let chain_failed = items.iter().any(|i| match i {
@@ -563,7 +563,7 @@ fn info(a: InfoArgs) -> Result<ExitCode> {
 
 fn run_check_expiry(a: CheckExpiryArgs) -> Result<ExitCode> {
     let bad = |e: Error| {
-        println!("UNKNOWN: {e}");
+        outln!("UNKNOWN: {e}");
         Ok(ExitCode::from(3))
     };
     let warning = match parse_duration("--warning", &a.warning) {
@@ -581,7 +581,7 @@ fn run_check_expiry(a: CheckExpiryArgs) -> Result<ExitCode> {
         ));
     }
     let report = check_expiry(&a.paths, warning, critical);
-    println!("{}", report.summary);
+    outln!("{}", report.summary);
     Ok(ExitCode::from(report.status as u8))
 }
 
@@ -621,7 +621,7 @@ fn revoke(a: RevokeArgs) -> Result<ExitCode> {
         _ => unreachable!("clap requires exactly one of --serial and --cert"),
     };
     let r = revocation::revoke(&a.ca_dir, &serial, reason, subject)?;
-    println!(
+    outln!(
         "revoked {} ({}) at {}; publish it with: ward pki crl --ca-dir {} --out crl.pem",
         r.serial,
         r.reason,
@@ -636,7 +636,7 @@ fn crl(a: CrlArgs) -> Result<ExitCode> {
     let (pem, number) = revocation::build_crl(&a.ca_dir, next)?;
     files::write_one(&PlannedFile::public(&a.out, pem), Overwrite::Allow)?;
     let n = revocation::RevocationState::load(&a.ca_dir)?.revoked.len();
-    println!(
+    outln!(
         "wrote CRL #{number} with {n} revoked certificate{} to {}",
         if n == 1 { "" } else { "s" },
         a.out.display()
@@ -647,7 +647,7 @@ fn crl(a: CrlArgs) -> Result<ExitCode> {
 fn renew(a: RenewArgs) -> Result<ExitCode> {
     let r = ward_pki::renew::renew(&a.file, &a.ca_dir, a.rotate_key, a.clamp)?;
     notes(&r.issued.notes);
-    println!(
+    outln!(
         "renewed {} until {}{}",
         a.file.display(),
         ward_pki::inspect::format_time(r.issued.not_after),

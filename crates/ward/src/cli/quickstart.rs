@@ -40,9 +40,9 @@ pub fn run(a: QuickstartArgs) -> Result<ExitCode, String> {
             .map_err(|e| e.to_string())?;
         ward_pki::bootstrap::bootstrap(&plan, &tls, ward_pki::files::Overwrite::Refuse, &|_, _| {})
             .map_err(|e| e.to_string())?;
-        println!("created a CA and certificates in {}", tls.display());
+        outln!("created a CA and certificates in {}", tls.display());
     } else {
-        println!("reusing the CA and certificates in {}", tls.display());
+        outln!("reusing the CA and certificates in {}", tls.display());
     }
     let state = a.dir.join("state");
     let password_file = a.dir.join("admin-password");
@@ -54,13 +54,13 @@ pub fn run(a: QuickstartArgs) -> Result<ExitCode, String> {
             ward_pki::files::Overwrite::Allow,
         )
         .map_err(|e| e.to_string())?;
-        println!(
+        outln!(
             "initialised {} with the user admin (password in {}, mode 0600)",
             state.display(),
             password_file.display()
         );
     } else {
-        println!("reusing {}", state.display());
+        outln!("reusing {}", state.display());
     }
     let mut flags = std::collections::BTreeMap::new();
     flags.insert("state-dir".to_string(), state.display().to_string());
@@ -92,7 +92,7 @@ pub fn run(a: QuickstartArgs) -> Result<ExitCode, String> {
             .unwrap_or_else(|_| p.display().to_string())
     });
     let ward = exe.unwrap_or_else(|| "ward".into());
-    println!("\nreach it with:\n  {ward} ctl configure -n --url https://localhost:{} --username admin --password \"$(cat {})\" --trusted-ca-file {}\n  {ward} ctl cluster health\n  curl --cacert {} https://localhost:{}/health\n  dashboard: https://localhost:{}/\n\nCtrl-C stops it.\n", a.api_port, password_file.display(), tls.join("ca.pem").display(), tls.join("ca.pem").display(), a.api_port, a.dashboard_port);
+    outln!("\nreach it with:\n  {ward} ctl configure -n --url https://localhost:{} --username admin --password \"$(cat {})\" --trusted-ca-file {}\n  {ward} ctl cluster health\n  curl --cacert {} https://localhost:{}/health\n  dashboard: https://localhost:{}/\n\nCtrl-C stops it.\n", a.api_port, password_file.display(), tls.join("ca.pem").display(), tls.join("ca.pem").display(), a.api_port, a.dashboard_port);
     let filter = tracing_subscriber::EnvFilter::new("warn,ward_backend=info,ward_tls=info");
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -103,6 +103,6 @@ pub fn run(a: QuickstartArgs) -> Result<ExitCode, String> {
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     rt.block_on(ward_backend::start(cfg))?;
-    println!("stopped");
+    outln!("stopped");
     Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,400 @@
+//! Running a check: `sh -c COMMAND` in its own process group, stdout and stderr combined
+//! into one capped buffer, under the check's timeout; then the Sensu event that reports it.
+//!
+//! A timed-out check's whole process group is killed (a check that starts children does not
+//! leave them behind), and so is a check still running when the agent stops.
+
+use serde_json::{json, Value};
+use std::io;
+use std::os::fd::OwnedFd;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use ward_types::agent::CheckRequest;
+
+/// Output kept when the check does not say (`max_output_size: 0`).
+pub const DEFAULT_MAX_OUTPUT: usize = 1024 * 1024;
+
+/// How long output may keep coming after the check's own process has exited (from children
+/// it left running with the pipe open).
+const OUTPUT_GRACE: Duration = Duration::from_secs(1);
+
+/// What one execution produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckResult {
+    /// The exit status (0 OK, 1 warning, 2 critical, 3+ unknown); 2 on timeout, 3 when the
+    /// check could not be started or was killed by a signal.
+    pub status: u32,
+    /// stdout and stderr as they interleaved, cut at the limit, with a note from the agent
+    /// when it cut, timed out, or could not run the command.
+    pub output: String,
+    /// When it started (Unix seconds).
+    pub executed: i64,
+    /// Seconds it ran.
+    pub duration: f64,
+}
+
+/// Runs `command` with `sh -c`. `timeout` zero means none; `max_output` zero means
+/// [`DEFAULT_MAX_OUTPUT`]. `stdin`, when given, is written to the command's input.
+pub async fn execute(
+    command: &str,
+    timeout: Duration,
+    max_output: usize,
+    stdin: Option<Vec<u8>>,
+) -> CheckResult {
+    let executed = unix_now();
+    let started = Instant::now();
+    let max_output = if max_output == 0 {
+        DEFAULT_MAX_OUTPUT
+    } else {
+        max_output
+    };
+    let (status, output) = match run(command, timeout, max_output, stdin).await {
+        Ok(r) => r,
+        Err(e) => (3, format!("ward agent: cannot run the check: {e}")),
+    };
+    CheckResult {
+        status,
+        output,
+        executed,
+        duration: started.elapsed().as_secs_f64(),
+    }
+}
+
+/// Kills the process group when dropped, unless the check finished: a check task dropped
+/// at shutdown (or by a panic) takes its processes with it.
+struct GroupGuard(Option<rustix::process::Pid>);
+
+impl GroupGuard {
+    fn kill(&mut self) {
+        if let Some(pid) = self.0.take() {
+            let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+        }
+    }
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Output up to a limit; what is beyond it is counted and dropped.
+struct CappedOutput {
+    buf: Vec<u8>,
+    max: usize,
+    total: usize,
+}
+
+impl CappedOutput {
+    fn push(&mut self, chunk: &[u8]) {
+        self.total += chunk.len();
+        let room = self.max.saturating_sub(self.buf.len());
+        self.buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
+    }
+
+    fn into_string(self) -> String {
+        let mut s = String::from_utf8_lossy(&self.buf).into_owned();
+        if self.total > self.buf.len() {
+            s.push_str(&format!(
+                "\nward agent: output truncated to the first {} of {} bytes (max_output_size)",
+                self.buf.len(),
+                self.total
+            ));
+        }
+        s
+    }
+}
+
+async fn run(
+    command: &str,
+    timeout: Duration,
+    max_output: usize,
+    stdin: Option<Vec<u8>>,
+) -> io::Result<(u32, String)> {
+    let (reader, writer) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+    let writer2: OwnedFd = writer.try_clone()?;
+    let mut cmd = tokio::process::Command::new("/bin/sh");
+    cmd.arg("-c")
+        .arg(command)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::from(writer))
+        .stderr(Stdio::from(writer2))
+        .process_group(0);
+    let mut child = cmd.spawn()?;
+    // The command holds our copies of the pipe's write end: drop it, or the read below
+    // never sees end-of-file.
+    drop(cmd);
+    let mut guard = GroupGuard(
+        child
+            .id()
+            .and_then(|id| rustix::process::Pid::from_raw(id as i32)),
+    );
+    if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        tokio::spawn(async move {
+            // A check that does not read its input closes the pipe; that is its business.
+            let _ = pipe.write_all(&input).await;
+        });
+    }
+    let mut rx = tokio::net::unix::pipe::Receiver::from_owned_fd(reader)?;
+    let mut out = CappedOutput {
+        buf: Vec::new(),
+        max: max_output,
+        total: 0,
+    };
+    let work = async {
+        let mut reading = std::pin::pin!(async {
+            let mut chunk = vec![0u8; 16 * 1024];
+            loop {
+                let n = rx.read(&mut chunk).await?;
+                if n == 0 {
+                    return Ok::<_, io::Error>(());
+                }
+                out.push(&chunk[..n]);
+            }
+        });
+        let exited = tokio::select! {
+            s = child.wait() => Some(s?),
+            r = &mut reading => { r?; None }
+        };
+        let status = match exited {
+            Some(s) => {
+                // Collect what is still in the pipe, but do not wait for children that
+                // keep it open.
+                let _ = tokio::time::timeout(OUTPUT_GRACE, &mut reading).await;
+                s
+            }
+            None => child.wait().await?,
+        };
+        Ok::<_, io::Error>(status)
+    };
+    let finished = if timeout.is_zero() {
+        Some(work.await)
+    } else {
+        tokio::time::timeout(timeout, work).await.ok()
+    };
+    match finished {
+        Some(status) => {
+            let status = status?;
+            // Finished: whatever it left running in its group is its own business.
+            guard.0 = None;
+            use std::os::unix::process::ExitStatusExt;
+            Ok(match (status.code(), status.signal()) {
+                (Some(c), _) => (c.clamp(0, 255) as u32, out.into_string()),
+                (None, sig) => {
+                    let mut s = out.into_string();
+                    s.push_str(&format!(
+                        "\nward agent: the check was killed by signal {}",
+                        sig.unwrap_or(0)
+                    ));
+                    (3, s)
+                }
+            })
+        }
+        None => {
+            guard.kill();
+            let _ = child.wait().await;
+            let mut s = out.into_string();
+            if !s.is_empty() && !s.ends_with('\n') {
+                s.push('\n');
+            }
+            s.push_str(&format!(
+                "ward agent: the check timed out after {}s; its process group was killed",
+                timeout.as_secs_f64()
+            ));
+            Ok((2, s))
+        }
+    }
+}
+
+/// The largest event body that fits in one frame (the type line takes the rest).
+pub const MAX_EVENT_BYTES: usize =
+    ward_types::agent::MAX_FRAME - ward_types::agent::MAX_TYPE_LINE - 1;
+
+/// The Sensu event reporting a check run for `entity` (`{metadata, entity_class,
+/// subscriptions}`), cut to fit one frame (the output shrinks first).
+pub fn check_event(entity: &Value, req: &CheckRequest, result: &CheckResult) -> Value {
+    let c = &req.check;
+    let mut check = json!({
+        "metadata": {"name": c.name, "namespace": c.namespace},
+        "command": c.command,
+        "interval": c.interval,
+        "timeout": c.timeout,
+        "handlers": c.handlers,
+        "subscriptions": c.subscriptions,
+        "status": result.status,
+        "output": result.output,
+        "executed": result.executed,
+        "issued": req.issued.max(0),
+        "duration": result.duration,
+    });
+    if let Some(ttl) = c.ttl {
+        check["ttl"] = json!(ttl);
+    }
+    let mut event = json!({
+        "entity": entity,
+        "check": check,
+        "timestamp": unix_now(),
+    });
+    fit_output(&mut event, MAX_EVENT_BYTES);
+    event
+}
+
+/// Shortens `check.output` until the serialised event is at most `max` bytes. Escaping can
+/// make output longer on the wire than in memory, so this measures the serialised form.
+pub fn fit_output(event: &mut Value, max: usize) {
+    for _ in 0..8 {
+        let len = serde_json::to_vec(event).map(|v| v.len()).unwrap_or(0);
+        if len <= max {
+            return;
+        }
+        let Some(out) = event
+            .get_mut("check")
+            .and_then(|c| c.get_mut("output"))
+            .and_then(|o| o.as_str().map(String::from))
+        else {
+            return;
+        };
+        let note = "\nward agent: output truncated to fit one frame";
+        let excess = len - max + note.len() + 16;
+        let mut keep = out.len().saturating_sub(excess);
+        while keep > 0 && !out.is_char_boundary(keep) {
+            keep -= 1;
+        }
+        let cut = format!("{}{note}", &out[..keep]);
+        event["check"]["output"] = Value::String(cut);
+    }
+}
+
+/// Seconds since the epoch.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ward_types::agent::CheckSpec;
+
+    #[tokio::test]
+    async fn output_and_exit_status_are_reported() {
+        let r = execute(
+            "echo out; echo err >&2; exit 1",
+            Duration::from_secs(10),
+            0,
+            None,
+        )
+        .await;
+        assert_eq!(r.status, 1);
+        assert_eq!(r.output, "out\nerr\n");
+        assert!(r.executed > 1_600_000_000);
+        let r = execute("exit 7", Duration::ZERO, 0, None).await;
+        assert_eq!((r.status, r.output.as_str()), (7, ""));
+    }
+
+    #[tokio::test]
+    async fn a_timeout_kills_the_whole_process_group() {
+        let d = tempfile::tempdir().unwrap();
+        let marker = d.path().join("survived");
+        let cmd = format!(
+            "echo started; (sleep 2; touch {}) & sleep 30",
+            marker.display()
+        );
+        let t = Instant::now();
+        let r = execute(&cmd, Duration::from_millis(300), 0, None).await;
+        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+        assert_eq!(r.status, 2);
+        assert!(r.output.starts_with("started\n"), "{}", r.output);
+        assert!(r.output.contains("timed out after 0.3s"), "{}", r.output);
+        std::thread::sleep(Duration::from_millis(2500));
+        assert!(
+            !marker.exists(),
+            "the background child was killed with its group"
+        );
+    }
+
+    #[tokio::test]
+    async fn long_output_is_truncated_and_says_so() {
+        let r = execute(
+            "head -c 5000 /dev/zero | tr '\\0' x",
+            Duration::from_secs(10),
+            100,
+            None,
+        )
+        .await;
+        assert_eq!(r.status, 0);
+        assert!(r.output.starts_with(&"x".repeat(100)));
+        assert!(
+            r.output
+                .contains("truncated to the first 100 of 5000 bytes"),
+            "{}",
+            r.output
+        );
+    }
+
+    #[tokio::test]
+    async fn a_background_child_holding_the_pipe_does_not_hold_the_result() {
+        let t = Instant::now();
+        let r = execute("sleep 20 & echo done", Duration::ZERO, 0, None).await;
+        assert_eq!((r.status, r.output.as_str()), (0, "done\n"));
+        assert!(t.elapsed() < Duration::from_secs(5));
+    }
+
+    #[tokio::test]
+    async fn stdin_reaches_the_check_and_signals_are_unknown() {
+        let r = execute(
+            "cat",
+            Duration::from_secs(5),
+            0,
+            Some(b"{\"a\":1}".to_vec()),
+        )
+        .await;
+        assert_eq!(r.output, "{\"a\":1}");
+        let r = execute("kill -9 $$", Duration::from_secs(5), 0, None).await;
+        assert_eq!(r.status, 3);
+        assert!(r.output.contains("killed by signal 9"), "{}", r.output);
+    }
+
+    #[test]
+    fn the_event_has_sensus_shape_and_fits_one_frame() {
+        let req = CheckRequest {
+            check: CheckSpec {
+                name: "disk".into(),
+                namespace: "default".into(),
+                command: "check-disk".into(),
+                timeout: 10,
+                interval: 60,
+                handlers: vec!["mail".into()],
+                ..Default::default()
+            },
+            issued: 1_700_000_000,
+        };
+        let entity = json!({"metadata": {"name": "web-1", "namespace": "default"}, "entity_class": "agent", "subscriptions": ["linux"]});
+        let result = CheckResult {
+            status: 2,
+            output: "\u{1}".repeat(ward_types::agent::MAX_FRAME),
+            executed: 1_700_000_001,
+            duration: 0.5,
+        };
+        let ev = check_event(&entity, &req, &result);
+        assert!(serde_json::to_vec(&ev).unwrap().len() <= MAX_EVENT_BYTES);
+        assert!(ev["check"]["output"]
+            .as_str()
+            .unwrap()
+            .ends_with("truncated to fit one frame"));
+        assert_eq!(ev["check"]["metadata"]["name"], "disk");
+        assert_eq!(ev["check"]["issued"], 1_700_000_000);
+        let parsed = ward_types::event::parse_event(&ev, "default", 0).unwrap();
+        assert_eq!(
+            (parsed.entity.as_str(), parsed.check.as_str(), parsed.status),
+            ("web-1", "disk", 2)
+        );
+    }
+}

@@ -1,0 +1,659 @@
+//! The agent's configuration: flags > environment (`WARD_AGENT_*`) > `agent.yml` >
+//! defaults, with the guides' key names. Everything is checked at start: unknown keys,
+//! bad values, half-configured client certificates, key files others can read, and a CA
+//! file that is not one. Each refusal is one line naming the key and where its value came
+//! from.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use ward_types::settings::{config_error, ConfigError, Schema, Settings};
+
+/// Every key `agent.yml` accepts.
+pub const KEYS: &[&str] = &[
+    "backend-url",
+    "name",
+    "namespace",
+    "subscriptions",
+    "labels",
+    "annotations",
+    "user",
+    "password",
+    "trusted-ca-file",
+    "cert-file",
+    "key-file",
+    "insecure-skip-tls-verify",
+    "keepalive-interval",
+    "keepalive-warning-timeout",
+    "keepalive-critical-timeout",
+    "cache-dir",
+    "cache-max-events",
+    "backend-heartbeat-interval",
+    "backend-heartbeat-timeout",
+    "backend-handshake-timeout",
+    "retry-min",
+    "retry-max",
+    "retry-multiplier",
+    "api-host",
+    "api-port",
+    "disable-api",
+    "log-level",
+];
+
+/// `agent.yml`'s keys and the `WARD_AGENT_` environment.
+pub const SCHEMA: Schema = Schema {
+    keys: KEYS,
+    map_keys: &["labels", "annotations"],
+    env_prefix: "WARD_AGENT_",
+};
+
+/// The default configuration file, used when it exists and `--config-file` is not given.
+pub const DEFAULT_CONFIG_FILE: &str = "/etc/ward/agent.yml";
+
+/// One backend URL, parsed: `ws://host:port/path` or `wss://…`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendUrl {
+    /// `wss://`: TLS to the backend.
+    pub tls: bool,
+    /// The host as written, without brackets for IPv6 (`::1`).
+    pub host: String,
+    pub port: u16,
+    /// The request path (`/` unless the URL says otherwise).
+    pub path: String,
+}
+
+impl BackendUrl {
+    /// Parses `ws://host[:port][/path]` or `wss://…`; the port defaults to 80 / 443 as for
+    /// any WebSocket URL (the guides always write `:8081`).
+    pub fn parse(s: &str) -> Result<BackendUrl, String> {
+        let (tls, rest) = if let Some(r) = s.strip_prefix("wss://") {
+            (true, r)
+        } else if let Some(r) = s.strip_prefix("ws://") {
+            (false, r)
+        } else {
+            return Err(format!(
+                "{s:?} is not a ws:// or wss:// URL (for example wss://backend-1.example.com:8081)"
+            ));
+        };
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        if authority.contains('@') {
+            return Err(format!(
+                "{s:?}: credentials do not belong in the URL; use user and password"
+            ));
+        }
+        let (host, port) = if let Some(r) = authority.strip_prefix('[') {
+            let (h, after) = r
+                .split_once(']')
+                .ok_or_else(|| format!("{s:?}: unclosed [ in the host"))?;
+            (h, after.strip_prefix(':'))
+        } else {
+            match authority.rsplit_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (authority, None),
+            }
+        };
+        if host.is_empty() {
+            return Err(format!("{s:?} has no host"));
+        }
+        let port = match port {
+            Some(p) => p
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p != 0)
+                .ok_or_else(|| format!("{s:?}: {p:?} is not a port number"))?,
+            None if tls => 443,
+            None => 80,
+        };
+        Ok(BackendUrl {
+            tls,
+            host: host.to_string(),
+            port,
+            path: path.to_string(),
+        })
+    }
+
+    /// The host as it goes in a URL or a `Host` header (IPv6 in brackets).
+    pub fn authority(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+impl std::fmt::Display for BackendUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}://{}{}",
+            if self.tls { "wss" } else { "ws" },
+            self.authority(),
+            if self.path == "/" { "" } else { &self.path }
+        )
+    }
+}
+
+/// A secret that never appears in `Debug` output (and so never in a log line).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("\"<redacted>\"")
+    }
+}
+
+/// The agent's settings, typed and checked.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// Tried in a shuffled order; on failure the next one.
+    pub backend_urls: Vec<BackendUrl>,
+    /// The entity's name (default: the host name).
+    pub name: String,
+    pub namespace: String,
+    pub subscriptions: Vec<String>,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+    /// Basic-auth user, used only without a client certificate.
+    pub user: String,
+    pub password: Option<Secret>,
+    /// The CAs that may sign the backend's certificate; without it, the system's roots.
+    pub trusted_ca_file: Option<PathBuf>,
+    /// The client certificate presented on wss:// (agent mTLS); with it, no password is sent.
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    pub insecure_skip_tls_verify: bool,
+    pub keepalive_interval: Duration,
+    pub keepalive_warning_timeout: Duration,
+    /// Zero: no critical keepalive event.
+    pub keepalive_critical_timeout: Duration,
+    /// Holds the durable event queue (`queue.db`).
+    pub cache_dir: PathBuf,
+    /// Events the queue holds at most; beyond that new events are refused.
+    pub cache_max_events: u64,
+    pub backend_heartbeat_interval: Duration,
+    pub backend_heartbeat_timeout: Duration,
+    /// TCP connect + TLS + WebSocket upgrade, at most.
+    pub backend_handshake_timeout: Duration,
+    pub retry_min: Duration,
+    pub retry_max: Duration,
+    pub retry_multiplier: f64,
+    /// The local agent API's address; `None` when `disable-api` is set.
+    pub api: Option<(String, u16)>,
+    pub log_level: String,
+}
+
+impl AgentConfig {
+    /// Whether the agent authenticates with a client certificate (else Basic auth).
+    pub fn uses_client_cert(&self) -> bool {
+        self.cert_file.is_some()
+    }
+
+    /// The start-up line: who the agent is, where it connects, how it authenticates, where
+    /// its queue and API are.
+    pub fn summary(&self) -> String {
+        let urls: Vec<String> = self.backend_urls.iter().map(|u| u.to_string()).collect();
+        let auth = match &self.cert_file {
+            Some(c) => format!("client certificate {}", c.display()),
+            None => format!("password as user {:?}", self.user),
+        };
+        let trust = if !self.backend_urls.iter().any(|u| u.tls) {
+            String::new()
+        } else if self.insecure_skip_tls_verify {
+            ", backend certificate NOT verified (insecure-skip-tls-verify)".to_string()
+        } else if let Some(ca) = &self.trusted_ca_file {
+            format!(", backend verified against {}", ca.display())
+        } else {
+            ", backend verified against the system's roots".to_string()
+        };
+        let api = match &self.api {
+            Some((h, p)) if h.contains(':') => format!("API http://[{h}]:{p}"),
+            Some((h, p)) => format!("API http://{h}:{p}"),
+            None => "API disabled".to_string(),
+        };
+        format!(
+            "ward agent {} (namespace {}): backend {}; auth: {auth}{trust}; queue {} (up to {} events); {api}",
+            self.name,
+            self.namespace,
+            urls.join(", "),
+            self.cache_dir.display(),
+            self.cache_max_events
+        )
+    }
+
+    /// The configuration file to read when none is named: /etc/ward/agent.yml if it exists.
+    pub fn default_file() -> Option<PathBuf> {
+        let p = PathBuf::from(DEFAULT_CONFIG_FILE);
+        p.exists().then_some(p)
+    }
+
+    /// Resolves and checks the configuration: `file` (optional), the environment, and
+    /// flags (a flag given more than once is a list, as `--backend-url` is).
+    pub fn resolve(
+        file: Option<&Path>,
+        env: &dyn Fn(&str) -> Option<String>,
+        flags: &[(String, String)],
+    ) -> Result<AgentConfig, ConfigError> {
+        let s = Settings::resolve(&SCHEMA, file, env, flags)?;
+        let duration = |key: &str, default: Duration, zero_ok: bool| {
+            let d = s.parse(key, |v| parse_seconds(key, v))?.unwrap_or(default);
+            if d.is_zero() && !zero_ok {
+                return Err(s.error(key, "must be more than 0"));
+            }
+            Ok::<_, ConfigError>(d)
+        };
+
+        let mut backend_urls = Vec::new();
+        for u in s.list("backend-url") {
+            backend_urls.push(BackendUrl::parse(&u).map_err(|e| s.error("backend-url", e))?);
+        }
+        if backend_urls.is_empty() {
+            backend_urls.push(BackendUrl::parse("ws://127.0.0.1:8081").expect("static URL"));
+        }
+        let name = match s.text("name") {
+            Some(n) => n,
+            None => hostname().ok_or_else(|| {
+                s.error(
+                    "name",
+                    "not set and the host name could not be read; set name",
+                )
+            })?,
+        };
+        ward_types::check_name("name", &name).map_err(|e| s.error("name", e.reason))?;
+        let namespace = s.text("namespace").unwrap_or_else(|| "default".into());
+        ward_types::check_name("namespace", &namespace)
+            .map_err(|e| s.error("namespace", e.reason))?;
+        let subscriptions = s.list("subscriptions");
+        for sub in &subscriptions {
+            if sub.len() > 253 || sub.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(s.error(
+                    "subscriptions",
+                    format!("{sub:?} is not a subscription name"),
+                ));
+            }
+        }
+        let user = s.text("user").unwrap_or_else(|| "agent".into());
+        let password = s.text("password").filter(|p| !p.is_empty()).map(Secret);
+
+        let cfg = AgentConfig {
+            backend_urls,
+            name,
+            namespace,
+            subscriptions,
+            labels: s.map("labels")?,
+            annotations: s.map("annotations")?,
+            user,
+            password,
+            trusted_ca_file: s.path("trusted-ca-file"),
+            cert_file: s.path("cert-file"),
+            key_file: s.path("key-file"),
+            insecure_skip_tls_verify: s.boolean("insecure-skip-tls-verify", false)?,
+            keepalive_interval: duration("keepalive-interval", Duration::from_secs(20), false)?,
+            keepalive_warning_timeout: duration(
+                "keepalive-warning-timeout",
+                Duration::from_secs(120),
+                false,
+            )?,
+            keepalive_critical_timeout: duration(
+                "keepalive-critical-timeout",
+                Duration::ZERO,
+                true,
+            )?,
+            cache_dir: s
+                .path("cache-dir")
+                .unwrap_or_else(|| PathBuf::from("/var/cache/ward/agent")),
+            cache_max_events: s
+                .parse("cache-max-events", |v| {
+                    v.parse::<u64>()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .ok_or_else(|| format!("{v:?} is not a whole number above 0"))
+                })?
+                .unwrap_or(100_000),
+            backend_heartbeat_interval: duration(
+                "backend-heartbeat-interval",
+                Duration::from_secs(30),
+                false,
+            )?,
+            backend_heartbeat_timeout: duration(
+                "backend-heartbeat-timeout",
+                Duration::from_secs(45),
+                false,
+            )?,
+            backend_handshake_timeout: duration(
+                "backend-handshake-timeout",
+                Duration::from_secs(15),
+                false,
+            )?,
+            retry_min: duration("retry-min", Duration::from_secs(1), false)?,
+            retry_max: duration("retry-max", Duration::from_secs(120), false)?,
+            retry_multiplier: s
+                .parse("retry-multiplier", |v| {
+                    v.parse::<f64>()
+                        .ok()
+                        .filter(|m| m.is_finite() && *m >= 1.0 && *m <= 100.0)
+                        .ok_or_else(|| format!("{v:?} is not a number from 1 to 100"))
+                })?
+                .unwrap_or(2.0),
+            api: if s.boolean("disable-api", false)? {
+                None
+            } else {
+                let host = s.text("api-host").unwrap_or_else(|| "127.0.0.1".into());
+                if host.is_empty() {
+                    return Err(s.error("api-host", "is empty"));
+                }
+                Some((host, s.port("api-port", 3031)?))
+            },
+            log_level: s.text("log-level").unwrap_or_else(|| "info".into()),
+        };
+        cfg.check(&s)?;
+        Ok(cfg)
+    }
+
+    /// The cross-key rules, and the files behind the TLS keys.
+    fn check(&self, s: &Settings) -> Result<(), ConfigError> {
+        if !["panic", "fatal", "error", "warn", "info", "debug", "trace"]
+            .contains(&self.log_level.as_str())
+        {
+            return Err(s.error(
+                "log-level",
+                format!(
+                    "{:?} is not a level; use error, warn, info, debug or trace",
+                    self.log_level
+                ),
+            ));
+        }
+        if self.keepalive_warning_timeout < Duration::from_secs(5) {
+            return Err(s.error("keepalive-warning-timeout", "must be at least 5 seconds"));
+        }
+        if !self.keepalive_critical_timeout.is_zero()
+            && self.keepalive_critical_timeout <= self.keepalive_warning_timeout
+        {
+            return Err(s.error(
+                "keepalive-critical-timeout",
+                "must be longer than keepalive-warning-timeout (or 0 for no critical event)",
+            ));
+        }
+        if self.backend_heartbeat_timeout <= self.backend_heartbeat_interval {
+            return Err(s.error(
+                "backend-heartbeat-timeout",
+                "must be longer than backend-heartbeat-interval, or every quiet session is dropped",
+            ));
+        }
+        if self.retry_min > self.retry_max {
+            return Err(s.error("retry-min", "is longer than retry-max"));
+        }
+        match (&self.cert_file, &self.key_file) {
+            (Some(_), None) => {
+                return Err(config_error(
+                    "key-file",
+                    s.source("cert-file"),
+                    "cert-file is set but key-file is not: a client certificate needs both",
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(config_error(
+                    "cert-file",
+                    s.source("key-file"),
+                    "key-file is set but cert-file is not: a client certificate needs both",
+                ))
+            }
+            (Some(cert), Some(key)) => {
+                if let Some(u) = self.backend_urls.iter().find(|u| !u.tls) {
+                    return Err(s.error(
+                        "cert-file",
+                        format!("a client certificate is presented only over wss://, and {u} is ws://; use wss:// for every backend-url"),
+                    ));
+                }
+                ward_tls::load_pair(cert, key).map_err(|e| s.error("key-file", e))?;
+            }
+            (None, None) => {
+                if self.password.is_none() {
+                    return Err(s.error(
+                        "password",
+                        "not set and there is no client certificate: set password (WARD_AGENT_PASSWORD keeps it out of ps) or cert-file and key-file",
+                    ));
+                }
+            }
+        }
+        if let Some(ca) = &self.trusted_ca_file {
+            if self.insecure_skip_tls_verify {
+                return Err(s.error(
+                    "insecure-skip-tls-verify",
+                    "contradicts trusted-ca-file: remove insecure-skip-tls-verify to verify the backend against that CA",
+                ));
+            }
+            ward_tls::load_roots(ca).map_err(|e| s.error("trusted-ca-file", e))?;
+        }
+        Ok(())
+    }
+}
+
+/// Sensu's durations: plain seconds (`20`), or with units (`20s`, `2m`, `500ms`, `1h30m`).
+pub fn parse_seconds(key: &str, v: &str) -> Result<Duration, String> {
+    if !v.is_empty() && v.chars().all(|c| c.is_ascii_digit()) {
+        return v
+            .parse::<u64>()
+            .map(Duration::from_secs)
+            .map_err(|_| format!("{v:?} is too large"));
+    }
+    ward_pki::parse_duration(key, v)
+        .map_err(|_| format!("{v:?} is not a duration (write seconds, or 20s, 2m, 1h)"))
+}
+
+/// The host name, as the kernel has it.
+pub fn hostname() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flags(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn resolve(
+        file: Option<&Path>,
+        env: &[(&str, &str)],
+        f: &[(&str, &str)],
+    ) -> Result<AgentConfig, String> {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        AgentConfig::resolve(
+            file,
+            &|k| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()),
+            &flags(f),
+        )
+        .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn urls_parse_with_their_defaults() {
+        let u = BackendUrl::parse("wss://backend-1.example.com:8081").unwrap();
+        assert!(u.tls);
+        assert_eq!(
+            (u.host.as_str(), u.port, u.path.as_str()),
+            ("backend-1.example.com", 8081, "/")
+        );
+        assert_eq!(BackendUrl::parse("ws://h").unwrap().port, 80);
+        let v6 = BackendUrl::parse("wss://[::1]:8081/x").unwrap();
+        assert_eq!((v6.host.as_str(), v6.path.as_str()), ("::1", "/x"));
+        assert_eq!(v6.to_string(), "wss://[::1]:8081/x");
+        for bad in [
+            "http://h:8081",
+            "ws://:8081",
+            "ws://h:0",
+            "ws://h:x",
+            "ws://u:p@h:1",
+            "wss://[::1",
+        ] {
+            assert!(BackendUrl::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn defaults_are_sensus() {
+        let c = resolve(None, &[], &[("password", "pw"), ("name", "web-1")]).unwrap();
+        assert_eq!(
+            c.backend_urls,
+            [BackendUrl::parse("ws://127.0.0.1:8081").unwrap()]
+        );
+        assert_eq!(c.namespace, "default");
+        assert_eq!(c.user, "agent");
+        assert_eq!(c.keepalive_interval, Duration::from_secs(20));
+        assert_eq!(c.keepalive_warning_timeout, Duration::from_secs(120));
+        assert!(c.keepalive_critical_timeout.is_zero());
+        assert_eq!(c.backend_heartbeat_interval, Duration::from_secs(30));
+        assert_eq!(c.backend_heartbeat_timeout, Duration::from_secs(45));
+        assert_eq!(
+            (c.retry_min, c.retry_max, c.retry_multiplier),
+            (Duration::from_secs(1), Duration::from_secs(120), 2.0)
+        );
+        assert_eq!(c.api, Some(("127.0.0.1".to_string(), 3031)));
+        assert_eq!(c.cache_dir, PathBuf::from("/var/cache/ward/agent"));
+        assert_eq!(c.cache_max_events, 100_000);
+        assert!(!c.uses_client_cert());
+        assert!(
+            !format!("{c:?}").contains("pw\""),
+            "the password stays out of Debug"
+        );
+        assert_eq!(
+            c.summary(),
+            "ward agent web-1 (namespace default): backend ws://127.0.0.1:8081; auth: password as user \"agent\"; queue /var/cache/ward/agent (up to 100000 events); API http://127.0.0.1:3031"
+        );
+    }
+
+    #[test]
+    fn flags_beat_environment_beat_the_file() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("agent.yml");
+        std::fs::write(
+            &f,
+            "backend-url:\n  - ws://a:8081\n  - ws://b:8081\nname: from-file\nnamespace: ops\nsubscriptions: [linux, web]\nlabels:\n  region: eu\n  tier: \"1\"\nkeepalive-interval: 30\npassword: pw\nretry-max: 2m\n",
+        )
+        .unwrap();
+        let c = resolve(
+            Some(&f),
+            &[
+                ("WARD_AGENT_NAME", "from-env"),
+                ("WARD_AGENT_KEEPALIVE_INTERVAL", "10s"),
+                ("WARD_AGENT_ANNOTATIONS", "owner=ops,team=x"),
+            ],
+            &[
+                ("name", "from-flag"),
+                ("backend-url", "ws://c:1"),
+                ("backend-url", "ws://d:2"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.name, "from-flag");
+        assert_eq!(c.namespace, "ops");
+        assert_eq!(c.keepalive_interval, Duration::from_secs(10));
+        assert_eq!(c.retry_max, Duration::from_secs(120));
+        assert_eq!(c.subscriptions, ["linux", "web"]);
+        assert_eq!(c.labels.get("tier").map(String::as_str), Some("1"));
+        assert_eq!(c.annotations.get("team").map(String::as_str), Some("x"));
+        let hosts: Vec<_> = c.backend_urls.iter().map(|u| u.host.as_str()).collect();
+        assert_eq!(hosts, ["c", "d"]);
+        let c = resolve(Some(&f), &[], &[]).unwrap();
+        assert_eq!(c.name, "from-file");
+        assert_eq!(c.backend_urls.len(), 2);
+        assert_eq!(c.keepalive_interval, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn every_refusal_names_the_key_and_its_source() {
+        let d = tempfile::tempdir().unwrap();
+        let ca = ward_testkit::fixtures::TestCa::create(d.path(), "Agent Test CA");
+        let leaf = ca.issue("agent-1", "client", "");
+        let f = d.path().join("agent.yml");
+        std::fs::write(&f, "backend-urll: ws://x:1\n").unwrap();
+        let e = resolve(Some(&f), &[], &[]).unwrap_err();
+        assert!(
+            e.starts_with("backend-urll (from ") && e.contains("unknown key"),
+            "{e}"
+        );
+
+        let pw = ("password", "pw");
+        let cert = ("cert-file", leaf.cert.to_str().unwrap());
+        let key = ("key-file", leaf.key.to_str().unwrap());
+        let cafile = (
+            "trusted-ca-file",
+            ca.cert_path().to_str().unwrap().to_string(),
+        );
+        type Pairs<'a> = Vec<(&'a str, &'a str)>;
+        let cases: Vec<(Pairs, Pairs, &str)> = vec![
+            (vec![], vec![pw, ("backend-url", "http://x:8081")], "backend-url (from --backend-url): \"http://x:8081\" is not a ws:// or wss://"),
+            (vec![("WARD_AGENT_KEEPALIVE_INTERVAL", "often")], vec![pw], "keepalive-interval (from $WARD_AGENT_KEEPALIVE_INTERVAL): \"often\" is not a duration"),
+            (vec![], vec![pw, ("keepalive-interval", "0")], "keepalive-interval (from --keepalive-interval): must be more than 0"),
+            (vec![], vec![pw, ("keepalive-warning-timeout", "2")], "at least 5 seconds"),
+            (vec![], vec![pw, ("keepalive-critical-timeout", "60")], "must be longer than keepalive-warning-timeout"),
+            (vec![], vec![pw, ("backend-heartbeat-timeout", "10")], "must be longer than backend-heartbeat-interval"),
+            (vec![], vec![pw, ("retry-min", "5m")], "retry-min (from --retry-min): is longer than retry-max"),
+            (vec![], vec![pw, ("retry-multiplier", "0.5")], "retry-multiplier (from --retry-multiplier): \"0.5\" is not a number from 1 to 100"),
+            (vec![], vec![pw, ("cache-max-events", "0")], "cache-max-events"),
+            (vec![], vec![pw, ("api-port", "99999")], "api-port (from --api-port): \"99999\" is not a port number"),
+            (vec![], vec![pw, ("name", "bad name")], "name (from --name): \"bad name\" is not a valid name"),
+            (vec![], vec![pw, ("namespace", "")], "namespace (from --namespace): is required"),
+            (vec![], vec![pw, ("labels", "a")], "labels (from --labels): \"a\" is not key=value"),
+            (vec![], vec![pw, ("insecure-skip-tls-verify", "yes")], "is not true or false"),
+            (vec![], vec![pw, ("log-level", "loud")], "log-level (from --log-level): \"loud\" is not a level"),
+            (vec![], vec![], "password (from defaults): not set and there is no client certificate"),
+            (vec![], vec![("backend-url", "wss://b:8081"), cert], "key-file (from --cert-file): cert-file is set but key-file is not"),
+            (vec![], vec![("backend-url", "wss://b:8081"), key], "cert-file (from --key-file): key-file is set but cert-file is not"),
+            (vec![], vec![("backend-url", "ws://b:8081"), cert, key], "cert-file (from --cert-file): a client certificate is presented only over wss://, and ws://b:8081 is ws://"),
+            (vec![], vec![pw, ("trusted-ca-file", "/nonexistent/ca.pem")], "trusted-ca-file (from --trusted-ca-file): /nonexistent/ca.pem: cannot read trusted CA file"),
+            (vec![], vec![pw, ("trusted-ca-file", &cafile.1), ("insecure-skip-tls-verify", "true")], "insecure-skip-tls-verify (from --insecure-skip-tls-verify): contradicts trusted-ca-file"),
+        ];
+        for (env, f, want) in cases {
+            let e = resolve(None, &env, &f).unwrap_err();
+            assert!(e.contains(want), "{f:?}: {e}");
+        }
+        // A client certificate replaces the password, and is checked at start.
+        let ok = resolve(
+            None,
+            &[],
+            &[
+                ("backend-url", "wss://b:8081"),
+                cert,
+                key,
+                (cafile.0, &cafile.1),
+            ],
+        )
+        .unwrap();
+        assert!(ok.uses_client_cert());
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&leaf.key, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let e = resolve(None, &[], &[("backend-url", "wss://b:8081"), cert, key]).unwrap_err();
+        assert!(
+            e.starts_with("key-file (from --key-file): ") && e.contains("chmod 600"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn durations_take_sensus_seconds_and_units() {
+        assert_eq!(parse_seconds("k", "20").unwrap(), Duration::from_secs(20));
+        assert_eq!(parse_seconds("k", "2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(
+            parse_seconds("k", "250ms").unwrap(),
+            Duration::from_millis(250)
+        );
+        assert!(parse_seconds("k", "-1").is_err());
+        assert!(parse_seconds("k", "").is_err());
+    }
+}

@@ -1,0 +1,200 @@
+//! The host facts a keepalive carries (Sensu's `entity.system`): host name, OS and
+//! distribution from /etc/os-release, architecture, and the network interfaces with their
+//! MAC and addresses. Read at every keepalive, so a renumbered host is seen within one
+//! interval; anything unreadable is left empty rather than failing the keepalive.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use ward_types::agent::{Interface, Network, System};
+
+/// The facts of this host, now.
+pub fn facts() -> System {
+    let release = std::fs::read_to_string("/etc/os-release")
+        .or_else(|_| std::fs::read_to_string("/usr/lib/os-release"))
+        .unwrap_or_default();
+    let (platform, platform_family, platform_version) = os_release(&release);
+    System {
+        hostname: crate::config::hostname().unwrap_or_default(),
+        os: std::env::consts::OS.to_string(),
+        platform,
+        platform_family,
+        platform_version,
+        arch: go_arch(std::env::consts::ARCH).to_string(),
+        network: Network {
+            interfaces: interfaces(),
+        },
+    }
+}
+
+/// Go's names for architectures, which Sensu reports (`amd64`, not `x86_64`).
+fn go_arch(arch: &str) -> &str {
+    match arch {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "powerpc64" => "ppc64",
+        "loongarch64" => "loong64",
+        other => other,
+    }
+}
+
+/// `(platform, platform_family, platform_version)` from os-release, as gopsutil names them
+/// (`ubuntu`, `debian`, `22.04`; `rocky`, `rhel`, `9.3`).
+pub fn os_release(text: &str) -> (String, String, String) {
+    let mut kv = BTreeMap::new();
+    for line in text.lines() {
+        if let Some((k, v)) = line.trim().split_once('=') {
+            kv.insert(k.trim(), v.trim().trim_matches('"').trim_matches('\''));
+        }
+    }
+    let id = kv.get("ID").copied().unwrap_or_default().to_string();
+    let like = kv.get("ID_LIKE").copied().unwrap_or_default();
+    let family = match id.as_str() {
+        "debian" | "ubuntu" | "linuxmint" | "raspbian" | "pop" | "kali" => "debian".to_string(),
+        "rhel" | "centos" | "rocky" | "almalinux" | "ol" | "scientific" | "amzn" => {
+            "rhel".to_string()
+        }
+        "fedora" => "fedora".to_string(),
+        "alpine" => "alpine".to_string(),
+        "arch" | "manjaro" => "arch".to_string(),
+        "opensuse-leap" | "opensuse-tumbleweed" | "sles" | "opensuse" => "suse".to_string(),
+        _ => {
+            if like.contains("debian") {
+                "debian".into()
+            } else if like.contains("rhel") || like.contains("fedora") {
+                "rhel".into()
+            } else {
+                like.split_whitespace().next().unwrap_or(&id).to_string()
+            }
+        }
+    };
+    let version = kv
+        .get("VERSION_ID")
+        .copied()
+        .unwrap_or_default()
+        .to_string();
+    (id, family, version)
+}
+
+/// The interfaces: name, MAC (from /sys/class/net) and addresses in CIDR form
+/// (`10.0.0.5/24`), in the kernel's order.
+pub fn interfaces() -> Vec<Interface> {
+    let mut out: Vec<Interface> = Vec::new();
+    for (name, addr) in if_addrs() {
+        let i = match out.iter().position(|i| i.name == name) {
+            Some(i) => i,
+            None => {
+                let mac = std::fs::read_to_string(format!("/sys/class/net/{name}/address"))
+                    .map(|s| s.trim().to_string())
+                    .unwrap_or_default();
+                out.push(Interface {
+                    name: name.clone(),
+                    mac,
+                    addresses: Vec::new(),
+                });
+                out.len() - 1
+            }
+        };
+        if let Some(a) = addr {
+            out[i].addresses.push(a);
+        }
+    }
+    out
+}
+
+fn prefix_len(mask: Option<IpAddr>) -> u32 {
+    match mask {
+        Some(IpAddr::V4(m)) => u32::from(m).count_ones(),
+        Some(IpAddr::V6(m)) => u128::from(m).count_ones(),
+        None => 0,
+    }
+}
+
+/// `getifaddrs(3)`: each interface with each of its addresses (or none).
+fn if_addrs() -> Vec<(String, Option<String>)> {
+    let mut out = Vec::new();
+    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `head` with a list that stays valid until freeifaddrs; we
+    // read it only in between, checking every pointer for null and every sockaddr's family
+    // before casting it to the matching sockaddr type.
+    unsafe {
+        if libc::getifaddrs(&mut head) != 0 {
+            return out;
+        }
+        let mut cur = head;
+        while !cur.is_null() {
+            let ifa = &*cur;
+            cur = ifa.ifa_next;
+            if ifa.ifa_name.is_null() {
+                continue;
+            }
+            let name = std::ffi::CStr::from_ptr(ifa.ifa_name)
+                .to_string_lossy()
+                .into_owned();
+            let addr = sockaddr_ip(ifa.ifa_addr);
+            let mask = sockaddr_ip(ifa.ifa_netmask);
+            out.push((name, addr.map(|a| format!("{a}/{}", prefix_len(mask)))));
+        }
+        libc::freeifaddrs(head);
+    }
+    out
+}
+
+/// The IP address in a sockaddr, if it is one.
+///
+/// # Safety
+/// `sa` is null or points to a sockaddr whose family says how long it is.
+unsafe fn sockaddr_ip(sa: *const libc::sockaddr) -> Option<IpAddr> {
+    if sa.is_null() {
+        return None;
+    }
+    match (*sa).sa_family as i32 {
+        libc::AF_INET => {
+            let sin = &*(sa as *const libc::sockaddr_in);
+            Some(IpAddr::from(
+                u32::from_be(sin.sin_addr.s_addr).to_be_bytes(),
+            ))
+        }
+        libc::AF_INET6 => {
+            let sin6 = &*(sa as *const libc::sockaddr_in6);
+            Some(IpAddr::from(sin6.sin6_addr.s6_addr))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn os_release_names_platform_family_and_version() {
+        let ubuntu = "NAME=\"Ubuntu\"\nID=ubuntu\nID_LIKE=debian\nVERSION_ID=\"22.04\"\n";
+        assert_eq!(
+            os_release(ubuntu),
+            ("ubuntu".into(), "debian".into(), "22.04".into())
+        );
+        let rocky = "ID=\"rocky\"\nID_LIKE=\"rhel centos fedora\"\nVERSION_ID=\"9.3\"\n";
+        assert_eq!(
+            os_release(rocky),
+            ("rocky".into(), "rhel".into(), "9.3".into())
+        );
+        let odd = "ID=foo\nID_LIKE=\"bar baz\"\n";
+        assert_eq!(os_release(odd), ("foo".into(), "bar".into(), "".into()));
+        assert_eq!(os_release(""), ("".into(), "".into(), "".into()));
+    }
+
+    #[test]
+    fn this_hosts_facts_include_loopback() {
+        let s = facts();
+        assert_eq!(s.os, "linux");
+        assert!(!s.arch.is_empty());
+        let lo = s
+            .network
+            .interfaces
+            .iter()
+            .find(|i| i.name == "lo")
+            .expect("lo");
+        assert!(lo.addresses.iter().any(|a| a == "127.0.0.1/8"), "{lo:?}");
+    }
+}

@@ -1,0 +1,284 @@
+//! keepalived: watches every agent's keepalives. An agent silent for longer than its
+//! `keepalive-warning-timeout` gets a `keepalive` event with status 1, longer than its
+//! `keepalive-critical-timeout` (when set) status 2; its next keepalive is status 0 again,
+//! which resolves the incident. Entity writes from keepalives (registration and
+//! `last_seen`) are batched into one transaction a second.
+
+use crate::api::AppState;
+use serde_json::json;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use ward_store::Store;
+use ward_types::event::EventInput;
+use ward_types::{Kind, Resource};
+
+/// How often silences are looked for, and entity writes committed.
+pub const TICK: Duration = Duration::from_secs(1);
+
+#[derive(Clone, Copy)]
+struct Track {
+    last_seen: i64,
+    warning: u32,
+    critical: u32,
+    /// The keepalive status last stored: 0 ok, 1 warning, 2 critical.
+    status: u64,
+}
+
+#[derive(Default)]
+struct Writes {
+    register: Vec<Resource>,
+    seen: HashMap<(String, String), i64>,
+}
+
+/// The keepalive tracker.
+#[derive(Default)]
+pub struct Keepalived {
+    tracks: Mutex<HashMap<(String, String), Track>>,
+    writes: Mutex<Writes>,
+}
+
+impl Keepalived {
+    /// Queues an entity to be created or replaced.
+    pub fn register(&self, r: Resource) {
+        if let Ok(mut w) = self.writes.lock() {
+            if let Some(ns) = &r.metadata.namespace {
+                w.seen.remove(&(ns.clone(), r.metadata.name.clone()));
+            }
+            w.register.push(r);
+        }
+    }
+
+    /// Queues a `last_seen` update.
+    pub fn seen(&self, namespace: &str, name: &str, at: i64) {
+        if let Ok(mut w) = self.writes.lock() {
+            w.seen.insert((namespace.to_string(), name.to_string()), at);
+        }
+    }
+
+    /// Records a keepalive; returns the status the agent had (non-zero: it was silent).
+    pub fn touch(&self, namespace: &str, name: &str, now: i64, warning: u32, critical: u32) -> u64 {
+        let Ok(mut t) = self.tracks.lock() else {
+            return 0;
+        };
+        let track = Track {
+            last_seen: now,
+            warning,
+            critical,
+            status: 0,
+        };
+        t.insert((namespace.to_string(), name.to_string()), track)
+            .map(|old| old.status)
+            .unwrap_or(0)
+    }
+
+    /// Tracks an agent known from the store (after a backend restart) as last seen at
+    /// `last_seen`, unless a keepalive already arrived.
+    fn seed(
+        &self,
+        namespace: &str,
+        name: &str,
+        last_seen: i64,
+        warning: u32,
+        critical: u32,
+        status: u64,
+    ) {
+        if let Ok(mut t) = self.tracks.lock() {
+            t.entry((namespace.to_string(), name.to_string()))
+                .or_insert(Track {
+                    last_seen,
+                    warning,
+                    critical,
+                    status,
+                });
+        }
+    }
+
+    /// The agents whose silence crossed a timeout since the last call, with the new status
+    /// (marked as stored).
+    fn due(&self, now: i64) -> Vec<(String, String, u64, Track)> {
+        let Ok(mut t) = self.tracks.lock() else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for ((ns, name), tr) in t.iter_mut() {
+            let silent = now - tr.last_seen;
+            let status = if tr.critical > 0 && silent > tr.critical as i64 {
+                2
+            } else if silent > tr.warning as i64 {
+                1
+            } else {
+                0
+            };
+            if status > tr.status {
+                tr.status = status;
+                out.push((ns.clone(), name.clone(), status, *tr));
+            }
+        }
+        out
+    }
+
+    fn flush(&self, store: &Store) {
+        let w = match self.writes.lock() {
+            Ok(mut w) => std::mem::take(&mut *w),
+            Err(_) => return,
+        };
+        if w.register.is_empty() && w.seen.is_empty() {
+            return;
+        }
+        let seen: Vec<(String, String, i64)> =
+            w.seen.into_iter().map(|((ns, n), t)| (ns, n, t)).collect();
+        if let Err(e) = store.write_entities(&w.register, &seen) {
+            tracing::error!(error = %e, entities = w.register.len() + seen.len(), "could not write agent entities; they are written again with the next keepalive");
+        }
+    }
+}
+
+/// A keepalive event for `name`: status 0 from a keepalive, 1 or 2 from a silence.
+#[allow(clippy::too_many_arguments)]
+pub fn keepalive_event(
+    namespace: &str,
+    name: &str,
+    status: u64,
+    output: String,
+    now: i64,
+    interval: u32,
+    warning: u32,
+    critical: u32,
+) -> Result<EventInput, ward_types::FieldError> {
+    let v = json!({
+        "entity": {"metadata": {"name": name, "namespace": namespace}, "entity_class": "agent"},
+        "check": {
+            "metadata": {"name": ward_types::agent::KEEPALIVE_CHECK, "namespace": namespace},
+            "status": status,
+            "output": output,
+            "executed": now,
+            "issued": now,
+            "interval": interval,
+            "timeout": warning,
+            "ttl": critical,
+            "handlers": ["keepalive"],
+        },
+        "timestamp": now,
+    });
+    ward_types::event::parse_event(&v, namespace, now)
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Seeds the tracker from the agents the store knows (so an agent that never comes back
+/// after a backend restart still raises its keepalive event), then watches.
+pub async fn run(st: Arc<AppState>) {
+    let seed_state = st.clone();
+    let seeded = tokio::task::spawn_blocking(move || seed(&seed_state)).await;
+    match seeded {
+        Ok(Ok(n)) if n > 0 => tracing::info!(
+            agents = n,
+            "keepalived: watching the agents the store knows"
+        ),
+        Ok(Err(e)) => tracing::warn!(error = %e, "keepalived: could not read the known agents"),
+        _ => {}
+    }
+    let writer = st.clone();
+    std::thread::Builder::new()
+        .name("ward-entities".into())
+        .spawn(move || loop {
+            std::thread::sleep(TICK);
+            writer.agents.keepalived.flush(&writer.store);
+        })
+        .ok();
+    let mut tick = tokio::time::interval(TICK);
+    loop {
+        tick.tick().await;
+        let now = unix_now();
+        for (ns, name, status, tr) in st.agents.keepalived.due(now) {
+            let silent = now - tr.last_seen;
+            let limit = if status == 2 { tr.critical } else { tr.warning };
+            let output = format!(
+                "No keepalive sent from {name} for {silent} seconds (>= {limit}: the {} timeout)",
+                if status == 2 { "critical" } else { "warning" }
+            );
+            tracing::warn!(agent = %name, namespace = %ns, silent, status, "keepalive timeout");
+            let input = match keepalive_event(
+                &ns,
+                &name,
+                status,
+                output,
+                now,
+                0,
+                tr.warning,
+                tr.critical,
+            ) {
+                Ok(i) => i,
+                Err(e) => {
+                    tracing::error!(agent = %name, error = %e, "keepalive event not built");
+                    continue;
+                }
+            };
+            let st = st.clone();
+            tokio::spawn(async move {
+                match st.events.submit(input).await {
+                    Ok(stored) => {
+                        st.metrics
+                            .events_stored
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        st.after_store(&ns, &stored);
+                    }
+                    Err(e) => {
+                        tracing::error!(agent = %name, error = %e, "keepalive event not stored")
+                    }
+                }
+            });
+        }
+    }
+}
+
+fn seed(st: &AppState) -> Result<usize, String> {
+    let mut after: Option<String> = None;
+    let mut n = 0;
+    loop {
+        let (page, next) = st
+            .store
+            .list(Kind::Entity, None, 1000, after.as_deref())
+            .map_err(|e| e.to_string())?;
+        for r in &page {
+            if r.spec.get("entity_class").and_then(|v| v.as_str()) != Some("agent") {
+                continue;
+            }
+            let Some(last_seen) = r.spec.get("last_seen").and_then(|v| v.as_i64()) else {
+                continue;
+            };
+            let ns = r.metadata.namespace.clone().unwrap_or_default();
+            let ka = st
+                .store
+                .event(&ns, &r.metadata.name, ward_types::agent::KEEPALIVE_CHECK)
+                .ok()
+                .flatten();
+            let check = ka.as_ref().and_then(|e| e.get("check"));
+            let num = |k: &str, d: u64| {
+                check
+                    .and_then(|c| c.get(k))
+                    .and_then(|v| v.as_u64())
+                    .unwrap_or(d)
+            };
+            st.agents.keepalived.seed(
+                &ns,
+                &r.metadata.name,
+                last_seen,
+                num("timeout", 120) as u32,
+                num("ttl", 0) as u32,
+                num("status", 0),
+            );
+            n += 1;
+        }
+        match next {
+            Some(n) => after = Some(n),
+            None => return Ok(n),
+        }
+    }
+}

@@ -1,0 +1,474 @@
+//! agentd: the agent port. A WebSocket session per agent (frames in
+//! `ward_types::agent`), authenticated by Basic credentials or, with agent mTLS, by the
+//! client certificate's CN; events acknowledged only once stored; keepalives register the
+//! entity and feed keepalived; check requests pushed by schedulerd.
+
+pub mod keepalived;
+pub mod schedulerd;
+mod session;
+
+use crate::api::{AppState, Metrics};
+use crate::auth::{self, Role};
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Extension, Router};
+use base64::Engine;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::service::TowerToHyperService;
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use ward_store::User;
+use ward_types::agent::{self, Frame};
+use ward_types::Kind;
+
+/// How the agent port authenticates TLS clients.
+pub enum AgentTls {
+    /// No TLS (ws://): Basic credentials only.
+    Plain,
+    /// TLS with the backend's certificate; Basic credentials.
+    Tls(Arc<rustls::ServerConfig>),
+    /// TLS with a client certificate required and checked (chain, clientAuth, revocation);
+    /// its CN is the user. Password login is refused.
+    Mtls(Arc<ward_tls::agent_auth::AgentAuth>),
+}
+
+/// The identity a client certificate proved, for the upgrade handler.
+#[derive(Clone, Default)]
+struct CertIdentity(Option<ward_tls::agent_auth::AgentIdentity>);
+
+/// Counters of the agent port, for /metrics.
+#[derive(Default)]
+pub struct AgentMetrics {
+    pub sessions_opened: AtomicU64,
+    pub sessions_refused: AtomicU64,
+    pub frames_received: AtomicU64,
+    pub frames_malformed: AtomicU64,
+    pub events_acked: AtomicU64,
+    pub events_rejected: AtomicU64,
+    pub events_retried: AtomicU64,
+    pub keepalives: AtomicU64,
+    pub check_requests_sent: AtomicU64,
+    pub check_requests_dropped: AtomicU64,
+    /// Refused client certificates by reason.
+    pub cert_refusals: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+/// One connected agent, as the scheduler sees it.
+pub struct SessionHandle {
+    pub namespace: String,
+    pub name: String,
+    pub subscriptions: Vec<String>,
+    pub tx: mpsc::Sender<Frame>,
+}
+
+/// The connected agents.
+#[derive(Default)]
+pub struct Agents {
+    sessions: Mutex<HashMap<u64, Arc<SessionHandle>>>,
+    next_id: AtomicU64,
+    pub metrics: AgentMetrics,
+    pub keepalived: keepalived::Keepalived,
+}
+
+impl Agents {
+    fn register(&self, s: SessionHandle) -> u64 {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut m) = self.sessions.lock() {
+            m.insert(id, Arc::new(s));
+        }
+        id
+    }
+
+    fn unregister(&self, id: u64) {
+        if let Ok(mut m) = self.sessions.lock() {
+            m.remove(&id);
+        }
+    }
+
+    /// Sessions open now.
+    pub fn count(&self) -> usize {
+        self.sessions.lock().map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// The sessions in `namespace` subscribed to any of `subscriptions`, ordered by id so
+    /// that round-robin picks are stable.
+    pub fn subscribed(&self, namespace: &str, subscriptions: &[String]) -> Vec<Arc<SessionHandle>> {
+        let Ok(m) = self.sessions.lock() else {
+            return Vec::new();
+        };
+        let mut v: Vec<(u64, Arc<SessionHandle>)> = m
+            .iter()
+            .filter(|(_, s)| {
+                s.namespace == namespace
+                    && s.subscriptions.iter().any(|x| subscriptions.contains(x))
+            })
+            .map(|(id, s)| (*id, s.clone()))
+            .collect();
+        v.sort_by_key(|(id, _)| *id);
+        v.into_iter().map(|(_, s)| s).collect()
+    }
+
+    /// Counts a refused client certificate.
+    pub fn cert_refused(&self, label: &'static str) {
+        self.metrics
+            .sessions_refused
+            .fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut m) = self.metrics.cert_refusals.lock() {
+            *m.entry(label).or_insert(0) += 1;
+        }
+    }
+
+    /// Prometheus lines.
+    pub fn render_metrics(&self, out: &mut String) {
+        use std::fmt::Write;
+        let m = &self.metrics;
+        let _ = writeln!(out, "# HELP ward_agent_sessions Agent sessions open now.\n# TYPE ward_agent_sessions gauge\nward_agent_sessions {}", self.count());
+        let counters: [(&str, &str, &AtomicU64); 10] = [
+            (
+                "ward_agent_sessions_opened_total",
+                "Agent sessions opened.",
+                &m.sessions_opened,
+            ),
+            (
+                "ward_agent_sessions_refused_total",
+                "Agent connections refused (credentials, certificate, namespace).",
+                &m.sessions_refused,
+            ),
+            (
+                "ward_agent_frames_received_total",
+                "Frames read from agents.",
+                &m.frames_received,
+            ),
+            (
+                "ward_agent_frames_malformed_total",
+                "Malformed frames (the session is closed).",
+                &m.frames_malformed,
+            ),
+            (
+                "ward_agent_events_acked_total",
+                "Agent events stored and acknowledged.",
+                &m.events_acked,
+            ),
+            (
+                "ward_agent_events_rejected_total",
+                "Agent events refused as malformed (acknowledged as rejected).",
+                &m.events_rejected,
+            ),
+            (
+                "ward_agent_events_retried_total",
+                "Agent events not stored this time (the agent sends them again).",
+                &m.events_retried,
+            ),
+            (
+                "ward_agent_keepalives_total",
+                "Keepalives received.",
+                &m.keepalives,
+            ),
+            (
+                "ward_check_requests_sent_total",
+                "Check requests sent to agents.",
+                &m.check_requests_sent,
+            ),
+            (
+                "ward_check_requests_dropped_total",
+                "Check requests not sent because the agent's queue was full.",
+                &m.check_requests_dropped,
+            ),
+        ];
+        for (name, help, v) in counters {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                v.load(Ordering::Relaxed)
+            );
+        }
+        let _ = writeln!(out, "# HELP ward_agent_cert_refusals_total Agent client certificates refused, by reason.\n# TYPE ward_agent_cert_refusals_total counter");
+        if let Ok(r) = m.cert_refusals.lock() {
+            for (label, n) in r.iter() {
+                let _ = writeln!(
+                    out,
+                    "ward_agent_cert_refusals_total{{reason=\"{label}\"}} {n}"
+                );
+            }
+        }
+    }
+}
+
+/// The agent port's routes: the session upgrade on `/`, and /health.
+fn router(st: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/", get(upgrade))
+        .route("/health", get(crate::api::health))
+        .with_state(st)
+}
+
+/// Serves the agent port until `shutdown` changes.
+pub async fn serve(
+    listener: TcpListener,
+    st: Arc<AppState>,
+    tls: AgentTls,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let tls = Arc::new(tls);
+    let app = router(st.clone());
+    loop {
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(v) => v,
+                Err(e) => {
+                    // Out of file descriptors: wait instead of spinning.
+                    tracing::warn!(error = %e, "agent port: accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => return,
+        };
+        let app = app.clone();
+        let tls = tls.clone();
+        let st = st.clone();
+        tokio::spawn(async move {
+            let _ = stream.set_nodelay(true);
+            let metrics: &Metrics = &st.metrics;
+            match &*tls {
+                AgentTls::Plain => {
+                    serve_http(TokioIo::new(stream), app, peer, CertIdentity(None)).await
+                }
+                AgentTls::Tls(cfg) => {
+                    if !crate::server::starts_with_handshake(&stream, peer, metrics).await {
+                        return;
+                    }
+                    match tokio_rustls::TlsAcceptor::from(cfg.clone())
+                        .accept(stream)
+                        .await
+                    {
+                        Ok(s) => serve_http(TokioIo::new(s), app, peer, CertIdentity(None)).await,
+                        Err(e) => {
+                            let reason = crate::server::failure_reason(&e);
+                            metrics.handshake_failed(&reason);
+                            tracing::warn!(peer = %peer, error = %e, reason = %reason, "agent port: TLS handshake failed");
+                        }
+                    }
+                }
+                AgentTls::Mtls(auth) => {
+                    if !crate::server::starts_with_handshake(&stream, peer, metrics).await {
+                        return;
+                    }
+                    match auth.accept(stream, peer).await {
+                        Ok((s, id)) => {
+                            serve_http(TokioIo::new(s), app, peer, CertIdentity(Some(id))).await
+                        }
+                        Err(refusal) => {
+                            st.agents.cert_refused(refusal.label);
+                            metrics.handshake_failed(refusal.label);
+                            tracing::warn!(peer = %peer, reason = refusal.label, "agent refused: {}", refusal.message);
+                        }
+                    }
+                }
+            }
+        });
+    }
+}
+
+async fn serve_http<I>(io: TokioIo<I>, app: Router, peer: SocketAddr, id: CertIdentity)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let app = app.layer(Extension(id)).layer(Extension(ConnectInfo(peer)));
+    let svc = TowerToHyperService::new(app.into_service());
+    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let _ = builder.serve_connection_with_upgrades(io, svc).await;
+}
+
+fn refuse(st: &AppState, code: StatusCode, peer: SocketAddr, msg: String) -> Response {
+    st.agents
+        .metrics
+        .sessions_refused
+        .fetch_add(1, Ordering::Relaxed);
+    if code == StatusCode::UNAUTHORIZED {
+        st.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
+    }
+    tracing::warn!(peer = %peer, status = code.as_u16(), "agent refused: {msg}");
+    let mut r = (code, format!("{msg}\n")).into_response();
+    if code == StatusCode::SERVICE_UNAVAILABLE {
+        r.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from_static("5"),
+        );
+    }
+    r
+}
+
+/// Who an agent session runs as: the user behind the credentials or certificate.
+fn identify(
+    st: &AppState,
+    headers: &HeaderMap,
+    cert: &CertIdentity,
+) -> Result<User, (StatusCode, String)> {
+    if let Some(id) = &cert.0 {
+        // With agent mTLS the certificate is the credential: its CN is the user. An existing
+        // user's groups apply; any other CN is the default agent identity.
+        return match st.store.user(&id.cn) {
+            Ok(Some(u)) if u.disabled => Err((
+                StatusCode::UNAUTHORIZED,
+                format!("user {:?} (the client certificate's CN) is disabled", id.cn),
+            )),
+            Ok(Some(u)) => Ok(u),
+            Ok(None) => Ok(User {
+                name: id.cn.clone(),
+                password_hash: None,
+                groups: vec![auth::AGENT_GROUP.into()],
+                disabled: false,
+            }),
+            Err(e) => Err((
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("the user store failed: {e}"),
+            )),
+        };
+    }
+    let Some((u, p)) = basic(headers) else {
+        return Err((StatusCode::UNAUTHORIZED, "no credentials: send Basic credentials (agent user and password) or configure agent mTLS".into()));
+    };
+    match st.store.user(&u) {
+        Ok(Some(user)) if auth::check_password(&user, &p) => Ok(user),
+        Ok(_) => Err((
+            StatusCode::UNAUTHORIZED,
+            format!("wrong username or password for user {u:?}"),
+        )),
+        Err(e) => Err((
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the user store failed: {e}"),
+        )),
+    }
+}
+
+fn basic(headers: &HeaderMap) -> Option<(String, String)> {
+    let v = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(v.strip_prefix("Basic ")?.trim())
+        .ok()?;
+    let (u, p) = std::str::from_utf8(&raw).ok()?.split_once(':')?;
+    Some((u.to_string(), p.to_string()))
+}
+
+/// What the handshake established about the agent.
+pub(crate) struct AgentInfo {
+    pub name: String,
+    pub namespace: String,
+    pub subscriptions: Vec<String>,
+    pub user: String,
+    pub peer: SocketAddr,
+}
+
+async fn upgrade(
+    State(st): State<Arc<AppState>>,
+    Extension(cert): Extension<CertIdentity>,
+    Extension(ConnectInfo(peer)): Extension<ConnectInfo<SocketAddr>>,
+    headers: HeaderMap,
+    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Response {
+    if !st.ready.load(Ordering::Acquire) {
+        return refuse(
+            &st,
+            StatusCode::SERVICE_UNAVAILABLE,
+            peer,
+            "the backend is starting; retry".into(),
+        );
+    }
+    let Ok(ws) = ws else {
+        return refuse(
+            &st,
+            StatusCode::BAD_REQUEST,
+            peer,
+            "the agent port speaks WebSocket: send an Upgrade request (ward agent does)".into(),
+        );
+    };
+    let header = |h: &str| headers.get(h).and_then(|v| v.to_str().ok()).map(str::trim);
+    let Some(name) = header(agent::HEADER_AGENT_NAME).filter(|n| !n.is_empty()) else {
+        return refuse(
+            &st,
+            StatusCode::BAD_REQUEST,
+            peer,
+            format!(
+                "no {} header: the agent must say its name",
+                agent::HEADER_AGENT_NAME
+            ),
+        );
+    };
+    if let Err(e) = ward_types::check_name(agent::HEADER_AGENT_NAME, name) {
+        return refuse(&st, StatusCode::BAD_REQUEST, peer, e.to_string());
+    }
+    let namespace = header(agent::HEADER_NAMESPACE)
+        .filter(|n| !n.is_empty())
+        .unwrap_or("default");
+    if let Err(e) = ward_types::check_name(agent::HEADER_NAMESPACE, namespace) {
+        return refuse(&st, StatusCode::BAD_REQUEST, peer, e.to_string());
+    }
+    let subs: Vec<String> = header(agent::HEADER_SUBSCRIPTIONS)
+        .unwrap_or("")
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    if subs.len() > 1000 || subs.iter().any(|s| s.len() > 256) {
+        return refuse(
+            &st,
+            StatusCode::BAD_REQUEST,
+            peer,
+            format!(
+                "{}: at most 1000 subscriptions of at most 256 bytes",
+                agent::HEADER_SUBSCRIPTIONS
+            ),
+        );
+    }
+    let user = match identify(&st, &headers, &cert) {
+        Ok(u) => u,
+        Err((code, msg)) => return refuse(&st, code, peer, format!("agent {name:?}: {msg}")),
+    };
+    if !matches!(auth::role_of(&user), Role::Agent | Role::ClusterAdmin) {
+        return refuse(
+            &st,
+            StatusCode::FORBIDDEN,
+            peer,
+            format!(
+                "agent {name:?}: user {:?} (groups: {}) may not create events; add it to {}",
+                user.name,
+                user.groups.join(", "),
+                auth::AGENT_GROUP
+            ),
+        );
+    }
+    match st.store.get(Kind::Namespace, "", namespace) {
+        Ok(Some(_)) => {}
+        Ok(None) => return refuse(&st, StatusCode::NOT_FOUND, peer, format!("agent {name:?}: no namespace {namespace:?}; create it (ward ctl namespace create {namespace})")),
+        Err(e) => return refuse(&st, StatusCode::SERVICE_UNAVAILABLE, peer, format!("the store failed: {e}")),
+    }
+    let info = AgentInfo {
+        name: name.to_string(),
+        namespace: namespace.to_string(),
+        subscriptions: agent::subscriptions_with_entity(name, &subs),
+        user: user.name,
+        peer,
+    };
+    ws.read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .max_write_buffer_size(agent::MAX_FRAME * 2)
+        .max_message_size(agent::MAX_FRAME)
+        .max_frame_size(agent::MAX_FRAME)
+        .on_upgrade(move |socket| session::run(socket, st, info))
+}
+
+/// Sends a frame to a session without waiting; false when its queue is full or it closed.
+pub fn offer(s: &SessionHandle, f: Frame) -> bool {
+    s.tx.try_send(f).is_ok()
+}

@@ -1,0 +1,229 @@
+//! schedulerd: publishes checks. Every CheckConfig with `publish: true` is sent as a
+//! `check_request` every `interval` seconds (or at each `cron` time) to every connected
+//! agent in its namespace with a matching subscription — to one of them, in turn, with
+//! `round_robin: true`. `POST …/checks/:check/execute` publishes one now.
+
+use crate::api::AppState;
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use ward_types::agent::{CheckRequest, CheckSpec, Frame};
+use ward_types::{Kind, Resource};
+
+/// The interval of a published check that sets neither `interval` nor `cron` (the guides'
+/// `expired_certs` is written so), in seconds.
+pub const DEFAULT_INTERVAL: u64 = 60;
+
+/// How often schedules are looked at (and CheckConfigs re-read).
+pub const TICK: Duration = Duration::from_secs(1);
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// What the agent needs of a CheckConfig.
+pub fn check_spec(r: &Resource) -> CheckSpec {
+    let s = &r.spec;
+    let text = |k: &str| {
+        s.get(k)
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let num = |k: &str| s.get(k).and_then(|v| v.as_u64()).unwrap_or(0);
+    let list = |k: &str| -> Vec<String> {
+        s.get(k)
+            .and_then(|v| v.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    CheckSpec {
+        name: r.metadata.name.clone(),
+        namespace: r.metadata.namespace.clone().unwrap_or_default(),
+        command: text("command"),
+        timeout: num("timeout").min(u32::MAX as u64) as u32,
+        interval: num("interval").min(u32::MAX as u64) as u32,
+        cron: s.get("cron").and_then(|v| v.as_str()).map(str::to_string),
+        subscriptions: list("subscriptions"),
+        handlers: list("handlers"),
+        max_output_size: num("max_output_size"),
+        stdin: s.get("stdin").and_then(|v| v.as_bool()).unwrap_or(false),
+        ttl: s.get("ttl").and_then(|v| v.as_u64()),
+    }
+}
+
+/// Parses a CheckConfig's `cron` (5 fields, or 6 with seconds; `@hourly` and friends).
+pub fn parse_cron(expr: &str) -> Result<croner::Cron, String> {
+    croner::Cron::new(expr)
+        .with_seconds_optional()
+        .parse()
+        .map_err(|e| format!("cron {expr:?}: {e}"))
+}
+
+/// Sends one check request now to the agents it is for; returns how many got it.
+pub fn publish(
+    st: &AppState,
+    r: &Resource,
+    subscriptions: Option<&[String]>,
+    rr: &mut u64,
+) -> usize {
+    let spec = check_spec(r);
+    let subs: Vec<String> = subscriptions
+        .map(<[String]>::to_vec)
+        .unwrap_or_else(|| spec.subscriptions.clone());
+    let targets = st.agents.subscribed(&spec.namespace, &subs);
+    if targets.is_empty() {
+        return 0;
+    }
+    let round_robin = r
+        .spec
+        .get("round_robin")
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false);
+    let chosen: Vec<_> = if round_robin {
+        let i = (*rr as usize) % targets.len();
+        *rr = rr.wrapping_add(1);
+        vec![targets[i].clone()]
+    } else {
+        targets
+    };
+    let frame = Frame::CheckRequest(CheckRequest {
+        check: spec,
+        issued: unix_now(),
+    });
+    let mut sent = 0;
+    for s in chosen {
+        if super::offer(&s, frame.clone()) {
+            sent += 1;
+        } else {
+            st.agents
+                .metrics
+                .check_requests_dropped
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(agent = %s.name, check = %r.metadata.name, "check request not sent: the agent's session is not keeping up");
+        }
+    }
+    sent
+}
+
+struct Schedule {
+    next: i64,
+    /// The spec it was computed for: a changed interval or cron reschedules.
+    key: (u64, Option<String>),
+    rr: u64,
+}
+
+/// Runs the schedules until the backend stops.
+pub async fn run(st: Arc<AppState>) {
+    let mut schedules: HashMap<(String, String), Schedule> = HashMap::new();
+    let mut tick = tokio::time::interval(TICK);
+    let mut bad_cron_logged: HashMap<(String, String), String> = HashMap::new();
+    loop {
+        tick.tick().await;
+        let st2 = st.clone();
+        let checks = match tokio::task::spawn_blocking(move || all_checks(&st2)).await {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "schedulerd: could not read the checks");
+                continue;
+            }
+            Err(_) => continue,
+        };
+        let now = unix_now();
+        let mut live = std::collections::HashSet::new();
+        for r in checks {
+            if r.spec.get("publish").and_then(|v| v.as_bool()) != Some(true) {
+                continue;
+            }
+            let id = (
+                r.metadata.namespace.clone().unwrap_or_default(),
+                r.metadata.name.clone(),
+            );
+            let cron = r
+                .spec
+                .get("cron")
+                .and_then(|v| v.as_str())
+                .map(str::to_string);
+            let interval = match r.spec.get("interval").and_then(|v| v.as_u64()).unwrap_or(0) {
+                0 if cron.is_none() => DEFAULT_INTERVAL,
+                i => i,
+            };
+            let key = (interval, cron.clone());
+            let next_after = |from: i64| -> Result<i64, String> {
+                match &cron {
+                    Some(expr) => {
+                        let c = parse_cron(expr)?;
+                        let from = chrono_from(from);
+                        c.find_next_occurrence(&from, false)
+                            .map(|t| t.timestamp())
+                            .map_err(|e| format!("cron {expr:?}: {e}"))
+                    }
+                    None => Ok(from + interval as i64),
+                }
+            };
+            live.insert(id.clone());
+            let entry = schedules.get_mut(&id).filter(|s| s.key == key);
+            let sched = match entry {
+                Some(s) => s,
+                None => {
+                    // A new or changed schedule: an interval check runs now, a cron check at
+                    // its next time.
+                    let first = if cron.is_some() {
+                        next_after(now)
+                    } else {
+                        Ok(now)
+                    };
+                    match first {
+                        Ok(next) => {
+                            bad_cron_logged.remove(&id);
+                            schedules.insert(id.clone(), Schedule { next, key, rr: 0 });
+                            schedules.get_mut(&id).expect("just inserted")
+                        }
+                        Err(e) => {
+                            if bad_cron_logged.get(&id) != Some(&e) {
+                                tracing::warn!(check = %id.1, namespace = %id.0, "not scheduled: {e}");
+                                bad_cron_logged.insert(id.clone(), e);
+                            }
+                            continue;
+                        }
+                    }
+                }
+            };
+            if now < sched.next {
+                continue;
+            }
+            let sent = publish(&st, &r, None, &mut sched.rr);
+            tracing::debug!(check = %id.1, agents = sent, "check published");
+            sched.next = next_after(now).unwrap_or(now + 60).max(now + 1);
+        }
+        schedules.retain(|k, _| live.contains(k));
+    }
+}
+
+fn chrono_from(t: i64) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp(t, 0).unwrap_or_default()
+}
+
+fn all_checks(st: &AppState) -> Result<Vec<Resource>, String> {
+    let mut out = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let (page, next) = st
+            .store
+            .list(Kind::CheckConfig, None, 1000, after.as_deref())
+            .map_err(|e| e.to_string())?;
+        out.extend(page);
+        match next {
+            Some(n) => after = Some(n),
+            None => return Ok(out),
+        }
+    }
+}

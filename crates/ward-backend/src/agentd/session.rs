@@ -1,0 +1,390 @@
+//! One agent's WebSocket session: reads frames in order, stores events (each acknowledged
+//! only once committed; up to `MAX_IN_FLIGHT` in flight), registers the entity from
+//! keepalives, and passes on check requests.
+
+use super::{AgentInfo, SessionHandle};
+use crate::api::AppState;
+use crate::eventd::SubmitError;
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures_util::stream::FuturesUnordered;
+use futures_util::{FutureExt, SinkExt, StreamExt};
+use serde_json::{json, Value};
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use ward_types::agent::{self, Ack, Frame, Keepalive};
+use ward_types::{Document, Metadata, Resource};
+
+/// A WebSocket ping this often.
+pub const PING_INTERVAL: Duration = Duration::from_secs(30);
+/// A session that sends nothing (frames, pongs) this long is closed.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(45);
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn binary(f: &Frame) -> Message {
+    Message::Binary(f.encode().into())
+}
+
+/// Why a session ended, for the log.
+enum End {
+    Closed,
+    Protocol(String),
+    Timeout,
+    Io(String),
+}
+
+pub(crate) async fn run(mut ws: WebSocket, st: Arc<AppState>, info: AgentInfo) {
+    let (tx, rx) = mpsc::channel::<Frame>(64);
+    let id = st.agents.register(SessionHandle {
+        namespace: info.namespace.clone(),
+        name: info.name.clone(),
+        subscriptions: info.subscriptions.clone(),
+        tx,
+    });
+    st.agents
+        .metrics
+        .sessions_opened
+        .fetch_add(1, Ordering::Relaxed);
+    tracing::info!(agent = %info.name, namespace = %info.namespace, user = %info.user, peer = %info.peer, "agent connected");
+    let end = Session {
+        st: &st,
+        info: &info,
+        known_entities: HashSet::new(),
+        last_keepalive: None,
+    }
+    .serve(&mut ws, rx)
+    .await;
+    st.agents.unregister(id);
+    let (code, text) = match &end {
+        End::Closed => (None, "closed by the agent".to_string()),
+        End::Protocol(e) => (Some(1008), e.clone()),
+        End::Timeout => (
+            Some(1001),
+            format!("nothing read for {}s", READ_TIMEOUT.as_secs()),
+        ),
+        End::Io(e) => (None, e.clone()),
+    };
+    if let Some(code) = code {
+        let reason: String = text.chars().take(120).collect();
+        let _ = ws
+            .send(Message::Close(Some(CloseFrame {
+                code,
+                reason: reason.into(),
+            })))
+            .await;
+    }
+    match end {
+        End::Protocol(_) => {
+            tracing::warn!(agent = %info.name, peer = %info.peer, "agent session closed: {text}")
+        }
+        _ => tracing::info!(agent = %info.name, peer = %info.peer, "agent disconnected: {text}"),
+    }
+}
+
+struct Session<'a> {
+    st: &'a AppState,
+    info: &'a AgentInfo,
+    /// Entities this session has made sure exist.
+    known_entities: HashSet<String>,
+    /// The entity as the last keepalive described it (its spec minus last_seen).
+    last_keepalive: Option<Value>,
+}
+
+impl Session<'_> {
+    async fn serve(&mut self, ws: &mut WebSocket, mut rx: mpsc::Receiver<Frame>) -> End {
+        let mut pending: FuturesUnordered<InFlight> = FuturesUnordered::new();
+        let mut ping =
+            tokio::time::interval_at(tokio::time::Instant::now() + PING_INTERVAL, PING_INTERVAL);
+        let mut last_read = Instant::now();
+        // Rate: at most MAX_RATE frames per one-second window; beyond it, stop reading.
+        let mut window = Instant::now();
+        let mut in_window: u32 = 0;
+        let mut paused_until: Option<tokio::time::Instant> = None;
+        loop {
+            let reading = pending.len() < agent::MAX_IN_FLIGHT && paused_until.is_none();
+            tokio::select! {
+                msg = ws.recv(), if reading => {
+                    let Some(msg) = msg else { return End::Closed };
+                    let msg = match msg {
+                        Ok(m) => m,
+                        Err(e) => return End::Io(format!("read failed: {e}")),
+                    };
+                    last_read = Instant::now();
+                    let bytes = match msg {
+                        Message::Binary(b) => b,
+                        Message::Text(t) => axum::body::Bytes::copy_from_slice(t.as_str().as_bytes()),
+                        Message::Ping(_) | Message::Pong(_) => continue,
+                        Message::Close(_) => return End::Closed,
+                    };
+                    self.st.agents.metrics.frames_received.fetch_add(1, Ordering::Relaxed);
+                    in_window += 1;
+                    if in_window >= agent::MAX_RATE {
+                        let next = window + Duration::from_secs(1);
+                        if next > Instant::now() {
+                            paused_until = Some(tokio::time::Instant::from_std(next));
+                        }
+                        window = next.max(Instant::now());
+                        in_window = 0;
+                    } else if window.elapsed() >= Duration::from_secs(1) {
+                        window = Instant::now();
+                        in_window = 0;
+                    }
+                    let frame = match Frame::decode(&bytes) {
+                        Ok(f) => f,
+                        Err(e) => {
+                            self.st.agents.metrics.frames_malformed.fetch_add(1, Ordering::Relaxed);
+                            return End::Protocol(e.to_string());
+                        }
+                    };
+                    match frame {
+                        Frame::Keepalive(k) => {
+                            if let Err(e) = self.keepalive(k, &mut pending).await {
+                                return End::Protocol(e);
+                            }
+                        }
+                        Frame::Event { id, event } => {
+                            if let Some(ack) = self.event(id, event, &mut pending).await {
+                                if let Err(e) = ws.send(binary(&ack)).await {
+                                    return End::Io(format!("write failed: {e}"));
+                                }
+                            }
+                        }
+                        other => {
+                            return End::Protocol(format!("agent frame: {} is sent by the backend, not by agents", other.type_name()));
+                        }
+                    }
+                }
+                Some(done) = pending.next(), if !pending.is_empty() => {
+                    let mut acks: Vec<Frame> = self.settle(done).into_iter().collect();
+                    while let Some(Some(done)) = pending.next().now_or_never() {
+                        acks.extend(self.settle(done));
+                    }
+                    for a in &acks {
+                        if let Err(e) = ws.feed(binary(a)).await {
+                            return End::Io(format!("write failed: {e}"));
+                        }
+                    }
+                    if let Err(e) = ws.flush().await {
+                        return End::Io(format!("write failed: {e}"));
+                    }
+                }
+                Some(f) = rx.recv() => {
+                    if let Err(e) = ws.send(binary(&f)).await {
+                        return End::Io(format!("write failed: {e}"));
+                    }
+                    self.st.agents.metrics.check_requests_sent.fetch_add(1, Ordering::Relaxed);
+                }
+                _ = async { if let Some(t) = paused_until { tokio::time::sleep_until(t).await } }, if paused_until.is_some() => {
+                    paused_until = None;
+                }
+                _ = ping.tick() => {
+                    if last_read.elapsed() > READ_TIMEOUT {
+                        return End::Timeout;
+                    }
+                    if let Err(e) = ws.send(Message::Ping(axum::body::Bytes::new())).await {
+                        return End::Io(format!("write failed: {e}"));
+                    }
+                }
+            }
+        }
+    }
+
+    /// The answer to a stored (or not) event: an ack for agent events, a log line for
+    /// keepalives.
+    fn settle(&self, (id, result): (Option<u64>, Result<Value, SubmitError>)) -> Option<Frame> {
+        let m = &self.st.agents.metrics;
+        match result {
+            Ok(stored) => {
+                self.st
+                    .metrics
+                    .events_stored
+                    .fetch_add(1, Ordering::Relaxed);
+                self.st.after_store(&self.info.namespace, &stored);
+                let id = id?;
+                m.events_acked.fetch_add(1, Ordering::Relaxed);
+                Some(Frame::Ack {
+                    id,
+                    ack: Ack::Stored,
+                })
+            }
+            Err(e) => {
+                let Some(id) = id else {
+                    tracing::warn!(agent = %self.info.name, error = %e, "keepalive event not stored");
+                    return None;
+                };
+                m.events_retried.fetch_add(1, Ordering::Relaxed);
+                Some(Frame::Ack {
+                    id,
+                    ack: Ack::Retry {
+                        error: e.to_string(),
+                    },
+                })
+            }
+        }
+    }
+
+    async fn submit(
+        &self,
+        id: Option<u64>,
+        input: ward_types::event::EventInput,
+        pending: &mut FuturesUnordered<InFlight>,
+    ) -> Option<Frame> {
+        self.st
+            .metrics
+            .events_received
+            .fetch_add(1, Ordering::Relaxed);
+        match self.st.events.enqueue(input).await {
+            Ok(p) => {
+                pending.push(Box::pin(async move { (id, p.wait().await) }));
+                None
+            }
+            Err(e) => self.settle((id, Err(e))),
+        }
+    }
+
+    async fn event(
+        &mut self,
+        id: u64,
+        event: Value,
+        pending: &mut FuturesUnordered<InFlight>,
+    ) -> Option<Frame> {
+        let now = unix_now();
+        let input = match ward_types::event::parse_event(&event, &self.info.namespace, now) {
+            Ok(i) => i,
+            Err(e) => {
+                self.st
+                    .agents
+                    .metrics
+                    .events_rejected
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(agent = %self.info.name, error = %e, "agent event rejected");
+                return Some(Frame::Ack {
+                    id,
+                    ack: Ack::Rejected {
+                        error: e.to_string(),
+                    },
+                });
+            }
+        };
+        if !self.known_entities.contains(&input.entity) {
+            if let Err(e) = crate::api::ensure_entity(self.st, &self.info.namespace, &input, now) {
+                self.st
+                    .agents
+                    .metrics
+                    .events_retried
+                    .fetch_add(1, Ordering::Relaxed);
+                return Some(Frame::Ack {
+                    id,
+                    ack: Ack::Retry { error: e.1 },
+                });
+            }
+            if self.known_entities.len() < 10_000 {
+                self.known_entities.insert(input.entity.clone());
+            }
+        }
+        self.submit(Some(id), input, pending).await
+    }
+
+    async fn keepalive(
+        &mut self,
+        k: Keepalive,
+        pending: &mut FuturesUnordered<InFlight>,
+    ) -> Result<(), String> {
+        let info = self.info;
+        if k.entity.name != info.name
+            || (!k.entity.namespace.is_empty() && k.entity.namespace != info.namespace)
+        {
+            return Err(format!(
+                "keepalive: entity {}/{} does not match the session's {}/{} (the handshake headers)",
+                k.entity.namespace, k.entity.name, info.namespace, info.name
+            ));
+        }
+        self.st
+            .agents
+            .metrics
+            .keepalives
+            .fetch_add(1, Ordering::Relaxed);
+        let now = unix_now();
+        let interval = k.interval.clamp(1, 86_400);
+        let warning = k.warning_timeout.clamp(5, 7 * 86_400);
+        let critical = if k.critical_timeout == 0 {
+            0
+        } else {
+            k.critical_timeout.clamp(warning, 7 * 86_400)
+        };
+        // The entity: registered on a session's first keepalive and whenever its facts
+        // change; otherwise only last_seen moves (batched by keepalived's writer).
+        let mut subs = k.entity.subscriptions.clone();
+        subs.extend(info.subscriptions.iter().cloned());
+        let subscriptions = agent::subscriptions_with_entity(&info.name, &subs);
+        let spec = json!({
+            "entity_class": "agent",
+            "subscriptions": subscriptions,
+            "system": k.entity.system,
+            "user": info.user,
+            "sensu_agent_version": k.entity.agent_version,
+        });
+        let facts = json!([spec, k.entity.labels, k.entity.annotations]);
+        if self.last_keepalive.as_ref() != Some(&facts) {
+            let mut spec = spec;
+            spec["last_seen"] = json!(now);
+            let r = Resource::from_document(Document {
+                type_name: "Entity".into(),
+                api_version: "core/v2".into(),
+                metadata: Metadata {
+                    name: info.name.clone(),
+                    namespace: Some(info.namespace.clone()),
+                    labels: k.entity.labels.clone(),
+                    annotations: k.entity.annotations.clone(),
+                    created_by: Some(info.user.clone()),
+                },
+                spec,
+            })
+            .map_err(|e| format!("keepalive: entity: {e}"))?;
+            self.st.agents.keepalived.register(r);
+            self.last_keepalive = Some(facts);
+            self.known_entities.insert(info.name.clone());
+        } else {
+            self.st
+                .agents
+                .keepalived
+                .seen(&info.namespace, &info.name, now);
+        }
+        let previous =
+            self.st
+                .agents
+                .keepalived
+                .touch(&info.namespace, &info.name, now, warning, critical);
+        let output = if previous > 0 {
+            format!("Keepalive received from {} again at {now}", info.name)
+        } else {
+            format!("Keepalive last sent from {} at {now}", info.name)
+        };
+        let input = super::keepalived::keepalive_event(
+            &info.namespace,
+            &info.name,
+            0,
+            output,
+            now,
+            interval,
+            warning,
+            critical,
+        )
+        .map_err(|e| format!("keepalive: {e}"))?;
+        self.submit(None, input, pending).await;
+        Ok(())
+    }
+}
+
+/// An event queued for storage, with the agent's id (None for keepalives).
+type InFlight = std::pin::Pin<
+    Box<dyn std::future::Future<Output = (Option<u64>, Result<Value, SubmitError>)> + Send>,
+>;

@@ -1,0 +1,436 @@
+//! The agent transport: what an agent and the backend say to each other over the agent
+//! port's WebSocket session.
+//!
+//! ## The handshake
+//! An HTTP/1.1 WebSocket upgrade of `GET /` on the agent port (8081), with
+//! - `Ward-AgentName` (required): the entity's name;
+//! - `Ward-Namespace` (default `default`);
+//! - `Ward-Subscriptions`: a comma-separated list (the backend adds `entity:<name>`);
+//! - `Authorization: Basic …` when the agent has no client certificate. With agent mTLS on
+//!   the backend, the certificate's CN is the user and password login is refused.
+//!
+//! Refusals are plain HTTP answers before the upgrade, one line of text each: 401 (wrong
+//! credentials), 403 (the user may not create events), 404 (no such namespace), 400 (bad
+//! header), 503 (the backend is starting).
+//!
+//! ## Frames
+//! Every WebSocket message is one frame, sent as a binary message:
+//!
+//! ```text
+//! <type>[ <id>]\n<JSON payload>
+//! ```
+//!
+//! | type | direction | id | payload |
+//! |---|---|---|---|
+//! | `keepalive` | agent → backend | – | [`Keepalive`] |
+//! | `event` | agent → backend | required | a Sensu event (`{entity, check, …}`) |
+//! | `ack` | backend → agent | the event's | [`Ack`] |
+//! | `check_request` | backend → agent | – | [`CheckRequest`] |
+//! | `entity_config` | backend → agent | – | the entity as stored (`{metadata, spec}`) |
+//!
+//! An `event` is acknowledged only once it is stored; until then the agent keeps it in its
+//! on-disk queue. Ids are the agent's queue sequence numbers: increasing within a session,
+//! not necessarily consecutive.
+//!
+//! Limits: a frame is at most [`MAX_FRAME`] bytes; the type line at most [`MAX_TYPE_LINE`].
+//! The backend reads at most [`MAX_RATE`] frames a second from one session (beyond that it
+//! stops reading, so TCP pushes back on the agent; nothing is dropped) and keeps at most
+//! [`MAX_IN_FLIGHT`] of a session's events unacknowledged at once.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// The agent's name.
+pub const HEADER_AGENT_NAME: &str = "Ward-AgentName";
+/// The agent's namespace.
+pub const HEADER_NAMESPACE: &str = "Ward-Namespace";
+/// The agent's subscriptions, comma-separated.
+pub const HEADER_SUBSCRIPTIONS: &str = "Ward-Subscriptions";
+/// The largest frame either side accepts, in bytes (type line included).
+pub const MAX_FRAME: usize = 1024 * 1024;
+/// The longest type line (`type id`).
+pub const MAX_TYPE_LINE: usize = 32;
+/// Frames a second the backend reads from one session.
+pub const MAX_RATE: u32 = 2_000;
+/// Unacknowledged events one session may have at the backend.
+pub const MAX_IN_FLIGHT: usize = 512;
+/// The check name of keepalive events.
+pub const KEEPALIVE_CHECK: &str = "keepalive";
+
+/// One frame of the agent transport.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Frame {
+    Keepalive(Keepalive),
+    Event { id: u64, event: Value },
+    Ack { id: u64, ack: Ack },
+    CheckRequest(CheckRequest),
+    EntityConfig(Value),
+}
+
+/// Why a frame could not be read: one line for the log and for the close reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("agent frame: {0}")]
+pub struct FrameError(pub String);
+
+fn err(s: impl Into<String>) -> FrameError {
+    FrameError(s.into())
+}
+
+/// The agent's description of itself, sent with every keepalive.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Keepalive {
+    pub entity: AgentEntity,
+    /// Seconds between keepalives.
+    pub interval: u32,
+    /// Seconds of silence before a warning event.
+    pub warning_timeout: u32,
+    /// Seconds of silence before a critical event (0: never).
+    #[serde(default)]
+    pub critical_timeout: u32,
+    /// When the agent sent it (Unix seconds).
+    pub timestamp: i64,
+}
+
+/// An agent entity: what the first keepalive registers and every keepalive refreshes.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentEntity {
+    pub name: String,
+    pub namespace: String,
+    #[serde(default)]
+    pub subscriptions: Vec<String>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+    #[serde(default)]
+    pub system: System,
+    /// The agent's version (`ward --version`).
+    #[serde(default)]
+    pub agent_version: String,
+}
+
+/// System facts, as Sensu's `entity.system`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct System {
+    #[serde(default)]
+    pub hostname: String,
+    #[serde(default)]
+    pub os: String,
+    #[serde(default)]
+    pub platform: String,
+    #[serde(default)]
+    pub platform_family: String,
+    #[serde(default)]
+    pub platform_version: String,
+    #[serde(default)]
+    pub arch: String,
+    #[serde(default)]
+    pub network: Network,
+}
+
+/// The host's network interfaces.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Network {
+    #[serde(default)]
+    pub interfaces: Vec<Interface>,
+}
+
+/// One network interface.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Interface {
+    pub name: String,
+    #[serde(default)]
+    pub mac: String,
+    #[serde(default)]
+    pub addresses: Vec<String>,
+}
+
+/// The backend's answer to one event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "lowercase")]
+pub enum Ack {
+    /// Stored; the agent removes it from its queue.
+    Stored,
+    /// The event is wrong and never will be stored (the reason says why); the agent logs it
+    /// and removes it from its queue.
+    Rejected { error: String },
+    /// Not stored this time (the store is busy or switching); the agent sends it again.
+    Retry { error: String },
+}
+
+/// A check the backend asks the agent to run now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckRequest {
+    pub check: CheckSpec,
+    /// When the backend scheduled it (Unix seconds).
+    pub issued: i64,
+}
+
+/// What the agent needs of a CheckConfig to run it.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckSpec {
+    pub name: String,
+    pub namespace: String,
+    pub command: String,
+    /// Seconds; 0: no timeout.
+    #[serde(default)]
+    pub timeout: u32,
+    #[serde(default)]
+    pub interval: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cron: Option<String>,
+    #[serde(default)]
+    pub subscriptions: Vec<String>,
+    #[serde(default)]
+    pub handlers: Vec<String>,
+    /// Bytes of output kept (0: Ward's default, see the agent).
+    #[serde(default)]
+    pub max_output_size: u64,
+    #[serde(default)]
+    pub stdin: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<u64>,
+}
+
+impl Frame {
+    /// The frame's type, as on the wire.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Frame::Keepalive(_) => "keepalive",
+            Frame::Event { .. } => "event",
+            Frame::Ack { .. } => "ack",
+            Frame::CheckRequest(_) => "check_request",
+            Frame::EntityConfig(_) => "entity_config",
+        }
+    }
+
+    /// The frame as one WebSocket message.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(128);
+        out.extend_from_slice(self.type_name().as_bytes());
+        let id = match self {
+            Frame::Event { id, .. } | Frame::Ack { id, .. } => Some(*id),
+            _ => None,
+        };
+        if let Some(id) = id {
+            out.push(b' ');
+            out.extend_from_slice(id.to_string().as_bytes());
+        }
+        out.push(b'\n');
+        // Serialising these types into a Vec cannot fail (string keys, no foreign Serialize).
+        let _ = match self {
+            Frame::Keepalive(k) => serde_json::to_writer(&mut out, k),
+            Frame::Event { event, .. } => serde_json::to_writer(&mut out, event),
+            Frame::Ack { ack, .. } => serde_json::to_writer(&mut out, ack),
+            Frame::CheckRequest(c) => serde_json::to_writer(&mut out, c),
+            Frame::EntityConfig(e) => serde_json::to_writer(&mut out, e),
+        };
+        out
+    }
+
+    /// The frame as one WebSocket message, refused when it would be over [`MAX_FRAME`]
+    /// (the peer would close the session): senders of events use this and shorten or drop
+    /// what does not fit. (Numbers can grow when re-encoded, `1e15` becoming
+    /// `1000000000000000.0`, so a frame that was decoded may not fit once encoded again.)
+    pub fn encode_checked(&self) -> Result<Vec<u8>, FrameError> {
+        let out = self.encode();
+        if out.len() > MAX_FRAME {
+            return Err(err(format!(
+                "{}: {} bytes encoded is over the {MAX_FRAME}-byte limit",
+                self.type_name(),
+                out.len()
+            )));
+        }
+        Ok(out)
+    }
+
+    /// Reads one frame; anything malformed is an error naming what is wrong.
+    pub fn decode(msg: &[u8]) -> Result<Frame, FrameError> {
+        if msg.len() > MAX_FRAME {
+            return Err(err(format!(
+                "{} bytes is over the {MAX_FRAME}-byte limit",
+                msg.len()
+            )));
+        }
+        let nl = msg
+            .iter()
+            .take(MAX_TYPE_LINE + 1)
+            .position(|b| *b == b'\n')
+            .ok_or_else(|| {
+                err(format!(
+                    "no type line: a frame is `<type>[ <id>]\\n<JSON>` with a type line of at most {MAX_TYPE_LINE} bytes"
+                ))
+            })?;
+        let line =
+            std::str::from_utf8(&msg[..nl]).map_err(|_| err("the type line is not UTF-8"))?;
+        let payload = &msg[nl + 1..];
+        let (ty, id) = match line.split_once(' ') {
+            Some((t, i)) => {
+                let id = i
+                    .parse::<u64>()
+                    .map_err(|_| err(format!("{t}: id {i:?} is not a whole number")))?;
+                (t, Some(id))
+            }
+            None => (line, None),
+        };
+        let needs_id = matches!(ty, "event" | "ack");
+        if needs_id && id.is_none() {
+            return Err(err(format!(
+                "{ty}: the type line needs an id (`{ty} <id>`)"
+            )));
+        }
+        if !needs_id && id.is_some() {
+            return Err(err(format!("{ty}: takes no id")));
+        }
+        let json = |what: &str| -> Result<Value, FrameError> {
+            let v: Value = serde_json::from_slice(payload)
+                .map_err(|e| err(format!("{what}: the payload is not JSON: {e}")))?;
+            if !v.is_object() {
+                return Err(err(format!("{what}: the payload must be a JSON object")));
+            }
+            Ok(v)
+        };
+        let id = id.unwrap_or(0);
+        match ty {
+            "keepalive" => serde_json::from_value(json("keepalive")?)
+                .map(Frame::Keepalive)
+                .map_err(|e| err(format!("keepalive: {e}"))),
+            "event" => Ok(Frame::Event {
+                id,
+                event: json("event")?,
+            }),
+            "ack" => serde_json::from_value(json("ack")?)
+                .map(|ack| Frame::Ack { id, ack })
+                .map_err(|e| err(format!("ack: {e}"))),
+            "check_request" => serde_json::from_value(json("check_request")?)
+                .map(Frame::CheckRequest)
+                .map_err(|e| err(format!("check_request: {e}"))),
+            "entity_config" => Ok(Frame::EntityConfig(json("entity_config")?)),
+            other => Err(err(format!(
+                "unknown type {:?}; known: keepalive, event, ack, check_request, entity_config",
+                other.chars().take(MAX_TYPE_LINE).collect::<String>()
+            ))),
+        }
+    }
+}
+
+/// The subscriptions of an agent as the backend keeps them: its own, without blanks or
+/// duplicates, plus `entity:<name>`.
+pub fn subscriptions_with_entity(name: &str, subs: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(subs.len() + 1);
+    for s in subs.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
+        if !out.iter().any(|o| o == s) {
+            out.push(s.to_string());
+        }
+    }
+    let own = format!("entity:{name}");
+    if !out.contains(&own) {
+        out.push(own);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn roundtrip(f: Frame) {
+        let bytes = f.encode();
+        assert_eq!(Frame::decode(&bytes).unwrap(), f);
+    }
+
+    #[test]
+    fn every_frame_type_round_trips() {
+        roundtrip(Frame::Keepalive(Keepalive {
+            entity: AgentEntity {
+                name: "web-1".into(),
+                namespace: "default".into(),
+                subscriptions: vec!["linux".into()],
+                ..Default::default()
+            },
+            interval: 20,
+            warning_timeout: 120,
+            critical_timeout: 0,
+            timestamp: 1_700_000_000,
+        }));
+        roundtrip(Frame::Event {
+            id: 7,
+            event: json!({"entity": {"metadata": {"name": "a"}}, "check": {"metadata": {"name": "c"}}}),
+        });
+        roundtrip(Frame::Ack {
+            id: u64::MAX,
+            ack: Ack::Stored,
+        });
+        roundtrip(Frame::Ack {
+            id: 3,
+            ack: Ack::Retry {
+                error: "busy".into(),
+            },
+        });
+        roundtrip(Frame::CheckRequest(CheckRequest {
+            check: CheckSpec {
+                name: "expired_certs".into(),
+                namespace: "default".into(),
+                command: "true".into(),
+                interval: 60,
+                ..Default::default()
+            },
+            issued: 5,
+        }));
+        roundtrip(Frame::EntityConfig(json!({"metadata": {"name": "a"}})));
+    }
+
+    #[test]
+    fn the_wire_form_is_a_type_line_and_json() {
+        let f = Frame::Ack {
+            id: 42,
+            ack: Ack::Rejected {
+                error: "check.status: bad".into(),
+            },
+        };
+        assert_eq!(
+            String::from_utf8(f.encode()).unwrap(),
+            "ack 42\n{\"status\":\"rejected\",\"error\":\"check.status: bad\"}"
+        );
+    }
+
+    #[test]
+    fn malformed_frames_say_what_is_wrong() {
+        let cases: &[(&[u8], &str)] = &[
+            (b"", "no type line"),
+            (b"event\n{}", "needs an id"),
+            (b"event x\n{}", "not a whole number"),
+            (b"keepalive 3\n{}", "takes no id"),
+            (b"event 1\n[1]", "must be a JSON object"),
+            (b"event 1\n{", "not JSON"),
+            (b"nope\n{}", "unknown type"),
+            (b"keepalive\n{\"entity\":{}}", "keepalive:"),
+            (b"ack 1\n{\"status\":\"maybe\"}", "ack:"),
+            (b"\xff\xfe\n{}", "not UTF-8"),
+        ];
+        for (input, want) in cases {
+            let e = Frame::decode(input).unwrap_err().to_string();
+            assert!(e.contains(want), "{input:?}: {e}");
+        }
+        let long = vec![b'a'; MAX_TYPE_LINE + 10];
+        assert!(Frame::decode(&long).is_err());
+        let mut big = b"event 1\n".to_vec();
+        big.resize(MAX_FRAME + 1, b' ');
+        assert!(Frame::decode(&big)
+            .unwrap_err()
+            .to_string()
+            .contains("limit"));
+    }
+
+    #[test]
+    fn subscriptions_get_the_entity_subscription_once() {
+        let s = subscriptions_with_entity("a", &["x".into(), " x ".into(), "".into()]);
+        assert_eq!(s, vec!["x".to_string(), "entity:a".to_string()]);
+    }
+}

@@ -1,0 +1,473 @@
+//! Layered settings, as every Ward service reads them: flags > environment
+//! (`WARD_<SERVICE>_<KEY>`) > a YAML file of `key: value` > defaults, with the guides' key
+//! names (`cert-file`, `backend-url`, …).
+//!
+//! [`Settings::resolve`] gathers the raw values and remembers where each came from; the
+//! typed getters turn them into values, and every failure is a [`ConfigError`] naming the
+//! key and its source (`agent-port (from $WARD_BACKEND_AGENT_PORT): "x" is not a port
+//! number`). A service keeps its own typed config struct and its own cross-key checks on
+//! top of this.
+//!
+//! ```
+//! use ward_types::settings::{Schema, Settings};
+//! const SCHEMA: Schema = Schema {
+//!     keys: &["agent-port", "labels"],
+//!     map_keys: &["labels"],
+//!     env_prefix: "WARD_EXAMPLE_",
+//! };
+//! let env = |k: &str| (k == "WARD_EXAMPLE_AGENT_PORT").then(|| "9001".to_string());
+//! let s = Settings::resolve(&SCHEMA, None, &env, &[("labels".into(), "a=1,b=2".into())]).unwrap();
+//! assert_eq!(s.port("agent-port", 8081).unwrap(), 9001);
+//! assert_eq!(s.map("labels").unwrap()["b"], "2");
+//! assert_eq!(s.source("agent-port"), "$WARD_EXAMPLE_AGENT_PORT");
+//! ```
+
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// A configuration error: the key, where its value came from, and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key} (from {source_name}): {reason}")]
+pub struct ConfigError {
+    pub key: String,
+    pub source_name: String,
+    pub reason: String,
+}
+
+/// Builds a [`ConfigError`].
+pub fn config_error(key: &str, source_name: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError {
+        key: key.into(),
+        source_name: source_name.into(),
+        reason: reason.into(),
+    }
+}
+
+/// What a service accepts.
+#[derive(Debug, Clone, Copy)]
+pub struct Schema {
+    /// Every key, in the order the docs list them (unknown keys are refused with this list).
+    pub keys: &'static [&'static str],
+    /// Keys whose YAML value may be a mapping (`labels: {a: b}`); from flags and the
+    /// environment they are written `k=v,k2=v2`.
+    pub map_keys: &'static [&'static str],
+    /// The environment prefix, `WARD_BACKEND_`: key `agent-port` is read from
+    /// `WARD_BACKEND_AGENT_PORT`.
+    pub env_prefix: &'static str,
+}
+
+impl Schema {
+    /// The environment variable of a key.
+    pub fn env_var(&self, key: &str) -> String {
+        format!(
+            "{}{}",
+            self.env_prefix,
+            key.to_uppercase().replace('-', "_")
+        )
+    }
+}
+
+/// A value as given, before it is typed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RawValue {
+    /// A scalar from YAML, the environment or one flag.
+    Text(String),
+    /// A YAML list, or a flag given more than once.
+    List(Vec<String>),
+    /// A YAML mapping (only for [`Schema::map_keys`]).
+    Map(BTreeMap<String, String>),
+}
+
+#[derive(Debug, Clone)]
+struct Setting {
+    raw: RawValue,
+    source: String,
+}
+
+/// The resolved raw values and their sources.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    values: BTreeMap<String, Setting>,
+}
+
+fn yaml_scalar(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+impl Settings {
+    /// Reads the file (if any), then the environment, then the flags, each overriding the
+    /// one before. A flag given more than once is a list. Unknown keys, a file that is not
+    /// a mapping, and nested values are refused.
+    pub fn resolve(
+        schema: &Schema,
+        file: Option<&Path>,
+        env: &dyn Fn(&str) -> Option<String>,
+        flags: &[(String, String)],
+    ) -> Result<Settings, ConfigError> {
+        let known = |k: &str| schema.keys.contains(&k);
+        let mut values: BTreeMap<String, Setting> = BTreeMap::new();
+        if let Some(path) = file {
+            let src = path.display().to_string();
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| config_error("config-file", &src, format!("cannot read: {e}")))?;
+            let doc: Value = if text.trim().is_empty() {
+                Value::Object(Default::default())
+            } else {
+                serde_saphyr::from_str(&text).map_err(|e| {
+                    config_error(
+                        "config-file",
+                        &src,
+                        format!(
+                            "malformed YAML: {}",
+                            e.to_string().lines().next().unwrap_or_default()
+                        ),
+                    )
+                })?
+            };
+            let map = match doc {
+                Value::Object(m) => m,
+                Value::Null => Default::default(),
+                _ => {
+                    return Err(config_error(
+                        "config-file",
+                        &src,
+                        "must be a mapping of key: value",
+                    ))
+                }
+            };
+            for (k, v) in map {
+                if !known(&k) {
+                    return Err(config_error(
+                        &k,
+                        &src,
+                        format!("unknown key; known keys: {}", schema.keys.join(", ")),
+                    ));
+                }
+                let raw = match &v {
+                    Value::Array(items) => items
+                        .iter()
+                        .map(yaml_scalar)
+                        .collect::<Option<Vec<_>>>()
+                        .map(RawValue::List),
+                    Value::Object(m) if schema.map_keys.contains(&k.as_str()) => m
+                        .iter()
+                        .map(|(mk, mv)| yaml_scalar(mv).map(|s| (mk.clone(), s)))
+                        .collect::<Option<BTreeMap<_, _>>>()
+                        .map(RawValue::Map),
+                    other => yaml_scalar(other).map(RawValue::Text),
+                };
+                let raw = raw.ok_or_else(|| {
+                    config_error(
+                        &k,
+                        &src,
+                        if schema.map_keys.contains(&k.as_str()) {
+                            "must be a mapping of key: value"
+                        } else {
+                            "must be a single value or a list"
+                        },
+                    )
+                })?;
+                values.insert(
+                    k,
+                    Setting {
+                        raw,
+                        source: src.clone(),
+                    },
+                );
+            }
+        }
+        for k in schema.keys {
+            let var = schema.env_var(k);
+            if let Some(v) = env(&var) {
+                values.insert(
+                    k.to_string(),
+                    Setting {
+                        raw: RawValue::Text(v),
+                        source: format!("${var}"),
+                    },
+                );
+            }
+        }
+        let mut from_flags: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (k, v) in flags {
+            if !known(k) {
+                return Err(config_error(k, "flags", "unknown flag"));
+            }
+            from_flags.entry(k.clone()).or_default().push(v.clone());
+        }
+        for (k, mut vs) in from_flags {
+            let raw = if vs.len() == 1 {
+                RawValue::Text(vs.remove(0))
+            } else {
+                RawValue::List(vs)
+            };
+            let source = format!("--{k}");
+            values.insert(k, Setting { raw, source });
+        }
+        Ok(Settings { values })
+    }
+
+    /// Where a key's value came from: a file path, `$VAR`, `--flag`, or `defaults`.
+    pub fn source(&self, key: &str) -> &str {
+        self.values
+            .get(key)
+            .map(|s| s.source.as_str())
+            .unwrap_or("defaults")
+    }
+
+    /// Whether the key was given anywhere.
+    pub fn is_set(&self, key: &str) -> bool {
+        self.values.contains_key(key)
+    }
+
+    /// An error about a key, naming its source.
+    pub fn error(&self, key: &str, reason: impl Into<String>) -> ConfigError {
+        config_error(key, self.source(key), reason)
+    }
+
+    /// The raw value.
+    pub fn raw(&self, key: &str) -> Option<&RawValue> {
+        self.values.get(key).map(|s| &s.raw)
+    }
+
+    /// The value as one string: a list is joined with commas, a mapping written `k=v,…`.
+    pub fn text(&self, key: &str) -> Option<String> {
+        self.raw(key).map(|r| match r {
+            RawValue::Text(s) => s.clone(),
+            RawValue::List(l) => l.join(","),
+            RawValue::Map(m) => m
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(","),
+        })
+    }
+
+    /// A path; an empty value is no path.
+    pub fn path(&self, key: &str) -> Option<PathBuf> {
+        self.text(key).filter(|v| !v.is_empty()).map(PathBuf::from)
+    }
+
+    /// `true` or `false` (an empty value is `false`).
+    pub fn boolean(&self, key: &str, default: bool) -> Result<bool, ConfigError> {
+        match self.text(key) {
+            None => Ok(default),
+            Some(v) => match v.as_str() {
+                "true" => Ok(true),
+                "false" | "" => Ok(false),
+                _ => Err(self.error(key, format!("{v:?} is not true or false"))),
+            },
+        }
+    }
+
+    /// A TCP port.
+    pub fn port(&self, key: &str, default: u16) -> Result<u16, ConfigError> {
+        match self.text(key) {
+            None => Ok(default),
+            Some(v) => v
+                .trim()
+                .parse()
+                .map_err(|_| self.error(key, format!("{v:?} is not a port number"))),
+        }
+    }
+
+    /// A value through the caller's parser, whose error message becomes the reason.
+    pub fn parse<T>(
+        &self,
+        key: &str,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Result<Option<T>, ConfigError> {
+        match self.text(key) {
+            None => Ok(None),
+            Some(v) => parse(v.trim()).map(Some).map_err(|e| self.error(key, e)),
+        }
+    }
+
+    /// A list: a YAML list, a repeated flag, or a comma-separated string. Blank items are
+    /// dropped.
+    pub fn list(&self, key: &str) -> Vec<String> {
+        let items: Vec<String> = match self.raw(key) {
+            None => return Vec::new(),
+            Some(RawValue::List(l)) => l.iter().flat_map(|s| split_commas(s)).collect(),
+            Some(RawValue::Text(s)) => split_commas(s),
+            Some(RawValue::Map(m)) => m.keys().cloned().collect(),
+        };
+        items
+    }
+
+    /// A mapping: a YAML mapping, or `k=v,k2=v2` (from flags or the environment; a
+    /// repeated flag adds pairs).
+    pub fn map(&self, key: &str) -> Result<BTreeMap<String, String>, ConfigError> {
+        let pairs = |s: &str, out: &mut BTreeMap<String, String>| -> Result<(), ConfigError> {
+            for item in split_commas(s) {
+                let (k, v) = item.split_once('=').ok_or_else(|| {
+                    self.error(
+                        key,
+                        format!("{item:?} is not key=value (write k=v,k2=v2, or a YAML mapping in the file)"),
+                    )
+                })?;
+                let k = k.trim();
+                if k.is_empty() {
+                    return Err(self.error(key, format!("{item:?} has an empty key")));
+                }
+                out.insert(k.to_string(), v.trim().to_string());
+            }
+            Ok(())
+        };
+        let mut out = BTreeMap::new();
+        match self.raw(key) {
+            None => {}
+            Some(RawValue::Map(m)) => out = m.clone(),
+            Some(RawValue::Text(s)) => pairs(s, &mut out)?,
+            Some(RawValue::List(l)) => {
+                for s in l {
+                    pairs(s, &mut out)?;
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn split_commas(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+/// Reads `KEY=VALUE` lines (an env file such as /etc/default/ward-backend) into the process
+/// environment; variables already set win, as with systemd's EnvironmentFile. Call it at
+/// start-up, before any other thread exists.
+pub fn load_env_file(path: &Path) -> Result<usize, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("{}: cannot read env file: {e}", path.display()))?;
+    let mut n = 0;
+    for (i, line) in text.lines().enumerate() {
+        let l = line.trim();
+        if l.is_empty() || l.starts_with('#') {
+            continue;
+        }
+        let l = l.strip_prefix("export ").unwrap_or(l);
+        let (k, v) = l
+            .split_once('=')
+            .ok_or_else(|| format!("{}:{}: expected KEY=VALUE", path.display(), i + 1))?;
+        let k = k.trim();
+        if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(format!(
+                "{}:{}: {k:?} is not a variable name",
+                path.display(),
+                i + 1
+            ));
+        }
+        let v = v.trim();
+        let v = v
+            .strip_prefix('"')
+            .and_then(|s| s.strip_suffix('"'))
+            .or_else(|| v.strip_prefix('\'').and_then(|s| s.strip_suffix('\'')))
+            .unwrap_or(v);
+        if std::env::var_os(k).is_none() {
+            // Single-threaded at this point: start-up, before any runtime exists.
+            std::env::set_var(k, v);
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SCHEMA: Schema = Schema {
+        keys: &["port", "urls", "labels", "flag"],
+        map_keys: &["labels"],
+        env_prefix: "WARD_TEST_",
+    };
+
+    fn file(text: &str) -> tempfile_path::TempFile {
+        tempfile_path::TempFile::new(text)
+    }
+
+    // A tiny temp file without a dev-dependency.
+    mod tempfile_path {
+        pub struct TempFile(pub std::path::PathBuf);
+        impl TempFile {
+            pub fn new(text: &str) -> Self {
+                use std::sync::atomic::{AtomicU32, Ordering};
+                static N: AtomicU32 = AtomicU32::new(0);
+                let p = std::env::temp_dir().join(format!(
+                    "ward-settings-{}-{}.yml",
+                    std::process::id(),
+                    N.fetch_add(1, Ordering::Relaxed)
+                ));
+                std::fs::write(&p, text).unwrap();
+                TempFile(p)
+            }
+        }
+        impl Drop for TempFile {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_file(&self.0);
+            }
+        }
+    }
+
+    #[test]
+    fn flags_beat_environment_beat_the_file_and_sources_are_named() {
+        let f = file("port: 1\nurls: [a, b]\nlabels: {x: \"1\", y: 2}\nflag: true\n");
+        let env = |k: &str| (k == "WARD_TEST_PORT").then(|| "2".to_string());
+        let flags = vec![
+            ("urls".to_string(), "c".to_string()),
+            ("urls".to_string(), "d,e".to_string()),
+        ];
+        let s = Settings::resolve(&SCHEMA, Some(&f.0), &env, &flags).unwrap();
+        assert_eq!(s.port("port", 0).unwrap(), 2);
+        assert_eq!(s.source("port"), "$WARD_TEST_PORT");
+        assert_eq!(s.list("urls"), ["c", "d", "e"]);
+        assert_eq!(s.source("urls"), "--urls");
+        assert_eq!(s.map("labels").unwrap()["y"], "2");
+        assert!(s.boolean("flag", false).unwrap());
+        assert_eq!(s.source("nothing"), "defaults");
+    }
+
+    #[test]
+    fn bad_input_names_the_key_and_its_source() {
+        let cases = [
+            ("prot: 1\n", "prot (from "),
+            ("port: {a: 1}\n", "must be a single value or a list"),
+            ("labels: [[1]]\n", "must be a mapping"),
+            ("- a\n", "must be a mapping of key: value"),
+            ("port: [\n", "malformed YAML"),
+        ];
+        for (text, want) in cases {
+            let f = file(text);
+            let e = Settings::resolve(&SCHEMA, Some(&f.0), &|_| None, &[])
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(want), "{text:?}: {e}");
+        }
+        let e = Settings::resolve(&SCHEMA, None, &|_| None, &[("nope".into(), "1".into())])
+            .unwrap_err();
+        assert_eq!(e.to_string(), "nope (from flags): unknown flag");
+        let env = |k: &str| (k == "WARD_TEST_LABELS").then(|| "a=1,b".to_string());
+        let s = Settings::resolve(&SCHEMA, None, &env, &[]).unwrap();
+        let e = s.map("labels").unwrap_err().to_string();
+        assert!(
+            e.starts_with("labels (from $WARD_TEST_LABELS): \"b\" is not key=value"),
+            "{e}"
+        );
+        let s =
+            Settings::resolve(&SCHEMA, None, &|_| None, &[("flag".into(), "yes".into())]).unwrap();
+        assert_eq!(
+            s.boolean("flag", false).unwrap_err().to_string(),
+            "flag (from --flag): \"yes\" is not true or false"
+        );
+    }
+}

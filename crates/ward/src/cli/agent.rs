@@ -1,0 +1,143 @@
+//! `ward agent …`.
+
+use clap::{Args, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Debug, Subcommand)]
+pub enum AgentCommand {
+    /// Start the agent (flags > WARD_AGENT_* > agent.yml > defaults).
+    Start(Box<StartArgs>),
+}
+
+macro_rules! start_args {
+    ($($field:ident => $name:literal),* $(,)?) => {
+        #[derive(Debug, Args)]
+        pub struct StartArgs {
+            /// agent.yml (default: /etc/ward/agent.yml when it exists).
+            #[arg(long = "config-file")]
+            config_file: Option<PathBuf>,
+            /// KEY=VALUE lines loaded into the environment first (default: /etc/default/ward-agent when it exists).
+            #[arg(long = "env-file")]
+            env_file: Option<PathBuf>,
+            /// A backend's ws:// or wss:// URL; repeat for several (tried in a shuffled order).
+            #[arg(long = "backend-url")]
+            backend_url: Vec<String>,
+            /// Do not verify the backend's certificate (logged as a warning at every connect).
+            #[arg(long = "insecure-skip-tls-verify", num_args = 0..=1, default_missing_value = "true")]
+            insecure_skip_tls_verify: Option<String>,
+            /// Do not serve the local agent API.
+            #[arg(long = "disable-api", num_args = 0..=1, default_missing_value = "true")]
+            disable_api: Option<String>,
+            $(
+                #[arg(long = $name)]
+                $field: Option<String>,
+            )*
+        }
+
+        impl StartArgs {
+            fn flags(&self) -> Vec<(String, String)> {
+                let mut v: Vec<(String, String)> = self
+                    .backend_url
+                    .iter()
+                    .map(|u| ("backend-url".to_string(), u.clone()))
+                    .collect();
+                if let Some(b) = &self.insecure_skip_tls_verify {
+                    v.push(("insecure-skip-tls-verify".into(), b.clone()));
+                }
+                if let Some(b) = &self.disable_api {
+                    v.push(("disable-api".into(), b.clone()));
+                }
+                $( if let Some(x) = &self.$field { v.push(($name.to_string(), x.clone())); } )*
+                v
+            }
+        }
+    };
+}
+
+start_args! {
+    name => "name",
+    namespace => "namespace",
+    subscriptions => "subscriptions",
+    labels => "labels",
+    annotations => "annotations",
+    user => "user",
+    password => "password",
+    trusted_ca_file => "trusted-ca-file",
+    cert_file => "cert-file",
+    key_file => "key-file",
+    keepalive_interval => "keepalive-interval",
+    keepalive_warning_timeout => "keepalive-warning-timeout",
+    keepalive_critical_timeout => "keepalive-critical-timeout",
+    cache_dir => "cache-dir",
+    cache_max_events => "cache-max-events",
+    backend_heartbeat_interval => "backend-heartbeat-interval",
+    backend_heartbeat_timeout => "backend-heartbeat-timeout",
+    backend_handshake_timeout => "backend-handshake-timeout",
+    retry_min => "retry-min",
+    retry_max => "retry-max",
+    retry_multiplier => "retry-multiplier",
+    api_host => "api-host",
+    api_port => "api-port",
+    log_level => "log-level",
+}
+
+/// Resolves when SIGTERM or Ctrl-C arrives.
+async fn terminated() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}
+
+pub fn run(cmd: AgentCommand) -> Result<ExitCode, String> {
+    match cmd {
+        AgentCommand::Start(a) => {
+            let env_file = a.env_file.clone().or_else(|| {
+                let d = PathBuf::from("/etc/default/ward-agent");
+                d.exists().then_some(d)
+            });
+            if let Some(f) = &env_file {
+                ward_types::settings::load_env_file(f)?;
+            }
+            let file = a
+                .config_file
+                .clone()
+                .or_else(ward_agent::AgentConfig::default_file);
+            let cfg = ward_agent::AgentConfig::resolve(
+                file.as_deref(),
+                &|k| std::env::var(k).ok(),
+                &a.flags(),
+            )
+            .map_err(|e| e.to_string())?;
+            let filter = tracing_subscriber::EnvFilter::new(format!(
+                "warn,ward_agent={0},ward_tls={0}",
+                if cfg.log_level == "panic" || cfg.log_level == "fatal" {
+                    "error"
+                } else {
+                    cfg.log_level.as_str()
+                }
+            ));
+            let _ = tracing_subscriber::fmt()
+                .json()
+                .with_env_filter(filter)
+                .with_writer(std::io::stderr)
+                .try_init();
+            outln!("{}", cfg.summary());
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| format!("cannot start the runtime: {e}"))?;
+            rt.block_on(ward_agent::run(cfg, terminated()))?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Benchmarks the agent transport at fleet scale on this machine: one TLS backend on the
+# embedded store with agent mTLS (client certificates checked against the CA and a CRL),
+# and `ward bench agents` with N simulated agents, each presenting its own certificate
+# from `ward pki bootstrap`, sending keepalives and check results. Prints the load tool's
+# report (sessions held, events/s stored, p50/p99, backend RSS per session, handshakes/s).
+#   COUNT=19500 RATE=20000 DUR=30s ./scripts/bench-agents.sh
+# Knobs: COUNT (agents, 1000), RATE (check results/s in total, 5000), DUR (30s),
+# RESTART=1 (kill -9 the backend halfway through and start it again: reconnect storm),
+# SOURCES (loopback source addresses, 16).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command -v curl >/dev/null || { echo "error: curl is not installed (apt-get install curl)" >&2; exit 1; }
+cargo build --release --locked -q
+WARD="$PWD/target/release/ward"
+COUNT="${COUNT:-1000}"; RATE="${RATE:-5000}"; DUR="${DUR:-30s}"; SOURCES="${SOURCES:-16}"
+B="$(mktemp -d)"
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+AP=$(free_port); GP=$(free_port); DP=$(free_port)
+cleanup() {
+  [ -f "$B/backend.pid" ] && kill "$(cat "$B/backend.pid")" 2>/dev/null || true
+  rm -rf "$B"
+}
+trap cleanup EXIT
+
+cat > "$B/plan.yml" <<YML
+ca: {cn: Bench CA}
+backends:
+  - name: localhost
+    hosts: [127.0.0.1]
+agents:
+  - prefix: agent-
+    count: $COUNT
+YML
+t0=$(date +%s.%N)
+"$WARD" pki bootstrap "$B/plan.yml" --dir "$B/tls" >/dev/null 2>&1
+echo "certificates: $COUNT agent certificates in $(python3 -c "print(f'{$(date +%s.%N)-$t0:.1f}')")s (ward pki bootstrap)" >&2
+"$WARD" pki crl --ca-dir "$B/tls" --out "$B/tls/crl.pem" >/dev/null
+"$WARD" backend init --state-dir "$B/state" --cluster-admin-username admin --cluster-admin-password 'bench-password' >/dev/null
+start_backend() {
+  "$WARD" backend start --state-dir "$B/state" --log-level warn \
+    --api-listen-address "127.0.0.1:$AP" --agent-host 127.0.0.1 --agent-port "$GP" \
+    --dashboard-host 127.0.0.1 --dashboard-port "$DP" \
+    --cert-file "$B/tls/localhost.pem" --key-file "$B/tls/localhost-key.pem" \
+    --agent-auth-cert-file "$B/tls/localhost.pem" --agent-auth-key-file "$B/tls/localhost-key.pem" \
+    --agent-auth-trusted-ca-file "$B/tls/ca.pem" --agent-auth-crl-urls "file://$B/tls/crl.pem" \
+    >>"$B/backend.log" 2>&1 &
+  BPID=$!; echo "$BPID" > "$B/backend.pid"
+  for _ in $(seq 100); do curl -s --cacert "$B/tls/ca.pem" "https://localhost:$AP/ready" >/dev/null && break; sleep 0.1; done
+}
+start_backend
+if [ "${RESTART:-0}" = 1 ]; then
+  (
+    # Halfway through the sending phase (connecting takes about COUNT/1000 s).
+    secs=${DUR%s}
+    sleep $(( COUNT / 1000 + 5 + secs / 2 ))
+    echo "kill -9 the backend" >&2
+    kill -9 "$(cat "$B/backend.pid")"; sleep 1
+    start_backend
+  ) &
+fi
+"$WARD" bench agents --backend-url "wss://localhost:$GP" --trusted-ca-file "$B/tls/ca.pem" \
+  --certs "$B/tls" --count "$COUNT" --rate "$RATE" --duration "$DUR" --sources "$SOURCES" \
+  --api-url "https://localhost:$AP" --connect-rate 2000
+grep -c '"level":"ERROR"' "$B/backend.log" | sed 's/^/backend errors logged: /' >&2 || true
