@@ -7,7 +7,7 @@
 #   COUNT=19500 RATE=20000 DUR=30s ./scripts/bench-agents.sh
 # Knobs: COUNT (agents, 1000), RATE (check results/s in total, 5000), DUR (30s),
 # RESTART=1 (kill -9 the backend halfway through and start it again: reconnect storm),
-# SOURCES (loopback source addresses, 16).
+# SOURCES (loopback source addresses, 16), PERF=FILE (perf record the backend into FILE).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v curl >/dev/null || { echo "error: curl is not installed (apt-get install curl)" >&2; exit 1; }
@@ -49,6 +49,10 @@ start_backend() {
   for _ in $(seq 100); do curl -s --cacert "$B/tls/ca.pem" "https://localhost:$AP/ready" >/dev/null && break; sleep 0.1; done
 }
 start_backend
+if [ -n "${PERF:-}" ]; then
+  # PERF=/tmp/ward.perf: a flat CPU profile of the backend for the whole run.
+  perf record -F 499 -p "$BPID" -o "$PERF" >/dev/null 2>&1 &
+fi
 if [ "${RESTART:-0}" = 1 ]; then
   (
     # Halfway through the sending phase (connecting takes about COUNT/1000 s).

@@ -188,7 +188,17 @@ impl Session<'_> {
                     }
                 };
                 let frame = Frame::Event { id: seq, event };
-                self.send(Message::Binary(frame.encode().into()))?;
+                let bytes = match frame.encode_checked() {
+                    Ok(b) => b,
+                    Err(e) => {
+                        // The backend would close the session on it, and it would be sent
+                        // first again after every reconnect: it can never be delivered.
+                        tracing::error!(seq, error = %e, "dropping an event that does not fit in one frame");
+                        self.forget(vec![seq]).await;
+                        continue;
+                    }
+                };
+                self.send(Message::Binary(bytes.into()))?;
                 self.in_flight.insert(seq);
                 inc(&self.agent.metrics.sent);
             }
@@ -236,14 +246,23 @@ impl Session<'_> {
                     last_read = Instant::now();
                     let mut answered = Vec::new();
                     let mut retry = Vec::new();
-                    self.handle(msg, &mut answered, &mut retry)?;
-                    for _ in 0..DRAIN {
-                        match stream.next().now_or_never() {
-                            Some(msg) => self.handle(msg, &mut answered, &mut retry)?,
-                            None => break,
+                    // Acknowledgements read before a close or an error still count.
+                    let mut ended = self.handle(msg, &mut answered, &mut retry);
+                    if ended.is_ok() {
+                        for _ in 0..DRAIN {
+                            match stream.next().now_or_never() {
+                                Some(msg) => {
+                                    ended = self.handle(msg, &mut answered, &mut retry);
+                                    if ended.is_err() {
+                                        break;
+                                    }
+                                }
+                                None => break,
+                            }
                         }
                     }
                     self.apply(answered, retry).await;
+                    ended?;
                 }
                 _ = self.agent.wake.notified(), if can_send => {}
                 _ = keepalive.tick() => self.send_keepalive().await?,

@@ -470,7 +470,8 @@ fn plan(store: &Store, counters: &Counters, ctx: &EventCtx, event: &Value) -> Ve
                         _ => tracing::warn!(
                             namespace = %ctx.namespace,
                             handler = %name,
-                            "handler: env_vars entry {kv:?} is not KEY=VALUE; it is left out"
+                            "handler: an env_vars entry ({} bytes, not shown: it may hold a secret) is not KEY=VALUE; it is left out",
+                            kv.len()
                         ),
                     }
                 }

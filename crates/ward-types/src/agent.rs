@@ -55,6 +55,10 @@ pub const MAX_TYPE_LINE: usize = 32;
 pub const MAX_RATE: u32 = 2_000;
 /// Unacknowledged events one session may have at the backend.
 pub const MAX_IN_FLIGHT: usize = 512;
+/// Most subscriptions an agent may have (handshake and keepalive), each at most
+/// `MAX_SUBSCRIPTION_LEN` bytes.
+pub const MAX_SUBSCRIPTIONS: usize = 1000;
+pub const MAX_SUBSCRIPTION_LEN: usize = 256;
 /// The check name of keepalive events.
 pub const KEEPALIVE_CHECK: &str = "keepalive";
 
@@ -323,8 +327,9 @@ impl Frame {
 /// duplicates, plus `entity:<name>`.
 pub fn subscriptions_with_entity(name: &str, subs: &[String]) -> Vec<String> {
     let mut out: Vec<String> = Vec::with_capacity(subs.len() + 1);
+    let mut seen = std::collections::HashSet::with_capacity(subs.len());
     for s in subs.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
-        if !out.iter().any(|o| o == s) {
+        if seen.insert(s) {
             out.push(s.to_string());
         }
     }

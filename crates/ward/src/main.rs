@@ -3,6 +3,12 @@
 
 mod cli;
 
+/// mimalloc rather than glibc's malloc: with thousands of agent sessions on a few threads,
+/// glibc's allocator (arena locking, consolidation) was the backend's largest CPU cost
+/// under load (see BENCHMARKS.md, "Agents").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::process::ExitCode;
 
 fn main() -> ExitCode {

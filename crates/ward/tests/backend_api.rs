@@ -485,91 +485,197 @@ fn backend_configuration_errors_name_the_key() {
     assert!(out.stderr.contains("chmod 600"), "{}", out.stderr);
 }
 
+/// A running `ward quickstart`, killed if the test fails.
+struct Quickstart {
+    child: std::process::Child,
+    log: std::path::PathBuf,
+}
+
+impl Quickstart {
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Ctrl-C: exit status and stdout.
+    fn stop(mut self) -> (std::process::ExitStatus, String) {
+        let _ = ward_testkit::Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .run();
+        let status = self.child.wait().unwrap();
+        let mut out = String::new();
+        std::io::Read::read_to_string(self.child.stdout.as_mut().unwrap(), &mut out).unwrap();
+        (status, out)
+    }
+}
+
+impl Drop for Quickstart {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
 #[test]
-fn quickstart_runs_a_tls_backend_in_one_command_and_reuses_it() {
+fn quickstart_runs_a_backend_and_an_agent_over_wss_in_one_command_and_reuses_it() {
     let d = TempDir::new();
-    let (api, agent, dash) = (
-        ward_testkit::free_port(),
-        ward_testkit::free_port(),
-        ward_testkit::free_port(),
-    );
-    let start = || {
-        std::process::Command::new(ward_testkit::ward_bin())
-            .args([
-                "quickstart",
-                "--dir",
-                "qs",
-                "--api-port",
-                &api.to_string(),
-                "--agent-port",
-                &agent.to_string(),
-                "--dashboard-port",
-                &dash.to_string(),
-            ])
+    let [api, agent, dash, agent_api] = [(); 4].map(|_| ward_testkit::free_port());
+    // The agent is named after the host, or quickstart-agent when the host name is no
+    // entity name.
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| ward_types::check_name("name", h).is_ok())
+        .unwrap_or_else(|| "quickstart-agent".into());
+    let mut runs = 0;
+    let mut start = || {
+        runs += 1;
+        let log = d.join(format!("quickstart-{runs}.log"));
+        let child = std::process::Command::new(ward_testkit::ward_bin())
+            .args(["quickstart", "--dir", "qs"])
+            .args(["--api-port", &api.to_string()])
+            .args(["--agent-port", &agent.to_string()])
+            .args(["--dashboard-port", &dash.to_string()])
+            .args(["--agent-api-port", &agent_api.to_string()])
             .current_dir(d.path())
             .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
-            .unwrap()
+            .unwrap();
+        Quickstart { child, log }
     };
-    let wait = || {
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(("127.0.0.1", api)).is_ok() {
+    let ctl = || ward().env("WARD_CTL_CONFIG", d.join("ctl.json")).arg("ctl");
+    // Waits until `ward ctl event list` shows the agent's keepalive and an expired_certs
+    // with status 0 from the agent, both at or after `since`.
+    let events_since = |q: &Quickstart, since: i64| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        loop {
+            let out = ctl().args(["event", "list", "--format", "json"]).run();
+            let events: Vec<serde_json::Value> = if out.success() {
+                serde_json::from_str(&out.stdout).unwrap_or_default()
+            } else {
+                Vec::new()
+            };
+            let find = |check: &str| {
+                events.iter().find(|e| {
+                    let s = &e["spec"];
+                    s["entity"]["metadata"]["name"] == name.as_str()
+                        && s["entity"]["entity_class"] == "agent"
+                        && s["check"]["metadata"]["name"] == check
+                        && s["check"]["executed"].as_i64().unwrap_or(0) >= since
+                })
+            };
+            if let (Some(k), Some(x)) = (find("keepalive"), find("expired_certs")) {
+                assert_eq!(k["spec"]["check"]["status"], 0, "{k}");
+                let check = &x["spec"]["check"];
+                assert_eq!(check["status"], 0, "{x}");
+                assert!(
+                    check["output"]
+                        .as_str()
+                        .unwrap()
+                        .starts_with("OK: 1 certificate")
+                        && check["command"]
+                            .as_str()
+                            .unwrap()
+                            .contains("pki check-expiry")
+                        && check["subscriptions"] == serde_json::json!(["system"])
+                        && check["interval"] == 60,
+                    "{x}"
+                );
                 return;
             }
-            std::thread::sleep(std::time::Duration::from_millis(25));
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no keepalive and expired_certs from the agent {name} since {since}\nctl: {}{}\nquickstart's log:\n{}",
+                out.stdout,
+                out.stderr,
+                q.log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
         }
-        panic!("quickstart did not listen");
     };
-    let stop = |mut c: std::process::Child| {
-        let _ = ward_testkit::Command::new("kill")
-            .args(["-INT", &c.id().to_string()])
-            .run();
-        let status = c.wait().unwrap();
-        let mut out = String::new();
-        std::io::Read::read_to_string(c.stdout.as_mut().unwrap(), &mut out).unwrap();
-        (status, out)
+
+    let q = start();
+    let password = {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let p = std::fs::read_to_string(d.join("qs/admin-password")).unwrap_or_default();
+            let configured = !p.is_empty()
+                && ctl()
+                    .args([
+                        "configure",
+                        "-n",
+                        "--url",
+                        &format!("https://localhost:{api}"),
+                    ])
+                    .args(["--username", "admin", "--password", p.trim()])
+                    .arg("--trusted-ca-file")
+                    .arg(d.join("qs/tls/ca.pem"))
+                    .run()
+                    .success();
+            if configured {
+                break p;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "quickstart did not serve its API\n{}",
+                q.log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
     };
-    let c = start();
-    wait();
-    let password = std::fs::read_to_string(d.join("qs/admin-password")).unwrap();
-    let ctl = || ward().env("WARD_CTL_CONFIG", d.join("ctl.json")).arg("ctl");
-    ctl()
-        .args([
-            "configure",
-            "-n",
-            "--url",
-            &format!("https://localhost:{api}"),
-            "--username",
-            "admin",
-            "--password",
-            password.trim(),
-            "--trusted-ca-file",
-        ])
-        .arg(d.join("qs/tls/ca.pem"))
-        .run()
-        .ok();
+    events_since(&q, 0);
     let health = ctl().args(["cluster", "health"]).run().ok().stdout;
     assert!(health.contains("true"), "{health}");
-    let (status, out) = stop(c);
-    assert!(status.success(), "Ctrl-C stops it cleanly: {status}");
-    assert!(
-        out.contains("created a CA") && out.contains("ward ctl configure"),
-        "{out}"
-    );
-    // Again: the same CA, state and password.
-    let c = start();
-    wait();
-    ctl().args(["cluster", "health"]).run().ok();
-    let (status, out) = stop(c);
-    assert!(status.success());
-    assert!(
-        out.contains("reusing the CA") && out.contains("reusing"),
-        "{out}"
-    );
+    let (status, out) = q.stop();
+    assert!(status.success(), "Ctrl-C stops both cleanly: {status}");
+    for want in [
+        "created a CA",
+        "published CRL #1",
+        &format!("agent port 127.0.0.1:{agent} (wss, client certificates (mTLS))"),
+        &format!("wss://localhost:{agent}"),
+        "ctl configure -n",
+        "--trusted-ca-file",
+        "ctl event list",
+        "expired_certs (created)",
+        "stopped",
+    ] {
+        assert!(out.contains(want), "{want:?} not in:\n{out}");
+    }
+    for f in ["agent.pem", "agent-key.pem", "crl.pem"] {
+        assert!(d.join("qs/tls").join(f).exists(), "{f}");
+    }
+    let agent_cert = std::fs::read(d.join("qs/tls/agent.pem")).unwrap();
+
+    // Again on the same folder: the same CA, certificates, state and password, a new CRL,
+    // the check left as it is, and the agent back with fresh events.
+    let since = unix_now();
+    let q = start();
+    events_since(&q, since);
+    let (status, out) = q.stop();
+    assert!(status.success(), "{status}");
+    for want in [
+        "reusing the CA",
+        "reusing qs/state",
+        "published CRL #2",
+        "expired_certs (already there",
+        "stopped",
+    ] {
+        assert!(out.contains(want), "{want:?} not in:\n{out}");
+    }
     assert_eq!(
         std::fs::read_to_string(d.join("qs/admin-password")).unwrap(),
         password
+    );
+    assert_eq!(
+        std::fs::read(d.join("qs/tls/agent.pem")).unwrap(),
+        agent_cert
     );
 }
 

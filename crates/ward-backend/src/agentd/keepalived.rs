@@ -27,7 +27,8 @@ struct Track {
 
 #[derive(Default)]
 struct Writes {
-    register: Vec<Resource>,
+    /// The latest registration of each entity.
+    register: HashMap<(String, String), Resource>,
     seen: HashMap<(String, String), i64>,
 }
 
@@ -42,10 +43,12 @@ impl Keepalived {
     /// Queues an entity to be created or replaced.
     pub fn register(&self, r: Resource) {
         if let Ok(mut w) = self.writes.lock() {
-            if let Some(ns) = &r.metadata.namespace {
-                w.seen.remove(&(ns.clone(), r.metadata.name.clone()));
-            }
-            w.register.push(r);
+            let key = (
+                r.metadata.namespace.clone().unwrap_or_default(),
+                r.metadata.name.clone(),
+            );
+            w.seen.remove(&key);
+            w.register.insert(key, r);
         }
     }
 
@@ -70,6 +73,18 @@ impl Keepalived {
         t.insert((namespace.to_string(), name.to_string()), track)
             .map(|old| old.status)
             .unwrap_or(0)
+    }
+
+    /// Puts back the status an unstored keepalive event had claimed, unless the agent has
+    /// been heard from since: the next tick tries again.
+    fn revert(&self, namespace: &str, name: &str, last_seen: i64, status: u64) {
+        if let Ok(mut t) = self.tracks.lock() {
+            if let Some(tr) = t.get_mut(&(namespace.to_string(), name.to_string())) {
+                if tr.last_seen == last_seen && tr.status >= status {
+                    tr.status = status.saturating_sub(1).min(tr.status);
+                }
+            }
+        }
     }
 
     /// Tracks an agent known from the store (after a backend restart) as last seen at
@@ -128,8 +143,22 @@ impl Keepalived {
         }
         let seen: Vec<(String, String, i64)> =
             w.seen.into_iter().map(|((ns, n), t)| (ns, n, t)).collect();
-        if let Err(e) = store.write_entities(&w.register, &seen) {
-            tracing::error!(error = %e, entities = w.register.len() + seen.len(), "could not write agent entities; they are written again with the next keepalive");
+        let register: Vec<Resource> = w.register.into_values().collect();
+        if let Err(e) = store.write_entities(&register, &seen) {
+            tracing::error!(error = %e, entities = register.len() + seen.len(), "could not write agent entities; trying again in a second");
+            // Back into the next batch, behind anything newer.
+            if let Ok(mut next) = self.writes.lock() {
+                for r in register {
+                    let key = (
+                        r.metadata.namespace.clone().unwrap_or_default(),
+                        r.metadata.name.clone(),
+                    );
+                    next.register.entry(key).or_insert(r);
+                }
+                for (ns, n, t) in seen {
+                    next.seen.entry((ns, n)).or_insert(t);
+                }
+            }
         }
     }
 }
@@ -175,7 +204,8 @@ fn unix_now() -> i64 {
 /// after a backend restart still raises its keepalive event), then watches.
 pub async fn run(st: Arc<AppState>) {
     let seed_state = st.clone();
-    let seeded = tokio::task::spawn_blocking(move || seed(&seed_state)).await;
+    let started = unix_now();
+    let seeded = tokio::task::spawn_blocking(move || seed(&seed_state, started)).await;
     match seeded {
         Ok(Ok(n)) if n > 0 => tracing::info!(
             agents = n,
@@ -230,7 +260,10 @@ pub async fn run(st: Arc<AppState>) {
                         st.after_store(&ns, &stored);
                     }
                     Err(e) => {
-                        tracing::error!(agent = %name, error = %e, "keepalive event not stored")
+                        tracing::error!(agent = %name, error = %e, "keepalive event not stored; trying again");
+                        st.agents
+                            .keepalived
+                            .revert(&ns, &name, tr.last_seen, status);
                     }
                 }
             });
@@ -238,7 +271,10 @@ pub async fn run(st: Arc<AppState>) {
     }
 }
 
-fn seed(st: &AppState) -> Result<usize, String> {
+/// `started`: the backend's start. An agent is watched from its `last_seen` or from then,
+/// whichever is later, so that a backend that was down does not raise a warning for every
+/// agent before they could reconnect.
+fn seed(st: &AppState, started: i64) -> Result<usize, String> {
     let mut after: Option<String> = None;
     let mut n = 0;
     loop {
@@ -269,7 +305,7 @@ fn seed(st: &AppState) -> Result<usize, String> {
             st.agents.keepalived.seed(
                 &ns,
                 &r.metadata.name,
-                last_seen,
+                last_seen.max(started),
                 num("timeout", 120) as u32,
                 num("ttl", 0) as u32,
                 num("status", 0),

@@ -307,11 +307,13 @@ fn refuse(st: &AppState, code: StatusCode, peer: SocketAddr, msg: String) -> Res
 }
 
 /// Who an agent session runs as: the user behind the credentials or certificate.
+/// The user, and whether it is one the store knows (false: a certificate's CN standing
+/// for the default agent identity).
 fn identify(
     st: &AppState,
     headers: &HeaderMap,
     cert: &CertIdentity,
-) -> Result<User, (StatusCode, String)> {
+) -> Result<(User, bool), (StatusCode, String)> {
     if let Some(id) = &cert.0 {
         // With agent mTLS the certificate is the credential: its CN is the user. An existing
         // user's groups apply; any other CN is the default agent identity.
@@ -320,13 +322,16 @@ fn identify(
                 StatusCode::UNAUTHORIZED,
                 format!("user {:?} (the client certificate's CN) is disabled", id.cn),
             )),
-            Ok(Some(u)) => Ok(u),
-            Ok(None) => Ok(User {
-                name: id.cn.clone(),
-                password_hash: None,
-                groups: vec![auth::AGENT_GROUP.into()],
-                disabled: false,
-            }),
+            Ok(Some(u)) => Ok((u, true)),
+            Ok(None) => Ok((
+                User {
+                    name: id.cn.clone(),
+                    password_hash: None,
+                    groups: vec![auth::AGENT_GROUP.into()],
+                    disabled: false,
+                },
+                false,
+            )),
             Err(e) => Err((
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!("the user store failed: {e}"),
@@ -337,7 +342,7 @@ fn identify(
         return Err((StatusCode::UNAUTHORIZED, "no credentials: send Basic credentials (agent user and password) or configure agent mTLS".into()));
     };
     match st.store.user(&u) {
-        Ok(Some(user)) if auth::check_password(&user, &p) => Ok(user),
+        Ok(Some(user)) if auth::check_password(&user, &p) => Ok((user, true)),
         Ok(_) => Err((
             StatusCode::UNAUTHORIZED,
             format!("wrong username or password for user {u:?}"),
@@ -420,7 +425,9 @@ async fn upgrade(
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
         .collect();
-    if subs.len() > 1000 || subs.iter().any(|s| s.len() > 256) {
+    if subs.len() > agent::MAX_SUBSCRIPTIONS
+        || subs.iter().any(|s| s.len() > agent::MAX_SUBSCRIPTION_LEN)
+    {
         return refuse(
             &st,
             StatusCode::BAD_REQUEST,
@@ -431,10 +438,32 @@ async fn upgrade(
             ),
         );
     }
-    let user = match identify(&st, &headers, &cert) {
-        Ok(u) => u,
-        Err((code, msg)) => return refuse(&st, code, peer, format!("agent {name:?}: {msg}")),
+    // Password hashing (argon2) and the user lookup block: off the async workers.
+    let (user, known_user) = {
+        let (st2, headers2, cert2) = (st.clone(), headers.clone(), cert.clone());
+        match tokio::task::spawn_blocking(move || identify(&st2, &headers2, &cert2)).await {
+            Ok(Ok(u)) => u,
+            Ok(Err((code, msg))) => {
+                return refuse(&st, code, peer, format!("agent {name:?}: {msg}"))
+            }
+            Err(_) => {
+                return refuse(
+                    &st,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    peer,
+                    "authentication did not finish; retry".into(),
+                )
+            }
+        }
     };
+    // A certificate that maps to no user is the default agent identity for that one
+    // entity: its CN must be the agent's name (another user's certificate decides by its
+    // user's rights).
+    if let Some(id) = &cert.0 {
+        if !known_user && name != id.cn {
+            return refuse(&st, StatusCode::FORBIDDEN, peer, format!("agent {name:?}: the client certificate is for {:?}; an agent certificate's CN must be the agent's name (or a user's name, whose rights then apply)", id.cn));
+        }
+    }
     if !matches!(auth::role_of(&user), Role::Agent | Role::ClusterAdmin) {
         return refuse(
             &st,

@@ -21,6 +21,11 @@ use ward_types::{Document, Metadata, Resource};
 pub const PING_INTERVAL: Duration = Duration::from_secs(30);
 /// A session that sends nothing (frames, pongs) this long is closed.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(45);
+/// A write to an agent that takes longer than this (it stopped reading) ends the session.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an event waits in its session for room in a full store buffer before it is
+/// answered `retry`.
+pub const BUSY_WAIT: Duration = Duration::from_secs(5);
 
 fn unix_now() -> i64 {
     std::time::SystemTime::now()
@@ -31,6 +36,20 @@ fn unix_now() -> i64 {
 
 fn binary(f: &Frame) -> Message {
     Message::Binary(f.encode().into())
+}
+
+/// A write within `WRITE_TIMEOUT`.
+async fn timed(
+    w: impl std::future::Future<Output = Result<(), axum::Error>>,
+) -> Result<(), String> {
+    match tokio::time::timeout(WRITE_TIMEOUT, w).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(format!("write failed: {e}")),
+        Err(_) => Err(format!(
+            "the agent read nothing for {}s; closed",
+            WRITE_TIMEOUT.as_secs()
+        )),
+    }
 }
 
 /// Why a session ended, for the log.
@@ -59,6 +78,7 @@ pub(crate) async fn run(mut ws: WebSocket, st: Arc<AppState>, info: AgentInfo) {
         info: &info,
         known_entities: HashSet::new(),
         last_keepalive: None,
+        retried: HashSet::new(),
     }
     .serve(&mut ws, rx)
     .await;
@@ -73,7 +93,13 @@ pub(crate) async fn run(mut ws: WebSocket, st: Arc<AppState>, info: AgentInfo) {
         End::Io(e) => (None, e.clone()),
     };
     if let Some(code) = code {
-        let reason: String = text.chars().take(120).collect();
+        let mut reason = String::new();
+        for c in text.chars() {
+            if reason.len() + c.len_utf8() > 120 {
+                break;
+            }
+            reason.push(c);
+        }
         let _ = ws
             .send(Message::Close(Some(CloseFrame {
                 code,
@@ -96,6 +122,9 @@ struct Session<'a> {
     known_entities: HashSet<String>,
     /// The entity as the last keepalive described it (its spec minus last_seen).
     last_keepalive: Option<Value>,
+    /// Checks with an event answered `retry` in this session: their later events are
+    /// answered `retry` too, so that the agent's resend keeps their order.
+    retried: HashSet<(String, String)>,
 }
 
 impl Session<'_> {
@@ -110,6 +139,10 @@ impl Session<'_> {
         let mut paused_until: Option<tokio::time::Instant> = None;
         loop {
             let reading = pending.len() < agent::MAX_IN_FLIGHT && paused_until.is_none();
+            if !reading {
+                // Not reading by the backend's own choice: the agent is not silent.
+                last_read = Instant::now();
+            }
             tokio::select! {
                 msg = ws.recv(), if reading => {
                     let Some(msg) = msg else { return End::Closed };
@@ -152,8 +185,8 @@ impl Session<'_> {
                         }
                         Frame::Event { id, event } => {
                             if let Some(ack) = self.event(id, event, &mut pending).await {
-                                if let Err(e) = ws.send(binary(&ack)).await {
-                                    return End::Io(format!("write failed: {e}"));
+                                if let Err(e) = timed(ws.send(binary(&ack))).await {
+                                    return End::Io(e);
                                 }
                             }
                         }
@@ -168,17 +201,17 @@ impl Session<'_> {
                         acks.extend(self.settle(done));
                     }
                     for a in &acks {
-                        if let Err(e) = ws.feed(binary(a)).await {
-                            return End::Io(format!("write failed: {e}"));
+                        if let Err(e) = timed(ws.feed(binary(a))).await {
+                            return End::Io(e);
                         }
                     }
-                    if let Err(e) = ws.flush().await {
-                        return End::Io(format!("write failed: {e}"));
+                    if let Err(e) = timed(ws.flush()).await {
+                        return End::Io(e);
                     }
                 }
                 Some(f) = rx.recv() => {
-                    if let Err(e) = ws.send(binary(&f)).await {
-                        return End::Io(format!("write failed: {e}"));
+                    if let Err(e) = timed(ws.send(binary(&f))).await {
+                        return End::Io(e);
                     }
                     self.st.agents.metrics.check_requests_sent.fetch_add(1, Ordering::Relaxed);
                 }
@@ -189,8 +222,8 @@ impl Session<'_> {
                     if last_read.elapsed() > READ_TIMEOUT {
                         return End::Timeout;
                     }
-                    if let Err(e) = ws.send(Message::Ping(axum::body::Bytes::new())).await {
-                        return End::Io(format!("write failed: {e}"));
+                    if let Err(e) = timed(ws.send(Message::Ping(axum::body::Bytes::new()))).await {
+                        return End::Io(e);
                     }
                 }
             }
@@ -199,7 +232,7 @@ impl Session<'_> {
 
     /// The answer to a stored (or not) event: an ack for agent events, a log line for
     /// keepalives.
-    fn settle(&self, (id, result): (Option<u64>, Result<Value, SubmitError>)) -> Option<Frame> {
+    fn settle(&mut self, (id, key, result): Settled) -> Option<Frame> {
         let m = &self.st.agents.metrics;
         match result {
             Ok(stored) => {
@@ -220,6 +253,9 @@ impl Session<'_> {
                     tracing::warn!(agent = %self.info.name, error = %e, "keepalive event not stored");
                     return None;
                 };
+                // Later events of this check in this session are sent back too, so that the
+                // agent sends them again after this one, in order.
+                self.retried.insert(key);
                 m.events_retried.fetch_add(1, Ordering::Relaxed);
                 Some(Frame::Ack {
                     id,
@@ -232,7 +268,7 @@ impl Session<'_> {
     }
 
     async fn submit(
-        &self,
+        &mut self,
         id: Option<u64>,
         input: ward_types::event::EventInput,
         pending: &mut FuturesUnordered<InFlight>,
@@ -241,12 +277,25 @@ impl Session<'_> {
             .metrics
             .events_received
             .fetch_add(1, Ordering::Relaxed);
-        match self.st.events.enqueue(input).await {
-            Ok(p) => {
-                pending.push(Box::pin(async move { (id, p.wait().await) }));
-                None
+        let key = (input.entity.clone(), input.check.clone());
+        // A full store buffer or a store switch: wait here (the session stops reading, so
+        // TCP pushes back on the agent) rather than send the event back out of order.
+        let mut waited = Duration::ZERO;
+        let mut input = Some(input);
+        loop {
+            let i = input.take()?;
+            match self.st.events.enqueue_or_return(i).await {
+                Ok(p) => {
+                    pending.push(Box::pin(async move { (id, key, p.wait().await) }));
+                    return None;
+                }
+                Err((SubmitError::Busy(_), back)) if waited < BUSY_WAIT => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    waited += Duration::from_millis(100);
+                    input = Some(back);
+                }
+                Err((e, _)) => return self.settle((id, key, Err(e))),
             }
-            Err(e) => self.settle((id, Err(e))),
         }
     }
 
@@ -274,8 +323,34 @@ impl Session<'_> {
                 });
             }
         };
+        let key = (input.entity.clone(), input.check.clone());
+        if self.retried.contains(&key) {
+            self.st
+                .agents
+                .metrics
+                .events_retried
+                .fetch_add(1, Ordering::Relaxed);
+            return Some(Frame::Ack {
+                id,
+                ack: Ack::Retry {
+                    error: "an earlier event of this check was not stored; both are sent again, in order".into(),
+                },
+            });
+        }
         if !self.known_entities.contains(&input.entity) {
             if let Err(e) = crate::api::ensure_entity(self.st, &self.info.namespace, &input, now) {
+                if e.0.is_client_error() {
+                    self.st
+                        .agents
+                        .metrics
+                        .events_rejected
+                        .fetch_add(1, Ordering::Relaxed);
+                    return Some(Frame::Ack {
+                        id,
+                        ack: Ack::Rejected { error: e.1 },
+                    });
+                }
+                self.retried.insert(key);
                 self.st
                     .agents
                     .metrics
@@ -322,6 +397,19 @@ impl Session<'_> {
         };
         // The entity: registered on a session's first keepalive and whenever its facts
         // change; otherwise only last_seen moves (batched by keepalived's writer).
+        if k.entity.subscriptions.len() > agent::MAX_SUBSCRIPTIONS
+            || k.entity
+                .subscriptions
+                .iter()
+                .any(|s| s.len() > agent::MAX_SUBSCRIPTION_LEN)
+            || k.entity.labels.len() + k.entity.annotations.len() > 1000
+        {
+            return Err(format!(
+                "keepalive: at most {} subscriptions of at most {} bytes, and 1000 labels and annotations",
+                agent::MAX_SUBSCRIPTIONS,
+                agent::MAX_SUBSCRIPTION_LEN
+            ));
+        }
         let mut subs = k.entity.subscriptions.clone();
         subs.extend(info.subscriptions.iter().cloned());
         let subscriptions = agent::subscriptions_with_entity(&info.name, &subs);
@@ -385,6 +473,8 @@ impl Session<'_> {
 }
 
 /// An event queued for storage, with the agent's id (None for keepalives).
-type InFlight = std::pin::Pin<
-    Box<dyn std::future::Future<Output = (Option<u64>, Result<Value, SubmitError>)> + Send>,
->;
+type InFlight = std::pin::Pin<Box<dyn std::future::Future<Output = Settled> + Send>>;
+
+/// A stored (or not) event: the agent's id (None for keepalives), its (entity, check), and
+/// the outcome.
+type Settled = (Option<u64>, (String, String), Result<Value, SubmitError>);

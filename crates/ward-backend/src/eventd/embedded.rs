@@ -38,17 +38,18 @@ impl EmbeddedWriter {
                         }
                     }
                     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
-                    let inputs: Vec<EventInput> = batch.iter().map(|j| j.input.clone()).collect();
+                    let (inputs, replies): (Vec<EventInput>, Vec<_>) =
+                        batch.into_iter().map(|j| (j.input, j.reply)).unzip();
                     match store.record_events(&inputs, now) {
                         Ok(events) => {
-                            for (job, ev) in batch.into_iter().zip(events) {
-                                let _ = job.reply.send(Ok(ev));
+                            for (reply, ev) in replies.into_iter().zip(events) {
+                                let _ = reply.send(Ok(ev));
                             }
                         }
                         Err(e) => {
                             tracing::error!(error = %e, events = inputs.len(), "event store write failed; nothing in the batch was acknowledged");
-                            for job in batch {
-                                let _ = job.reply.send(Err(e.to_string()));
+                            for reply in replies {
+                                let _ = reply.send(Err(e.to_string()));
                             }
                         }
                     }
@@ -64,11 +65,19 @@ impl EmbeddedWriter {
         &self,
         input: EventInput,
     ) -> Result<oneshot::Receiver<Result<Value, String>>, String> {
+        self.enqueue_or_return(input).await.map_err(|(e, _)| e)
+    }
+
+    /// As `enqueue`, giving the event back when it was not queued.
+    pub async fn enqueue_or_return(
+        &self,
+        input: EventInput,
+    ) -> Result<oneshot::Receiver<Result<Value, String>>, (String, EventInput)> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Job { input, reply })
             .await
-            .map_err(|_| "the event writer has stopped".to_string())?;
+            .map_err(|e| ("the event writer has stopped".to_string(), e.0.input))?;
         Ok(rx)
     }
 }

@@ -218,6 +218,29 @@ impl EventRouter {
         self.enqueue(input).await?.wait().await
     }
 
+    /// As `enqueue`, giving the event back when it was not queued (so that the caller can
+    /// wait and queue it again, keeping its check's order).
+    pub async fn enqueue_or_return(
+        &self,
+        input: EventInput,
+    ) -> Result<Pending, (SubmitError, EventInput)> {
+        match self.current() {
+            Some(pg) => pg
+                .enqueue_or_return(QueuedEvent {
+                    input,
+                    received_at: now(),
+                })
+                .map(Pending::Pg)
+                .map_err(|(e, q)| (e, q.input)),
+            None => self
+                .embedded
+                .enqueue_or_return(input)
+                .await
+                .map(Pending::Embedded)
+                .map_err(|(e, i)| (SubmitError::Failed(e), i)),
+        }
+    }
+
     /// Queues one event, waiting only for room; `Pending::wait` resolves once it is
     /// committed. Events of one check queued one after another are committed in that order,
     /// so a session can have many events in flight and still keep each check's order.

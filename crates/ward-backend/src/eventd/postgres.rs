@@ -271,6 +271,15 @@ impl PgEventStore {
         &self,
         event: QueuedEvent,
     ) -> Result<oneshot::Receiver<Result<Value, SubmitError>>, SubmitError> {
+        self.enqueue_or_return(event).map_err(|(e, _)| e)
+    }
+
+    /// As `enqueue`, giving the event back when it was not queued.
+    #[allow(clippy::result_large_err)]
+    pub fn enqueue_or_return(
+        &self,
+        event: QueuedEvent,
+    ) -> Result<oneshot::Receiver<Result<Value, SubmitError>>, (SubmitError, QueuedEvent)> {
         let i = writer_for(
             &event.input.namespace,
             &event.input.entity,
@@ -280,21 +289,25 @@ impl PgEventStore {
         let (reply, rx) = oneshot::channel();
         match self.writers[i].try_send(Job { event, reply }) {
             Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => {
+            Err(mpsc::error::TrySendError::Full(job)) => {
                 self.metrics.pg_buffer_full.fetch_add(1, Ordering::Relaxed);
-                return Err(SubmitError::Busy(format!(
-                    "the PostgreSQL event store's buffer is full (batch_buffer {}): {}",
-                    self.settings.batch_buffer,
-                    if self.healthy() {
-                        "it is writing as fast as it can".to_string()
-                    } else {
-                        format!("PostgreSQL is not answering ({})", self.last_error())
-                    }
-                )));
+                return Err((
+                    SubmitError::Busy(format!(
+                        "the PostgreSQL event store's buffer is full (batch_buffer {}): {}",
+                        self.settings.batch_buffer,
+                        if self.healthy() {
+                            "it is writing as fast as it can".to_string()
+                        } else {
+                            format!("PostgreSQL is not answering ({})", self.last_error())
+                        }
+                    )),
+                    job.event,
+                ));
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => {
-                return Err(SubmitError::Busy(
-                    "the event store is being switched".into(),
+            Err(mpsc::error::TrySendError::Closed(job)) => {
+                return Err((
+                    SubmitError::Busy("the event store is being switched".into()),
+                    job.event,
                 ))
             }
         }

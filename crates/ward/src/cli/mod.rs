@@ -73,7 +73,7 @@ enum Command {
     /// Load tools: `ward bench agents` (simulated agents at fleet scale).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
-    /// A CA, certificates and a TLS backend on the embedded store, in one folder, now.
+    /// A CA, certificates, a TLS backend on the embedded store and an agent over wss, in one folder, now.
     Quickstart(quickstart::QuickstartArgs),
 }
 
