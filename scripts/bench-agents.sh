@@ -6,7 +6,7 @@
 # report (sessions held, events/s stored, p50/p99, backend RSS per session, handshakes/s).
 #   COUNT=19500 RATE=20000 DUR=30s ./scripts/bench-agents.sh
 # Knobs: COUNT (agents, 1000), RATE (check results/s in total, 5000), DUR (30s),
-# RESTART=1 (kill -9 the backend halfway through and start it again: reconnect storm),
+# RESTART=1 (kill -9 the backend a quarter into sending and start it again: reconnect storm),
 # SOURCES (loopback source addresses, 16), PERF=FILE (perf record the backend into FILE).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -55,9 +55,9 @@ if [ -n "${PERF:-}" ]; then
 fi
 if [ "${RESTART:-0}" = 1 ]; then
   (
-    # Halfway through the sending phase (connecting takes about COUNT/1000 s).
+    # A quarter into the sending phase (connecting takes about COUNT/1000 s).
     secs=${DUR%s}
-    sleep $(( COUNT / 1000 + 5 + secs / 2 ))
+    sleep $(( COUNT / 1000 + 5 + secs / 4 ))
     echo "kill -9 the backend" >&2
     kill -9 "$(cat "$B/backend.pid")"; sleep 1
     start_backend

@@ -270,13 +270,7 @@ pub fn fit_output(event: &mut Value, max: usize) {
     }
 }
 
-/// Seconds since the epoch.
-pub fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
+pub use ward_types::unix_now;
 
 #[cfg(test)]
 mod tests {

@@ -913,12 +913,7 @@ async fn delete_provider(
 
 // ---- events ----
 
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
+use ward_types::unix_now;
 
 fn event_listing(events: Vec<String>, next: Option<String>) -> Response {
     // The stored texts are JSON the store wrote; joining them avoids a parse and a

@@ -821,24 +821,17 @@ fn run_pipe(
     }
 }
 
-/// SIGKILL to a process group (the pipe handler's `sh` leads its own).
+/// SIGKILL to a process group (the pipe handler's `sh` leads its own, and is not reaped
+/// yet, so the id cannot have been reused).
 fn kill_group(pgid: u32) {
-    extern "C" {
-        fn kill(pid: i32, sig: i32) -> i32;
-    }
-    const SIGKILL: i32 = 9;
-    let Ok(pgid) = i32::try_from(pgid) else {
+    let Some(pgid) = i32::try_from(pgid)
+        .ok()
+        .filter(|p| *p > 1)
+        .and_then(rustix::process::Pid::from_raw)
+    else {
         return;
     };
-    if pgid <= 1 {
-        return;
-    }
-    // SAFETY: kill(2) takes two integers and touches no memory of this process; a negative
-    // pid addresses the process group the handler's sh leads (process_group(0)), which is
-    // not reaped yet, so the id cannot have been reused.
-    unsafe {
-        kill(-pgid, SIGKILL);
-    }
+    let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
 }
 
 /// Writes the payload to a tcp (connect, write, close) or udp (one datagram) handler.

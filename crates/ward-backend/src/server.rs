@@ -109,11 +109,20 @@ pub fn failure_reason(e: &std::io::Error) -> String {
         .collect()
 }
 
-/// Binds a listener, with the address in the error.
+/// Binds a listener, with the address in the error. The accept backlog is 4096 (the kernel
+/// caps it at net.core.somaxconn): when a whole fleet reconnects at once after a restart,
+/// a short backlog drops SYNs and those agents wait out TCP's retransmission backoff.
 pub async fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener, String> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|e| format!("{what} {addr}: cannot listen: {e}"))
+    let fail = |e: std::io::Error| format!("{what} {addr}: cannot listen: {e}");
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
+    }
+    .map_err(fail)?;
+    socket.set_reuseaddr(true).map_err(fail)?;
+    socket.bind(addr).map_err(fail)?;
+    socket.listen(4096).map_err(fail)
 }
 
 /// Keeps the state alive for the listeners.

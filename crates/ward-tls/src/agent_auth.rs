@@ -993,10 +993,20 @@ impl Revocation {
                         date(s.this_update)
                     ));
                 }
-                if let Some(n) = s.next_update {
-                    if n < now {
+                match s.next_update {
+                    Some(n) if n < now => {
                         return Answer::Failed(format!("the response expired on {}", date(n)));
                     }
+                    // No nextUpdate: only a fresh answer counts, so an old "good" replayed
+                    // over plain http cannot stand for ever.
+                    None if s.this_update + (OCSP_DEFAULT_TTL.as_secs() as i64) < now => {
+                        return Answer::Failed(format!(
+                            "the response has no nextUpdate and was produced on {}, over {} s ago",
+                            date(s.this_update),
+                            OCSP_DEFAULT_TTL.as_secs()
+                        ));
+                    }
+                    _ => {}
                 }
                 match &s.status {
                     OcspCertStatus::Good => Answer::Good,
@@ -1020,6 +1030,8 @@ struct Crl {
     issuer: String,
     this_update: i64,
     next_update: Option<i64>,
+    /// Not a complete list (a delta CRL, one scoped by an issuing distribution point, or
+    /// one with an unknown critical extension).
     delta: bool,
     revoked: HashMap<Vec<u8>, (i64, Option<u8>)>,
     /// The issuer keys (SPKI DER) this CRL's signature verified with, and those it did not.
@@ -1055,10 +1067,16 @@ impl Crl {
                 (r.revocation_date.timestamp(), reason),
             );
         }
-        let delta = crl
-            .extensions()
-            .iter()
-            .any(|e| e.oid.to_id_string() == "2.5.29.27");
+        // A delta CRL, a CRL scoped by an issuing distribution point (only some
+        // certificates or reasons), or one with a critical extension Ward does not know is
+        // not a complete list: it never counts as an answer that a certificate is good.
+        const KNOWN: [&str; 4] = ["2.5.29.20", "2.5.29.35", "2.5.29.46", "1.3.6.1.5.5.7.1.1"];
+        let delta = crl.extensions().iter().any(|e| {
+            let oid = e.oid.to_id_string();
+            oid == "2.5.29.27"
+                || oid == "2.5.29.28"
+                || (e.critical && !KNOWN.contains(&oid.as_str()))
+        });
         Ok(Crl {
             issuer_raw: crl.issuer().as_raw().to_vec(),
             issuer: crl.issuer().to_string(),
@@ -1104,11 +1122,6 @@ impl Crl {
         let Some(issuer) = &leaf.issuer else {
             return Answer::Failed("the issuer is unknown".into());
         };
-        if self.delta {
-            return Answer::Failed(
-                "a delta CRL, which Ward does not use; publish a full CRL".into(),
-            );
-        }
         if !issuer.may_sign_crls {
             return Answer::Failed(format!(
                 "its issuer {} may not sign CRLs (no cRLSign key usage)",
@@ -1134,6 +1147,11 @@ impl Crl {
             }
         }
         match self.revoked.get(&leaf.serial_norm) {
+            // Not listed by a list that is not complete: no answer (a listed certificate is
+            // revoked whatever the list's scope).
+            Some((_, Some(8))) | None if self.delta => Answer::Failed(
+                "a delta CRL, a partitioned one (issuing distribution point) or one with an unknown critical extension, which is not a complete list; publish a full CRL".into(),
+            ),
             Some((_, Some(8))) | None => Answer::Good,
             Some((at, reason)) => Answer::Revoked(format!(
                 "revoked on {}{}",

@@ -193,12 +193,7 @@ pub fn keepalive_event(
     ward_types::event::parse_event(&v, namespace, now)
 }
 
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
+use ward_types::unix_now;
 
 /// Seeds the tracker from the agents the store knows (so an agent that never comes back
 /// after a backend restart still raises its keepalive event), then watches.

@@ -18,12 +18,7 @@ pub const DEFAULT_INTERVAL: u64 = 60;
 /// How often schedules are looked at (and CheckConfigs re-read).
 pub const TICK: Duration = Duration::from_secs(1);
 
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
+use ward_types::unix_now;
 
 /// What the agent needs of a CheckConfig.
 pub fn check_spec(r: &Resource) -> CheckSpec {

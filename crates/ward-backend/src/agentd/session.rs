@@ -27,12 +27,7 @@ pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// answered `retry`.
 pub const BUSY_WAIT: Duration = Duration::from_secs(5);
 
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
+use ward_types::unix_now;
 
 fn binary(f: &Frame) -> Message {
     Message::Binary(f.encode().into())

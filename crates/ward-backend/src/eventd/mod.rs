@@ -95,12 +95,7 @@ pub struct PgHealth {
     pub healthy: bool,
 }
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
+use ward_types::unix_now as now;
 
 /// An event queued for storage.
 pub enum Pending {

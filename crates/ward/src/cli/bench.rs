@@ -223,12 +223,7 @@ struct Shared {
     stop: std::sync::atomic::AtomicBool,
 }
 
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
+use ward_types::unix_now;
 
 async fn sim_agent(
     index: usize,
@@ -255,6 +250,9 @@ async fn sim_agent(
         backoff = (backoff * 2).min(Duration::from_secs(8));
     }
 }
+
+/// Longest TLS or WebSocket handshake before the simulated agent tries again.
+const HANDSHAKE: Duration = Duration::from_secs(15);
 
 struct SessionGuard<'a>(&'a AtomicI64);
 impl Drop for SessionGuard<'_> {
@@ -341,9 +339,13 @@ async fn session(
             drive(ws, name, sh).await
         }
         None => {
-            let (ws, _) = tokio_tungstenite::client_async_with_config(req, tcp, Some(cfg))
-                .await
-                .map_err(|e| format!("WebSocket: {e}"))?;
+            let (ws, _) = tokio::time::timeout(
+                HANDSHAKE,
+                tokio_tungstenite::client_async_with_config(req, tcp, Some(cfg)),
+            )
+            .await
+            .map_err(|_| "WebSocket: timed out".to_string())?
+            .map_err(|e| format!("WebSocket: {e}"))?;
             drive(ws, name, sh).await
         }
     }
