@@ -519,7 +519,8 @@ impl Store {
                 )?;
                 for (input, now) in inputs {
                     let prev: Option<String> = read.query_row(params![input.namespace, input.entity, input.check], |r| r.get(0)).optional()?;
-                    let prev: Option<Value> = prev.and_then(|p| serde_json::from_str(&p).ok());
+                    // Only what the fold reads is parsed, not the whole previous event.
+                    let prev: Option<Value> = prev.and_then(|p| ward_types::event::fold_state(&p));
                     let event = ward_types::event::apply(prev.as_ref(), input, *now);
                     write.execute(params![input.namespace, input.entity, input.check, event.to_string(), input.status as i64, now])?;
                     out.push(event);
