@@ -30,6 +30,7 @@ pub const KEYS: &[&str] = &[
     "agent-auth-trusted-ca-file",
     "agent-auth-crl-urls",
     "agent-auth-fail-open",
+    "agent-auth-session-max",
     "log-level",
     "access-token-ttl",
 ];
@@ -64,6 +65,9 @@ pub struct BackendConfig {
     /// With agent mTLS: accept a client certificate whose revocation status no CRL or OCSP
     /// source could answer (default false: such a certificate is refused).
     pub agent_auth_fail_open: bool,
+    /// How long a session authenticated by a client certificate lasts before the agent is
+    /// made to reconnect (and its certificate is checked again). Ward's key; default 1h.
+    pub agent_auth_session_max: std::time::Duration,
     pub log_level: String,
     /// How long an access token lives (Ward's own key; Sensu's is fixed at 15 minutes).
     pub access_token_ttl: std::time::Duration,
@@ -119,6 +123,12 @@ pub fn resolve(
         agent_auth_trusted_ca_file: s.path("agent-auth-trusted-ca-file"),
         agent_auth_crl_urls: s.list("agent-auth-crl-urls"),
         agent_auth_fail_open: s.boolean("agent-auth-fail-open", false)?,
+        agent_auth_session_max: s
+            .parse("agent-auth-session-max", |v| {
+                ward_pki::parse_duration("agent-auth-session-max", v).map_err(|e| e.to_string())
+            })?
+            .unwrap_or(std::time::Duration::from_secs(3600))
+            .max(std::time::Duration::from_secs(1)),
         log_level: s.text("log-level").unwrap_or_else(|| "info".into()),
         access_token_ttl: s
             .parse("access-token-ttl", |v| {

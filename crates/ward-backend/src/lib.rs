@@ -139,6 +139,10 @@ pub async fn start(cfg: BackendConfig) -> Result<(), String> {
         agents: agentd::Agents::default(),
         pipeline,
     });
+    state.agents.cert_session_max.store(
+        cfg.agent_auth_session_max.as_secs(),
+        std::sync::atomic::Ordering::Relaxed,
+    );
     let ready_state = state.clone();
     let app = api::router(state);
     // The dashboard: one page on its own port, speaking the same API (same origin, so no CORS).

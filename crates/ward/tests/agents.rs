@@ -396,3 +396,32 @@ fn killing_the_backend_with_9_loses_no_agent_event() {
         }
     }
 }
+
+#[test]
+fn a_certificate_revoked_while_connected_loses_its_session_at_renewal() {
+    let b = mtls_backend(&["roamer"], &["--agent-auth-session-max", "3s"]);
+    let tls = b.tls.clone().unwrap();
+    let _a = Agent::start("roamer", &Agent::mtls_yaml(&b, "roamer"));
+    wait_for(20, "the agent's session", || {
+        (metric(&b, "ward_agent_sessions") == 1.0).then_some(())
+    });
+    // Sessions are renewed every 3 s here: the agent reconnects and is let in again.
+    wait_for(20, "a renewed session", || {
+        (metric(&b, "ward_agent_sessions_opened_total") >= 2.0).then_some(())
+    });
+    revoke(&tls, "roamer");
+    let line = wait_for(
+        20,
+        "the refusal of the revoked certificate at renewal",
+        || {
+            b.log()
+                .lines()
+                .find(|l| l.contains("\"reason\":\"revoked\"") && l.contains("CN=roamer"))
+                .map(str::to_string)
+        },
+    );
+    assert!(line.contains("serial"), "{line}");
+    wait_for(10, "no session left", || {
+        (metric(&b, "ward_agent_sessions") == 0.0).then_some(())
+    });
+}

@@ -28,6 +28,9 @@ use ward_store::User;
 use ward_types::agent::{self, Frame};
 use ward_types::Kind;
 
+/// Longest TLS handshake, and longest wait for the upgrade request's headers.
+pub const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// How the agent port authenticates TLS clients.
 pub enum AgentTls {
     /// No TLS (ws://): Basic credentials only.
@@ -75,6 +78,8 @@ pub struct Agents {
     next_id: AtomicU64,
     pub metrics: AgentMetrics,
     pub keepalived: keepalived::Keepalived,
+    /// `agent-auth-session-max`, in seconds (0: Ward's default).
+    pub cert_session_max: std::sync::atomic::AtomicU64,
 }
 
 impl Agents {
@@ -283,7 +288,13 @@ where
 {
     let app = app.layer(Extension(id)).layer(Extension(ConnectInfo(peer)));
     let svc = TowerToHyperService::new(app.into_service());
-    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    // The upgrade request must arrive promptly: a connection that sends nothing holds a
+    // socket and no more.
+    builder
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HANDSHAKE_TIMEOUT);
     let _ = builder.serve_connection_with_upgrades(io, svc).await;
 }
 
@@ -373,6 +384,9 @@ pub(crate) struct AgentInfo {
     pub subscriptions: Vec<String>,
     pub user: String,
     pub peer: SocketAddr,
+    /// Authenticated by a client certificate: the session is renewed after
+    /// `session::CERT_SESSION_MAX`, so that revocation is checked again.
+    pub by_certificate: bool,
 }
 
 async fn upgrade(
@@ -488,6 +502,7 @@ async fn upgrade(
         subscriptions: agent::subscriptions_with_entity(name, &subs),
         user: user.name,
         peer,
+        by_certificate: cert.0.is_some(),
     };
     ws.read_buffer_size(4 * 1024)
         .write_buffer_size(0)

@@ -21,6 +21,11 @@ use ward_types::{Document, Metadata, Resource};
 pub const PING_INTERVAL: Duration = Duration::from_secs(30);
 /// A session that sends nothing (frames, pongs) this long is closed.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(45);
+/// A session authenticated by a client certificate lasts `agent-auth-session-max` (this by
+/// default; plus up to 10% at random, so a fleet does not renew at once), then it is
+/// closed with 1001 once its events are answered, and the agent reconnects: the chain and
+/// revocation are checked again, so a revoked certificate keeps no session longer.
+pub const CERT_SESSION_MAX: Duration = Duration::from_secs(3600);
 /// A write to an agent that takes longer than this (it stopped reading) ends the session.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long an event waits in its session for room in a full store buffer before it is
@@ -50,6 +55,8 @@ async fn timed(
 /// Why a session ended, for the log.
 enum End {
     Closed,
+    /// A certificate session reached its lifetime.
+    Renew,
     Protocol(String),
     Timeout,
     Io(String),
@@ -80,6 +87,10 @@ pub(crate) async fn run(mut ws: WebSocket, st: Arc<AppState>, info: AgentInfo) {
     st.agents.unregister(id);
     let (code, text) = match &end {
         End::Closed => (None, "closed by the agent".to_string()),
+        End::Renew => (
+            Some(1001),
+            "session lifetime reached: reconnect (the certificate is checked again)".to_string(),
+        ),
         End::Protocol(e) => (Some(1008), e.clone()),
         End::Timeout => (
             Some(1001),
@@ -132,8 +143,21 @@ impl Session<'_> {
         let mut window = Instant::now();
         let mut in_window: u32 = 0;
         let mut paused_until: Option<tokio::time::Instant> = None;
+        let max = match self.st.agents.cert_session_max.load(Ordering::Relaxed) {
+            0 => CERT_SESSION_MAX,
+            s => Duration::from_secs(s),
+        };
+        let renew_at = self
+            .info
+            .by_certificate
+            .then(|| tokio::time::Instant::now() + max.mul_f64(1.0 + fastrand::f64() / 10.0));
+        let mut renewing = false;
         loop {
-            let reading = pending.len() < agent::MAX_IN_FLIGHT && paused_until.is_none();
+            if renewing && pending.is_empty() {
+                return End::Renew;
+            }
+            let reading =
+                !renewing && pending.len() < agent::MAX_IN_FLIGHT && paused_until.is_none();
             if !reading {
                 // Not reading by the backend's own choice: the agent is not silent.
                 last_read = Instant::now();
@@ -212,6 +236,10 @@ impl Session<'_> {
                 }
                 _ = async { if let Some(t) = paused_until { tokio::time::sleep_until(t).await } }, if paused_until.is_some() => {
                     paused_until = None;
+                }
+                _ = async { if let Some(t) = renew_at { tokio::time::sleep_until(t).await } }, if renew_at.is_some() && !renewing => {
+                    // Stop reading; close once every event read is answered.
+                    renewing = true;
                 }
                 _ = ping.tick() => {
                     if last_read.elapsed() > READ_TIMEOUT {

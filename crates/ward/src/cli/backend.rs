@@ -86,6 +86,7 @@ start_args! {
     agent_auth_trusted_ca_file => "agent-auth-trusted-ca-file",
     agent_auth_crl_urls => "agent-auth-crl-urls",
     agent_auth_fail_open => "agent-auth-fail-open",
+    agent_auth_session_max => "agent-auth-session-max",
     log_level => "log-level",
     access_token_ttl => "access-token-ttl",
 }
