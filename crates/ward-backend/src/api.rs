@@ -973,7 +973,7 @@ async fn store_event(
         serde_json::from_slice(body).map_err(|e| bad(format!("body is not valid JSON: {e}")))?;
     let now = unix_now();
     st.metrics.events_received.fetch_add(1, Ordering::Relaxed);
-    let input = ward_types::event::parse_event(&v, ns, now).map_err(|e| bad(e.to_string()))?;
+    let input = ward_types::event::parse_event_owned(v, ns, now).map_err(|e| bad(e.to_string()))?;
     if let Some((entity, check)) = expect {
         if input.entity != entity || input.check != check {
             return Err(bad(format!(

@@ -10,6 +10,7 @@ pub mod postgres;
 
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::Value;
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use ward_types::{Document, Kind, Resource};
@@ -474,44 +475,50 @@ impl Store {
 }
 
 impl Store {
-    /// Folds a new event into the stored one in one transaction (the model is
-    /// `ward_types::event::apply`); the returned event is durable when this returns.
-    pub fn record_event(&self, input: &ward_types::event::EventInput, now: i64) -> Result<Value> {
-        let mut out = self.record_events(std::slice::from_ref(input), now)?;
-        Ok(out.pop().unwrap_or(Value::Null))
-    }
-
     /// Folds several events in order, in one transaction: one commit (one fsync) for the
     /// whole batch — group commit for concurrent writers. Two events of the same check in
-    /// one batch fold one after the other.
+    /// one batch fold one after the other. The events are consumed: they become the stored
+    /// events without a copy.
     pub fn record_events(
         &self,
-        inputs: &[ward_types::event::EventInput],
+        inputs: Vec<ward_types::event::EventInput>,
         now: i64,
     ) -> Result<Vec<Value>> {
-        let timed: Vec<_> = inputs.iter().map(|i| (i, now)).collect();
-        self.record(&timed, false)
+        let timed = inputs.into_iter().map(|i| (Cow::Owned(i), now)).collect();
+        self.record(timed, false)
     }
 
     /// As `record_events`, and each event also goes into the replay journal, all in one
     /// transaction: stored here while PostgreSQL is unreachable, and replayed into it later.
     /// Each event folds with the time it was received.
     pub fn record_events_for_replay(&self, batch: &[postgres::QueuedEvent]) -> Result<Vec<Value>> {
-        let timed: Vec<_> = batch.iter().map(|q| (&q.input, q.received_at)).collect();
-        self.record(&timed, true)
+        let timed = batch
+            .iter()
+            .map(|q| (Cow::Borrowed(&q.input), q.received_at))
+            .collect();
+        self.record(timed, true)
     }
 
     /// Folds `(event, received at)` pairs in order in one transaction; with `journal`, each
     /// also goes into the replay journal in that transaction.
     fn record(
         &self,
-        inputs: &[(&ward_types::event::EventInput, i64)],
+        inputs: Vec<(Cow<'_, ward_types::event::EventInput>, i64)>,
         journal: bool,
     ) -> Result<Vec<Value>> {
         self.with(|c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let mut out = Vec::with_capacity(inputs.len());
             {
+                if journal {
+                    let mut keep = tx.prepare_cached("INSERT INTO pg_replay (event) VALUES (?1)")?;
+                    for (input, now) in &inputs {
+                        let q = postgres::QueuedEvent { input: input.as_ref().clone(), received_at: *now };
+                        let text = serde_json::to_string(&q)
+                            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+                        keep.execute([text])?;
+                    }
+                }
                 let mut read = tx.prepare_cached("SELECT event FROM events WHERE namespace = ?1 AND entity = ?2 AND check_name = ?3")?;
                 let mut write = tx.prepare_cached(
                     "INSERT INTO events (namespace, entity, check_name, event, status, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
@@ -521,18 +528,10 @@ impl Store {
                     let prev: Option<String> = read.query_row(params![input.namespace, input.entity, input.check], |r| r.get(0)).optional()?;
                     // Only what the fold reads is parsed, not the whole previous event.
                     let prev: Option<Value> = prev.and_then(|p| ward_types::event::fold_state(&p));
-                    let event = ward_types::event::apply(prev.as_ref(), input, *now);
-                    write.execute(params![input.namespace, input.entity, input.check, event.to_string(), input.status as i64, now])?;
+                    let key = (input.namespace.clone(), input.entity.clone(), input.check.clone(), input.status as i64);
+                    let event = ward_types::event::apply_owned(prev.as_ref(), input.into_owned(), now);
+                    write.execute(params![key.0, key.1, key.2, event.to_string(), key.3, now])?;
                     out.push(event);
-                }
-                if journal {
-                    let mut keep = tx.prepare_cached("INSERT INTO pg_replay (event) VALUES (?1)")?;
-                    for (input, now) in inputs {
-                        let q = postgres::QueuedEvent { input: (*input).clone(), received_at: *now };
-                        let text = serde_json::to_string(&q)
-                            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-                        keep.execute([text])?;
-                    }
                 }
             }
             tx.commit()?;

@@ -43,19 +43,24 @@ fn fe(field: &str, reason: impl Into<String>) -> FieldError {
 /// Parses a posted event: Sensu's bare `{entity, check, …}` or a `{type: Event, spec}`
 /// document. `namespace` is the URL's; the event's own, if any, must match.
 pub fn parse_event(body: &Value, namespace: &str, now: i64) -> Result<EventInput, FieldError> {
-    let obj = body
-        .as_object()
-        .ok_or_else(|| fe("event", "must be a JSON object"))?;
+    parse_event_owned(body.clone(), namespace, now)
+}
+
+/// `parse_event` of an event the caller no longer needs: nothing is copied.
+pub fn parse_event_owned(body: Value, namespace: &str, now: i64) -> Result<EventInput, FieldError> {
+    let Value::Object(mut obj) = body else {
+        return Err(fe("event", "must be a JSON object"));
+    };
     let mut raw = if obj.get("type").is_some() {
         if obj.get("type").and_then(Value::as_str) != Some("Event") {
             return Err(fe("type", "must be Event"));
         }
-        obj.get("spec")
-            .and_then(Value::as_object)
-            .cloned()
-            .ok_or_else(|| fe("spec", "must hold the event"))?
+        match obj.remove("spec") {
+            Some(Value::Object(spec)) => spec,
+            _ => return Err(fe("spec", "must hold the event")),
+        }
     } else {
-        obj.clone()
+        obj
     };
     for k in raw.keys() {
         if ![
@@ -197,6 +202,12 @@ pub fn fold_state(stored: &str) -> Option<Value> {
 
 /// Folds a new event into the previous one (None for the first), returning the event to store.
 pub fn apply(prev: Option<&Value>, input: &EventInput, now: i64) -> Value {
+    apply_owned(prev, input.clone(), now)
+}
+
+/// `apply` of an event the caller no longer needs: its fields become the stored event's
+/// without a copy.
+pub fn apply_owned(prev: Option<&Value>, input: EventInput, now: i64) -> Value {
     let prev_check = prev.and_then(|p| p.get("check"));
     let prev_status = prev_check
         .and_then(|c| c.get("status"))
@@ -268,7 +279,7 @@ pub fn apply(prev: Option<&Value>, input: &EventInput, now: i64) -> Value {
     } else {
         "failing"
     };
-    let mut event = input.raw.clone();
+    let mut event = input.raw;
     if let Some(Value::Object(check)) = event.get_mut("check") {
         check.insert("history".into(), Value::Array(history));
         check.insert("occurrences".into(), json!(occurrences));

@@ -329,7 +329,7 @@ impl Session<'_> {
         pending: &mut FuturesUnordered<InFlight>,
     ) -> Option<Frame> {
         let now = unix_now();
-        let input = match ward_types::event::parse_event(&event, &self.info.namespace, now) {
+        let input = match ward_types::event::parse_event_owned(event, &self.info.namespace, now) {
             Ok(i) => i,
             Err(e) => {
                 self.st

@@ -40,14 +40,15 @@ impl EmbeddedWriter {
                     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
                     let (inputs, replies): (Vec<EventInput>, Vec<_>) =
                         batch.into_iter().map(|j| (j.input, j.reply)).unzip();
-                    match store.record_events(&inputs, now) {
+                    let n = inputs.len();
+                    match store.record_events(inputs, now) {
                         Ok(events) => {
                             for (reply, ev) in replies.into_iter().zip(events) {
                                 let _ = reply.send(Ok(ev));
                             }
                         }
                         Err(e) => {
-                            tracing::error!(error = %e, events = inputs.len(), "event store write failed; nothing in the batch was acknowledged");
+                            tracing::error!(error = %e, events = n, "event store write failed; nothing in the batch was acknowledged");
                             for reply in replies {
                                 let _ = reply.send(Err(e.to_string()));
                             }
