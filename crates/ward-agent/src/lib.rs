@@ -242,6 +242,8 @@ pub async fn run(cfg: AgentConfig, shutdown: impl Future<Output = ()>) -> Result
         let _ = api.await;
     }
     let mut checks = std::mem::take(&mut *agent.checks.lock().unwrap_or_else(|p| p.into_inner()));
+    // Checks that finished are reaped first: only those still running are reported.
+    while checks.try_join_next().is_some() {}
     if !checks.is_empty() {
         tracing::info!(
             checks = checks.len(),
