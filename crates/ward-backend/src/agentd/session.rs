@@ -307,7 +307,14 @@ impl Session<'_> {
         let mut input = Some(input);
         loop {
             let i = input.take()?;
-            match self.st.events.enqueue_or_return(i).await {
+            // The stored event is needed back only for handlers.
+            let keep = i
+                .raw
+                .get("check")
+                .and_then(|c| c.get("handlers"))
+                .and_then(Value::as_array)
+                .is_some_and(|h| !h.is_empty());
+            match self.st.events.enqueue_or_return(i, keep).await {
                 Ok(p) => {
                     pending.push(Box::pin(async move { (id, key, p.wait().await) }));
                     return None;

@@ -13,6 +13,9 @@ pub const MAX_BATCH: usize = 512;
 
 struct Job {
     input: EventInput,
+    /// Whether the caller wants the stored event back (else it gets `null`, and the event
+    /// is freed here, on the thread that built it).
+    keep: bool,
     reply: oneshot::Sender<Result<Value, String>>,
 }
 
@@ -39,17 +42,17 @@ impl EmbeddedWriter {
                     }
                     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
                     let (inputs, replies): (Vec<EventInput>, Vec<_>) =
-                        batch.into_iter().map(|j| (j.input, j.reply)).unzip();
+                        batch.into_iter().map(|j| (j.input, (j.keep, j.reply))).unzip();
                     let n = inputs.len();
                     match store.record_events(inputs, now) {
                         Ok(events) => {
-                            for (reply, ev) in replies.into_iter().zip(events) {
-                                let _ = reply.send(Ok(ev));
+                            for ((keep, reply), ev) in replies.into_iter().zip(events) {
+                                let _ = reply.send(Ok(if keep { ev } else { Value::Null }));
                             }
                         }
                         Err(e) => {
                             tracing::error!(error = %e, events = n, "event store write failed; nothing in the batch was acknowledged");
-                            for reply in replies {
+                            for (_, reply) in replies {
                                 let _ = reply.send(Err(e.to_string()));
                             }
                         }
@@ -66,17 +69,21 @@ impl EmbeddedWriter {
         &self,
         input: EventInput,
     ) -> Result<oneshot::Receiver<Result<Value, String>>, String> {
-        self.enqueue_or_return(input).await.map_err(|(e, _)| e)
+        self.enqueue_or_return(input, true)
+            .await
+            .map_err(|(e, _)| e)
     }
 
-    /// As `enqueue`, giving the event back when it was not queued.
+    /// As `enqueue`, giving the event back when it was not queued; with `keep` false the
+    /// receiver gets `null` instead of the stored event.
     pub async fn enqueue_or_return(
         &self,
         input: EventInput,
+        keep: bool,
     ) -> Result<oneshot::Receiver<Result<Value, String>>, (String, EventInput)> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Job { input, reply })
+            .send(Job { input, keep, reply })
             .await
             .map_err(|e| ("the event writer has stopped".to_string(), e.0.input))?;
         Ok(rx)

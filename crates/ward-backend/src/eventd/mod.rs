@@ -214,10 +214,13 @@ impl EventRouter {
     }
 
     /// As `enqueue`, giving the event back when it was not queued (so that the caller can
-    /// wait and queue it again, keeping its check's order).
+    /// wait and queue it again, keeping its check's order). With `keep` false the caller
+    /// does not need the stored event: the embedded store answers `null` and frees it on
+    /// its own thread (PostgreSQL's writers answer it anyway).
     pub async fn enqueue_or_return(
         &self,
         input: EventInput,
+        keep: bool,
     ) -> Result<Pending, (SubmitError, EventInput)> {
         match self.current() {
             Some(pg) => pg
@@ -229,7 +232,7 @@ impl EventRouter {
                 .map_err(|(e, q)| (e, q.input)),
             None => self
                 .embedded
-                .enqueue_or_return(input)
+                .enqueue_or_return(input, keep)
                 .await
                 .map(Pending::Embedded)
                 .map_err(|(e, i)| (SubmitError::Failed(e), i)),
