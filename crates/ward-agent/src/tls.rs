@@ -15,15 +15,7 @@
 //! picked up without a restart.
 
 use crate::config::AgentConfig;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
-use std::sync::Arc;
 use ward_tls::Trust;
-
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
-}
 
 /// The client config for one connect.
 pub fn client_config(cfg: &AgentConfig) -> Result<rustls::ClientConfig, String> {
@@ -32,12 +24,9 @@ pub fn client_config(cfg: &AgentConfig) -> Result<rustls::ClientConfig, String> 
     } else if let Some(ca) = &cfg.trusted_ca_file {
         ward_tls::client_config(&Trust::CaFile(ca.clone()))?
     } else {
-        rustls::ClientConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| e.to_string())?
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(SystemRoots::load()?))
-            .with_no_client_auth()
+        ward_tls::client_config(&Trust::SystemRoots {
+            fix_key: "trusted-ca-file",
+        })?
     };
     if let (Some(cert), Some(key)) = (&cfg.cert_file, &cfg.key_file) {
         config = ward_tls::with_client_cert(config, ward_tls::load_pair(cert, key)?);
@@ -45,95 +34,6 @@ pub fn client_config(cfg: &AgentConfig) -> Result<rustls::ClientConfig, String> 
     // A WebSocket upgrade is HTTP/1.1; say so, so a backend that offers h2 does not pick it.
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
-}
-
-/// The system's roots, with failures that name the fix.
-#[derive(Debug)]
-struct SystemRoots {
-    inner: Arc<rustls::client::WebPkiServerVerifier>,
-}
-
-impl SystemRoots {
-    fn load() -> Result<SystemRoots, String> {
-        let found = rustls_native_certs::load_native_certs();
-        let mut roots = RootCertStore::empty();
-        roots.add_parsable_certificates(found.certs);
-        if roots.is_empty() {
-            let why = found
-                .errors
-                .first()
-                .map(|e| format!(" ({e})"))
-                .unwrap_or_default();
-            return Err(format!(
-                "no trusted CA certificates found in the system store{why}; set trusted-ca-file to the CA that issued the backend's certificate"
-            ));
-        }
-        let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(
-            Arc::new(roots),
-            provider(),
-        )
-        .build()
-        .map_err(|e| e.to_string())?;
-        Ok(SystemRoots { inner })
-    }
-}
-
-impl ServerCertVerifier for SystemRoots {
-    fn verify_server_cert(
-        &self,
-        ee: &CertificateDer<'_>,
-        im: &[CertificateDer<'_>],
-        name: &ServerName<'_>,
-        ocsp: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        self.inner
-            .verify_server_cert(ee, im, name, ocsp, now)
-            .map_err(|e| {
-                let reason = match &e {
-                    rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer) => {
-                        "is not signed by a CA in the system's trusted roots; set trusted-ca-file to the CA that issued it".to_string()
-                    }
-                    rustls::Error::InvalidCertificate(c) => format!(
-                        "was refused: {c}; check it, or set trusted-ca-file to the CA that issued it"
-                    ),
-                    other => format!("was refused: {other}"),
-                };
-                rustls::Error::General(format!(
-                    "the backend's certificate ({}) {reason}",
-                    subject(ee)
-                ))
-            })
-    }
-    fn verify_tls12_signature(
-        &self,
-        m: &[u8],
-        c: &CertificateDer<'_>,
-        d: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(m, c, d)
-    }
-    fn verify_tls13_signature(
-        &self,
-        m: &[u8],
-        c: &CertificateDer<'_>,
-        d: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(m, c, d)
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
-}
-
-fn subject(der: &CertificateDer<'_>) -> String {
-    x509_subject(der).unwrap_or_else(|| "subject unreadable".into())
-}
-
-fn x509_subject(der: &[u8]) -> Option<String> {
-    // The subject is only for the message; rustls has already parsed the certificate.
-    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
-    Some(cert.subject().to_string())
 }
 
 /// One line for a TLS failure surfacing as an I/O error: ward's own verifier messages as

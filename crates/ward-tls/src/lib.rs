@@ -169,26 +169,36 @@ pub fn load_roots(path: &Path) -> Result<RootCertStore, String> {
 pub enum Trust {
     /// The CAs in this file.
     CaFile(PathBuf),
+    /// The system's roots (the OS store, as `SSL_CERT_FILE` / `SSL_CERT_DIR` or
+    /// /etc/ssl/certs have it), for a client configured with no CA file; a certificate they
+    /// do not cover is reported with the fix (`fix_key`: the setting that names a CA file).
+    SystemRoots { fix_key: &'static str },
     /// Nothing is verified (insecure-skip-tls-verify): encryption without authentication.
     SkipVerification,
 }
 
 /// A client config with plain-words verification errors.
 pub fn client_config(trust: &Trust) -> Result<rustls::ClientConfig, String> {
-    let verifier: Arc<dyn ServerCertVerifier> = match trust {
-        Trust::CaFile(p) => {
-            let roots = Arc::new(load_roots(p)?);
-            let inner =
-                rustls::client::WebPkiServerVerifier::builder_with_provider(roots, provider())
-                    .build()
-                    .map_err(|e| e.to_string())?;
-            Arc::new(PlainWords {
-                inner,
-                ca: p.clone(),
-            })
+    let (roots, trusted) = match trust {
+        Trust::CaFile(p) => (load_roots(p)?, p.display().to_string()),
+        Trust::SystemRoots { fix_key } => (
+            system_roots(fix_key)?,
+            format!("the system's trusted roots; set {fix_key} to the CA that issued it"),
+        ),
+        Trust::SkipVerification => {
+            return Ok(rustls::ClientConfig::builder_with_provider(provider())
+                .with_safe_default_protocol_versions()
+                .map_err(|e| e.to_string())?
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(AcceptAnyServerCert::new()))
+                .with_no_client_auth())
         }
-        Trust::SkipVerification => Arc::new(AcceptAnyServerCert::new()),
     };
+    let inner =
+        rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
+            .build()
+            .map_err(|e| e.to_string())?;
+    let verifier: Arc<dyn ServerCertVerifier> = Arc::new(PlainWords { inner, trusted });
     Ok(rustls::ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
@@ -197,10 +207,29 @@ pub fn client_config(trust: &Trust) -> Result<rustls::ClientConfig, String> {
         .with_no_client_auth())
 }
 
+/// The system's trusted roots; none found is an error naming `fix_key`.
+fn system_roots(fix_key: &str) -> Result<RootCertStore, String> {
+    let found = rustls_native_certs::load_native_certs();
+    let mut roots = RootCertStore::empty();
+    roots.add_parsable_certificates(found.certs);
+    if roots.is_empty() {
+        let why = found
+            .errors
+            .first()
+            .map(|e| format!(" ({e})"))
+            .unwrap_or_default();
+        return Err(format!(
+            "no trusted CA certificates found in the system store{why}; set {fix_key} to the CA that issued the server's certificate"
+        ));
+    }
+    Ok(roots)
+}
+
 #[derive(Debug)]
 struct PlainWords {
     inner: Arc<rustls::client::WebPkiServerVerifier>,
-    ca: PathBuf,
+    /// Where trusted CAs come from, as the unknown-issuer error names it.
+    trusted: String,
 }
 
 fn date(t: UnixTime) -> String {
@@ -224,7 +253,7 @@ impl PlainWords {
                 CertificateError::ExpiredContext { not_after, .. } => format!("the server's certificate ({subject}) expired on {}", date(*not_after)),
                 CertificateError::Expired => format!("the server's certificate ({subject}) has expired"),
                 CertificateError::NotValidYetContext { not_before, .. } => format!("the server's certificate ({subject}) is not valid before {}", date(*not_before)),
-                CertificateError::UnknownIssuer => format!("the server's certificate ({subject}) is not signed by a CA in {}", self.ca.display()),
+                CertificateError::UnknownIssuer => format!("the server's certificate ({subject}) is not signed by a CA in {}", self.trusted),
                 CertificateError::NotValidForNameContext { presented, .. } => format!(
                     "the name {:?} is not in the server certificate's SANs ({}); connect by one of those names or reissue the certificate",
                     name.to_str(),
