@@ -276,18 +276,38 @@ impl Session<'_> {
                     tracing::warn!(agent = %self.info.name, error = %e, "keepalive event not stored");
                     return None;
                 };
-                // Later events of this check in this session are sent back too, so that the
-                // agent sends them again after this one, in order.
-                self.retried.insert(key);
-                m.events_retried.fetch_add(1, Ordering::Relaxed);
-                Some(Frame::Ack {
-                    id,
-                    ack: Ack::Retry {
-                        error: e.to_string(),
-                    },
-                })
+                self.retry(id, key, e.to_string())
             }
         }
+    }
+
+    /// `retry` for event `id`, counted; later events of its check in this session are
+    /// answered `retry` too, so that the agent sends them again after it, in order.
+    fn retry(&mut self, id: u64, key: (String, String), error: String) -> Option<Frame> {
+        self.retried.insert(key);
+        self.st
+            .agents
+            .metrics
+            .events_retried
+            .fetch_add(1, Ordering::Relaxed);
+        Some(Frame::Ack {
+            id,
+            ack: Ack::Retry { error },
+        })
+    }
+
+    /// `rejected` for event `id` (it is wrong and never will be stored), counted and logged.
+    fn rejected(&self, id: u64, error: String) -> Option<Frame> {
+        self.st
+            .agents
+            .metrics
+            .events_rejected
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(agent = %self.info.name, error = %error, "agent event rejected");
+        Some(Frame::Ack {
+            id,
+            ack: Ack::Rejected { error },
+        })
     }
 
     async fn submit(
@@ -338,58 +358,23 @@ impl Session<'_> {
         let now = unix_now();
         let input = match ward_types::event::parse_event_owned(event, &self.info.namespace, now) {
             Ok(i) => i,
-            Err(e) => {
-                self.st
-                    .agents
-                    .metrics
-                    .events_rejected
-                    .fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(agent = %self.info.name, error = %e, "agent event rejected");
-                return Some(Frame::Ack {
-                    id,
-                    ack: Ack::Rejected {
-                        error: e.to_string(),
-                    },
-                });
-            }
+            Err(e) => return self.rejected(id, e.to_string()),
         };
         let key = (input.entity.clone(), input.check.clone());
         if self.retried.contains(&key) {
-            self.st
-                .agents
-                .metrics
-                .events_retried
-                .fetch_add(1, Ordering::Relaxed);
-            return Some(Frame::Ack {
+            return self.retry(
                 id,
-                ack: Ack::Retry {
-                    error: "an earlier event of this check was not stored; both are sent again, in order".into(),
-                },
-            });
+                key,
+                "an earlier event of this check was not stored; both are sent again, in order"
+                    .into(),
+            );
         }
         if !self.known_entities.contains(&input.entity) {
             if let Err(e) = crate::api::ensure_entity(self.st, &self.info.namespace, &input, now) {
                 if e.0.is_client_error() {
-                    self.st
-                        .agents
-                        .metrics
-                        .events_rejected
-                        .fetch_add(1, Ordering::Relaxed);
-                    return Some(Frame::Ack {
-                        id,
-                        ack: Ack::Rejected { error: e.1 },
-                    });
+                    return self.rejected(id, e.1);
                 }
-                self.retried.insert(key);
-                self.st
-                    .agents
-                    .metrics
-                    .events_retried
-                    .fetch_add(1, Ordering::Relaxed);
-                return Some(Frame::Ack {
-                    id,
-                    ack: Ack::Retry { error: e.1 },
-                });
+                return self.retry(id, key, e.1);
             }
             if self.known_entities.len() < 10_000 {
                 self.known_entities.insert(input.entity.clone());
