@@ -290,18 +290,20 @@ fn raise_open_files() -> u64 {
     getrlimit(Resource::Nofile).current.unwrap_or(0)
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => {
-            let _ = ctrl_c.await;
-            return;
+/// Resolves on SIGTERM or Ctrl-C (whichever comes first; Ctrl-C only if SIGTERM cannot be
+/// watched).
+pub async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
         }
     };
     tokio::select! {
-        _ = ctrl_c => {},
-        _ = term.recv() => {},
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
     }
 }
 

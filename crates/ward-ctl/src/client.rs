@@ -89,6 +89,26 @@ impl Endpoint {
         ))
     }
 
+    /// `GET /auth` with Basic credentials: the tokens (`access_token`, `refresh_token`,
+    /// `expires_at`), or "login failed (STATUS): the server's message".
+    pub async fn login(&self, username: &str, password: &str) -> Result<serde_json::Value, String> {
+        use base64::Engine;
+        let basic =
+            base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
+        let r = self
+            .request(
+                "GET",
+                "/auth",
+                &[("authorization", format!("Basic {basic}"))],
+                None,
+            )
+            .await?;
+        if r.status != 200 {
+            return Err(format!("login failed ({}): {}", r.status, r.message()));
+        }
+        Ok(r.json())
+    }
+
     /// Sends one request.
     pub async fn request(
         &self,

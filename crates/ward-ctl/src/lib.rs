@@ -3,7 +3,6 @@
 
 pub mod client;
 
-use base64::Engine;
 use client::{Endpoint, Reply};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -38,12 +37,7 @@ pub fn config_path() -> PathBuf {
     base.join("ward").join("ctl.json")
 }
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
+use ward_types::unix_now as now;
 
 fn trust(ca: Option<&Path>, insecure: bool) -> Option<Trust> {
     if insecure {
@@ -80,23 +74,10 @@ pub async fn configure(
         url: url.trim_end_matches('/').to_string(),
         trust: trust(ca, insecure),
     };
-    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
-    let r = ep
-        .request(
-            "GET",
-            "/auth",
-            &[("authorization", format!("Basic {basic}"))],
-            None,
-        )
-        .await?;
-    if r.status != 200 {
-        return Err(format!(
-            "{url}: login failed ({}): {}",
-            r.status,
-            r.message()
-        ));
-    }
-    let v = r.json();
+    let v = ep
+        .login(username, password)
+        .await
+        .map_err(|e| format!("{url}: {e}"))?;
     let cfg = CtlConfig {
         url: ep.url.clone(),
         trusted_ca_file: ca.map(|c| std::fs::canonicalize(c).unwrap_or_else(|_| c.to_path_buf())),

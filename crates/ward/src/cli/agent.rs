@@ -82,32 +82,10 @@ start_args! {
     log_level => "log-level",
 }
 
-/// Resolves when SIGTERM or Ctrl-C arrives.
-async fn terminated() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
-    }
-}
-
 pub fn run(cmd: AgentCommand) -> Result<ExitCode, String> {
     match cmd {
         AgentCommand::Start(a) => {
-            let env_file = a.env_file.clone().or_else(|| {
-                let d = PathBuf::from("/etc/default/ward-agent");
-                d.exists().then_some(d)
-            });
-            if let Some(f) = &env_file {
-                ward_types::settings::load_env_file(f)?;
-            }
+            super::load_env_file(a.env_file.as_deref(), "/etc/default/ward-agent")?;
             let file = a
                 .config_file
                 .clone()
@@ -118,25 +96,13 @@ pub fn run(cmd: AgentCommand) -> Result<ExitCode, String> {
                 &a.flags(),
             )
             .map_err(|e| e.to_string())?;
-            let filter = tracing_subscriber::EnvFilter::new(format!(
-                "warn,ward_agent={0},ward_tls={0}",
-                if cfg.log_level == "panic" || cfg.log_level == "fatal" {
-                    "error"
-                } else {
-                    cfg.log_level.as_str()
-                }
-            ));
-            let _ = tracing_subscriber::fmt()
-                .json()
-                .with_env_filter(filter)
-                .with_writer(std::io::stderr)
-                .try_init();
+            super::start_logging(&["ward_agent"], &cfg.log_level);
             outln!("{}", cfg.summary());
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
                 .map_err(|e| format!("cannot start the runtime: {e}"))?;
-            rt.block_on(ward_agent::run(cfg, terminated()))?;
+            rt.block_on(ward_agent::run(cfg, ward_backend::shutdown_signal()))?;
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -108,32 +108,14 @@ pub fn run(cmd: BackendCommand) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
         BackendCommand::Start(a) => {
-            let env_file = a.env_file.clone().or_else(|| {
-                let d = PathBuf::from("/etc/default/ward-backend");
-                d.exists().then_some(d)
-            });
-            if let Some(f) = &env_file {
-                ward_backend::config::load_env_file(f)?;
-            }
+            super::load_env_file(a.env_file.as_deref(), "/etc/default/ward-backend")?;
             let cfg = ward_backend::config::resolve(
                 a.config_file.as_deref(),
                 &|k| std::env::var(k).ok(),
                 &a.flags(),
             )
             .map_err(|e| e.to_string())?;
-            let filter = tracing_subscriber::EnvFilter::new(format!(
-                "warn,ward_backend={0},ward_tls={0}",
-                if cfg.log_level == "panic" || cfg.log_level == "fatal" {
-                    "error"
-                } else {
-                    cfg.log_level.as_str()
-                }
-            ));
-            let _ = tracing_subscriber::fmt()
-                .json()
-                .with_env_filter(filter)
-                .with_writer(std::io::stderr)
-                .try_init();
+            super::start_logging(&["ward_backend"], &cfg.log_level);
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()

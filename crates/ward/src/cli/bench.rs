@@ -453,18 +453,15 @@ where
 
 // ---- orchestration ----
 
+/// `--duration`: Ward's durations (`30s`, `2m`, `1h30m`), or plain seconds.
 fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("--duration: {s:?} is not a duration (e.g. 30s, 2m)"))?;
-    match unit {
-        "" | "s" => Ok(Duration::from_secs(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        "h" => Ok(Duration::from_secs(n * 3600)),
-        _ => Err(format!("--duration: {s:?}: the unit must be s, m or h")),
-    }
+    let with_unit = if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        format!("{s}s")
+    } else {
+        s.to_string()
+    };
+    ward_pki::parse_duration("--duration", &with_unit).map_err(|e| e.to_string())
 }
 
 fn target(a: &AgentsArgs) -> Result<Target, String> {

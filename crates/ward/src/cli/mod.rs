@@ -28,6 +28,37 @@ pub fn write_stdout(args: std::fmt::Arguments) {
     }
 }
 
+/// Loads `explicit`, or `default` when that file exists, into the environment (KEY=VALUE
+/// lines; variables already set win): the `--env-file` of `ward backend start` and
+/// `ward agent start`.
+fn load_env_file(explicit: Option<&std::path::Path>, default: &str) -> Result<(), String> {
+    let default = std::path::Path::new(default);
+    let file = explicit.or_else(|| default.exists().then_some(default));
+    if let Some(f) = file {
+        ward_types::settings::load_env_file(f)?;
+    }
+    Ok(())
+}
+
+/// JSON log lines on stderr: `crates` (e.g. `ward_agent`) and ward_tls at `level` (Sensu's
+/// `panic` and `fatal` mean error), everything else at warn.
+fn start_logging(crates: &[&str], level: &str) {
+    let level = if level == "panic" || level == "fatal" {
+        "error"
+    } else {
+        level
+    };
+    let mut filter = String::from("warn");
+    for c in crates.iter().chain(&["ward_tls"]) {
+        filter.push_str(&format!(",{c}={level}"));
+    }
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
 mod agent;
 mod backend;
 mod bench;

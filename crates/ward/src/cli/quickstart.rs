@@ -120,26 +120,10 @@ fn publish_crl(tls: &Path) -> Result<u64, String> {
     Ok(number)
 }
 
-/// Resolves on SIGTERM or Ctrl-C.
-async fn terminated() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
-    }
-}
-
 /// The agent's shutdown: a signal, or the backend having stopped.
 async fn agent_shutdown(mut stop: tokio::sync::watch::Receiver<bool>) {
     tokio::select! {
-        _ = terminated() => {}
+        _ = ward_backend::shutdown_signal() => {}
         _ = async { let _ = stop.wait_for(|s| *s).await; } => {}
     }
 }
@@ -184,24 +168,11 @@ async fn prove(
     password: &str,
     command: &str,
 ) -> Result<Proof, String> {
-    use base64::Engine;
-    let basic = base64::engine::general_purpose::STANDARD.encode(format!("admin:{password}"));
-    let r = api
-        .request(
-            "GET",
-            "/auth",
-            &[("authorization", format!("Basic {basic}"))],
-            None,
-        )
-        .await?;
-    if r.status != 200 {
-        return Err(format!(
-            "cannot log in as admin ({}): {}",
-            r.status,
-            r.message()
-        ));
-    }
-    let token = r.json()["access_token"]
+    let tokens = api
+        .login("admin", password)
+        .await
+        .map_err(|e| format!("cannot log in as admin: {e}"))?;
+    let token = tokens["access_token"]
         .as_str()
         .unwrap_or_default()
         .to_string();
