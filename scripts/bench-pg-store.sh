@@ -7,6 +7,9 @@
 #   ./scripts/bench-pg-store.sh > /tmp/bench-pg-store.md
 # Knobs: DUR (wrk duration, 10s), CONNS (wrk connections, 64), ENTITIES x CHECKS keys (1000 x 20),
 # WORKERS (the PostgresConfig's batch_workers; unset: Ward's default).
+# LOAD=agents: instead of wrk, `ward bench agents` with COUNT agents (1000) over wss with mTLS
+# (each its own certificate, CRL checked) sending RATE check results/s in total (10000), each
+# acknowledged only after its batch committed in PostgreSQL.
 # Needs: wrk, curl, python3, PostgreSQL 15 (apt-get install wrk curl postgresql).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +21,7 @@ PGBIN=/usr/lib/postgresql/15/bin
 cargo build --release --locked -q
 WARD="$PWD/target/release/ward"
 DUR="${DUR:-10s}"; CONNS="${CONNS:-64}"; ENTITIES="${ENTITIES:-1000}"; CHECKS="${CHECKS:-20}"
+LOAD="${LOAD:-wrk}"; COUNT="${COUNT:-1000}"; RATE="${RATE:-10000}"
 B="$(mktemp -d)"; chmod 755 "$B"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 WP=$(free_port); AP=$(free_port); DP=$(free_port); PP=$(free_port)
@@ -41,6 +45,7 @@ postgres:
 postgres_clients:
   - user: ward
 YML
+[ "$LOAD" != agents ] || printf 'agents:\n  - prefix: agent-\n    count: %s\n' "$COUNT" >> "$B/plan.yml"
 "$WARD" pki bootstrap "$B/plan.yml" --dir "$B/tls" >/dev/null
 
 # PostgreSQL 15 as in the guide: TLS, certificates only for ward on ward_events.
@@ -66,6 +71,12 @@ as_pg "$PGBIN/pg_ctl" -D "$B/pg" -l "$B/sock/pg.log" -w start >/dev/null
 PSQL=("$PGBIN/psql" -h "$B/sock" -p "$PP" -U postgres -v ON_ERROR_STOP=1 -Atq)
 "${PSQL[@]}" -d postgres -c "CREATE ROLE ward LOGIN" -c "CREATE DATABASE ward_events OWNER ward"
 
+AGENT_AUTH=()
+if [ "$LOAD" = agents ]; then
+  "$WARD" pki crl --ca-dir "$B/tls" --out "$B/tls/crl.pem" >/dev/null
+  AGENT_AUTH=(--agent-auth-cert-file "$B/tls/localhost.pem" --agent-auth-key-file "$B/tls/localhost-key.pem"
+    --agent-auth-trusted-ca-file "$B/tls/ca.pem" --agent-auth-crl-urls "file://$B/tls/crl.pem")
+fi
 # The backend, with the guide's PG* variables in its env file.
 cat > "$B/ward-backend.env" <<ENV
 PGHOSTADDR=127.0.0.1
@@ -78,7 +89,7 @@ ENV
 "$WARD" backend init --state-dir "$B/state" --cluster-admin-username admin --cluster-admin-password 'bench password' >/dev/null
 "$WARD" backend start --state-dir "$B/state" --env-file "$B/ward-backend.env" --api-listen-address "127.0.0.1:$WP" \
   --agent-host 127.0.0.1 --agent-port "$AP" --dashboard-host 127.0.0.1 --dashboard-port "$DP" \
-  --cert-file "$B/tls/localhost.pem" --key-file "$B/tls/localhost-key.pem" --log-level warn >/dev/null 2>"$B/backend.log" &
+  --cert-file "$B/tls/localhost.pem" --key-file "$B/tls/localhost-key.pem" --log-level warn "${AGENT_AUTH[@]}" >/dev/null 2>"$B/backend.log" &
 WPID=$!
 for _ in $(seq 100); do curl -s --cacert "$B/tls/ca.pem" "https://localhost:$WP/health" >/dev/null && break; sleep 0.1; done
 export WARD_CTL_CONFIG="$B/ctl.json"
@@ -103,6 +114,16 @@ done
 TOKEN=$(curl -s --cacert "$B/tls/ca.pem" -u 'admin:bench password' "https://localhost:$WP/auth" | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
 EV="https://localhost:$WP/api/core/v2/namespaces/default/events"
 
+if [ "$LOAD" = agents ]; then
+  # COUNT agents, one check each plus its keepalive event: 2 x COUNT rows.
+  OUT=$("$WARD" bench agents --backend-url "wss://localhost:$AP" --trusted-ca-file "$B/tls/ca.pem" \
+    --certs "$B/tls" --count "$COUNT" --rate "$RATE" --duration "$DUR" --api-url "https://localhost:$WP" \
+    --connect-rate 2000 --json)
+  read -r RPS P50 P99 RETRIED <<<"$(echo "$OUT" | python3 -c 'import json,sys; r=json.load(sys.stdin); print("%.0f %.1fms %.1fms %d" % (r["events_per_s"], r["latency_p50_ms"], r["latency_p99_ms"], r["retried"]))')"
+  [ "$RETRIED" = 0 ] || echo "note: $RETRIED events answered retry" >&2
+  SHAPE="ward bench agents --count $COUNT --rate $RATE --duration $DUR"
+  HOW="events over wss (mTLS), each acknowledged after its batch committed"
+else
 # ENTITIES x CHECKS checks, each event an upsert of its check's row (the steady state of a fleet).
 cat > "$B/post.lua" <<LUA
 counter = 0
@@ -119,6 +140,9 @@ if echo "$OUT" | grep -q "Non-2xx"; then echo "error: wrk got error responses:" 
 RPS=$(echo "$OUT" | awk '/Requests\/sec/ {print $2}')
 P50=$(echo "$OUT" | awk '$1=="50%" {print $2}')
 P99=$(echo "$OUT" | awk '$1=="99%" {print $2}')
+SHAPE="wrk -t2 -c$CONNS -d$DUR"
+HOW="POST …/events over HTTPS, each acknowledged after its batch committed"
+fi
 STORED=$(curl -s --cacert "$B/tls/ca.pem" "https://localhost:$WP/metrics" | awk '/^ward_events_stored_total / {print $2}')
 if [ "${STORE:-postgres}" = embedded ]; then
   echo "| control: the same load on the embedded store (SQLite, group commit), no PostgresConfig ($STORED events) | $RPS | $P50 | $P99 | – |"
@@ -138,12 +162,12 @@ T0=$(date +%s.%N)
   -v ON_ERROR_STOP=1 -Atq -c "\\copy events FROM '$B/rows.copy'"
 T1=$(date +%s.%N)
 COPIED=$("${PSQL[@]}" -d ward_events -c "SELECT count(*) FROM events")
-python3 - "$RPS" "$P50" "$P99" "$STORED" "$ROWS" "$COPIED" "$T0" "$T1" "$CONNS" "$DUR" <<'PY'
+python3 - "$RPS" "$P50" "$P99" "$STORED" "$ROWS" "$COPIED" "$T0" "$T1" "$SHAPE" "$HOW" <<'PY'
 import sys
-rps, p50, p99, stored, rows, copied, t0, t1, conns, dur = sys.argv[1:]
+rps, p50, p99, stored, rows, copied, t0, t1, shape, how = sys.argv[1:]
 copy_rate = int(copied) / (float(t1) - float(t0))
-print(f"| PostgreSQL event store (wrk -t2 -c{conns} -d{dur}, {rows} checks) | events/s | p50 ack | p99 ack | ward / COPY |")
+print(f"| PostgreSQL event store ({shape}, {rows} checks) | events/s | p50 ack | p99 ack | ward / COPY |")
 print("| --- | --- | --- | --- | --- |")
-print(f"| ward: POST …/events over HTTPS, each acknowledged after its batch committed ({stored} events) | {float(rps):.0f} | {p50} | {p99} | {float(rps)/copy_rate:.2f}x |")
+print(f"| ward: {how} ({stored} events) | {float(rps):.0f} | {p50} | {p99} | {float(rps)/copy_rate:.2f}x |")
 print(f"| psql \\copy of the same rows into the same table ({copied} rows, one transaction) | {copy_rate:.0f} | – | – | 1.00x |")
 PY

@@ -76,8 +76,13 @@ pub struct AppState {
 impl AppState {
     /// What happens to an event once it is stored (it is already acknowledged): the
     /// handler pipeline, which never delays storage.
-    pub fn after_store(&self, namespace: &str, stored: &Value) {
-        self.pipeline.handle(namespace, stored);
+    /// Hands a stored event (its JSON text) to the pipeline. Callers pass it only when the
+    /// event names handlers (`EventInput::has_handlers`): only then is it parsed again.
+    pub fn after_store(&self, namespace: &str, stored: &str) {
+        match serde_json::from_str::<Value>(stored) {
+            Ok(v) => self.pipeline.handle(namespace, &v),
+            Err(e) => tracing::error!(error = %e, "a stored event is not JSON; not handled"),
+        }
     }
 }
 
@@ -962,13 +967,14 @@ pub(crate) fn ensure_entity(
     Ok(())
 }
 
-/// Stores an event (acknowledged only once it is committed) and registers its entity.
+/// Stores an event (acknowledged only once it is committed) and registers its entity;
+/// returns the stored event's JSON text.
 async fn store_event(
     st: &AppState,
     ns: &str,
     body: &[u8],
     expect: Option<(&str, &str)>,
-) -> ApiResult<Value> {
+) -> ApiResult<String> {
     let v: Value =
         serde_json::from_slice(body).map_err(|e| bad(format!("body is not valid JSON: {e}")))?;
     let now = unix_now();
@@ -984,24 +990,31 @@ async fn store_event(
     }
     ensure_entity(st, ns, &input, now)?;
     let started = std::time::Instant::now();
-    let stored = st.events.submit(input).await.map_err(|e| match e {
-        crate::eventd::SubmitError::Busy(m) => {
-            unavailable(format!("the event was not stored: {m}; retry"))
-        }
-        crate::eventd::SubmitError::Failed(m) => {
-            tracing::error!(error = %m, "event not stored");
-            ApiError(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "the event was not stored; see the backend's log".into(),
-            )
-        }
-    })?;
+    let handlers = input.has_handlers();
+    let stored = st
+        .events
+        .submit(input.prepare())
+        .await
+        .map_err(|e| match e {
+            crate::eventd::SubmitError::Busy(m) => {
+                unavailable(format!("the event was not stored: {m}; retry"))
+            }
+            crate::eventd::SubmitError::Failed(m) => {
+                tracing::error!(error = %m, "event not stored");
+                ApiError(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "the event was not stored; see the backend's log".into(),
+                )
+            }
+        })?;
     st.metrics
         .store_write_micros
         .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
     st.metrics.store_writes.fetch_add(1, Ordering::Relaxed);
     st.metrics.events_stored.fetch_add(1, Ordering::Relaxed);
-    st.after_store(ns, &stored);
+    if handlers {
+        st.after_store(ns, &stored);
+    }
     Ok(stored)
 }
 
@@ -1057,16 +1070,26 @@ async fn execute_check(
     ))
 }
 
+/// 201 with a stored event's JSON text as the body.
+fn created_json(stored: String) -> Response {
+    (
+        StatusCode::CREATED,
+        [(header::CONTENT_TYPE, "application/json")],
+        stored,
+    )
+        .into_response()
+}
+
 async fn post_event(
     State(st): Shared,
     headers: HeaderMap,
     Path(ns): Path<String>,
     body: Bytes,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<Response> {
     authorize(&st, &headers, Need::CreateEvent)?;
     require_namespace(&st, &ns)?;
     let ev = store_event(&st, &ns, &body, None).await?;
-    Ok((StatusCode::CREATED, Json(ev)))
+    Ok(created_json(ev))
 }
 
 async fn put_event(
@@ -1074,11 +1097,11 @@ async fn put_event(
     headers: HeaderMap,
     Path((ns, entity, check)): Path<(String, String, String)>,
     body: Bytes,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<Response> {
     authorize(&st, &headers, Need::CreateEvent)?;
     require_namespace(&st, &ns)?;
     let ev = store_event(&st, &ns, &body, Some((&entity, &check))).await?;
-    Ok((StatusCode::CREATED, Json(ev)))
+    Ok(created_json(ev))
 }
 
 async fn list_events(

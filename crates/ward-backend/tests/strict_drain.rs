@@ -18,7 +18,9 @@ fn event(check: &str, executed: i64) -> QueuedEvent {
         "check": {"metadata": {"name": check}, "status": 2, "executed": executed}
     });
     QueuedEvent {
-        input: ward_types::event::parse_event(&body, "default", executed).unwrap(),
+        input: ward_types::event::parse_event(&body, "default", executed)
+            .unwrap()
+            .prepare(),
         received_at: executed,
     }
 }
@@ -75,7 +77,9 @@ async fn a_strict_store_drains_the_journal_first_and_never_adds_to_it() {
         .await
         .expect("the waiting event was stored once PostgreSQL answered")
         .unwrap()
-        .unwrap();
+        .unwrap()
+        .expect("PostgreSQL's writers answer the stored event");
+    let stored: serde_json::Value = serde_json::from_str(&stored).unwrap();
     assert_eq!(stored["check"]["metadata"]["name"], "newer");
     assert_eq!(s.mode(), Mode::Active);
     assert_eq!(store.replay_pending().unwrap(), 0);

@@ -10,7 +10,6 @@ pub mod postgres;
 
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::Value;
-use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use ward_types::{Document, Kind, Resource};
@@ -477,44 +476,40 @@ impl Store {
 impl Store {
     /// Folds several events in order, in one transaction: one commit (one fsync) for the
     /// whole batch — group commit for concurrent writers. Two events of the same check in
-    /// one batch fold one after the other. The events are consumed: they become the stored
-    /// events without a copy.
+    /// one batch fold one after the other. Returns each event as stored (JSON text).
     pub fn record_events(
         &self,
-        inputs: Vec<ward_types::event::EventInput>,
+        inputs: &[ward_types::event::Prepared],
         now: i64,
-    ) -> Result<Vec<Value>> {
-        let timed = inputs.into_iter().map(|i| (Cow::Owned(i), now)).collect();
-        self.record(timed, false)
+    ) -> Result<Vec<String>> {
+        let timed: Vec<_> = inputs.iter().map(|i| (i, now)).collect();
+        self.record(&timed, None)
     }
 
     /// As `record_events`, and each event also goes into the replay journal, all in one
     /// transaction: stored here while PostgreSQL is unreachable, and replayed into it later.
     /// Each event folds with the time it was received.
-    pub fn record_events_for_replay(&self, batch: &[postgres::QueuedEvent]) -> Result<Vec<Value>> {
-        let timed = batch
-            .iter()
-            .map(|q| (Cow::Borrowed(&q.input), q.received_at))
-            .collect();
-        self.record(timed, true)
+    pub fn record_events_for_replay(&self, batch: &[postgres::QueuedEvent]) -> Result<Vec<String>> {
+        let timed: Vec<_> = batch.iter().map(|q| (&q.input, q.received_at)).collect();
+        self.record(&timed, Some(batch))
     }
 
-    /// Folds `(event, received at)` pairs in order in one transaction; with `journal`, each
-    /// also goes into the replay journal in that transaction.
+    /// Folds `(event, received at)` pairs in order in one transaction; `journal` events go
+    /// into the replay journal in that transaction too.
     fn record(
         &self,
-        inputs: Vec<(Cow<'_, ward_types::event::EventInput>, i64)>,
-        journal: bool,
-    ) -> Result<Vec<Value>> {
+        inputs: &[(&ward_types::event::Prepared, i64)],
+        journal: Option<&[postgres::QueuedEvent]>,
+    ) -> Result<Vec<String>> {
+        use ward_types::event::Fold;
         self.with(|c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let mut out = Vec::with_capacity(inputs.len());
             {
-                if journal {
+                if let Some(journal) = journal {
                     let mut keep = tx.prepare_cached("INSERT INTO pg_replay (event) VALUES (?1)")?;
-                    for (input, now) in &inputs {
-                        let q = postgres::QueuedEvent { input: input.as_ref().clone(), received_at: *now };
-                        let text = serde_json::to_string(&q)
+                    for q in journal {
+                        let text = serde_json::to_string(q)
                             .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
                         keep.execute([text])?;
                     }
@@ -525,12 +520,16 @@ impl Store {
                      ON CONFLICT (namespace, entity, check_name) DO UPDATE SET event = excluded.event, status = excluded.status, updated_at = excluded.updated_at",
                 )?;
                 for (input, now) in inputs {
-                    let prev: Option<String> = read.query_row(params![input.namespace, input.entity, input.check], |r| r.get(0)).optional()?;
                     // Only what the fold reads is parsed, not the whole previous event.
-                    let prev: Option<Value> = prev.and_then(|p| ward_types::event::fold_state(&p));
-                    let key = (input.namespace.clone(), input.entity.clone(), input.check.clone(), input.status as i64);
-                    let event = ward_types::event::apply_owned(prev.as_ref(), input.into_owned(), now);
-                    write.execute(params![key.0, key.1, key.2, event.to_string(), key.3, now])?;
+                    let prev: Option<Fold> = read
+                        .query_row(params![input.namespace, input.entity, input.check], |r| {
+                            r.get_ref(0).map(|v| v.as_str().ok().and_then(Fold::from_stored))
+                        })
+                        .optional()?
+                        .flatten();
+                    let fold = Fold::next(prev.as_ref(), input);
+                    let event = input.render(&fold, *now);
+                    write.execute(params![input.namespace, input.entity, input.check, event, input.status as i64, now])?;
                     out.push(event);
                 }
             }

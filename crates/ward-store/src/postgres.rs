@@ -12,7 +12,7 @@ use serde_json::Value;
 use std::collections::HashMap;
 use std::time::Duration;
 use tokio_postgres::Client;
-use ward_types::event::EventInput;
+use ward_types::event::{Fold, HistoryEntry, Prepared, State};
 use ward_types::Resource;
 
 /// A PostgresConfig's spec, typed, with Ward's defaults filled in.
@@ -136,7 +136,7 @@ impl PgSettings {
 /// so a replay folds exactly as the first write would have).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct QueuedEvent {
-    pub input: EventInput,
+    pub input: Prepared,
     pub received_at: i64,
 }
 
@@ -259,16 +259,16 @@ pub async fn check_health(client: &Client) -> StoreResult<()> {
 
 type Key = (String, String, String);
 
-fn key(i: &EventInput) -> Key {
+fn key(i: &Prepared) -> Key {
     (i.namespace.clone(), i.entity.clone(), i.check.clone())
 }
 
-/// What a writer knows of the checks it owns: each one's stored event (None: no row) and
-/// the row's version. Every write raises the version by one, so a write folded from a
-/// version that is no longer the stored one is detected and redone.
+/// What a writer knows of the checks it owns: each one's fold (None: no row) and the row's
+/// version. Every write raises the version by one, so a write folded from a version that is
+/// no longer the stored one is detected and redone.
 #[derive(Debug, Default)]
 pub struct WriterCache {
-    rows: HashMap<Key, (Option<Value>, i64)>,
+    rows: HashMap<Key, (Option<Fold>, i64)>,
 }
 
 /// Most checks a writer remembers; past it the memory is cleared and refilled by reads.
@@ -282,39 +282,53 @@ impl WriterCache {
     }
 }
 
-/// A batch folded: each event as stored, in input order, and each check's new row.
-struct Folded {
-    out: Vec<Value>,
-    rows: Vec<(Key, Value, i64, i64)>,
+/// One check's new row: its fold, the index of its latest event in `Folded::out`, its new
+/// version and the time that event was received.
+struct Row {
+    key: Key,
+    fold: Fold,
+    event: usize,
+    version: i64,
+    at: i64,
 }
 
-/// Folds `batch` in order onto `prev` (each check's stored event and version); each check's
-/// row gets version + 1.
-fn fold(batch: &[QueuedEvent], prev: &HashMap<Key, (Option<Value>, i64)>) -> Folded {
-    let mut latest: HashMap<Key, (Value, i64, i64)> = HashMap::new();
-    let mut order: Vec<Key> = Vec::new();
+/// A batch folded: each event as stored (JSON text), in input order, and each check's new row.
+struct Folded {
+    out: Vec<String>,
+    rows: Vec<Row>,
+}
+
+/// Folds `batch` in order onto `prev` (each check's fold and version); each check's row
+/// gets version + 1.
+fn fold(batch: &[QueuedEvent], prev: &HashMap<Key, (Option<Fold>, i64)>) -> Folded {
+    let mut latest: HashMap<Key, Row> = HashMap::new();
     let mut out = Vec::with_capacity(batch.len());
-    for q in batch {
+    for (i, q) in batch.iter().enumerate() {
         let k = key(&q.input);
-        let (before, version) = match latest.get(&k) {
-            Some((v, ver, _)) => (Some(v), *ver - 1),
-            None => prev
-                .get(&k)
-                .map(|(v, ver)| (v.as_ref(), *ver))
-                .unwrap_or((None, 0)),
+        let (next, version) = match latest.get(&k) {
+            Some(r) => (Fold::next(Some(&r.fold), &q.input), r.version),
+            None => {
+                let (before, version) = prev
+                    .get(&k)
+                    .map(|(f, ver)| (f.as_ref(), *ver))
+                    .unwrap_or((None, 0));
+                (Fold::next(before, &q.input), version + 1)
+            }
         };
-        let ev = ward_types::event::apply(before, &q.input, q.received_at);
-        if !latest.contains_key(&k) {
-            order.push(k.clone());
-        }
-        latest.insert(k, (ev.clone(), version + 1, q.received_at));
-        out.push(ev);
+        out.push(q.input.render(&next, q.received_at));
+        latest.insert(
+            k.clone(),
+            Row {
+                key: k,
+                fold: next,
+                event: i,
+                version,
+                at: q.received_at,
+            },
+        );
     }
-    order.sort();
-    let rows = order
-        .into_iter()
-        .filter_map(|k| latest.remove(&k).map(|(v, ver, at)| (k, v, ver, at)))
-        .collect();
+    let mut rows: Vec<Row> = latest.into_values().collect();
+    rows.sort_by(|a, b| a.key.cmp(&b.key));
     Folded { out, rows }
 }
 
@@ -334,12 +348,12 @@ const UPSERT: &str = "INSERT INTO events (namespace, entity, check_name, status,
 
 async fn upsert(
     client: &impl tokio_postgres::GenericClient,
-    rows: &[(Key, Value, i64, i64)],
+    folded: &Folded,
     conditional: bool,
 ) -> Result<Vec<Key>, tokio_postgres::Error> {
     let mut cols = UpsertColumns::default();
-    for (k, ev, version, at) in rows {
-        cols.push(k, ev, *at, *version);
+    for r in &folded.rows {
+        cols.push(r, &folded.out[r.event]);
     }
     let sql = if conditional {
         format!("{UPSERT} WHERE events.version = excluded.version - 1 RETURNING namespace, entity, check_name")
@@ -372,13 +386,13 @@ async fn upsert(
         .collect())
 }
 
-/// Reads the stored event and version of `keys` (absent ones as `(None, 0)`), locking the
-/// rows in key order when `lock` (inside a transaction).
+/// Reads the fold (from the row's columns) and version of `keys` (absent ones as
+/// `(None, 0)`), locking the rows in key order when `lock` (inside a transaction).
 async fn read_rows(
     client: &impl tokio_postgres::GenericClient,
     keys: &[Key],
     lock: bool,
-) -> Result<HashMap<Key, (Option<Value>, i64)>, tokio_postgres::Error> {
+) -> Result<HashMap<Key, (Option<Fold>, i64)>, tokio_postgres::Error> {
     let (ns, en, ch): (Vec<&str>, Vec<&str>, Vec<&str>) = keys.iter().fold(
         (Vec::new(), Vec::new(), Vec::new()),
         |mut acc, (a, b, c)| {
@@ -389,19 +403,31 @@ async fn read_rows(
         },
     );
     let sql = format!(
-        "SELECT e.namespace, e.entity, e.check_name, e.event::text, e.version FROM events e
+        "SELECT e.namespace, e.entity, e.check_name, e.status, e.history::text, e.occurrences,
+                e.occurrences_watermark, e.last_ok, e.state, e.version FROM events e
          JOIN unnest($1::text[], $2::text[], $3::text[]) AS k(namespace, entity, check_name)
            USING (namespace, entity, check_name)
          ORDER BY e.namespace, e.entity, e.check_name{}",
         if lock { " FOR UPDATE OF e" } else { "" }
     );
     let rows = client.query(&sql, &[&ns, &en, &ch]).await?;
-    let mut out: HashMap<Key, (Option<Value>, i64)> =
+    let mut out: HashMap<Key, (Option<Fold>, i64)> =
         keys.iter().map(|k| (k.clone(), (None, 0))).collect();
     for r in rows {
         let k = (r.get::<_, String>(0), r.get(1), r.get(2));
-        let v = serde_json::from_str::<Value>(r.get::<_, &str>(3)).ok();
-        out.insert(k, (v, r.get(4)));
+        // A history that is not Ward's (edited by hand) starts again empty.
+        let history =
+            serde_json::from_str::<Vec<HistoryEntry>>(r.get::<_, &str>(4)).unwrap_or_default();
+        let fold = Fold {
+            status: u64::try_from(r.get::<_, i64>(3)).ok(),
+            history,
+            occurrences: r.get::<_, i64>(5).max(0) as u64,
+            occurrences_watermark: r.get::<_, i64>(6).max(0) as u64,
+            last_ok: r.get(7),
+            total_state_change: 0,
+            state: State::parse(Some(r.get::<_, &str>(8))),
+        };
+        out.insert(k, (Some(fold), r.get(9)));
     }
     Ok(out)
 }
@@ -423,7 +449,7 @@ pub async fn write_batch(
     client: &mut Client,
     batch: &[QueuedEvent],
     replay: Option<(&str, i64)>,
-) -> Result<Vec<Value>, tokio_postgres::Error> {
+) -> Result<Vec<String>, tokio_postgres::Error> {
     Ok(write_locked(client, batch, replay).await?.out)
 }
 
@@ -436,7 +462,7 @@ async fn write_locked(
     let tx = client.transaction().await?;
     let prev = read_rows(&tx, &keys, true).await?;
     let folded = fold(batch, &prev);
-    upsert(&tx, &folded.rows, false).await?;
+    upsert(&tx, &folded, false).await?;
     if let Some((source, seq)) = replay {
         tx.execute(
             "INSERT INTO ward_replay (source, seq) VALUES ($1, $2)
@@ -460,7 +486,7 @@ pub async fn write_batch_cached(
     client: &mut Client,
     batch: &[QueuedEvent],
     cache: &mut WriterCache,
-) -> Result<Vec<Value>, tokio_postgres::Error> {
+) -> Result<Vec<String>, tokio_postgres::Error> {
     if cache.rows.len() > CACHE_LIMIT {
         cache.rows.clear();
     }
@@ -475,7 +501,7 @@ pub async fn write_batch_cached(
         cache.rows.extend(read);
     }
     let folded = fold(batch, &cache.rows);
-    let written: std::collections::HashSet<Key> = match upsert(&*client, &folded.rows, true).await {
+    let written: std::collections::HashSet<Key> = match upsert(&*client, &folded, true).await {
         Ok(w) => w.into_iter().collect(),
         Err(e) => {
             // Unknown outcome: forget the batch's checks, so the retry reads them again.
@@ -485,12 +511,12 @@ pub async fn write_batch_cached(
             return Err(e);
         }
     };
-    let mut out = folded.out;
-    for (k, ev, version, _) in folded.rows {
-        if written.contains(&k) {
-            cache.rows.insert(k, (Some(ev), version));
+    let Folded { mut out, rows } = folded;
+    for r in rows {
+        if written.contains(&r.key) {
+            cache.rows.insert(r.key, (Some(r.fold), r.version));
         } else {
-            cache.rows.remove(&k);
+            cache.rows.remove(&r.key);
         }
     }
     if written.len() < keys.len() {
@@ -502,11 +528,11 @@ pub async fn write_batch_cached(
             .collect();
         let again: Vec<QueuedEvent> = stale.iter().map(|i| batch[*i].clone()).collect();
         let redone = write_locked(client, &again, None).await?;
+        for r in redone.rows {
+            cache.rows.insert(r.key, (Some(r.fold), r.version));
+        }
         for (i, ev) in stale.into_iter().zip(redone.out) {
             out[i] = ev;
-        }
-        for (k, ev, version, _) in redone.rows {
-            cache.rows.insert(k, (Some(ev), version));
         }
     }
     Ok(out)
@@ -531,38 +557,22 @@ struct UpsertColumns {
 }
 
 impl UpsertColumns {
-    fn push(&mut self, k: &Key, ev: &Value, received: i64, version: i64) {
-        let check = ev.get("check");
-        let int = |f: &str| {
-            check
-                .and_then(|c| c.get(f))
-                .and_then(Value::as_i64)
-                .unwrap_or(0)
-        };
-        self.ns.push(k.0.clone());
-        self.entity.push(k.1.clone());
-        self.check.push(k.2.clone());
-        self.status.push(int("status"));
-        self.state.push(
-            check
-                .and_then(|c| c.get("state"))
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string(),
-        );
-        self.occurrences.push(int("occurrences"));
-        self.watermark.push(int("occurrences_watermark"));
-        self.last_ok.push(int("last_ok"));
-        self.history.push(
-            check
-                .and_then(|c| c.get("history"))
-                .map(Value::to_string)
-                .unwrap_or_else(|| "[]".into()),
-        );
-        self.executed.push(int("executed"));
-        self.updated_at.push(received);
-        self.event.push(ev.to_string());
-        self.version.push(version);
+    fn push(&mut self, r: &Row, event: &str) {
+        let f = &r.fold;
+        self.ns.push(r.key.0.clone());
+        self.entity.push(r.key.1.clone());
+        self.check.push(r.key.2.clone());
+        self.status.push(f.status.unwrap_or(0) as i64);
+        self.state.push(f.state.as_str().to_string());
+        self.occurrences.push(f.occurrences as i64);
+        self.watermark.push(f.occurrences_watermark as i64);
+        self.last_ok.push(f.last_ok);
+        self.history.push(f.history_json());
+        self.executed
+            .push(f.history.last().map_or(0, |h| h.executed));
+        self.updated_at.push(r.at);
+        self.event.push(event.to_string());
+        self.version.push(r.version);
     }
 }
 

@@ -171,134 +171,287 @@ pub fn total_state_change(history: &[u64]) -> u64 {
     ((changes / weight_sum) * 100.0).round() as u64
 }
 
-/// What `apply` reads of a stored event, read from its JSON text without building the
-/// rest (output, command, entity…): `{"check": {status, history, occurrences,
-/// occurrences_watermark, last_ok, state}}`. None when the text is not a stored event.
-pub fn fold_state(stored: &str) -> Option<Value> {
-    #[derive(serde::Deserialize)]
-    struct Stored {
-        check: Check,
-    }
-    #[derive(serde::Deserialize)]
-    struct Check {
-        status: Option<u64>,
-        history: Option<Vec<Value>>,
-        occurrences: Option<u64>,
-        occurrences_watermark: Option<u64>,
-        last_ok: Option<i64>,
-        state: Option<String>,
-    }
-    let s: Stored = serde_json::from_str(stored).ok()?;
-    let c = s.check;
-    Some(json!({"check": {
-        "status": c.status,
-        "history": c.history,
-        "occurrences": c.occurrences,
-        "occurrences_watermark": c.occurrences_watermark,
-        "last_ok": c.last_ok,
-        "state": c.state,
-    }}))
+/// One entry of a check's status history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HistoryEntry {
+    pub status: u64,
+    pub executed: i64,
 }
 
-/// Folds a new event into the previous one (None for the first), returning the event to store.
-pub fn apply(prev: Option<&Value>, input: &EventInput, now: i64) -> Value {
-    apply_owned(prev, input.clone(), now)
+/// The check's state after an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum State {
+    #[default]
+    Passing,
+    Failing,
+    Flapping,
 }
 
-/// `apply` of an event the caller no longer needs: its fields become the stored event's
-/// without a copy.
-pub fn apply_owned(prev: Option<&Value>, input: EventInput, now: i64) -> Value {
-    let prev_check = prev.and_then(|p| p.get("check"));
-    let prev_status = prev_check
-        .and_then(|c| c.get("status"))
-        .and_then(Value::as_u64);
-    let mut history: Vec<Value> = prev_check
-        .and_then(|c| c.get("history"))
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    history.push(json!({"status": input.status, "executed": input.executed}));
-    if history.len() > HISTORY {
-        history.drain(..history.len() - HISTORY);
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Passing => "passing",
+            State::Failing => "failing",
+            State::Flapping => "flapping",
+        }
     }
-    let occurrences = match (
-        prev_status,
-        prev_check
-            .and_then(|c| c.get("occurrences"))
-            .and_then(Value::as_u64),
-    ) {
-        (Some(s), Some(o)) if s == input.status => o + 1,
-        _ => 1,
-    };
-    let prev_wm = prev_check
-        .and_then(|c| c.get("occurrences_watermark"))
-        .and_then(Value::as_u64)
-        .unwrap_or(0);
-    let watermark = if input.status == 0 {
-        // Back to OK (or still OK): keep the last failing run's count; 1 for a first event.
-        if prev.is_some() {
-            prev_wm.max(1)
+}
+
+/// What the backend carries from one event of a check to the next: the fields of the
+/// stored event's `check` that an event folds. Small and typed, so that a writer can keep
+/// it, read it from a stored event's text without building the rest (output, command,
+/// entity…), or from PostgreSQL's columns.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Fold {
+    /// None when the stored event has no status (not written by Ward).
+    pub status: Option<u64>,
+    pub history: Vec<HistoryEntry>,
+    pub occurrences: u64,
+    pub occurrences_watermark: u64,
+    pub last_ok: i64,
+    pub total_state_change: u64,
+    pub state: State,
+}
+
+impl Fold {
+    /// The fold of a stored event's JSON text. None when the text is not a stored event.
+    pub fn from_stored(stored: &str) -> Option<Fold> {
+        #[derive(serde::Deserialize)]
+        struct Stored {
+            check: Check,
+        }
+        #[derive(serde::Deserialize)]
+        struct Check {
+            status: Option<u64>,
+            history: Option<Vec<HistoryEntry>>,
+            occurrences: Option<u64>,
+            occurrences_watermark: Option<u64>,
+            last_ok: Option<i64>,
+            total_state_change: Option<u64>,
+            state: Option<String>,
+        }
+        let c = serde_json::from_str::<Stored>(stored).ok()?.check;
+        Some(Fold {
+            status: c.status,
+            history: c.history.unwrap_or_default(),
+            occurrences: c.occurrences.unwrap_or(0),
+            occurrences_watermark: c.occurrences_watermark.unwrap_or(0),
+            last_ok: c.last_ok.unwrap_or(0),
+            total_state_change: c.total_state_change.unwrap_or(0),
+            state: State::parse(c.state.as_deref()),
+        })
+    }
+
+    /// The fold after `event`, `prev` being the check's fold before it (None: its first).
+    pub fn next(prev: Option<&Fold>, event: &Prepared) -> Fold {
+        let prev_status = prev.and_then(|p| p.status);
+        let mut history = Vec::with_capacity(HISTORY);
+        if let Some(p) = prev {
+            let skip = (p.history.len() + 1).saturating_sub(HISTORY);
+            history.extend_from_slice(&p.history[skip.min(p.history.len())..]);
+        }
+        history.push(HistoryEntry {
+            status: event.status,
+            executed: event.executed,
+        });
+        let occurrences = match (prev_status, prev) {
+            (Some(s), Some(p)) if s == event.status => p.occurrences + 1,
+            _ => 1,
+        };
+        let prev_wm = prev.map_or(0, |p| p.occurrences_watermark);
+        let occurrences_watermark = if event.status == 0 {
+            // Back to OK (or still OK): keep the last failing run's count; 1 for a first event.
+            if prev.is_some() {
+                prev_wm.max(1)
+            } else {
+                1
+            }
+        } else if prev_status == Some(event.status) {
+            prev_wm.max(occurrences)
         } else {
-            1
-        }
-    } else if prev_status == Some(input.status) {
-        prev_wm.max(occurrences)
-    } else {
-        occurrences
-    };
-    let last_ok = if input.status == 0 {
-        input.executed
-    } else {
-        prev_check
-            .and_then(|c| c.get("last_ok"))
-            .and_then(Value::as_i64)
-            .unwrap_or(0)
-    };
-    let statuses: Vec<u64> = history
-        .iter()
-        .filter_map(|h| h.get("status").and_then(Value::as_u64))
-        .collect();
-    let tsc = total_state_change(&statuses);
-    let c = input.raw.get("check").and_then(Value::as_object);
-    let high = c
-        .and_then(|c| c.get("high_flap_threshold"))
-        .and_then(Value::as_u64)
-        .unwrap_or(0);
-    let low = c
-        .and_then(|c| c.get("low_flap_threshold"))
-        .and_then(Value::as_u64)
-        .unwrap_or(0);
-    let was_flapping = prev_check
-        .and_then(|c| c.get("state"))
-        .and_then(Value::as_str)
-        == Some("flapping");
-    let state = if high > 0 && (tsc >= high || (was_flapping && tsc > low)) {
-        "flapping"
-    } else if input.status == 0 {
-        "passing"
-    } else {
-        "failing"
-    };
-    let mut event = input.raw;
-    if let Some(Value::Object(check)) = event.get_mut("check") {
-        check.insert("history".into(), Value::Array(history));
-        check.insert("occurrences".into(), json!(occurrences));
-        check.insert("occurrences_watermark".into(), json!(watermark));
-        check.insert("last_ok".into(), json!(last_ok));
-        check.insert("total_state_change".into(), json!(tsc));
-        check.insert("state".into(), json!(state));
-        let meta = check.entry("metadata").or_insert_with(|| json!({}));
-        if let Value::Object(m) = meta {
-            m.insert("namespace".into(), json!(input.namespace));
+            occurrences
+        };
+        let last_ok = if event.status == 0 {
+            event.executed
+        } else {
+            prev.map_or(0, |p| p.last_ok)
+        };
+        let statuses: Vec<u64> = history.iter().map(|h| h.status).collect();
+        let tsc = total_state_change(&statuses);
+        let was_flapping = prev.is_some_and(|p| p.state == State::Flapping);
+        let (high, low) = (event.high_flap_threshold, event.low_flap_threshold);
+        let state = if high > 0 && (tsc >= high || (was_flapping && tsc > low)) {
+            State::Flapping
+        } else if event.status == 0 {
+            State::Passing
+        } else {
+            State::Failing
+        };
+        Fold {
+            status: Some(event.status),
+            history,
+            occurrences,
+            occurrences_watermark,
+            last_ok,
+            total_state_change: tsc,
+            state,
         }
     }
-    if let Some(Value::Object(entity)) = event.get_mut("entity") {
-        if let Some(Value::Object(m)) = entity.get_mut("metadata") {
-            m.insert("namespace".into(), json!(input.namespace));
+
+    /// `history` as JSON text: `[{"status":0,"executed":…},…]`.
+    pub fn history_json(&self) -> String {
+        let mut s = String::with_capacity(2 + 40 * self.history.len());
+        self.write_history(&mut s);
+        s
+    }
+
+    fn write_history(&self, s: &mut String) {
+        use std::fmt::Write;
+        s.push('[');
+        for (i, h) in self.history.iter().enumerate() {
+            if i > 0 {
+                s.push(',');
+            }
+            let _ = write!(s, "{{\"status\":{},\"executed\":{}}}", h.status, h.executed);
+        }
+        s.push(']');
+    }
+}
+
+impl State {
+    /// A stored `state`; anything but `flapping` and `failing` is passing.
+    pub fn parse(s: Option<&str>) -> State {
+        match s {
+            Some("flapping") => State::Flapping,
+            Some("failing") => State::Failing,
+            _ => State::Passing,
         }
     }
-    event.insert("timestamp".into(), json!(now));
-    Value::Object(event)
+}
+
+/// The `check` fields the fold writes; an event's own values for them are replaced.
+const FOLDED: [&str; 6] = [
+    "history",
+    "occurrences",
+    "occurrences_watermark",
+    "last_ok",
+    "total_state_change",
+    "state",
+];
+
+/// An event ready to be folded and stored: what the fold reads, and the event's JSON text
+/// up to the end of its check's own fields, so that the writer — one thread for a whole
+/// fleet — only appends the fold and the timestamp (`render`) instead of building and
+/// serialising the event. Serializable, so that an event waiting to be replayed into
+/// PostgreSQL is kept exactly as it was received.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Prepared {
+    pub namespace: String,
+    pub entity: String,
+    pub check: String,
+    pub status: u64,
+    pub executed: i64,
+    pub high_flap_threshold: u64,
+    pub low_flap_threshold: u64,
+    /// `{…,"check":{…` — the event (namespaces set) with `check` last and left open,
+    /// without the fold's fields and `timestamp`.
+    pub head: String,
+}
+
+impl EventInput {
+    /// Whether the event names handlers: only then does the pipeline need it once stored.
+    pub fn has_handlers(&self) -> bool {
+        self.raw
+            .get("check")
+            .and_then(|c| c.get("handlers"))
+            .and_then(Value::as_array)
+            .is_some_and(|h| h.iter().any(Value::is_string))
+    }
+
+    /// The event, serialised once, ready for a writer (see `Prepared`).
+    pub fn prepare(self) -> Prepared {
+        let mut raw = self.raw;
+        raw.remove("timestamp");
+        let mut check = match raw.remove("check") {
+            Some(Value::Object(c)) => c,
+            _ => Map::new(),
+        };
+        let threshold = |k: &str| check.get(k).and_then(Value::as_u64).unwrap_or(0);
+        let (high, low) = (
+            threshold("high_flap_threshold"),
+            threshold("low_flap_threshold"),
+        );
+        for k in FOLDED {
+            check.remove(k);
+        }
+        set_namespace(&mut check, &self.namespace);
+        if let Some(Value::Object(entity)) = raw.get_mut("entity") {
+            if let Some(Value::Object(_)) = entity.get("metadata") {
+                set_namespace(entity, &self.namespace);
+            }
+        }
+        // parse_event always leaves check.status and check.executed: the check is never
+        // empty, so the fold's fields follow a comma.
+        check.insert("status".into(), json!(self.status));
+        check.insert("executed".into(), json!(self.executed));
+        let mut head = Value::Object(raw).to_string();
+        head.pop();
+        if head.len() > 1 {
+            head.push(',');
+        }
+        head.push_str("\"check\":");
+        let check = Value::Object(check).to_string();
+        head.push_str(&check[..check.len() - 1]);
+        Prepared {
+            namespace: self.namespace,
+            entity: self.entity,
+            check: self.check,
+            status: self.status,
+            executed: self.executed,
+            high_flap_threshold: high,
+            low_flap_threshold: low,
+            head,
+        }
+    }
+}
+
+fn set_namespace(o: &mut Map<String, Value>, namespace: &str) {
+    let meta = o.entry("metadata").or_insert_with(|| json!({}));
+    if let Value::Object(m) = meta {
+        m.insert("namespace".into(), json!(namespace));
+    }
+}
+
+impl Prepared {
+    /// The stored event's JSON text: the head, the fold's fields, and `timestamp` (`now`).
+    pub fn render(&self, fold: &Fold, now: i64) -> String {
+        use std::fmt::Write;
+        let mut s = String::with_capacity(self.head.len() + 200 + 40 * fold.history.len());
+        s.push_str(&self.head);
+        s.push_str(",\"history\":");
+        fold.write_history(&mut s);
+        let _ = write!(
+            s,
+            ",\"occurrences\":{},\"occurrences_watermark\":{},\"last_ok\":{},\"total_state_change\":{},\"state\":\"{}\"}},\"timestamp\":{}}}",
+            fold.occurrences,
+            fold.occurrences_watermark,
+            fold.last_ok,
+            fold.total_state_change,
+            fold.state.as_str(),
+            now
+        );
+        s
+    }
+}
+
+/// Folds a new event into the previous stored event (None for the first), returning the
+/// event to store. The writers fold `Prepared` events with `Fold`; this is the same fold
+/// over whole events, for callers that hold them.
+pub fn apply(prev: Option<&Value>, input: &EventInput, now: i64) -> Value {
+    let p = input.clone().prepare();
+    let prev = prev.and_then(|v| Fold::from_stored(&v.to_string()));
+    let text = p.render(&Fold::next(prev.as_ref(), &p), now);
+    serde_json::from_str(&text).unwrap_or(Value::Null)
 }
 
 #[cfg(test)]
@@ -311,22 +464,60 @@ mod tests {
     }
 
     #[test]
-    fn folding_from_the_stored_text_equals_folding_from_the_whole_event() {
-        // A long run of statuses (flapping, failing, resolving) folded two ways: from the
-        // whole previous event, and from `fold_state` of its stored text.
+    fn the_fold_read_back_from_the_stored_text_is_the_fold_kept() {
+        // A long run of statuses (flapping, failing, resolving): what a writer keeps in
+        // memory and what it would read back from the text it stored are the same.
         let statuses = [
             0u64, 2, 2, 0, 1, 1, 1, 0, 2, 0, 2, 0, 2, 0, 2, 0, 2, 0, 2, 0, 2, 2, 2, 0, 0, 1,
         ];
-        let (mut whole, mut compact) = (post(None, 0, 0), post(None, 0, 0));
+        let mut kept: Option<Fold> = None;
         for (t, s) in statuses.iter().enumerate() {
             let t = t as i64 + 1;
-            whole = post(Some(&whole), *s, t);
-            let prev = fold_state(&compact.to_string()).expect("a stored event");
-            compact = post(Some(&prev), *s, t);
-            assert_eq!(whole, compact, "status {s} at {t}");
+            let body = json!({"entity": {"metadata": {"name": "web-1"}}, "check": {"metadata": {"name": "http"}, "status": s, "executed": t, "high_flap_threshold": 60, "low_flap_threshold": 20}});
+            let p = parse_event(&body, "default", t).unwrap().prepare();
+            let f = Fold::next(kept.as_ref(), &p);
+            let text = p.render(&f, t + 1);
+            let v: Value = serde_json::from_str(&text).expect("the stored text is JSON");
+            assert_eq!(v["check"]["occurrences"], f.occurrences);
+            assert_eq!(v["check"]["state"], f.state.as_str());
+            assert_eq!(v["check"]["history"].to_string(), f.history_json());
+            assert_eq!(
+                Fold::from_stored(&text).as_ref(),
+                Some(&f),
+                "status {s} at {t}"
+            );
+            kept = Some(f);
         }
-        assert!(fold_state("{\"entity\":{}}").is_none());
-        assert!(fold_state("not json").is_none());
+        assert_eq!(kept.unwrap().state, State::Flapping);
+        assert!(Fold::from_stored("{\"entity\":{}}").is_none());
+        assert!(Fold::from_stored("not json").is_none());
+    }
+
+    #[test]
+    fn the_stored_event_keeps_what_was_posted_and_sets_what_ward_owns() {
+        let body = json!({"type": "Event", "spec": {
+            "entity": {"metadata": {"name": "web-1", "labels": {"a": "b"}}, "entity_class": "agent"},
+            "check": {"metadata": {"name": "http"}, "status": 2, "output": "quote \" é \\ \n",
+                      "occurrences": 99, "history": "bogus", "state": "x", "handlers": ["slack"]},
+            "timestamp": 5, "id": "abc"}});
+        let p = parse_event(&body, "ops", 100).unwrap().prepare();
+        let text = p.render(&Fold::next(None, &p), 123);
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["check"]["output"], "quote \" é \\ \n");
+        assert_eq!(v["check"]["handlers"], json!(["slack"]));
+        assert_eq!(v["check"]["occurrences"], 1);
+        assert_eq!(v["check"]["state"], "failing");
+        assert_eq!(
+            v["check"]["history"],
+            json!([{"status": 2, "executed": 100}])
+        );
+        assert_eq!(v["check"]["metadata"]["namespace"], "ops");
+        assert_eq!(v["entity"]["metadata"]["namespace"], "ops");
+        assert_eq!(v["entity"]["metadata"]["labels"]["a"], "b");
+        assert_eq!(v["timestamp"], 123);
+        assert_eq!(v["id"], "abc");
+        let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
+        assert_eq!(keys.len(), 4, "{text}");
     }
 
     #[test]

@@ -247,12 +247,15 @@ pub async fn run(st: Arc<AppState>) {
             };
             let st = st.clone();
             tokio::spawn(async move {
-                match st.events.submit(input).await {
+                let handlers = input.has_handlers();
+                match st.events.submit(input.prepare()).await {
                     Ok(stored) => {
                         st.metrics
                             .events_stored
                             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        st.after_store(&ns, &stored);
+                        if handlers {
+                            st.after_store(&ns, &stored);
+                        }
                     }
                     Err(e) => {
                         tracing::error!(agent = %name, error = %e, "keepalive event not stored; trying again");

@@ -263,7 +263,9 @@ impl Session<'_> {
                     .metrics
                     .events_stored
                     .fetch_add(1, Ordering::Relaxed);
-                self.st.after_store(&self.info.namespace, &stored);
+                if let Some(stored) = stored {
+                    self.st.after_store(&self.info.namespace, &stored);
+                }
                 let id = id?;
                 m.events_acked.fetch_add(1, Ordering::Relaxed);
                 Some(Frame::Ack {
@@ -321,22 +323,20 @@ impl Session<'_> {
             .events_received
             .fetch_add(1, Ordering::Relaxed);
         let key = (input.entity.clone(), input.check.clone());
+        // The stored event is needed back only for handlers.
+        let keep = input.has_handlers();
         // A full store buffer or a store switch: wait here (the session stops reading, so
         // TCP pushes back on the agent) rather than send the event back out of order.
         let mut waited = Duration::ZERO;
-        let mut input = Some(input);
+        let mut input = Some(input.prepare());
         loop {
             let i = input.take()?;
-            // The stored event is needed back only for handlers.
-            let keep = i
-                .raw
-                .get("check")
-                .and_then(|c| c.get("handlers"))
-                .and_then(Value::as_array)
-                .is_some_and(|h| !h.is_empty());
             match self.st.events.enqueue_or_return(i, keep).await {
                 Ok(p) => {
-                    pending.push(Box::pin(async move { (id, key, p.wait().await) }));
+                    // PostgreSQL's writers answer the stored event anyway: dropped here unless kept.
+                    pending.push(Box::pin(async move {
+                        (id, key, p.wait().await.map(|s| s.filter(|_| keep)))
+                    }));
                     return None;
                 }
                 Err((SubmitError::Busy(_), back)) if waited < BUSY_WAIT => {
@@ -492,4 +492,8 @@ type InFlight = std::pin::Pin<Box<dyn std::future::Future<Output = Settled> + Se
 
 /// A stored (or not) event: the agent's id (None for keepalives), its (entity, check), and
 /// the outcome.
-type Settled = (Option<u64>, (String, String), Result<Value, SubmitError>);
+type Settled = (
+    Option<u64>,
+    (String, String),
+    Result<Option<String>, SubmitError>,
+);

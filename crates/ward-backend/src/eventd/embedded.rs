@@ -2,21 +2,19 @@
 //! the last commit in one transaction (group commit). Each event is still acknowledged only
 //! after the transaction holding it has committed; concurrent agents share the fsync.
 
-use serde_json::Value;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use ward_store::Store;
-use ward_types::event::EventInput;
+use ward_types::event::Prepared;
 
 /// Most events folded into one transaction.
 pub const MAX_BATCH: usize = 512;
 
 struct Job {
-    input: EventInput,
-    /// Whether the caller wants the stored event back (else it gets `null`, and the event
-    /// is freed here, on the thread that built it).
+    input: Prepared,
+    /// Whether the caller wants the stored event back (else it gets None).
     keep: bool,
-    reply: oneshot::Sender<Result<Value, String>>,
+    reply: oneshot::Sender<Result<Option<String>, String>>,
 }
 
 /// A handle to the writer thread.
@@ -41,13 +39,13 @@ impl EmbeddedWriter {
                         }
                     }
                     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
-                    let (inputs, replies): (Vec<EventInput>, Vec<_>) =
+                    let (inputs, replies): (Vec<Prepared>, Vec<_>) =
                         batch.into_iter().map(|j| (j.input, (j.keep, j.reply))).unzip();
                     let n = inputs.len();
-                    match store.record_events(inputs, now) {
+                    match store.record_events(&inputs, now) {
                         Ok(events) => {
                             for ((keep, reply), ev) in replies.into_iter().zip(events) {
-                                let _ = reply.send(Ok(if keep { ev } else { Value::Null }));
+                                let _ = reply.send(Ok(keep.then_some(ev)));
                             }
                         }
                         Err(e) => {
@@ -67,20 +65,20 @@ impl EmbeddedWriter {
     /// is committed. Events queued one after another are committed in that order.
     pub async fn enqueue(
         &self,
-        input: EventInput,
-    ) -> Result<oneshot::Receiver<Result<Value, String>>, String> {
+        input: Prepared,
+    ) -> Result<oneshot::Receiver<Result<Option<String>, String>>, String> {
         self.enqueue_or_return(input, true)
             .await
             .map_err(|(e, _)| e)
     }
 
     /// As `enqueue`, giving the event back when it was not queued; with `keep` false the
-    /// receiver gets `null` instead of the stored event.
+    /// receiver gets None instead of the stored event.
     pub async fn enqueue_or_return(
         &self,
-        input: EventInput,
+        input: Prepared,
         keep: bool,
-    ) -> Result<oneshot::Receiver<Result<Value, String>>, (String, EventInput)> {
+    ) -> Result<oneshot::Receiver<Result<Option<String>, String>>, (String, Prepared)> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Job { input, keep, reply })

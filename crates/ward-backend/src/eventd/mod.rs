@@ -14,7 +14,7 @@ use std::time::Duration;
 use ward_pg::conninfo::ConnParams;
 use ward_store::postgres::{PgSettings, QueuedEvent};
 use ward_store::{Store, StoreError};
-use ward_types::event::EventInput;
+use ward_types::event::Prepared;
 
 /// How long a connection attempt (TCP, TLS, authentication) may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -99,13 +99,13 @@ use ward_types::unix_now as now;
 
 /// An event queued for storage.
 pub enum Pending {
-    Embedded(tokio::sync::oneshot::Receiver<Result<Value, String>>),
-    Pg(tokio::sync::oneshot::Receiver<Result<Value, SubmitError>>),
+    Embedded(tokio::sync::oneshot::Receiver<Result<Option<String>, String>>),
+    Pg(tokio::sync::oneshot::Receiver<Result<Option<String>, SubmitError>>),
 }
 
 impl Pending {
-    /// The stored event, once committed.
-    pub async fn wait(self) -> Result<Value, SubmitError> {
+    /// Once committed: the stored event (JSON text), unless it was queued with `keep` false.
+    pub async fn wait(self) -> Result<Option<String>, SubmitError> {
         match self {
             Pending::Embedded(rx) => rx
                 .await
@@ -208,20 +208,24 @@ impl EventRouter {
         }
     }
 
-    /// Stores one event; resolves once it is committed.
-    pub async fn submit(&self, input: EventInput) -> Result<Value, SubmitError> {
-        self.enqueue(input).await?.wait().await
+    /// Stores one event; resolves once it is committed, with the stored event (JSON text).
+    pub async fn submit(&self, input: Prepared) -> Result<String, SubmitError> {
+        self.enqueue(input)
+            .await?
+            .wait()
+            .await?
+            .ok_or_else(|| SubmitError::Failed("the event writer answered no event".into()))
     }
 
     /// As `enqueue`, giving the event back when it was not queued (so that the caller can
     /// wait and queue it again, keeping its check's order). With `keep` false the caller
-    /// does not need the stored event: the embedded store answers `null` and frees it on
-    /// its own thread (PostgreSQL's writers answer it anyway).
+    /// does not need the stored event: the embedded store answers None (PostgreSQL's
+    /// writers answer it anyway).
     pub async fn enqueue_or_return(
         &self,
-        input: EventInput,
+        input: Prepared,
         keep: bool,
-    ) -> Result<Pending, (SubmitError, EventInput)> {
+    ) -> Result<Pending, (SubmitError, Prepared)> {
         match self.current() {
             Some(pg) => pg
                 .enqueue_or_return(QueuedEvent {
@@ -242,7 +246,7 @@ impl EventRouter {
     /// Queues one event, waiting only for room; `Pending::wait` resolves once it is
     /// committed. Events of one check queued one after another are committed in that order,
     /// so a session can have many events in flight and still keep each check's order.
-    pub async fn enqueue(&self, input: EventInput) -> Result<Pending, SubmitError> {
+    pub async fn enqueue(&self, input: Prepared) -> Result<Pending, SubmitError> {
         match self.current() {
             Some(pg) => pg
                 .enqueue(QueuedEvent {

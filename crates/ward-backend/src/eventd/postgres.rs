@@ -21,7 +21,6 @@
 
 use super::{SubmitError, CONNECT_TIMEOUT};
 use crate::api::Metrics;
-use serde_json::Value;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -95,9 +94,12 @@ fn backoff(attempt: u32) -> Duration {
     })
 }
 
+/// Where a queued event's outcome arrives: the stored event's JSON text, once committed.
+pub type Answer = oneshot::Receiver<Result<Option<String>, SubmitError>>;
+
 struct Job {
     event: QueuedEvent,
-    reply: oneshot::Sender<Result<Value, SubmitError>>,
+    reply: oneshot::Sender<Result<Option<String>, SubmitError>>,
 }
 
 enum WriteError {
@@ -267,10 +269,7 @@ impl PgEventStore {
 
     /// Queues an event and waits for its commit. A full buffer refuses it at once.
     /// Queues one event for its check's writer; the receiver answers once it is committed.
-    pub fn enqueue(
-        &self,
-        event: QueuedEvent,
-    ) -> Result<oneshot::Receiver<Result<Value, SubmitError>>, SubmitError> {
+    pub fn enqueue(&self, event: QueuedEvent) -> Result<Answer, SubmitError> {
         self.enqueue_or_return(event).map_err(|(e, _)| e)
     }
 
@@ -279,7 +278,7 @@ impl PgEventStore {
     pub fn enqueue_or_return(
         &self,
         event: QueuedEvent,
-    ) -> Result<oneshot::Receiver<Result<Value, SubmitError>>, (SubmitError, QueuedEvent)> {
+    ) -> Result<Answer, (SubmitError, QueuedEvent)> {
         let i = writer_for(
             &event.input.namespace,
             &event.input.entity,
@@ -472,7 +471,7 @@ impl PgEventStore {
         writer: usize,
         conn: &mut Option<(Client, Instant)>,
         events: &[QueuedEvent],
-    ) -> Result<Vec<Value>, WriteError> {
+    ) -> Result<Vec<String>, WriteError> {
         let expired = |born: &Instant| {
             self.settings
                 .max_conn_lifetime
@@ -659,17 +658,17 @@ fn writer_for(namespace: &str, entity: &str, check: &str, writers: usize) -> usi
     (h.finish() % writers.max(1) as u64) as usize
 }
 
-fn answer(jobs: Vec<Job>, r: Result<Value, SubmitError>) {
+fn answer(jobs: Vec<Job>, r: Result<Option<String>, SubmitError>) {
     for j in jobs {
         let _ = j.reply.send(r.clone());
     }
 }
 
-fn answer_each(jobs: Vec<Job>, r: Result<Vec<Value>, SubmitError>) {
+fn answer_each(jobs: Vec<Job>, r: Result<Vec<String>, SubmitError>) {
     match r {
         Ok(values) => {
             for (j, v) in jobs.into_iter().zip(values) {
-                let _ = j.reply.send(Ok(v));
+                let _ = j.reply.send(Ok(Some(v)));
             }
         }
         Err(e) => answer(jobs, Err(e)),
