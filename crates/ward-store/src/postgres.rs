@@ -135,9 +135,38 @@ impl PgSettings {
 /// An event waiting to be written, with the time the backend received it (the fold uses it,
 /// so a replay folds exactly as the first write would have).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(from = "Journaled")]
 pub struct QueuedEvent {
     pub input: Prepared,
     pub received_at: i64,
+}
+
+/// A replay journal entry as read: Ward's current form, or the form of Wards before
+/// `Prepared` (the event as posted), prepared on the way in, so that a journal written
+/// before an upgrade still replays.
+#[derive(serde::Deserialize)]
+struct Journaled {
+    input: JournaledInput,
+    received_at: i64,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum JournaledInput {
+    Prepared(Prepared),
+    Posted(ward_types::event::EventInput),
+}
+
+impl From<Journaled> for QueuedEvent {
+    fn from(j: Journaled) -> QueuedEvent {
+        QueuedEvent {
+            input: match j.input {
+                JournaledInput::Prepared(p) => p,
+                JournaledInput::Posted(i) => i.prepare(),
+            },
+            received_at: j.received_at,
+        }
+    }
 }
 
 /// The schema, one migration per version; each runs once, in order, in one transaction.
@@ -692,6 +721,26 @@ mod tests {
         }))
         .map_err(|e| e.to_string())?;
         PgSettings::from_resource(&r)
+    }
+
+    #[test]
+    fn journal_entries_of_either_form_replay_as_the_same_event() {
+        let body = serde_json::json!({"entity": {"metadata": {"name": "web-1"}}, "check": {"metadata": {"name": "http"}, "status": 2, "output": "down"}});
+        let input = ward_types::event::parse_event(&body, "default", 100).unwrap();
+        let before = serde_json::json!({"input": input, "received_at": 100}).to_string();
+        let now = QueuedEvent {
+            input: input.prepare(),
+            received_at: 100,
+        };
+        let read: QueuedEvent = serde_json::from_str(&before).unwrap();
+        assert_eq!(read, now);
+        let again: QueuedEvent =
+            serde_json::from_str(&serde_json::to_string(&now).unwrap()).unwrap();
+        assert_eq!(again, now);
+        assert!(
+            serde_json::from_str::<QueuedEvent>(r#"{"input": {"x": 1}, "received_at": 1}"#)
+                .is_err()
+        );
     }
 
     #[test]
