@@ -6,7 +6,8 @@
 # (fsync, synchronous_commit on). Prints a Markdown table for BENCHMARKS.md.
 #   ./scripts/bench-pg-store.sh > /tmp/bench-pg-store.md
 # Knobs: DUR (wrk duration, 10s), CONNS (wrk connections, 64), ENTITIES x CHECKS keys (1000 x 20),
-# WORKERS (the PostgresConfig's batch_workers; unset: Ward's default).
+# WORKERS (the PostgresConfig's batch_workers; unset: Ward's default), PERF=FILE (perf record
+# the backend during the load).
 # LOAD=agents: instead of wrk, `ward bench agents` with COUNT agents (1000) over wss with mTLS
 # (each its own certificate, CRL checked) sending RATE check results/s in total (10000), each
 # acknowledged only after its batch committed in PostgreSQL.
@@ -114,6 +115,8 @@ done
 TOKEN=$(curl -s --cacert "$B/tls/ca.pem" -u 'admin:bench password' "https://localhost:$WP/auth" | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
 EV="https://localhost:$WP/api/core/v2/namespaces/default/events"
 
+# PERF=FILE: a CPU profile of the backend during the load (perf record).
+[ -z "${PERF:-}" ] || { perf record -F 499 -p "$WPID" -o "$PERF" >/dev/null 2>&1 & }
 if [ "$LOAD" = agents ]; then
   # COUNT agents, one check each plus its keepalive event: 2 x COUNT rows.
   OUT=$("$WARD" bench agents --backend-url "wss://localhost:$AP" --trusted-ca-file "$B/tls/ca.pem" \
@@ -156,6 +159,8 @@ kill "$WPID"; wait "$WPID" 2>/dev/null || true
 REPS=$(( (STORED + ROWS - 1) / ROWS ))
 "${PSQL[@]}" -d ward_events -c "\\copy (SELECT namespace, entity, check_name || '-' || g, status, state, occurrences, occurrences_watermark, last_ok, history, executed, updated_at, event, version FROM events, generate_series(1, $REPS) g LIMIT $STORED) TO '$B/rows.copy'"
 "${PSQL[@]}" -d ward_events -c "TRUNCATE events"
+# A checkpoint first, so that the COPY does not pay for the WAL the backend's run left.
+"${PSQL[@]}" -d ward_events -c "CHECKPOINT"
 chmod 600 "$B/tls/ward-key.pem"
 T0=$(date +%s.%N)
 "$PGBIN/psql" "host=postgres.example.com hostaddr=127.0.0.1 port=$PP dbname=ward_events user=ward sslmode=verify-full sslrootcert=$B/tls/ca.pem sslcert=$B/tls/ward.pem sslkey=$B/tls/ward-key.pem" \

@@ -567,32 +567,32 @@ pub async fn write_batch_cached(
     Ok(out)
 }
 
-/// The columns of one upsert, one array per column.
+/// The columns of one upsert, one array per column; the texts borrowed from the fold.
 #[derive(Default)]
-struct UpsertColumns {
-    ns: Vec<String>,
-    entity: Vec<String>,
-    check: Vec<String>,
+struct UpsertColumns<'a> {
+    ns: Vec<&'a str>,
+    entity: Vec<&'a str>,
+    check: Vec<&'a str>,
     status: Vec<i64>,
-    state: Vec<String>,
+    state: Vec<&'static str>,
     occurrences: Vec<i64>,
     watermark: Vec<i64>,
     last_ok: Vec<i64>,
     history: Vec<String>,
     executed: Vec<i64>,
     updated_at: Vec<i64>,
-    event: Vec<String>,
+    event: Vec<&'a str>,
     version: Vec<i64>,
 }
 
-impl UpsertColumns {
-    fn push(&mut self, r: &Row, event: &str) {
+impl<'a> UpsertColumns<'a> {
+    fn push(&mut self, r: &'a Row, event: &'a str) {
         let f = &r.fold;
-        self.ns.push(r.key.0.clone());
-        self.entity.push(r.key.1.clone());
-        self.check.push(r.key.2.clone());
+        self.ns.push(&r.key.0);
+        self.entity.push(&r.key.1);
+        self.check.push(&r.key.2);
         self.status.push(f.status.unwrap_or(0) as i64);
-        self.state.push(f.state.as_str().to_string());
+        self.state.push(f.state.as_str());
         self.occurrences.push(f.occurrences as i64);
         self.watermark.push(f.occurrences_watermark as i64);
         self.last_ok.push(f.last_ok);
@@ -600,7 +600,7 @@ impl UpsertColumns {
         self.executed
             .push(f.history.last().map_or(0, |h| h.executed));
         self.updated_at.push(r.at);
-        self.event.push(event.to_string());
+        self.event.push(event);
         self.version.push(r.version);
     }
 }

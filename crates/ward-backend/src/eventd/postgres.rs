@@ -97,9 +97,12 @@ fn backoff(attempt: u32) -> Duration {
 /// Where a queued event's outcome arrives: the stored event's JSON text, once committed.
 pub type Answer = oneshot::Receiver<Result<Option<String>, SubmitError>>;
 
+/// Where a writer answers one event.
+type Reply = oneshot::Sender<Result<Option<String>, SubmitError>>;
+
 struct Job {
     event: QueuedEvent,
-    reply: oneshot::Sender<Result<Option<String>, SubmitError>>,
+    reply: Reply,
 }
 
 enum WriteError {
@@ -365,7 +368,8 @@ impl PgEventStore {
                     Err(_) => break,
                 }
             }
-            self.deliver(writer, jobs, &mut conn, &mut failures, &mut stop)
+            let (events, replies) = jobs.into_iter().map(|j| (j.event, j.reply)).unzip();
+            self.deliver(writer, events, replies, &mut conn, &mut failures, &mut stop)
                 .await;
         }
         rx.close();
@@ -377,20 +381,20 @@ impl PgEventStore {
     }
 
     /// Stores one batch: in PostgreSQL, or (fallen back) in the embedded store and journal.
-    /// Returns once every job in it has its answer.
+    /// Returns once every event in it has its answer (`replies`, in the same order).
     async fn deliver(
         &self,
         writer: usize,
-        jobs: Vec<Job>,
+        events: Vec<QueuedEvent>,
+        replies: Vec<Reply>,
         conn: &mut Option<(Client, Instant)>,
         failures: &mut u32,
         stop: &mut watch::Receiver<bool>,
     ) {
-        let events: Vec<QueuedEvent> = jobs.iter().map(|j| j.event.clone()).collect();
         loop {
             if *stop.borrow() {
                 return answer(
-                    jobs,
+                    replies,
                     Err(SubmitError::Busy(
                         "the event store is being switched".into(),
                     )),
@@ -400,19 +404,20 @@ impl PgEventStore {
                 let _shared = self.route.read().await;
                 if self.mode() == Mode::Fallback {
                     let store = self.store.clone();
-                    let batch = events.clone();
-                    let r =
-                        tokio::task::spawn_blocking(move || store.record_events_for_replay(&batch))
-                            .await
-                            .map_err(|e| e.to_string())
-                            .and_then(|r| r.map_err(|e| e.to_string()));
+                    let n = events.len() as u64;
+                    let r = tokio::task::spawn_blocking(move || {
+                        store.record_events_for_replay(&events)
+                    })
+                    .await
+                    .map_err(|e| e.to_string())
+                    .and_then(|r| r.map_err(|e| e.to_string()));
                     if r.is_ok() {
                         *failures = 0;
                         self.metrics
                             .pg_fallback_events
-                            .fetch_add(events.len() as u64, Ordering::Relaxed);
+                            .fetch_add(n, Ordering::Relaxed);
                     }
-                    return answer_each(jobs, r.map_err(SubmitError::Failed));
+                    return answer_each(replies, r.map_err(SubmitError::Failed));
                 }
             }
             if !self.drained.load(Ordering::Acquire) {
@@ -427,20 +432,28 @@ impl PgEventStore {
                 Ok(values) => {
                     *failures = 0;
                     self.set_mode(Mode::Connecting, Mode::Active);
-                    return answer_each(jobs, Ok(values));
+                    return answer_each(replies, Ok(values));
                 }
-                Err(WriteError::Data(e)) if jobs.len() > 1 => {
+                Err(WriteError::Data(e)) if replies.len() > 1 => {
                     // One bad event must not sink the others: store them one by one.
-                    tracing::warn!(store = %self.settings.name, error = %e, events = jobs.len(), "PostgreSQL refused a batch; storing its events one by one");
-                    for job in jobs {
-                        Box::pin(self.deliver(writer, vec![job], conn, failures, stop)).await;
+                    tracing::warn!(store = %self.settings.name, error = %e, events = replies.len(), "PostgreSQL refused a batch; storing its events one by one");
+                    for (event, reply) in events.into_iter().zip(replies) {
+                        Box::pin(self.deliver(
+                            writer,
+                            vec![event],
+                            vec![reply],
+                            conn,
+                            failures,
+                            stop,
+                        ))
+                        .await;
                     }
                     return;
                 }
                 Err(WriteError::Data(e)) => {
                     tracing::error!(store = %self.settings.name, error = %e, "PostgreSQL refused an event; it was not stored");
                     return answer(
-                        jobs,
+                        replies,
                         Err(SubmitError::Failed(format!(
                             "PostgreSQL refused the event: {e}"
                         ))),
@@ -658,20 +671,20 @@ fn writer_for(namespace: &str, entity: &str, check: &str, writers: usize) -> usi
     (h.finish() % writers.max(1) as u64) as usize
 }
 
-fn answer(jobs: Vec<Job>, r: Result<Option<String>, SubmitError>) {
-    for j in jobs {
-        let _ = j.reply.send(r.clone());
+fn answer(replies: Vec<Reply>, r: Result<Option<String>, SubmitError>) {
+    for j in replies {
+        let _ = j.send(r.clone());
     }
 }
 
-fn answer_each(jobs: Vec<Job>, r: Result<Vec<String>, SubmitError>) {
+fn answer_each(replies: Vec<Reply>, r: Result<Vec<String>, SubmitError>) {
     match r {
         Ok(values) => {
-            for (j, v) in jobs.into_iter().zip(values) {
-                let _ = j.reply.send(Ok(Some(v)));
+            for (j, v) in replies.into_iter().zip(values) {
+                let _ = j.send(Ok(Some(v)));
             }
         }
-        Err(e) => answer(jobs, Err(e)),
+        Err(e) => answer(replies, Err(e)),
     }
 }
 
