@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v curl >/dev/null || { echo "error: curl is not installed (apt-get install curl)" >&2; exit 1; }
 cargo build --release --locked -q
-WARD="$PWD/target/release/ward"
+WARD="${CARGO_TARGET_DIR:-$PWD/target}/release/ward"
 COUNT="${COUNT:-1000}"; RATE="${RATE:-5000}"; DUR="${DUR:-30s}"; SOURCES="${SOURCES:-16}"
 B="$(mktemp -d)"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -51,7 +51,7 @@ start_backend() {
 start_backend
 if [ -n "${PERF:-}" ]; then
   # PERF=/tmp/ward.perf: a flat CPU profile of the backend for the whole run.
-  perf record -F 499 -p "$BPID" -o "$PERF" >/dev/null 2>&1 &
+  perf record -F 499 ${PERF_OPTS:-} -p "$BPID" -o "$PERF" >/dev/null 2>&1 &
 fi
 if [ "${RESTART:-0}" = 1 ]; then
   (

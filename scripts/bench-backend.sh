@@ -9,7 +9,7 @@ for tool in wrk nginx curl python3; do
   command -v "$tool" >/dev/null || { echo "error: $tool is not installed (apt-get install wrk nginx-light curl)" >&2; exit 1; }
 done
 cargo build --release --locked -q
-WARD="$PWD/target/release/ward"
+WARD="${CARGO_TARGET_DIR:-$PWD/target}/release/ward"
 DUR="${DUR:-8s}"
 B="$(mktemp -d)"
 chmod 755 "$B"

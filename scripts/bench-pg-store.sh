@@ -7,7 +7,7 @@
 #   ./scripts/bench-pg-store.sh > /tmp/bench-pg-store.md
 # Knobs: DUR (wrk duration, 10s), CONNS (wrk connections, 64), ENTITIES x CHECKS keys (1000 x 20),
 # WORKERS (the PostgresConfig's batch_workers; unset: Ward's default), PERF=FILE (perf record
-# the backend during the load).
+# the backend during the load; PERF_OPTS="--call-graph fp" for call graphs).
 # LOAD=agents: instead of wrk, `ward bench agents` with COUNT agents (1000) over wss with mTLS
 # (each its own certificate, CRL checked) sending RATE check results/s in total (10000), each
 # acknowledged only after its batch committed in PostgreSQL.
@@ -20,7 +20,7 @@ done
 PGBIN=/usr/lib/postgresql/15/bin
 [ -x "$PGBIN/initdb" ] || { echo "error: PostgreSQL 15 is not installed (apt-get install postgresql)" >&2; exit 1; }
 cargo build --release --locked -q
-WARD="$PWD/target/release/ward"
+WARD="${CARGO_TARGET_DIR:-$PWD/target}/release/ward"
 DUR="${DUR:-10s}"; CONNS="${CONNS:-64}"; ENTITIES="${ENTITIES:-1000}"; CHECKS="${CHECKS:-20}"
 LOAD="${LOAD:-wrk}"; COUNT="${COUNT:-1000}"; RATE="${RATE:-10000}"
 B="$(mktemp -d)"; chmod 755 "$B"
@@ -116,7 +116,7 @@ TOKEN=$(curl -s --cacert "$B/tls/ca.pem" -u 'admin:bench password' "https://loca
 EV="https://localhost:$WP/api/core/v2/namespaces/default/events"
 
 # PERF=FILE: a CPU profile of the backend during the load (perf record).
-[ -z "${PERF:-}" ] || { perf record -F 499 -p "$WPID" -o "$PERF" >/dev/null 2>&1 & }
+[ -z "${PERF:-}" ] || { perf record -F 499 ${PERF_OPTS:-} -p "$WPID" -o "$PERF" >/dev/null 2>&1 & }
 if [ "$LOAD" = agents ]; then
   # COUNT agents, one check each plus its keepalive event: 2 x COUNT rows.
   OUT=$("$WARD" bench agents --backend-url "wss://localhost:$AP" --trusted-ca-file "$B/tls/ca.pem" \

@@ -10,7 +10,7 @@ for tool in hyperfine openssl python3 "$BIN/initdb"; do
   command -v "$tool" >/dev/null || { echo "error: $tool is not installed" >&2; exit 1; }
 done
 cargo build --release --locked -q
-WARD="$PWD/target/release/ward"
+WARD="${CARGO_TARGET_DIR:-$PWD/target}/release/ward"
 RUNS="${RUNS:-50}"
 B="$(mktemp -d)"
 chmod 755 "$B"

@@ -9,7 +9,7 @@ for tool in hyperfine cfssl openssl python3; do
   command -v "$tool" >/dev/null || { echo "error: $tool is not installed (apt-get install hyperfine golang-cfssl openssl)" >&2; exit 1; }
 done
 cargo build --release --locked -q
-WARD="$PWD/target/release/ward"
+WARD="${CARGO_TARGET_DIR:-$PWD/target}/release/ward"
 RUNS="${RUNS:-40}"
 B="$(mktemp -d)"
 trap 'rm -rf "$B"' EXIT

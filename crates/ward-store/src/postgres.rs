@@ -316,6 +316,8 @@ impl WriterCache {
 struct Row {
     key: Key,
     fold: Fold,
+    /// The fold's history as JSON text, rendered once for the event and its column.
+    history: String,
     event: usize,
     version: i64,
     at: i64,
@@ -344,12 +346,14 @@ fn fold(batch: &[QueuedEvent], prev: &HashMap<Key, (Option<Fold>, i64)>) -> Fold
                 (Fold::next(before, &q.input), version + 1)
             }
         };
-        out.push(q.input.render(&next, q.received_at));
+        let history = next.history_json();
+        out.push(q.input.render_with(&next, &history, q.received_at));
         latest.insert(
             k.clone(),
             Row {
                 key: k,
                 fold: next,
+                history,
                 event: i,
                 version,
                 at: q.received_at,
@@ -578,7 +582,7 @@ struct UpsertColumns<'a> {
     occurrences: Vec<i64>,
     watermark: Vec<i64>,
     last_ok: Vec<i64>,
-    history: Vec<String>,
+    history: Vec<&'a str>,
     executed: Vec<i64>,
     updated_at: Vec<i64>,
     event: Vec<&'a str>,
@@ -596,7 +600,7 @@ impl<'a> UpsertColumns<'a> {
         self.occurrences.push(f.occurrences as i64);
         self.watermark.push(f.occurrences_watermark as i64);
         self.last_ok.push(f.last_ok);
-        self.history.push(f.history_json());
+        self.history.push(&r.history);
         self.executed
             .push(f.history.last().map_or(0, |h| h.executed));
         self.updated_at.push(r.at);

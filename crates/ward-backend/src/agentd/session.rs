@@ -315,6 +315,7 @@ impl Session<'_> {
     async fn submit(
         &mut self,
         id: Option<u64>,
+        key: (String, String),
         input: ward_types::event::EventInput,
         pending: &mut FuturesUnordered<InFlight>,
     ) -> Option<Frame> {
@@ -322,7 +323,6 @@ impl Session<'_> {
             .metrics
             .events_received
             .fetch_add(1, Ordering::Relaxed);
-        let key = (input.entity.clone(), input.check.clone());
         // The stored event is needed back only for handlers.
         let keep = input.has_handlers();
         // A full store buffer or a store switch: wait here (the session stops reading, so
@@ -361,7 +361,7 @@ impl Session<'_> {
             Err(e) => return self.rejected(id, e.to_string()),
         };
         let key = (input.entity.clone(), input.check.clone());
-        if self.retried.contains(&key) {
+        if !self.retried.is_empty() && self.retried.contains(&key) {
             return self.retry(
                 id,
                 key,
@@ -380,7 +380,7 @@ impl Session<'_> {
                 self.known_entities.insert(input.entity.clone());
             }
         }
-        self.submit(Some(id), input, pending).await
+        self.submit(Some(id), key, input, pending).await
     }
 
     async fn keepalive(
@@ -482,7 +482,8 @@ impl Session<'_> {
             critical,
         )
         .map_err(|e| format!("keepalive: {e}"))?;
-        self.submit(None, input, pending).await;
+        let key = (input.entity.clone(), input.check.clone());
+        self.submit(None, key, input, pending).await;
         Ok(())
     }
 }
