@@ -505,26 +505,15 @@ pub async fn resolve_event(s: &mut Session, entity: &str, check: &str) -> Result
     let path = format!("/api/core/v2/namespaces/{ns}/events/{entity}/{check}");
     let current = s.call("GET", &path, None).await?.json();
     let mut ev = current.clone();
+    // The fold's fields (history, occurrences, state…) and the timestamp are the backend's:
+    // it replaces whatever is posted. Without `executed`, the result is stamped now.
     if let Some(c) = ev.get_mut("check").and_then(Value::as_object_mut) {
-        for k in [
-            "history",
-            "occurrences",
-            "occurrences_watermark",
-            "last_ok",
-            "total_state_change",
-            "state",
-            "executed",
-        ] {
-            c.remove(k);
-        }
+        c.remove("executed");
         c.insert("status".into(), Value::from(0));
         c.insert(
             "output".into(),
             Value::from(format!("Resolved manually by {}", s.cfg.username)),
         );
-    }
-    if let Some(o) = ev.as_object_mut() {
-        o.remove("timestamp");
     }
     let r = s
         .call("PUT", &path, Some(ev.to_string().into_bytes()))
