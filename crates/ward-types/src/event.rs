@@ -377,8 +377,9 @@ impl EventInput {
     /// The event, serialised once, ready for a writer (see `Prepared`).
     pub fn prepare(self) -> Prepared {
         let mut raw = self.raw;
-        raw.remove("timestamp");
-        let mut check = match raw.remove("check") {
+        // shift_remove: the posted fields keep their order (only `check` moves, to the end).
+        raw.shift_remove("timestamp");
+        let mut check = match raw.shift_remove("check") {
             Some(Value::Object(c)) => c,
             _ => Map::new(),
         };
@@ -388,7 +389,7 @@ impl EventInput {
             threshold("low_flap_threshold"),
         );
         for k in FOLDED {
-            check.remove(k);
+            check.shift_remove(k);
         }
         set_namespace(&mut check, &self.namespace);
         if let Some(Value::Object(entity)) = raw.get_mut("entity") {
@@ -536,7 +537,13 @@ mod tests {
         assert_eq!(v["timestamp"], 123);
         assert_eq!(v["id"], "abc");
         let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
-        assert_eq!(keys.len(), 4, "{text}");
+        assert_eq!(keys, ["entity", "id", "check", "timestamp"], "{text}");
+        let check: Vec<&String> = v["check"].as_object().unwrap().keys().collect();
+        assert_eq!(
+            check[..5],
+            ["metadata", "status", "output", "handlers", "executed"],
+            "posted order kept: {text}"
+        );
     }
 
     #[test]
