@@ -214,6 +214,25 @@ fn events_are_stored_in_postgresql_and_deleting_the_config_switches_back() {
         .ok()
         .stdout;
     assert_eq!(row.trim(), "0|passing|1|3|4");
+    // Another backend writes the row (its version moves on): this writer's memory of the
+    // check is stale, its conditional upsert misses, and it folds again from the row's
+    // columns, locked.
+    pg.cluster
+        .sql_in(
+            "ward_events",
+            "UPDATE events SET occurrences = 7, version = version + 1 WHERE entity = 'web-1' AND check_name = 'http'",
+        )
+        .ok();
+    assert_eq!(post_event(&b, &t, "web-1", "http", 0).0, 201);
+    let row = pg
+        .cluster
+        .sql_in(
+            "ward_events",
+            "SELECT occurrences, json_array_length(history), event->'check'->>'occurrences' FROM events WHERE entity = 'web-1' AND check_name = 'http'",
+        )
+        .ok()
+        .stdout;
+    assert_eq!(row.trim(), "8|5|8", "folded from the other backend's row");
     // A deleted event starts a new history (the writer forgets what it folded).
     let (code, _) = b.curl(&[
         "-X",
