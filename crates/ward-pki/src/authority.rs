@@ -182,13 +182,7 @@ impl CertificateAuthority {
                 cert: cert_path.to_path_buf(),
             });
         }
-        let common_name = x509
-            .subject()
-            .iter_common_name()
-            .next()
-            .and_then(|c| c.as_str().ok())
-            .unwrap_or_default()
-            .to_string();
+        let common_name = crate::inspect::common_name(x509.subject());
         let key_algorithm = key.algorithm;
         let subject_key_id = x509
             .iter_extensions()

@@ -21,6 +21,15 @@ pub fn format_time(t: OffsetDateTime) -> String {
     )
 }
 
+/// A name's first common name ("" when it has none or it is not a string).
+pub fn common_name(name: &X509Name<'_>) -> String {
+    name.iter_common_name()
+        .next()
+        .and_then(|c| c.as_str().ok())
+        .unwrap_or_default()
+        .to_string()
+}
+
 /// Colon-separated lowercase hex, as `ward pki info` prints serials and identifiers.
 pub fn hex_colon(bytes: &[u8]) -> String {
     bytes

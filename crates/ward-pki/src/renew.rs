@@ -146,7 +146,7 @@ fn subject_of(x: &X509Certificate<'_>) -> Subject {
         serial_number: None,
     };
     Subject {
-        common_name: get(&mut s.iter_common_name()).unwrap_or_default(),
+        common_name: crate::inspect::common_name(s),
         attributes: if attrs == SubjectAttributes::default() {
             Vec::new()
         } else {

@@ -695,13 +695,7 @@ impl Leaf {
     fn parse(chain: &[CertificateDer<'_>], trusted: &[CertificateDer<'_>]) -> Result<Leaf, String> {
         let (_, x) = x509_parser::parse_x509_certificate(&chain[0])
             .map_err(|e| format!("the client certificate is malformed: {e}"))?;
-        let cn = x
-            .subject()
-            .iter_common_name()
-            .next()
-            .and_then(|c| c.as_str().ok())
-            .unwrap_or_default()
-            .to_string();
+        let cn = ward_pki::inspect::common_name(x.subject());
         let mut crl_dps = Vec::new();
         let mut ocsp_urls = Vec::new();
         for ext in x.extensions() {
