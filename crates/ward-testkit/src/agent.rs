@@ -147,19 +147,8 @@ impl Agent {
             )
             .spawn()
             .expect("start ward agent");
-        self.child = Some(child);
-        let start = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", self.api_port)).is_err() {
-            if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
-                panic!("ward agent exited ({status}): {}", self.log());
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "ward agent's API did not listen: {}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let (port, log) = (self.api_port, self.dir.join("agent.log"));
+        crate::wait_listening(self.child.insert(child), port, "ward agent's API", &log);
     }
 
     pub fn kill9(&mut self) {

@@ -3,7 +3,6 @@
 use crate::{free_port, ward, ward_bin, TempDir};
 use std::path::PathBuf;
 use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
 
 /// The admin the harness creates.
 pub const ADMIN: &str = "admin";
@@ -118,19 +117,9 @@ impl Backend {
                 .arg("--key-file")
                 .arg(t.join("localhost-key.pem"));
         }
-        self.child = Some(cmd.spawn().expect("start ward backend"));
-        let start = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", self.api_port)).is_err() {
-            if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
-                panic!("ward backend exited ({status}): {}", self.log());
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "ward backend did not listen: {}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let (port, log) = (self.api_port, self.dir.join("backend.log"));
+        let child = self.child.insert(cmd.spawn().expect("start ward backend"));
+        crate::wait_listening(child, port, "ward backend", &log);
     }
 
     pub fn pid(&self) -> u32 {

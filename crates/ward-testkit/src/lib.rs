@@ -63,6 +63,25 @@ pub fn free_port() -> u16 {
         .expect("bind 127.0.0.1:0")
 }
 
+/// Waits (up to 20 s) until a process just started listens on 127.0.0.1:`port`; panics
+/// with its log file if it exits first or never listens. The caller keeps the child where
+/// its Drop stops it, so a failed start leaves no process behind.
+pub fn wait_listening(child: &mut std::process::Child, port: u16, what: &str, log: &Path) {
+    let log = || std::fs::read_to_string(log).unwrap_or_default();
+    let start = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{what} exited ({status}): {}", log());
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(20),
+            "{what} did not listen on port {port}: {}",
+            log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// The `ward` binary under test: `CARGO_BIN_EXE_ward` when the test belongs to the `ward`
 /// crate, else `target/<profile>/ward` next to the test executable.
 pub fn ward_bin() -> PathBuf {

@@ -36,16 +36,9 @@ fn metric(b: &Backend, name: &str) -> f64 {
 }
 
 fn create(b: &Backend, yaml: &str) {
-    let f = b.dir.join(format!("r{}.yml", fastrand_name()));
+    let f = b.dir.join(format!("r{}.yml", fastrand::u64(..)));
     std::fs::write(&f, yaml).unwrap();
     b.ctl().args(["create", "-f"]).arg(&f).run().ok();
-}
-
-fn fastrand_name() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
 }
 
 #[test]

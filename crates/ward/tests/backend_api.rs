@@ -515,13 +515,6 @@ impl Drop for Quickstart {
     }
 }
 
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
 #[test]
 fn quickstart_runs_a_backend_and_an_agent_over_wss_in_one_command_and_reuses_it() {
     let d = TempDir::new();
@@ -655,7 +648,7 @@ fn quickstart_runs_a_backend_and_an_agent_over_wss_in_one_command_and_reuses_it(
 
     // Again on the same folder: the same CA, certificates, state and password, a new CRL,
     // the check left as it is, and the agent back with fresh events.
-    let since = unix_now();
+    let since = ward_types::unix_now();
     let q = start();
     events_since(&q, since);
     let (status, out) = q.stop();
