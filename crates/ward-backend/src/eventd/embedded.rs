@@ -17,6 +17,10 @@ struct Job {
     reply: oneshot::Sender<Result<Option<String>, String>>,
 }
 
+/// Where a queued event's outcome arrives: the stored event's JSON text (when kept), once
+/// committed.
+pub type Answer = oneshot::Receiver<Result<Option<String>, String>>;
+
 /// A handle to the writer thread.
 #[derive(Clone)]
 pub struct EmbeddedWriter {
@@ -63,10 +67,7 @@ impl EmbeddedWriter {
 
     /// Queues one event (waiting only for room in the queue); the receiver answers once it
     /// is committed. Events queued one after another are committed in that order.
-    pub async fn enqueue(
-        &self,
-        input: Prepared,
-    ) -> Result<oneshot::Receiver<Result<Option<String>, String>>, String> {
+    pub async fn enqueue(&self, input: Prepared) -> Result<Answer, String> {
         self.enqueue_or_return(input, true)
             .await
             .map_err(|(e, _)| e)
@@ -78,7 +79,7 @@ impl EmbeddedWriter {
         &self,
         input: Prepared,
         keep: bool,
-    ) -> Result<oneshot::Receiver<Result<Option<String>, String>>, (String, Prepared)> {
+    ) -> Result<Answer, (String, Prepared)> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Job { input, keep, reply })

@@ -99,8 +99,8 @@ use ward_types::unix_now as now;
 
 /// An event queued for storage.
 pub enum Pending {
-    Embedded(tokio::sync::oneshot::Receiver<Result<Option<String>, String>>),
-    Pg(tokio::sync::oneshot::Receiver<Result<Option<String>, SubmitError>>),
+    Embedded(embedded::Answer),
+    Pg(postgres::Answer),
 }
 
 impl Pending {
