@@ -124,7 +124,7 @@ impl Agent {
         }
         let input = ward_types::event::parse_event(&v, &self.cfg.namespace, now)
             .map_err(|e| e.to_string())?;
-        let event = Value::Object(input.raw);
+        let event = input.to_value();
         let size = serde_json::to_vec(&event).map(|b| b.len()).unwrap_or(0);
         if size > check::MAX_EVENT_BYTES {
             return Err(format!(

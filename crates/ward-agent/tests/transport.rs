@@ -216,6 +216,7 @@ async fn password_agents_run_checks_and_a_hung_check_blocks_nothing() {
         let Frame::Event { id, event } = next_frame(&mut s.ws).await else {
             panic!("expected an event")
         };
+        let event = event.to_value();
         let name = event["check"]["metadata"]["name"]
             .as_str()
             .unwrap()

@@ -942,12 +942,7 @@ pub(crate) fn ensure_entity(
     now: i64,
 ) -> ApiResult<()> {
     if st.store.get(Kind::Entity, ns, &input.entity)?.is_none() {
-        let class = input
-            .raw
-            .get("entity")
-            .and_then(|e| e.get("entity_class"))
-            .and_then(Value::as_str)
-            .unwrap_or("proxy");
+        let class = input.entity_class().unwrap_or_else(|| "proxy".into());
         let entity = Resource::from_document(Document {
             type_name: "Entity".into(),
             api_version: "core/v2".into(),
@@ -975,11 +970,12 @@ async fn store_event(
     body: &[u8],
     expect: Option<(&str, &str)>,
 ) -> ApiResult<String> {
-    let v: Value =
-        serde_json::from_slice(body).map_err(|e| bad(format!("body is not valid JSON: {e}")))?;
     let now = unix_now();
     st.metrics.events_received.fetch_add(1, Ordering::Relaxed);
-    let input = ward_types::event::parse_event_owned(v, ns, now).map_err(|e| bad(e.to_string()))?;
+    let input = ward_types::event::parse_event_slice(body, ns, now).map_err(|e| match e {
+        ward_types::event::EventError::Json(e) => bad(format!("body is not valid JSON: {e}")),
+        ward_types::event::EventError::Field(e) => bad(e.to_string()),
+    })?;
     if let Some((entity, check)) = expect {
         if input.entity != entity || input.check != check {
             return Err(bad(format!(

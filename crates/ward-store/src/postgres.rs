@@ -135,15 +135,15 @@ impl PgSettings {
 /// An event waiting to be written, with the time the backend received it (the fold uses it,
 /// so a replay folds exactly as the first write would have).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(from = "Journaled")]
+#[serde(try_from = "Journaled")]
 pub struct QueuedEvent {
     pub input: Prepared,
     pub received_at: i64,
 }
 
 /// A replay journal entry as read: Ward's current form, or the form of Wards before
-/// `Prepared` (the event as posted), prepared on the way in, so that a journal written
-/// before an upgrade still replays.
+/// `Prepared` (the event as posted, checked), prepared on the way in, so that a journal
+/// written before an upgrade still replays.
 #[derive(serde::Deserialize)]
 struct Journaled {
     input: JournaledInput,
@@ -154,18 +154,36 @@ struct Journaled {
 #[serde(untagged)]
 enum JournaledInput {
     Prepared(Prepared),
-    Posted(ward_types::event::EventInput),
+    Posted(Posted),
 }
 
-impl From<Journaled> for QueuedEvent {
-    fn from(j: Journaled) -> QueuedEvent {
-        QueuedEvent {
+/// The earlier form: the checked event's members, with its namespace and time.
+#[derive(serde::Deserialize)]
+struct Posted {
+    namespace: String,
+    executed: i64,
+    raw: serde_json::Map<String, Value>,
+}
+
+impl TryFrom<Journaled> for QueuedEvent {
+    type Error = String;
+    fn try_from(j: Journaled) -> Result<QueuedEvent, String> {
+        Ok(QueuedEvent {
             input: match j.input {
                 JournaledInput::Prepared(p) => p,
-                JournaledInput::Posted(i) => i.prepare(),
+                JournaledInput::Posted(p) => {
+                    // It was checked when it was received; checked again, as it is read.
+                    ward_types::event::parse_event_owned(
+                        Value::Object(p.raw),
+                        &p.namespace,
+                        p.executed,
+                    )
+                    .map_err(|e| format!("a journaled event: {e}"))?
+                    .prepare()
+                }
             },
             received_at: j.received_at,
-        }
+        })
     }
 }
 
@@ -731,7 +749,13 @@ mod tests {
     fn journal_entries_of_either_form_replay_as_the_same_event() {
         let body = serde_json::json!({"entity": {"metadata": {"name": "web-1"}}, "check": {"metadata": {"name": "http"}, "status": 2, "output": "down"}});
         let input = ward_types::event::parse_event(&body, "default", 100).unwrap();
-        let before = serde_json::json!({"input": input, "received_at": 100}).to_string();
+        // As a Ward before `Prepared` journaled it: the checked event, its check's status
+        // and executed set.
+        let before = serde_json::json!({"input": {
+            "namespace": "default", "entity": "web-1", "check": "http", "status": 2, "executed": 100,
+            "raw": {"entity": {"metadata": {"name": "web-1"}}, "check": {"metadata": {"name": "http"}, "status": 2, "output": "down", "executed": 100}}
+        }, "received_at": 100})
+        .to_string();
         let now = QueuedEvent {
             input: input.prepare(),
             received_at: 100,
@@ -745,6 +769,10 @@ mod tests {
             serde_json::from_str::<QueuedEvent>(r#"{"input": {"x": 1}, "received_at": 1}"#)
                 .is_err()
         );
+        let damaged = before.replace(r#""status":2,"output""#, r#""status":"2","output""#);
+        assert_ne!(damaged, before);
+        let e = serde_json::from_str::<QueuedEvent>(&damaged).unwrap_err();
+        assert!(e.to_string().contains("check.status"), "{e}");
     }
 
     #[test]

@@ -37,6 +37,7 @@
 //! stops reading, so TCP pushes back on the agent; nothing is dropped) and keeps at most
 //! [`MAX_IN_FLIGHT`] of a session's events unacknowledged at once.
 
+use crate::raw::{NotAnObject, RawObject};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -66,8 +67,16 @@ pub const KEEPALIVE_CHECK: &str = "keepalive";
 #[derive(Debug, Clone, PartialEq)]
 pub enum Frame {
     Keepalive(Keepalive),
-    Event { id: u64, event: Value },
-    Ack { id: u64, ack: Ack },
+    /// The event's members kept as their text: the backend checks a few and stores the rest
+    /// as sent (`RawObject`).
+    Event {
+        id: u64,
+        event: RawObject,
+    },
+    Ack {
+        id: u64,
+        ack: Ack,
+    },
     CheckRequest(CheckRequest),
     EntityConfig(Value),
 }
@@ -229,7 +238,10 @@ impl Frame {
         // Serialising these types into a Vec cannot fail (string keys, no foreign Serialize).
         let _ = match self {
             Frame::Keepalive(k) => serde_json::to_writer(&mut out, k),
-            Frame::Event { event, .. } => serde_json::to_writer(&mut out, event),
+            Frame::Event { event, .. } => {
+                out.extend_from_slice(event.to_json().as_bytes());
+                Ok(())
+            }
             Frame::Ack { ack, .. } => serde_json::to_writer(&mut out, ack),
             Frame::CheckRequest(c) => serde_json::to_writer(&mut out, c),
             Frame::EntityConfig(e) => serde_json::to_writer(&mut out, e),
@@ -291,30 +303,42 @@ impl Frame {
         if !needs_id && id.is_some() {
             return Err(err(format!("{ty}: takes no id")));
         }
-        let json = |what: &str| -> Result<Value, FrameError> {
-            let v: Value = serde_json::from_slice(payload)
-                .map_err(|e| err(format!("{what}: the payload is not JSON: {e}")))?;
-            if !v.is_object() {
-                return Err(err(format!("{what}: the payload must be a JSON object")));
-            }
-            Ok(v)
+        // Read straight from the bytes (no `Value` in between): the object's members, or
+        // the frame's own type.
+        let object = |what: &str| -> Result<RawObject, FrameError> {
+            RawObject::from_slice(payload).map_err(|e| match e {
+                NotAnObject::Kind => err(format!("{what}: the payload must be a JSON object")),
+                NotAnObject::Json(e) => err(format!("{what}: the payload is not JSON: {e}")),
+            })
         };
+        fn typed<T: serde::de::DeserializeOwned>(
+            what: &str,
+            payload: &[u8],
+        ) -> Result<T, FrameError> {
+            let first = payload.iter().find(|b| !b.is_ascii_whitespace());
+            serde_json::from_slice(payload).map_err(|e| {
+                if !e.is_data() {
+                    err(format!("{what}: the payload is not JSON: {e}"))
+                } else if first != Some(&b'{') {
+                    err(format!("{what}: the payload must be a JSON object"))
+                } else {
+                    err(format!("{what}: {e}"))
+                }
+            })
+        }
         let id = id.unwrap_or(0);
         match ty {
-            "keepalive" => serde_json::from_value(json("keepalive")?)
-                .map(Frame::Keepalive)
-                .map_err(|e| err(format!("keepalive: {e}"))),
+            "keepalive" => typed("keepalive", payload).map(Frame::Keepalive),
             "event" => Ok(Frame::Event {
                 id,
-                event: json("event")?,
+                event: object("event")?,
             }),
-            "ack" => serde_json::from_value(json("ack")?)
-                .map(|ack| Frame::Ack { id, ack })
-                .map_err(|e| err(format!("ack: {e}"))),
-            "check_request" => serde_json::from_value(json("check_request")?)
-                .map(Frame::CheckRequest)
-                .map_err(|e| err(format!("check_request: {e}"))),
-            "entity_config" => Ok(Frame::EntityConfig(json("entity_config")?)),
+            "ack" => typed("ack", payload).map(|ack| Frame::Ack { id, ack }),
+            "check_request" => typed("check_request", payload).map(Frame::CheckRequest),
+            "entity_config" => match typed::<Value>("entity_config", payload)? {
+                v @ Value::Object(_) => Ok(Frame::EntityConfig(v)),
+                _ => Err(err("entity_config: the payload must be a JSON object")),
+            },
             other => Err(err(format!(
                 "unknown type {:?}; known: keepalive, event, ack, check_request, entity_config",
                 other.chars().take(MAX_TYPE_LINE).collect::<String>()
@@ -366,7 +390,7 @@ mod tests {
         }));
         roundtrip(Frame::Event {
             id: 7,
-            event: json!({"entity": {"metadata": {"name": "a"}}, "check": {"metadata": {"name": "c"}}}),
+            event: RawObject::from_value(&json!({"entity": {"metadata": {"name": "a"}}, "check": {"metadata": {"name": "c"}}})).unwrap(),
         });
         roundtrip(Frame::Ack {
             id: u64::MAX,

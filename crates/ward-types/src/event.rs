@@ -14,23 +14,29 @@
 //!   and is still above `low_flap_threshold`), otherwise `passing` for status 0 and
 //!   `failing` for anything else.
 
+use crate::raw::{self, NotAnObject, RawObject};
 use crate::FieldError;
-use serde_json::{json, Map, Value};
+use serde_json::value::RawValue;
+use serde_json::Value;
 
 /// Entries kept in `history`.
 pub const HISTORY: usize = 21;
 
-/// An event as posted, checked. Serializable so that an event waiting to be replayed into
-/// PostgreSQL can be kept exactly as it was received.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+/// An event as posted, checked. It keeps the posted members' text (`RawObject`): only the
+/// fields checked here are parsed, and `prepare` writes the rest out again as it came.
+#[derive(Debug, Clone, PartialEq)]
 pub struct EventInput {
     pub namespace: String,
     pub entity: String,
     pub check: String,
     pub status: u64,
     pub executed: i64,
-    /// The posted event, as given (entity and check objects included).
-    pub raw: Map<String, Value>,
+    /// The posted event's members, in order (`entity` and `check` as posted).
+    raw: RawObject,
+    /// The posted `entity`, one level down.
+    entity_object: RawObject,
+    /// The posted `check`, one level down, with `status` and `executed` set.
+    check_object: RawObject,
 }
 
 fn fe(field: &str, reason: impl Into<String>) -> FieldError {
@@ -43,24 +49,50 @@ fn fe(field: &str, reason: impl Into<String>) -> FieldError {
 /// Parses a posted event: Sensu's bare `{entity, check, …}` or a `{type: Event, spec}`
 /// document. `namespace` is the URL's; the event's own, if any, must match.
 pub fn parse_event(body: &Value, namespace: &str, now: i64) -> Result<EventInput, FieldError> {
-    parse_event_owned(body.clone(), namespace, now)
+    let obj = RawObject::from_value(body).ok_or_else(|| fe("event", "must be a JSON object"))?;
+    parse_event_object(obj, namespace, now)
 }
 
-/// `parse_event` of an event the caller no longer needs: nothing is copied.
+/// `parse_event` of a `Value` the caller no longer needs.
 pub fn parse_event_owned(body: Value, namespace: &str, now: i64) -> Result<EventInput, FieldError> {
-    let Value::Object(mut obj) = body else {
-        return Err(fe("event", "must be a JSON object"));
-    };
-    let mut raw = if obj.get("type").is_some() {
-        if obj.get("type").and_then(Value::as_str) != Some("Event") {
-            return Err(fe("type", "must be Event"));
+    parse_event(&body, namespace, now)
+}
+
+/// `parse_event` of a JSON text (a request body, an agent's frame).
+pub fn parse_event_slice(body: &[u8], namespace: &str, now: i64) -> Result<EventInput, EventError> {
+    match RawObject::from_slice(body) {
+        Ok(obj) => parse_event_object(obj, namespace, now).map_err(EventError::Field),
+        Err(NotAnObject::Kind) => Err(EventError::Field(fe("event", "must be a JSON object"))),
+        Err(NotAnObject::Json(e)) => Err(EventError::Json(e)),
+    }
+}
+
+/// Why a JSON text is not an event.
+#[derive(Debug, thiserror::Error)]
+pub enum EventError {
+    #[error("not valid JSON: {0}")]
+    Json(serde_json::Error),
+    #[error("{0}")]
+    Field(FieldError),
+}
+
+/// `parse_event` of an object already read (an agent's event frame).
+pub fn parse_event_object(
+    obj: RawObject,
+    namespace: &str,
+    now: i64,
+) -> Result<EventInput, FieldError> {
+    let raw = match obj.get("type") {
+        None => obj,
+        Some(t) => {
+            if raw::as_string(t).as_deref() != Some("Event") {
+                return Err(fe("type", "must be Event"));
+            }
+            match obj.get("spec").and_then(RawObject::parse) {
+                Some(spec) => spec,
+                None => return Err(fe("spec", "must hold the event")),
+            }
         }
-        match obj.remove("spec") {
-            Some(Value::Object(spec)) => spec,
-            _ => return Err(fe("spec", "must hold the event")),
-        }
-    } else {
-        obj
     };
     for k in raw.keys() {
         if ![
@@ -72,26 +104,28 @@ pub fn parse_event_owned(body: Value, namespace: &str, now: i64) -> Result<Event
             "sequence",
             "pipelines",
         ]
-        .contains(&k.as_str())
+        .contains(&k)
         {
             return Err(fe(k, "unknown field in an event; known fields: entity, check, timestamp, id, metrics, sequence, pipelines"));
         }
     }
-    let name_of = |part: &str| -> Result<String, FieldError> {
+    let part = |part: &str| -> Result<(String, RawObject), FieldError> {
         let o = raw
             .get(part)
-            .and_then(Value::as_object)
+            .and_then(RawObject::parse)
             .ok_or_else(|| fe(part, "is required and must be an object"))?;
-        let n = o
-            .get("metadata")
+        let meta = o.get("metadata").and_then(RawObject::parse);
+        let field = format!("{part}.metadata.name");
+        let n = meta
+            .as_ref()
             .and_then(|m| m.get("name"))
-            .and_then(Value::as_str)
-            .ok_or_else(|| fe(&format!("{part}.metadata.name"), "is required"))?;
-        crate::check_name(&format!("{part}.metadata.name"), n)?;
-        if let Some(ns) = o
-            .get("metadata")
+            .and_then(raw::as_string)
+            .ok_or_else(|| fe(&field, "is required"))?;
+        crate::check_name(&field, &n)?;
+        if let Some(ns) = meta
+            .as_ref()
             .and_then(|m| m.get("namespace"))
-            .and_then(Value::as_str)
+            .and_then(raw::as_string)
         {
             if !ns.is_empty() && ns != namespace {
                 return Err(fe(
@@ -100,29 +134,24 @@ pub fn parse_event_owned(body: Value, namespace: &str, now: i64) -> Result<Event
                 ));
             }
         }
-        Ok(n.to_string())
+        Ok((n, o))
     };
-    let entity = name_of("entity")?;
-    let check = name_of("check")?;
-    let c = raw
-        .get_mut("check")
-        .and_then(Value::as_object_mut)
-        .ok_or_else(|| fe("check", "must be an object"))?;
+    let (entity, entity_object) = part("entity")?;
+    let (check, mut c) = part("check")?;
     let status = match c.get("status") {
-        None | Some(Value::Null) => 0,
-        Some(v) => v
-            .as_u64()
+        Some(v) if !raw::is_null(v) => raw::as_u64(v)
             .filter(|s| *s <= 255)
             .ok_or_else(|| fe("check.status", "must be an exit status from 0 to 255"))?,
+        _ => 0,
     };
     let executed = match c.get("executed") {
-        None | Some(Value::Null) => now,
-        Some(v) => v
-            .as_i64()
-            .ok_or_else(|| fe("check.executed", "must be a Unix time in seconds"))?,
+        Some(v) if !raw::is_null(v) => {
+            raw::as_i64(v).ok_or_else(|| fe("check.executed", "must be a Unix time in seconds"))?
+        }
+        _ => now,
     };
     if let Some(o) = c.get("output") {
-        if !o.is_string() {
+        if raw::as_string(o).is_none() {
             return Err(fe("check.output", "must be a string"));
         }
     }
@@ -135,13 +164,13 @@ pub fn parse_event_owned(body: Value, namespace: &str, now: i64) -> Result<Event
         "high_flap_threshold",
     ] {
         if let Some(v) = c.get(k) {
-            if !v.is_null() && v.as_u64().is_none() {
+            if !raw::is_null(v) && raw::as_u64(v).is_none() {
                 return Err(fe(&format!("check.{k}"), "must be a whole number ≥ 0"));
             }
         }
     }
-    c.insert("status".into(), json!(status));
-    c.insert("executed".into(), json!(executed));
+    c.insert("status", &status);
+    c.insert("executed", &executed);
     Ok(EventInput {
         namespace: namespace.into(),
         entity,
@@ -149,6 +178,8 @@ pub fn parse_event_owned(body: Value, namespace: &str, now: i64) -> Result<Event
         status,
         executed,
         raw,
+        entity_object,
+        check_object: c,
     })
 }
 
@@ -367,53 +398,72 @@ pub struct Prepared {
 impl EventInput {
     /// Whether the event names handlers: only then does the pipeline need it once stored.
     pub fn has_handlers(&self) -> bool {
-        self.raw
-            .get("check")
-            .and_then(|c| c.get("handlers"))
-            .and_then(Value::as_array)
+        self.check_object
+            .get("handlers")
+            .and_then(|h| serde_json::from_str::<Vec<Value>>(h.get()).ok())
             .is_some_and(|h| h.iter().any(Value::is_string))
     }
 
-    /// The event, serialised once, ready for a writer (see `Prepared`).
+    /// The posted entity's `entity_class`, if it says one.
+    pub fn entity_class(&self) -> Option<String> {
+        self.entity_object
+            .get("entity_class")
+            .and_then(raw::as_string)
+    }
+
+    /// The event as checked (its check's `status` and `executed` set), as a `Value`.
+    pub fn to_value(&self) -> Value {
+        let mut s = String::with_capacity(256);
+        s.push('{');
+        self.raw.write_members(&mut s, |k, v, out| match k {
+            "entity" => out.push_str(&self.entity_object.to_json()),
+            "check" => out.push_str(&self.check_object.to_json()),
+            _ => out.push_str(v.get()),
+        });
+        s.push('}');
+        serde_json::from_str(&s).unwrap_or(Value::Null)
+    }
+
+    /// The event, serialised once, ready for a writer (see `Prepared`): the posted text,
+    /// copied, with `timestamp` and the posted fold fields left out, namespaces set, and
+    /// `check` moved last (the posted members keep their order).
     pub fn prepare(self) -> Prepared {
-        let mut raw = self.raw;
-        // shift_remove: the posted fields keep their order (only `check` moves, to the end).
-        raw.shift_remove("timestamp");
-        let mut check = match raw.shift_remove("check") {
-            Some(Value::Object(c)) => c,
-            _ => Map::new(),
-        };
-        let threshold = |k: &str| check.get(k).and_then(Value::as_u64).unwrap_or(0);
+        let threshold = |k: &str| self.check_object.get(k).and_then(raw::as_u64).unwrap_or(0);
         let (high, low) = (
             threshold("high_flap_threshold"),
             threshold("low_flap_threshold"),
         );
-        for k in FOLDED {
-            check.shift_remove(k);
-        }
-        set_namespace(&mut check, &self.namespace);
-        if let Some(Value::Object(entity)) = raw.get_mut("entity") {
-            if let Some(Value::Object(_)) = entity.get("metadata") {
-                set_namespace(entity, &self.namespace);
+        let ns = self.namespace.as_str();
+        let mut head = String::with_capacity(
+            self.raw
+                .iter()
+                .map(|(_, v)| v.get().len() + 16)
+                .sum::<usize>()
+                + 64,
+        );
+        head.push('{');
+        let n = self.raw.write_members(&mut head, |k, v, out| match k {
+            "timestamp" | "check" => {}
+            "entity" => {
+                out.push('{');
+                self.entity_object
+                    .write_members(out, |k, v, out| with_namespace(k, v, ns, out));
+                out.push('}');
             }
-        }
-        // parse_event leaves check.status and check.executed (set here too for an
-        // EventInput built otherwise): the check is never empty, so the fold's fields
-        // follow a comma.
-        if !check.contains_key("status") {
-            check.insert("status".into(), json!(self.status));
-        }
-        if !check.contains_key("executed") {
-            check.insert("executed".into(), json!(self.executed));
-        }
-        let mut head = Value::Object(raw).to_string();
-        head.pop();
-        if head.len() > 1 {
+            _ => out.push_str(v.get()),
+        });
+        if n > 0 {
             head.push(',');
         }
-        head.push_str("\"check\":");
-        let check = Value::Object(check).to_string();
-        head.push_str(&check[..check.len() - 1]);
+        raw::write_key(&mut head, "check");
+        head.push('{');
+        // parse_event set status and executed: the check is never empty, so the fold's
+        // fields follow a comma.
+        self.check_object.write_members(&mut head, |k, v, out| {
+            if !FOLDED.contains(&k) {
+                with_namespace(k, v, ns, out)
+            }
+        });
         Prepared {
             namespace: self.namespace,
             entity: self.entity,
@@ -427,10 +477,14 @@ impl EventInput {
     }
 }
 
-fn set_namespace(o: &mut Map<String, Value>, namespace: &str) {
-    let meta = o.entry("metadata").or_insert_with(|| json!({}));
-    if let Value::Object(m) = meta {
-        m.insert("namespace".into(), json!(namespace));
+/// Writes a member of an entity or a check, its `metadata` with `namespace` set.
+fn with_namespace(key: &str, value: &RawValue, namespace: &str, out: &mut String) {
+    match (key, RawObject::parse(value)) {
+        ("metadata", Some(mut meta)) => {
+            meta.insert("namespace", &namespace);
+            out.push_str(&meta.to_json());
+        }
+        _ => out.push_str(value.get()),
     }
 }
 
@@ -477,6 +531,7 @@ pub fn apply(prev: Option<&Value>, input: &EventInput, now: i64) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn post(prev: Option<&Value>, status: u64, t: i64) -> Value {
         let body = json!({"entity": {"metadata": {"name": "web-1"}}, "check": {"metadata": {"name": "http"}, "status": status, "executed": t, "output": "x", "high_flap_threshold": 60, "low_flap_threshold": 20}});

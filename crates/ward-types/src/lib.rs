@@ -9,6 +9,7 @@
 
 pub mod agent;
 pub mod event;
+pub mod raw;
 pub mod settings;
 
 use serde::{Deserialize, Serialize};

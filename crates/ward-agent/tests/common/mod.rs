@@ -220,8 +220,12 @@ pub fn numbered_event(n: usize) -> serde_json::Value {
     })
 }
 
-pub fn number_of(event: &serde_json::Value) -> usize {
-    event["check"]["output"].as_str().unwrap().parse().unwrap()
+pub fn number_of(event: &ward_types::raw::RawObject) -> usize {
+    event.to_value()["check"]["output"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 /// Runs an agent in-process; dropping the sender (or sending) stops it.

@@ -352,11 +352,11 @@ impl Session<'_> {
     async fn event(
         &mut self,
         id: u64,
-        event: Value,
+        event: ward_types::raw::RawObject,
         pending: &mut FuturesUnordered<InFlight>,
     ) -> Option<Frame> {
         let now = unix_now();
-        let input = match ward_types::event::parse_event_owned(event, &self.info.namespace, now) {
+        let input = match ward_types::event::parse_event_object(event, &self.info.namespace, now) {
             Ok(i) => i,
             Err(e) => return self.rejected(id, e.to_string()),
         };
