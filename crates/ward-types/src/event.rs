@@ -37,6 +37,9 @@ pub struct EventInput {
     entity_object: RawObject,
     /// The posted `check`, one level down, with `status` and `executed` set.
     check_object: RawObject,
+    /// Their `metadata`, with `namespace` set: what is stored.
+    entity_metadata: RawObject,
+    check_metadata: RawObject,
 }
 
 fn fe(field: &str, reason: impl Into<String>) -> FieldError {
@@ -109,24 +112,22 @@ pub fn parse_event_object(
             return Err(fe(k, "unknown field in an event; known fields: entity, check, timestamp, id, metrics, sequence, pipelines"));
         }
     }
-    let part = |part: &str| -> Result<(String, RawObject), FieldError> {
+    let part = |part: &str| -> Result<(String, RawObject, RawObject), FieldError> {
         let o = raw
             .get(part)
             .and_then(RawObject::parse)
             .ok_or_else(|| fe(part, "is required and must be an object"))?;
-        let meta = o.get("metadata").and_then(RawObject::parse);
-        let field = format!("{part}.metadata.name");
+        let field = || format!("{part}.metadata.name");
+        let mut meta = o
+            .get("metadata")
+            .and_then(RawObject::parse)
+            .ok_or_else(|| fe(&field(), "is required"))?;
         let n = meta
-            .as_ref()
-            .and_then(|m| m.get("name"))
+            .get("name")
             .and_then(raw::as_string)
-            .ok_or_else(|| fe(&field, "is required"))?;
-        crate::check_name(&field, &n)?;
-        if let Some(ns) = meta
-            .as_ref()
-            .and_then(|m| m.get("namespace"))
-            .and_then(raw::as_string)
-        {
+            .ok_or_else(|| fe(&field(), "is required"))?;
+        crate::check_name("", &n).map_err(|e| fe(&field(), e.reason))?;
+        if let Some(ns) = meta.get("namespace").and_then(raw::as_string) {
             if !ns.is_empty() && ns != namespace {
                 return Err(fe(
                     &format!("{part}.metadata.namespace"),
@@ -134,10 +135,11 @@ pub fn parse_event_object(
                 ));
             }
         }
-        Ok((n, o))
+        meta.insert("namespace", &namespace);
+        Ok((n, o, meta))
     };
-    let (entity, entity_object) = part("entity")?;
-    let (check, mut c) = part("check")?;
+    let (entity, entity_object, entity_metadata) = part("entity")?;
+    let (check, mut c, check_metadata) = part("check")?;
     let status = match c.get("status") {
         Some(v) if !raw::is_null(v) => raw::as_u64(v)
             .filter(|s| *s <= 255)
@@ -180,6 +182,8 @@ pub fn parse_event_object(
         raw,
         entity_object,
         check_object: c,
+        entity_metadata,
+        check_metadata,
     })
 }
 
@@ -416,12 +420,21 @@ impl EventInput {
         let mut s = String::with_capacity(256);
         s.push('{');
         self.raw.write_members(&mut s, |k, v, out| match k {
-            "entity" => out.push_str(&self.entity_object.to_json()),
-            "check" => out.push_str(&self.check_object.to_json()),
+            "entity" => self.entity_object.write_json(out),
+            "check" => self.check_object.write_json(out),
             _ => out.push_str(v.get()),
         });
         s.push('}');
         serde_json::from_str(&s).unwrap_or(Value::Null)
+    }
+
+    /// Writes a member of the entity or the check: `metadata` as stored (`namespace` set).
+    fn with_namespace(&self, key: &str, value: &RawValue, metadata: &RawObject, out: &mut String) {
+        if key == "metadata" {
+            metadata.write_json(out);
+        } else {
+            out.push_str(value.get());
+        }
     }
 
     /// The event, serialised once, ready for a writer (see `Prepared`): the posted text,
@@ -433,7 +446,6 @@ impl EventInput {
             threshold("high_flap_threshold"),
             threshold("low_flap_threshold"),
         );
-        let ns = self.namespace.as_str();
         let mut head = String::with_capacity(
             self.raw
                 .iter()
@@ -446,8 +458,9 @@ impl EventInput {
             "timestamp" | "check" => {}
             "entity" => {
                 out.push('{');
-                self.entity_object
-                    .write_members(out, |k, v, out| with_namespace(k, v, ns, out));
+                self.entity_object.write_members(out, |k, v, out| {
+                    self.with_namespace(k, v, &self.entity_metadata, out)
+                });
                 out.push('}');
             }
             _ => out.push_str(v.get()),
@@ -461,7 +474,7 @@ impl EventInput {
         // fields follow a comma.
         self.check_object.write_members(&mut head, |k, v, out| {
             if !FOLDED.contains(&k) {
-                with_namespace(k, v, ns, out)
+                self.with_namespace(k, v, &self.check_metadata, out)
             }
         });
         Prepared {
@@ -474,17 +487,6 @@ impl EventInput {
             low_flap_threshold: low,
             head,
         }
-    }
-}
-
-/// Writes a member of an entity or a check, its `metadata` with `namespace` set.
-fn with_namespace(key: &str, value: &RawValue, namespace: &str, out: &mut String) {
-    match (key, RawObject::parse(value)) {
-        ("metadata", Some(mut meta)) => {
-            meta.insert("namespace", &namespace);
-            out.push_str(&meta.to_json());
-        }
-        _ => out.push_str(value.get()),
     }
 }
 

@@ -8,16 +8,24 @@
 //! every member is valid JSON), keeps each member's text as it came, and is written back by
 //! copying that text: only the members that are looked at are parsed further.
 
-use indexmap::IndexMap;
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::Value;
+use std::collections::HashMap;
 use std::fmt;
 
 /// A JSON object as its members' text, in order. A repeated key replaces the earlier
 /// member's value in its place, as serde_json's own map does.
+///
+/// The members are a list, looked up by scanning it: an event's objects have a handful of
+/// members, and hashing each key cost more than the scan. (Reading an object with many
+/// members switches to an index for finding repeated keys, so that a hostile frame of
+/// many thousand keys costs no more than its size.)
 #[derive(Debug, Clone, Default)]
-pub struct RawObject(IndexMap<String, Box<RawValue>>);
+pub struct RawObject(Vec<(String, Box<RawValue>)>);
+
+/// Members up to which a repeated key is found by scanning while an object is read.
+const SCAN: usize = 32;
 
 /// Why bytes are not a `RawObject`.
 #[derive(Debug)]
@@ -63,15 +71,15 @@ impl RawObject {
 
     /// A member's text.
     pub fn get(&self, key: &str) -> Option<&RawValue> {
-        self.0.get(key).map(|b| &**b)
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| &**v)
     }
 
     pub fn contains_key(&self, key: &str) -> bool {
-        self.0.contains_key(key)
+        self.get(key).is_some()
     }
 
     pub fn keys(&self) -> impl Iterator<Item = &str> {
-        self.0.keys().map(String::as_str)
+        self.0.iter().map(|(k, _)| k.as_str())
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, &RawValue)> {
@@ -83,22 +91,37 @@ impl RawObject {
         // Serialising a number or a string cannot fail; anything else is the caller's bug,
         // and the member is left as it was rather than set to something that is not JSON.
         if let Ok(raw) = serde_json::value::to_raw_value(value) {
-            self.0.insert(key.to_string(), raw);
+            match self.0.iter_mut().find(|(k, _)| k == key) {
+                Some(m) => m.1 = raw,
+                None => self.0.push((key.to_string(), raw)),
+            }
         }
     }
 
     /// Removes a member; the others keep their order.
     pub fn remove(&mut self, key: &str) -> Option<Box<RawValue>> {
-        self.0.shift_remove(key)
+        let i = self.0.iter().position(|(k, _)| k == key)?;
+        Some(self.0.remove(i).1)
     }
 
     /// The object's JSON text.
     pub fn to_json(&self) -> String {
-        let mut s = String::with_capacity(self.0.values().map(|v| v.get().len() + 8).sum());
-        s.push('{');
-        self.write_members(&mut s, |_, v, out| out.push_str(v.get()));
-        s.push('}');
+        let mut s = String::with_capacity(
+            self.0
+                .iter()
+                .map(|(k, v)| k.len() + v.get().len() + 4)
+                .sum::<usize>()
+                + 2,
+        );
+        self.write_json(&mut s);
         s
+    }
+
+    /// Appends the object's JSON text.
+    pub fn write_json(&self, out: &mut String) {
+        out.push('{');
+        self.write_members(out, |_, v, out| out.push_str(v.get()));
+        out.push('}');
     }
 
     /// Appends `"key":value` for each member, comma-separated; `write` writes the value (so
@@ -184,9 +207,29 @@ impl<'de> Deserialize<'de> for RawObject {
                 f.write_str("a JSON object")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<RawObject, A::Error> {
-                let mut o = IndexMap::with_capacity(m.size_hint().unwrap_or(8).min(64));
+                let mut o: Vec<(String, Box<RawValue>)> = Vec::with_capacity(8);
+                let mut index: Option<HashMap<String, usize>> = None;
                 while let Some(k) = m.next_key::<String>()? {
-                    o.insert(k, m.next_value::<Box<RawValue>>()?);
+                    let v = m.next_value::<Box<RawValue>>()?;
+                    let seen = if o.len() < SCAN {
+                        o.iter().position(|(s, _)| *s == k)
+                    } else {
+                        let index = index.get_or_insert_with(|| {
+                            o.iter()
+                                .enumerate()
+                                .map(|(i, (s, _))| (s.clone(), i))
+                                .collect()
+                        });
+                        let seen = index.get(&k).copied();
+                        if seen.is_none() {
+                            index.insert(k.clone(), o.len());
+                        }
+                        seen
+                    };
+                    match seen {
+                        Some(i) => o[i].1 = v,
+                        None => o.push((k, v)),
+                    }
                 }
                 Ok(RawObject(o))
             }
@@ -233,6 +276,23 @@ mod tests {
         assert_eq!(s, r#"{"b":20,"c":3,"d\"q":"x"}"#);
         assert!(o.remove("b").is_some());
         assert_eq!(o.to_json(), r#"{"a":1,"c":3,"d\"q":"x"}"#);
+    }
+
+    #[test]
+    fn a_repeated_key_replaces_in_place_however_many_members() {
+        let mut text = String::from("{");
+        for i in 0..100 {
+            text.push_str(&format!("\"k{i}\":{i},"));
+        }
+        text.push_str("\"k5\":\"five\",\"k70\":\"seventy\",\"last\":0}");
+        let o = RawObject::from_slice(text.as_bytes()).unwrap();
+        assert_eq!(o.keys().count(), 101);
+        assert_eq!(o.get("k5").unwrap().get(), "\"five\"");
+        assert_eq!(o.get("k70").unwrap().get(), "\"seventy\"");
+        assert_eq!(o.keys().nth(70), Some("k70"));
+        assert_eq!(o.keys().last(), Some("last"));
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(o.to_value(), v, "the same members as serde_json's own map");
     }
 
     #[test]
