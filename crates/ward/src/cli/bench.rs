@@ -847,6 +847,7 @@ fn agents(a: AgentsArgs) -> Result<ExitCode, String> {
         "all_connected_after_s": all_up,
         "peak_handshakes_per_s": peak_handshakes,
         "events_sent": end.sent - base.sent,
+        "events_sent_per_s": (end.sent - base.sent) as f64 / secs,
         "events_stored": stored,
         "events_per_s": stored as f64 / secs,
         "retried": last.retried,
