@@ -10,7 +10,9 @@
 # the backend during the load; PERF_OPTS="--call-graph fp" for call graphs).
 # LOAD=agents: instead of wrk, `ward bench agents` with COUNT agents (1000) over wss with mTLS
 # (each its own certificate, CRL checked) sending RATE check results/s in total (10000), each
-# acknowledged only after its batch committed in PostgreSQL.
+# acknowledged only after its batch committed in PostgreSQL. The row shows what the agents
+# managed to send (sent/s): to measure the ceiling, offer more than the machine can take
+# (RATE=48000 on the 2-core machine of BENCHMARKS.md) and check that sent/s fell short of it.
 # Needs: wrk, curl, python3, PostgreSQL 15 (apt-get install wrk curl postgresql).
 set -euo pipefail
 cd "$(dirname "$0")/.."
