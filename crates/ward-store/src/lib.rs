@@ -558,8 +558,9 @@ impl Store {
         Ok((events, next))
     }
 
-    /// As `events`, but each event as the JSON text it is stored as (this store wrote it
-    /// from a `serde_json::Value`, so it is valid JSON), for responses that only pass it on.
+    /// As `events`, but each event as the JSON text it is stored as (written by
+    /// `Prepared::render` from text checked as a whole on the way in, so it is valid JSON),
+    /// for responses that only pass it on.
     pub fn events_raw(
         &self,
         namespace: Option<&str>,

@@ -315,14 +315,20 @@ impl Frame {
             what: &str,
             payload: &[u8],
         ) -> Result<T, FrameError> {
+            // serde would also read a struct from an array of its fields: refused here, as
+            // anything but an object is.
             let first = payload.iter().find(|b| !b.is_ascii_whitespace());
+            if first != Some(&b'{') {
+                return Err(match serde_json::from_slice::<Value>(payload) {
+                    Ok(_) => err(format!("{what}: the payload must be a JSON object")),
+                    Err(e) => err(format!("{what}: the payload is not JSON: {e}")),
+                });
+            }
             serde_json::from_slice(payload).map_err(|e| {
-                if !e.is_data() {
-                    err(format!("{what}: the payload is not JSON: {e}"))
-                } else if first != Some(&b'{') {
-                    err(format!("{what}: the payload must be a JSON object"))
-                } else {
+                if e.is_data() {
                     err(format!("{what}: {e}"))
+                } else {
+                    err(format!("{what}: the payload is not JSON: {e}"))
                 }
             })
         }
@@ -441,6 +447,22 @@ mod tests {
             (b"nope\n{}", "unknown type"),
             (b"keepalive\n{\"entity\":{}}", "keepalive:"),
             (b"ack 1\n{\"status\":\"maybe\"}", "ack:"),
+            (
+                b"ack 1\n[\"stored\"]",
+                "ack: the payload must be a JSON object",
+            ),
+            (
+                b"keepalive\n[{\"name\":\"a\",\"namespace\":\"default\"},20,60,0,1]",
+                "keepalive: the payload must be a JSON object",
+            ),
+            (
+                b"check_request\n[1",
+                "check_request: the payload is not JSON",
+            ),
+            (
+                b"event 1\n{\"a\":\"\\ud800\"}",
+                "event: the payload is not JSON",
+            ),
             (b"\xff\xfe\n{}", "not UTF-8"),
         ];
         for (input, want) in cases {

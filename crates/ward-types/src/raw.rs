@@ -37,8 +37,15 @@ pub enum NotAnObject {
 }
 
 impl RawObject {
-    /// Parses a JSON object; its members are checked to be JSON but not parsed further.
+    /// Parses a JSON object from a peer's bytes: checked as thoroughly as parsing it into a
+    /// `Value` would (nesting depth, string escapes, number range), its members kept as text.
     pub fn from_slice(bytes: &[u8]) -> Result<RawObject, NotAnObject> {
+        // Keeping a member as text only skips over it, which lets through what serde_json
+        // otherwise refuses (nesting beyond 128 levels, a lone surrogate in `\u` escapes, a
+        // number out of range), and what PostgreSQL's json type or a later read of the
+        // stored event would then fail on. So the whole text is read once first, keeping
+        // nothing.
+        serde_json::from_slice::<Checked>(bytes).map_err(NotAnObject::Json)?;
         serde_json::from_slice(bytes).map_err(|e| {
             if e.is_data() {
                 NotAnObject::Kind
@@ -187,6 +194,53 @@ pub fn is_null(raw: &RawValue) -> bool {
     raw.get() == "null"
 }
 
+/// Any JSON value, read with all of serde_json's checks and kept nowhere.
+struct Checked;
+
+impl<'de> Deserialize<'de> for Checked {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Checked, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Checked;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Checked, E> {
+                Ok(Checked)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Checked, E> {
+                Ok(Checked)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Checked, E> {
+                Ok(Checked)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Checked, E> {
+                Ok(Checked)
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Checked, E> {
+                Ok(Checked)
+            }
+            fn visit_unit<E>(self) -> Result<Checked, E> {
+                Ok(Checked)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut s: A,
+            ) -> Result<Checked, A::Error> {
+                while s.next_element::<Checked>()?.is_some() {}
+                Ok(Checked)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Checked, A::Error> {
+                while m.next_key::<Checked>()?.is_some() {
+                    m.next_value::<Checked>()?;
+                }
+                Ok(Checked)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 impl PartialEq for RawObject {
     fn eq(&self, other: &RawObject) -> bool {
         self.0.len() == other.0.len()
@@ -312,6 +366,25 @@ mod tests {
                 String::from_utf8_lossy(bad)
             );
         }
+        // What skipping over a member would let through is refused as a Value parse would.
+        let deep = format!("{{\"a\":{}1{}}}", "[".repeat(200), "]".repeat(200));
+        let shallow = format!("{{\"a\":{}1{}}}", "[".repeat(100), "]".repeat(100));
+        for bad in [
+            deep.as_str(),
+            r#"{"a":"\ud800"}"#,
+            r#"{"a":1e400}"#,
+            r#"{"a":{"b":[1,"\udc00x"]}}"#,
+        ] {
+            assert!(serde_json::from_str::<Value>(bad).is_err(), "{bad}");
+            assert!(
+                matches!(
+                    RawObject::from_slice(bad.as_bytes()),
+                    Err(NotAnObject::Json(_))
+                ),
+                "{bad}"
+            );
+        }
+        assert!(RawObject::from_slice(shallow.as_bytes()).is_ok());
         let raw: Box<RawValue> = serde_json::from_str("[1]").unwrap();
         assert!(RawObject::parse(&raw).is_none());
         assert_eq!(as_u64(&RawValue::from_string("-1".into()).unwrap()), None);

@@ -296,6 +296,31 @@ fn bad_requests_get_a_4xx_naming_the_problem_and_store_nothing() {
     );
     let (_, list) = b.curl(&["-H", &auth, &checks]);
     assert_eq!(list.trim(), "[]", "nothing was stored");
+    // Events: the body is checked as a whole, even where Ward keeps a member as posted.
+    let events = format!("{url}/api/core/v2/namespaces/default/events");
+    let event = |extra: &str| {
+        format!(
+            r#"{{"entity":{{"metadata":{{"name":"web-1"}}}},"check":{{"metadata":{{"name":"c"}},"status":0{extra}}}}}"#
+        )
+    };
+    let deep = event(&format!(
+        r#","labels":{}1{}"#,
+        "[".repeat(200),
+        "]".repeat(200)
+    ));
+    for (body, needle) in [
+        ("[1]".to_string(), "event: must be a JSON object"),
+        (event(r#","labels":"\ud800""#), "not valid JSON"),
+        (event(r#","labels":1e400"#), "not valid JSON"),
+        (deep, "not valid JSON"),
+        (event(r#","status":"2""#), "check.status"),
+    ] {
+        let (c, resp) = b.curl(&["-X", "POST", "-H", &auth, "-d", &body, &events]);
+        assert_eq!(c, 400, "{body}: {resp}");
+        assert!(resp.contains(needle), "{body}: {resp}");
+    }
+    let (_, list) = b.curl(&["-H", &auth, &events]);
+    assert_eq!(list.trim(), "[]", "no event was stored");
     // A duplicate create is a conflict; an unknown resource is 404.
     let ok = r#"{"type":"CheckConfig","metadata":{"name":"x"},"spec":{"command":"true"}}"#;
     assert_eq!(
