@@ -173,13 +173,9 @@ impl TryFrom<Journaled> for QueuedEvent {
                 JournaledInput::Prepared(p) => p,
                 JournaledInput::Posted(p) => {
                     // It was checked when it was received; checked again, as it is read.
-                    ward_types::event::parse_event_owned(
-                        Value::Object(p.raw),
-                        &p.namespace,
-                        p.executed,
-                    )
-                    .map_err(|e| format!("a journaled event: {e}"))?
-                    .prepare()
+                    ward_types::event::parse_event(&Value::Object(p.raw), &p.namespace, p.executed)
+                        .map_err(|e| format!("a journaled event: {e}"))?
+                        .prepare()
                 }
             },
             received_at: j.received_at,

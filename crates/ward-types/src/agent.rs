@@ -303,14 +303,8 @@ impl Frame {
         if !needs_id && id.is_some() {
             return Err(err(format!("{ty}: takes no id")));
         }
-        // Read straight from the bytes (no `Value` in between): the object's members, or
+        // Read straight from the bytes (no `Value` in between): an event's members, or
         // the frame's own type.
-        let object = |what: &str| -> Result<RawObject, FrameError> {
-            RawObject::from_slice(payload).map_err(|e| match e {
-                NotAnObject::Kind => err(format!("{what}: the payload must be a JSON object")),
-                NotAnObject::Json(e) => err(format!("{what}: the payload is not JSON: {e}")),
-            })
-        };
         fn typed<T: serde::de::DeserializeOwned>(
             what: &str,
             payload: &[u8],
@@ -335,10 +329,12 @@ impl Frame {
         let id = id.unwrap_or(0);
         match ty {
             "keepalive" => typed("keepalive", payload).map(Frame::Keepalive),
-            "event" => Ok(Frame::Event {
-                id,
-                event: object("event")?,
-            }),
+            "event" => RawObject::from_slice(payload)
+                .map(|event| Frame::Event { id, event })
+                .map_err(|e| match e {
+                    NotAnObject::Kind => err("event: the payload must be a JSON object"),
+                    NotAnObject::Json(e) => err(format!("event: the payload is not JSON: {e}")),
+                }),
             "ack" => typed("ack", payload).map(|ack| Frame::Ack { id, ack }),
             "check_request" => typed("check_request", payload).map(Frame::CheckRequest),
             "entity_config" => match typed::<Value>("entity_config", payload)? {

@@ -16,7 +16,6 @@
 
 use crate::raw::{self, NotAnObject, RawObject};
 use crate::FieldError;
-use serde_json::value::RawValue;
 use serde_json::Value;
 
 /// Entries kept in `history`.
@@ -54,11 +53,6 @@ fn fe(field: &str, reason: impl Into<String>) -> FieldError {
 pub fn parse_event(body: &Value, namespace: &str, now: i64) -> Result<EventInput, FieldError> {
     let obj = RawObject::from_value(body).ok_or_else(|| fe("event", "must be a JSON object"))?;
     parse_event_object(obj, namespace, now)
-}
-
-/// `parse_event` of a `Value` the caller no longer needs.
-pub fn parse_event_owned(body: Value, namespace: &str, now: i64) -> Result<EventInput, FieldError> {
-    parse_event(&body, namespace, now)
 }
 
 /// `parse_event` of a JSON text (a request body, an agent's frame).
@@ -428,15 +422,6 @@ impl EventInput {
         serde_json::from_str(&s).unwrap_or(Value::Null)
     }
 
-    /// Writes a member of the entity or the check: `metadata` as stored (`namespace` set).
-    fn with_namespace(&self, key: &str, value: &RawValue, metadata: &RawObject, out: &mut String) {
-        if key == "metadata" {
-            metadata.write_json(out);
-        } else {
-            out.push_str(value.get());
-        }
-    }
-
     /// The event, serialised once, ready for a writer (see `Prepared`): the posted text,
     /// copied, with `timestamp` and the posted fold fields left out, namespaces set, and
     /// `check` moved last (the posted members keep their order).
@@ -458,9 +443,7 @@ impl EventInput {
             "timestamp" | "check" => {}
             "entity" => {
                 out.push('{');
-                self.entity_object.write_members(out, |k, v, out| {
-                    self.with_namespace(k, v, &self.entity_metadata, out)
-                });
+                write_stored(&self.entity_object, &self.entity_metadata, &[], out);
                 out.push('}');
             }
             _ => out.push_str(v.get()),
@@ -472,11 +455,7 @@ impl EventInput {
         head.push('{');
         // parse_event set status and executed: the check is never empty, so the fold's
         // fields follow a comma.
-        self.check_object.write_members(&mut head, |k, v, out| {
-            if !FOLDED.contains(&k) {
-                self.with_namespace(k, v, &self.check_metadata, out)
-            }
-        });
+        write_stored(&self.check_object, &self.check_metadata, &FOLDED, &mut head);
         Prepared {
             namespace: self.namespace,
             entity: self.entity,
@@ -488,6 +467,18 @@ impl EventInput {
             head,
         }
     }
+}
+
+/// Appends the members of a posted entity or check as they are stored: `metadata` replaced
+/// by `metadata` (its namespace set), the members named in `skip` left out.
+fn write_stored(object: &RawObject, metadata: &RawObject, skip: &[&str], out: &mut String) {
+    object.write_members(out, |k, v, out| {
+        if k == "metadata" {
+            metadata.write_json(out);
+        } else if !skip.contains(&k) {
+            out.push_str(v.get());
+        }
+    });
 }
 
 impl Prepared {

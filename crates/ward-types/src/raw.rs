@@ -81,10 +81,6 @@ impl RawObject {
         self.0.iter().find(|(k, _)| k == key).map(|(_, v)| &**v)
     }
 
-    pub fn contains_key(&self, key: &str) -> bool {
-        self.get(key).is_some()
-    }
-
     pub fn keys(&self) -> impl Iterator<Item = &str> {
         self.0.iter().map(|(k, _)| k.as_str())
     }

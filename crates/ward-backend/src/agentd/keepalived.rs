@@ -190,7 +190,7 @@ pub fn keepalive_event(
         },
         "timestamp": now,
     });
-    ward_types::event::parse_event_owned(v, namespace, now)
+    ward_types::event::parse_event(&v, namespace, now)
 }
 
 use ward_types::unix_now;
