@@ -74,10 +74,10 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// What happens to an event once it is stored (it is already acknowledged): the
-    /// handler pipeline, which never delays storage.
-    /// Hands a stored event (its JSON text) to the pipeline. Callers pass it only when the
-    /// event names handlers (`EventInput::has_handlers`): only then is it parsed again.
+    /// What happens to an event once it is stored (it is already acknowledged): its JSON
+    /// text goes to the handler pipeline, which never delays storage. Callers pass it only
+    /// when the event names handlers (`EventInput::has_handlers`): only then is it parsed
+    /// again.
     pub fn after_store(&self, namespace: &str, stored: &str) {
         match serde_json::from_str::<Value>(stored) {
             Ok(v) => self.pipeline.handle(namespace, &v),

@@ -74,12 +74,7 @@ pub fn check_password(user: &User, password: &str) -> bool {
         .is_ok()
 }
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
+use ward_types::unix_now as now;
 
 /// The SHA-256 of a token: what the store keeps.
 pub fn token_hash(token: &str) -> String {

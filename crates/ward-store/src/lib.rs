@@ -83,12 +83,7 @@ CREATE TABLE IF NOT EXISTS tokens (
   hash TEXT PRIMARY KEY, user TEXT NOT NULL, refresh INTEGER NOT NULL, expires_at INTEGER NOT NULL);
 ";
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
+use ward_types::unix_now as now;
 
 fn kind_key(k: Kind) -> &'static str {
     k.type_name()

@@ -42,7 +42,7 @@ impl EmbeddedWriter {
                             Err(_) => break,
                         }
                     }
-                    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+                    let now = ward_types::unix_now();
                     let (inputs, replies): (Vec<Prepared>, Vec<_>) =
                         batch.into_iter().map(|j| (j.input, (j.keep, j.reply))).unzip();
                     let n = inputs.len();

@@ -270,8 +270,8 @@ impl PgEventStore {
         }
     }
 
-    /// Queues an event and waits for its commit. A full buffer refuses it at once.
     /// Queues one event for its check's writer; the receiver answers once it is committed.
+    /// A full buffer refuses it at once.
     pub fn enqueue(&self, event: QueuedEvent) -> Result<Answer, SubmitError> {
         self.enqueue_or_return(event).map_err(|(e, _)| e)
     }
