@@ -441,7 +441,7 @@ pub fn parse_seconds(key: &str, v: &str) -> Result<Duration, String> {
             .map(Duration::from_secs)
             .map_err(|_| format!("{v:?} is too large"));
     }
-    ward_pki::parse_duration(key, v)
+    ward_io::parse_duration(key, v)
         .map_err(|_| format!("{v:?} is not a duration (write seconds, or 20s, 2m, 1h)"))
 }
 
@@ -637,7 +637,7 @@ mod tests {
         .unwrap();
         assert!(ok.uses_client_cert());
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&leaf.key, std::fs::Permissions::from_mode(0o640)).unwrap();
+        std::fs::set_permissions(&leaf.key, std::fs::Permissions::from_mode(0o644)).unwrap();
         let e = resolve(None, &[], &[("backend-url", "wss://b:8081"), cert, key]).unwrap_err();
         assert!(
             e.starts_with("key-file (from --key-file): ") && e.contains("chmod 600"),

@@ -125,14 +125,14 @@ pub fn resolve(
         agent_auth_fail_open: s.boolean("agent-auth-fail-open", false)?,
         agent_auth_session_max: s
             .parse("agent-auth-session-max", |v| {
-                ward_pki::parse_duration("agent-auth-session-max", v).map_err(|e| e.to_string())
+                ward_io::parse_duration("agent-auth-session-max", v).map_err(|e| e.to_string())
             })?
             .unwrap_or(std::time::Duration::from_secs(3600))
             .max(std::time::Duration::from_secs(1)),
         log_level: s.text("log-level").unwrap_or_else(|| "info".into()),
         access_token_ttl: s
             .parse("access-token-ttl", |v| {
-                ward_pki::parse_duration("access-token-ttl", v).map_err(|e| e.to_string())
+                ward_io::parse_duration("access-token-ttl", v).map_err(|e| e.to_string())
             })?
             .unwrap_or(std::time::Duration::from_secs(15 * 60)),
     };

@@ -50,9 +50,9 @@ fn trust(ca: Option<&Path>, insecure: bool) -> Option<Trust> {
 fn save(cfg: &CtlConfig) -> Result<PathBuf, String> {
     let path = config_path();
     let json = serde_json::to_string_pretty(cfg).map_err(|e| e.to_string())? + "\n";
-    ward_pki::files::write_one(
-        &ward_pki::files::PlannedFile::key(&path, json),
-        ward_pki::files::Overwrite::Allow,
+    ward_io::files::write_one(
+        &ward_io::files::PlannedFile::key(&path, json),
+        ward_io::files::Overwrite::Allow,
     )
     .map_err(|e| e.to_string())?;
     Ok(path)

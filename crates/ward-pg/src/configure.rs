@@ -16,7 +16,7 @@ use crate::pair::{validate, ServerPair};
 use crate::server::{DataDir, Postmaster};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use ward_pki::files::{write_all, Overwrite, PlannedFile};
+use ward_io::files::{write_all, Overwrite, PlannedFile};
 
 pub const CONF_BEGIN: &str =
     "# BEGIN ward-managed TLS settings (ward pg configure; edits inside this block are replaced)";

@@ -11,7 +11,6 @@ use crate::error::{Error, Result};
 use crate::passfile::{self, PassfileCheck};
 use crate::tls::SslMode;
 use std::collections::BTreeMap;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 /// Where libpq looks for a server when no host is given (Debian's socket directory); used
@@ -660,26 +659,11 @@ pub fn resolve(dsn: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<ConnPa
     })
 }
 
-/// Reads a client private key under libpq's rule: a key owned by root may be 0640, any other
-/// key must have no group or other access (0600).
+/// Reads a client private key under libpq's rule (Ward's one rule,
+/// `ward_io::files::check_private_key_mode`): a key owned by root may be 0640, any other key
+/// must have no group or other access (0600).
 pub fn read_client_key(path: &Path) -> Result<Vec<u8>> {
-    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, "read private key", e))?;
-    let mode = meta.mode() & 0o777;
-    let bad = if meta.uid() == 0 {
-        mode & 0o037 != 0
-    } else {
-        mode & 0o077 != 0
-    };
-    if bad {
-        return Err(Error::invalid(
-            format!("private key file {}", path.display()),
-            format!(
-                "has group or world access (mode {mode:04o}); libpq refuses it: fix with chmod 600 {}",
-                path.display()
-            ),
-        ));
-    }
-    std::fs::read(path).map_err(|e| Error::io(path, "read private key", e))
+    Ok(ward_io::files::read_private_key_file(path)?)
 }
 
 #[cfg(test)]

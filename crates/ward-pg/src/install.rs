@@ -6,7 +6,7 @@ use crate::pair::validate;
 use crate::server::{conf_setting, DataDir};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use ward_pki::files::{write_all, Overwrite, PlannedFile};
+use ward_io::files::{write_all, Overwrite, PlannedFile};
 
 #[derive(Debug)]
 pub enum InstallOutcome {

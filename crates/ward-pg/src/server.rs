@@ -156,7 +156,7 @@ pub fn served_leaf_fingerprint(addr: &str, port: u16) -> Result<Option<String>> 
     Ok(hs
         .chain
         .first()
-        .map(|leaf| ward_pki::inspect::hex_colon(aws_sha256(leaf).as_ref())))
+        .map(|leaf| ward_io::text::hex_colon(aws_sha256(leaf).as_ref())))
 }
 
 fn aws_sha256(data: &[u8]) -> Vec<u8> {

@@ -2,7 +2,6 @@
 //! check a security review expects, and signing certificates under a profile.
 
 use crate::error::{Error, Result};
-use crate::files;
 use crate::key::{KeyAlgorithm, KeyEncoding, PrivateKey};
 use crate::names::SubjectName;
 use crate::profile::{SigningProfile, Usage};
@@ -11,6 +10,7 @@ use rcgen::{CertificateParams, IsCa, Issuer, KeyIdMethod, KeyPair};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use time::OffsetDateTime;
+use ward_io::files;
 
 /// cfssl's `-initca` lifetime: five years.
 pub const DEFAULT_CA_EXPIRY: Duration = Duration::from_secs(43800 * 3600);

@@ -3,9 +3,9 @@
 
 use crate::authority::IssuedCertificate;
 use crate::error::{Error, Result};
-use crate::files::{self, Overwrite, PlannedFile};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+use ward_io::files::{self, Overwrite, PlannedFile};
 
 /// `cfssl gencert`'s output, keys in cfssl's (alphabetical) order.
 #[derive(Debug, Serialize)]

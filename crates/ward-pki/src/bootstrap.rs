@@ -22,9 +22,7 @@
 //! ```
 
 use crate::authority::{CertificateAuthority, KeySource, LeafRequest};
-use crate::duration::parse_duration;
 use crate::error::{Error, Result};
-use crate::files::{self, Overwrite, PlannedFile};
 use crate::key::{KeyAlgorithm, KeyEncoding};
 use crate::names::parse_hosts;
 use crate::profile::{SigningConfig, SigningProfile};
@@ -34,6 +32,8 @@ use serde::Deserialize;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use ward_io::files::{self, Overwrite, PlannedFile};
+use ward_io::parse_duration;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -252,7 +252,7 @@ pub fn bootstrap(
                 .map(|c| dir.join(format!("{}.pem", c.name))),
         ) {
             if p.exists() {
-                return Err(Error::Exists { path: p });
+                return Err(ward_io::Error::Exists { path: p }.into());
             }
         }
     }

@@ -13,14 +13,6 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    #[error("{}: already exists; pass --force to overwrite it", path.display())]
-    Exists { path: PathBuf },
-    #[error(
-        "{}: private key is accessible by group or others (mode {mode:04o}); fix with: chmod 600 {}",
-        path.display(),
-        path.display()
-    )]
-    KeyPermissions { path: PathBuf, mode: u32 },
     #[error("{}: private key is encrypted; Ward needs an unencrypted key (decrypt it with: openssl pkey -in {} -out NEW-key.pem, then chmod 600 NEW-key.pem)", path.display(), path.display())]
     EncryptedKey { path: PathBuf },
     #[error("{}: not a usable private key: {reason}", path.display())]
@@ -51,12 +43,6 @@ pub enum Error {
         place: String,
         known: &'static str,
     },
-    #[error("{what}: bad duration {value:?}: {reason} (use Go durations such as 8760h, 90m, 30s; or days such as 30d)")]
-    BadDuration {
-        what: String,
-        value: String,
-        reason: String,
-    },
     #[error("host {value:?} is neither a DNS name, an IP address, an e-mail address nor a URI")]
     BadHost { value: String },
     #[error("key {value}: {reason}")]
@@ -69,6 +55,9 @@ pub enum Error {
     },
     #[error("{what}: {reason}")]
     Invalid { what: String, reason: String },
+    /// Reading or writing a file, or a duration (`ward_io`).
+    #[error(transparent)]
+    File(#[from] ward_io::Error),
     #[error("signing failed: {0}")]
     Signing(String),
 }

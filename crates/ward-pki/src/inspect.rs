@@ -7,19 +7,7 @@ use std::path::Path;
 use x509_parser::extensions::{GeneralName, ParsedExtension};
 use x509_parser::prelude::*;
 
-/// RFC 3339 in UTC, to the second.
-pub fn format_time(t: OffsetDateTime) -> String {
-    let t = t.to_offset(::time::UtcOffset::UTC);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
-}
+pub use ward_io::text::{format_time, hex_colon};
 
 /// A name's first common name ("" when it has none or it is not a string).
 pub fn common_name(name: &X509Name<'_>) -> String {
@@ -28,15 +16,6 @@ pub fn common_name(name: &X509Name<'_>) -> String {
         .and_then(|c| c.as_str().ok())
         .unwrap_or_default()
         .to_string()
-}
-
-/// Colon-separated lowercase hex, as `ward pki info` prints serials and identifiers.
-pub fn hex_colon(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
 }
 
 /// What a certificate says.
@@ -180,7 +159,7 @@ fn base64_decode(input: &[u8]) -> std::result::Result<Vec<u8>, ()> {
 
 /// Inspects every object in a file. With `ca`, certificates and CRLs are checked against it.
 pub fn inspect_file(path: &Path, ca: Option<&Path>) -> Result<Vec<Inspected>> {
-    let bytes = crate::files::read(path)?;
+    let bytes = ward_io::files::read_bounded(path, ward_io::files::CRL)?;
     let ca_der = match ca {
         Some(p) => Some((p, first_certificate_der(p)?)),
         None => None,
@@ -245,7 +224,7 @@ pub fn inspect_file(path: &Path, ca: Option<&Path>) -> Result<Vec<Inspected>> {
 
 /// The DER of the first certificate in a PEM or DER file.
 pub fn first_certificate_der(path: &Path) -> Result<Vec<u8>> {
-    let bytes = crate::files::read(path)?;
+    let bytes = ward_io::files::read_bounded(path, ward_io::files::CRL)?;
     pem_or_der_blocks(path, &bytes)?
         .into_iter()
         .find(|(t, _)| t == "CERTIFICATE" || t.is_empty())

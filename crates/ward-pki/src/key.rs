@@ -2,11 +2,11 @@
 //! traditional PKCS#1 / SEC1, or PKCS#8), and loading any of them back.
 
 use crate::error::{Error, Result};
-use crate::files;
 use der::{Decode, Encode};
 use rcgen::{KeyPair, SignatureAlgorithm};
 use std::fmt;
 use std::path::Path;
+use ward_io::files;
 
 const OID_RSA: der::asn1::ObjectIdentifier =
     der::asn1::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");

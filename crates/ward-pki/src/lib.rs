@@ -3,7 +3,7 @@
 //! Everything the Sensu and PostgreSQL guides make an operator do with cfssl, cfssljson,
 //! openssl and chmod, done once and correctly: cfssl-compatible requests and signing
 //! profiles, certificate issuance with safe defaults, atomic file writes with private key
-//! modes, inspection, expiry checks, revocation lists and renewal.
+//! modes (through `ward_io`), inspection, expiry checks, revocation lists and renewal.
 //!
 //! ```no_run
 //! use ward_pki::{CertificateAuthority, CertificateRequest, KeyEncoding, LeafRequest, KeySource, SigningProfile, Subject};
@@ -24,10 +24,8 @@
 pub mod authority;
 pub mod bare;
 pub mod bootstrap;
-pub mod duration;
 pub mod error;
 pub mod expiry;
-pub mod files;
 pub mod inspect;
 pub mod key;
 pub mod names;
@@ -37,7 +35,6 @@ pub mod request;
 pub mod revocation;
 
 pub use authority::{ca_paths, CertificateAuthority, IssuedCertificate, KeySource, LeafRequest};
-pub use duration::parse_duration;
 pub use error::{Error, Result};
 pub use key::{KeyAlgorithm, KeyEncoding, PrivateKey};
 pub use names::{parse_host_list, SubjectName};

@@ -2,11 +2,11 @@
 //! Ward's built-in `server`, `client` and `peer` profiles, parsed into typed values. Unlike
 //! cfssl, an unknown usage string or profile name is an error, never a silent fallback.
 
-use crate::duration::parse_duration;
 use crate::error::{Error, Result};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
+use ward_io::parse_duration;
 
 /// A key usage or extended key usage, as named in cfssl's `usages`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -332,7 +332,7 @@ impl SigningConfig {
             let p = SigningProfile::builtin(name).expect("built-in profile");
             profiles.insert(
                 name.to_string(),
-                serde_json::json!({"usages": p.usage_names(), "expiry": crate::duration::format_duration(p.expiry)}),
+                serde_json::json!({"usages": p.usage_names(), "expiry": ward_io::format_duration(p.expiry)}),
             );
         }
         let doc = serde_json::json!({

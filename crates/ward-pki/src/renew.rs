@@ -4,13 +4,13 @@
 
 use crate::authority::{CertificateAuthority, IssuedCertificate, KeySource, LeafRequest};
 use crate::error::{Error, Result};
-use crate::files::{self, Overwrite, PlannedFile};
 use crate::inspect::{certificate_info, first_certificate_der};
 use crate::key::{KeyEncoding, PrivateKey};
 use crate::names::parse_hosts;
 use crate::profile::{CaConstraint, SigningProfile, Usage};
 use crate::request::{Subject, SubjectAttributes};
 use std::path::{Path, PathBuf};
+use ward_io::files::{self, Overwrite, PlannedFile};
 use x509_parser::prelude::*;
 
 /// `NAME.pem` → `NAME-key.pem`, `NAME.csr` (cfssljson's names).

@@ -1,12 +1,12 @@
 //! cfssl's certificate request JSON (`{"CN", "hosts", "key", "names", "ca"}`), parsed once
 //! into typed values.
 
-use crate::duration::parse_duration;
 use crate::error::{Error, Result};
 use crate::key::KeyAlgorithm;
 use crate::names::{parse_hosts, SubjectName};
 use serde::Deserialize;
 use std::time::Duration;
+use ward_io::parse_duration;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

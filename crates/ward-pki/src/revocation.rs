@@ -4,13 +4,13 @@
 
 use crate::authority::CertificateAuthority;
 use crate::error::{Error, Result};
-use crate::files::{self, Overwrite, PlannedFile};
 use crate::inspect::{format_time, hex_colon};
 use rcgen::RevocationReason;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use time::OffsetDateTime;
+use ward_io::files::{self, Overwrite, PlannedFile};
 
 /// The reason names `--reason` accepts (RFC 5280's, as OpenSSL spells them).
 pub const REASON_NAMES: &str = "unspecified, keyCompromise, cACompromise, affiliationChanged, superseded, cessationOfOperation, certificateHold, privilegeWithdrawn, aACompromise";
@@ -162,7 +162,8 @@ impl RevocationState {
         files::write_one(
             &PlannedFile::public(state_path(ca_dir), json),
             Overwrite::Allow,
-        )
+        )?;
+        Ok(())
     }
 }
 

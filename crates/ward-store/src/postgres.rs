@@ -104,8 +104,7 @@ impl PgSettings {
         let max_conn_lifetime = match spec.get("max_conn_lifetime").and_then(Value::as_str) {
             None | Some("") | Some("0") => None,
             Some(s) => Some(
-                ward_pki::duration::parse_duration("spec.max_conn_lifetime", s)
-                    .map_err(|e| e.to_string())?,
+                ward_io::parse_duration("spec.max_conn_lifetime", s).map_err(|e| e.to_string())?,
             ),
         };
         let batch_size = uint("batch_size")

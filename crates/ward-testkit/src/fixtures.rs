@@ -2,7 +2,7 @@
 //! that need certificates but are not testing issuance.
 
 use std::path::{Path, PathBuf};
-use ward_pki::files::{write_all, Overwrite, PlannedFile};
+use ward_io::files::{write_all, Overwrite, PlannedFile};
 use ward_pki::{
     CertificateAuthority, CertificateRequest, KeyAlgorithm, KeyEncoding, KeySource, LeafRequest,
     SigningProfile, Subject,

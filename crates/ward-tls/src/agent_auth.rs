@@ -418,7 +418,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 fn date(secs: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(secs)
-        .map(ward_pki::inspect::format_time)
+        .map(ward_io::text::format_time)
         .unwrap_or_else(|_| secs.to_string())
 }
 
@@ -580,7 +580,7 @@ fn describe(der: &[u8]) -> (String, String) {
     match x509_parser::parse_x509_certificate(der) {
         Ok((_, c)) => (
             c.subject().to_string(),
-            ward_pki::inspect::hex_colon(c.raw_serial()),
+            ward_io::text::hex_colon(c.raw_serial()),
         ),
         Err(_) => ("(unparsable)".into(), "(unknown)".into()),
     }
@@ -753,7 +753,7 @@ impl Leaf {
         Ok(Leaf {
             cn,
             subject: x.subject().to_string(),
-            serial: ward_pki::inspect::hex_colon(x.raw_serial()),
+            serial: ward_io::text::hex_colon(x.raw_serial()),
             serial_norm: normalize_serial(x.raw_serial()),
             issuer_name_raw: x.issuer().as_raw().to_vec(),
             crl_dps,

@@ -37,7 +37,7 @@ pub fn load_pair(cert: &Path, key: &Path) -> Result<CertifiedKey, String> {
     if chain.is_empty() {
         return Err(format!("{}: no certificate found", cert.display()));
     }
-    let key_bytes = ward_pki::files::read_private_key_file(key).map_err(|e| e.to_string())?;
+    let key_bytes = ward_io::files::read_private_key_file(key).map_err(|e| e.to_string())?;
     let key_der = PrivateKeyDer::from_pem_slice(&key_bytes)
         .map_err(|e| format!("{}: not a usable private key: {e}", key.display()))?;
     let signing = provider()
@@ -234,7 +234,7 @@ struct PlainWords {
 
 fn date(t: UnixTime) -> String {
     time::OffsetDateTime::from_unix_timestamp(t.as_secs() as i64)
-        .map(ward_pki::inspect::format_time)
+        .map(ward_io::text::format_time)
         .unwrap_or_else(|_| t.as_secs().to_string())
 }
 

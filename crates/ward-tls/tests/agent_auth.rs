@@ -33,7 +33,7 @@ struct Agent {
 impl Agent {
     /// The serial as `ward pki info` and AgentIdentity print it.
     fn serial(&self) -> String {
-        ward_pki::inspect::hex_colon(&self.raw_serial)
+        ward_io::text::hex_colon(&self.raw_serial)
     }
     /// The serial as openssl's index.txt has it.
     fn openssl_serial(&self) -> String {

@@ -474,7 +474,7 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     } else {
         s.to_string()
     };
-    ward_pki::parse_duration("--duration", &with_unit).map_err(|e| e.to_string())
+    ward_io::parse_duration("--duration", &with_unit).map_err(|e| e.to_string())
 }
 
 fn target(a: &AgentsArgs) -> Result<Target, String> {

@@ -265,9 +265,9 @@ async fn run_async(cmd: CtlCommand) -> Result<(), String> {
                 },
             );
             match a.file {
-                Some(f) => ward_pki::files::write_one(
-                    &ward_pki::files::PlannedFile::public(&f, out),
-                    ward_pki::files::Overwrite::Allow,
+                Some(f) => ward_io::files::write_one(
+                    &ward_io::files::PlannedFile::public(&f, out),
+                    ward_io::files::Overwrite::Allow,
                 )
                 .map_err(|e| e.to_string())?,
                 None => print!("{out}"),

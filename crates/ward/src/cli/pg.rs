@@ -138,7 +138,7 @@ pub fn run(cmd: PgCommand) -> Result<ExitCode> {
 }
 
 fn duration(flag: &str, v: &str) -> Result<Duration> {
-    Ok(ward_pki::parse_duration(flag, v)?)
+    Ok(ward_io::parse_duration(flag, v)?)
 }
 
 fn run_configure(a: ConfigureArgs) -> Result<ExitCode> {

@@ -5,15 +5,16 @@ use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
+use ward_io::files::{self, Overwrite, PlannedFile};
+use ward_io::parse_duration;
 use ward_pki::bootstrap::{bootstrap, Plan};
 use ward_pki::expiry::check_expiry;
-use ward_pki::files::{self, Overwrite, PlannedFile};
 use ward_pki::inspect::{inspect_file, Inspected};
 use ward_pki::revocation::{self, parse_reason, parse_serial};
 use ward_pki::{
-    ca_paths, parse_duration, parse_host_list, resolve_profile, CertificateAuthority,
-    CertificateRequest, Error, KeyAlgorithm, KeyEncoding, KeySource, LeafRequest, Result,
-    SigningConfig, SigningProfile, Subject,
+    ca_paths, parse_host_list, resolve_profile, CertificateAuthority, CertificateRequest, Error,
+    KeyAlgorithm, KeyEncoding, KeySource, LeafRequest, Result, SigningConfig, SigningProfile,
+    Subject,
 };
 
 #[derive(Debug, Subcommand)]
@@ -395,7 +396,7 @@ fn init_ca(a: InitCaArgs) -> Result<ExitCode> {
     outln!(
         "created CA {:?} ({key}, until {}) in {}",
         ca.common_name,
-        ward_pki::inspect::format_time(ca.not_after),
+        ward_io::text::format_time(ca.not_after),
         a.dir.display()
     );
     print_tree(
@@ -568,11 +569,11 @@ fn run_check_expiry(a: CheckExpiryArgs) -> Result<ExitCode> {
     };
     let warning = match parse_duration("--warning", &a.warning) {
         Ok(d) => d,
-        Err(e) => return bad(e),
+        Err(e) => return bad(e.into()),
     };
     let critical = match parse_duration("--critical", &a.critical) {
         Ok(d) => d,
-        Err(e) => return bad(e),
+        Err(e) => return bad(e.into()),
     };
     if critical > warning {
         return bad(Error::invalid(
@@ -650,7 +651,7 @@ fn renew(a: RenewArgs) -> Result<ExitCode> {
     outln!(
         "renewed {} until {}{}",
         a.file.display(),
-        ward_pki::inspect::format_time(r.issued.not_after),
+        ward_io::text::format_time(r.issued.not_after),
         if a.rotate_key { " with a new key" } else { "" }
     );
     Ok(ExitCode::SUCCESS)

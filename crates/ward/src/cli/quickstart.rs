@@ -99,7 +99,7 @@ fn ensure_agent_certificate(tls: &Path) -> Result<(), String> {
         out.key_pem.as_deref(),
         Some(&out.csr_pem),
     );
-    ward_pki::files::write_all(&files, ward_pki::files::Overwrite::Allow)
+    ward_io::files::write_all(&files, ward_io::files::Overwrite::Allow)
         .map_err(|e| e.to_string())?;
     outln!(
         "issued the agent's client certificate {}",
@@ -112,9 +112,9 @@ fn ensure_agent_certificate(tls: &Path) -> Result<(), String> {
 fn publish_crl(tls: &Path) -> Result<u64, String> {
     let (pem, number) =
         ward_pki::revocation::build_crl(tls, CRL_VALIDITY).map_err(|e| e.to_string())?;
-    ward_pki::files::write_one(
-        &ward_pki::files::PlannedFile::public(tls.join("crl.pem"), pem),
-        ward_pki::files::Overwrite::Allow,
+    ward_io::files::write_one(
+        &ward_io::files::PlannedFile::public(tls.join("crl.pem"), pem),
+        ward_io::files::Overwrite::Allow,
     )
     .map_err(|e| e.to_string())?;
     Ok(number)
@@ -246,7 +246,7 @@ pub fn run(a: QuickstartArgs) -> Result<ExitCode, String> {
         let plan = format!("ca: {{cn: Ward Quickstart CA}}\nbackends:\n  - name: localhost\n    hosts: [{}]\nagents:\n  - name: agent\n", hosts.join(", "));
         let plan = ward_pki::bootstrap::Plan::from_yaml("quickstart plan", &plan)
             .map_err(|e| e.to_string())?;
-        ward_pki::bootstrap::bootstrap(&plan, &tls, ward_pki::files::Overwrite::Refuse, &|_, _| {})
+        ward_pki::bootstrap::bootstrap(&plan, &tls, ward_io::files::Overwrite::Refuse, &|_, _| {})
             .map_err(|e| e.to_string())?;
         outln!(
             "created a CA and certificates (the backend's, and the agent's client certificate) in {}",
@@ -270,9 +270,9 @@ pub fn run(a: QuickstartArgs) -> Result<ExitCode, String> {
     if !state.join("ward.db").exists() {
         let password = random_password();
         ward_backend::init(&state, "admin", &password, None)?;
-        ward_pki::files::write_one(
-            &ward_pki::files::PlannedFile::key(&password_file, password + "\n"),
-            ward_pki::files::Overwrite::Allow,
+        ward_io::files::write_one(
+            &ward_io::files::PlannedFile::key(&password_file, password + "\n"),
+            ward_io::files::Overwrite::Allow,
         )
         .map_err(|e| e.to_string())?;
         outln!(

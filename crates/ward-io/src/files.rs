@@ -1,6 +1,7 @@
 //! The one way Ward writes files: atomically (temp file in the same directory, fsync,
 //! rename, fsync of the directory), with the mode set before any byte is written, and
-//! never over an existing file unless asked. And the one way Ward reads a private key file:
+//! never over an existing file unless asked. The one way Ward reads a file: bounded, so no
+//! path can make it read without end. And the one way Ward reads a private key file:
 //! refusing it when group or others can reach it, as libpq and PostgreSQL do.
 
 use crate::error::{Error, Result};
@@ -232,22 +233,78 @@ fn umask() -> u32 {
     })
 }
 
-/// Reads a file, naming it in the error.
-pub fn read(path: &Path) -> Result<Vec<u8>> {
-    fs::read(path).map_err(|e| Error::io(path, "read", e))
+/// How much Ward reads of one kind of file at most, and what to call that kind in the
+/// refusal. Every file Ward reads has a cap, so a path that names `/dev/zero`, a log or a
+/// disk image fails at once with a line that says so, instead of filling memory.
+#[derive(Debug, Clone, Copy)]
+pub struct Limit {
+    pub bytes: u64,
+    pub what: &'static str,
 }
 
-/// Reads a private key file after checking that neither group nor others can access it
-/// (the rule libpq and PostgreSQL apply, so a key Ward accepts is one they accept too).
-pub fn read_private_key_file(path: &Path) -> Result<Vec<u8>> {
-    let meta = fs::metadata(path).map_err(|e| Error::io(path, "read", e))?;
-    let mode = meta.permissions().mode() & 0o7777;
-    if mode & 0o077 != 0 {
+/// Certificates, private keys, CSRs and CA bundles (the whole of a system trust store is
+/// about 200 KiB).
+pub const PEM: Limit = Limit {
+    bytes: 1 << 20,
+    what: "PEM file (certificate, key, CSR or CA bundle)",
+};
+/// Certificate revocation lists, which grow with every revocation.
+pub const CRL: Limit = Limit {
+    bytes: 64 << 20,
+    what: "certificate revocation list",
+};
+/// Configuration: YAML and JSON config files, env files, signing configs, bootstrap plans.
+pub const CONFIG: Limit = Limit {
+    bytes: 16 << 20,
+    what: "configuration file",
+};
+
+/// Reads at most `limit.bytes` of a file, naming it in the error; a longer file (or a
+/// device that never ends) is refused with [`Error::TooLarge`] after reading one byte past
+/// the cap.
+pub fn read_bounded(path: &Path, limit: Limit) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let file = File::open(path).map_err(|e| Error::io(path, "read", e))?;
+    let mut out = Vec::new();
+    file.take(limit.bytes + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| Error::io(path, "read", e))?;
+    if out.len() as u64 > limit.bytes {
+        return Err(Error::TooLarge {
+            path: path.to_path_buf(),
+            limit: limit.bytes,
+            what: limit.what,
+        });
+    }
+    Ok(out)
+}
+
+/// Reads a PEM file (certificate, key, CSR, CA bundle) under the [`PEM`] cap.
+pub fn read(path: &Path) -> Result<Vec<u8>> {
+    read_bounded(path, PEM)
+}
+
+/// Ward's one rule for private key files, libpq's and PostgreSQL's: no access for group or
+/// others (0600 or stricter), except that a key owned by root may be group-readable (0640),
+/// so that a service's group can read a key root manages. So a key Ward accepts is one
+/// PostgreSQL and libpq accept too.
+pub fn check_private_key_mode(path: &Path, meta: &fs::Metadata) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let mode = meta.mode() & 0o7777;
+    let forbidden = if meta.uid() == 0 { 0o037 } else { 0o077 };
+    if mode & forbidden != 0 {
         return Err(Error::KeyPermissions {
             path: path.to_path_buf(),
             mode,
         });
     }
+    Ok(())
+}
+
+/// Reads a private key file after checking it under [`check_private_key_mode`].
+pub fn read_private_key_file(path: &Path) -> Result<Vec<u8>> {
+    let meta = fs::metadata(path).map_err(|e| Error::io(path, "read", e))?;
+    check_private_key_mode(path, &meta)?;
     read(path)
 }
 
@@ -301,13 +358,48 @@ mod tests {
     }
 
     #[test]
-    fn group_readable_key_is_refused_with_the_chmod() {
+    fn a_file_past_its_cap_is_refused_at_once() {
+        let e = read_bounded(Path::new("/dev/zero"), PEM)
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("/dev/zero: larger than 1048576 bytes"), "{e}");
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("small");
+        fs::write(&p, "x".repeat(10)).unwrap();
+        let small = Limit {
+            bytes: 10,
+            what: "test file",
+        };
+        assert_eq!(read_bounded(&p, small).unwrap().len(), 10);
+        fs::write(&p, "x".repeat(11)).unwrap();
+        assert!(matches!(
+            read_bounded(&p, small),
+            Err(Error::TooLarge { limit: 10, .. })
+        ));
+    }
+
+    #[test]
+    fn a_key_others_can_read_is_refused_with_the_chmod() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("k.pem");
+        fs::write(&p, "k").unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o644)).unwrap();
+        let e = read_private_key_file(&p).unwrap_err().to_string();
+        assert!(e.contains("chmod 600"), "{e}");
+        assert!(e.contains("0644"), "{e}");
+    }
+
+    #[test]
+    fn a_group_readable_key_is_accepted_only_when_root_owns_it() {
+        use std::os::unix::fs::MetadataExt;
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("k.pem");
         fs::write(&p, "k").unwrap();
         fs::set_permissions(&p, fs::Permissions::from_mode(0o640)).unwrap();
-        let e = read_private_key_file(&p).unwrap_err().to_string();
-        assert!(e.contains("chmod 600"), "{e}");
-        assert!(e.contains("0640"), "{e}");
+        let root_owned = fs::metadata(&p).unwrap().uid() == 0;
+        assert_eq!(read_private_key_file(&p).is_ok(), root_owned);
+        // Group write is never allowed, whoever owns the key.
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o660)).unwrap();
+        assert!(read_private_key_file(&p).is_err());
     }
 }

@@ -1,0 +1,23 @@
+//! Ward's files and text, shared by every crate that reads or writes them, so that the
+//! certificate authority, the store, the agent and the command-line client do not depend
+//! on one another for them:
+//!
+//! - [`files`]: the one atomic writer, the one bounded reader, and the one private-key
+//!   permission rule (libpq's and PostgreSQL's);
+//! - [`duration`]: Go-style durations (`17520h`, `1h30m`, `30d`) as cfssl and Sensu write them;
+//! - [`text`]: text that is safe to put on a terminal, hex and time as Ward prints them.
+//!
+//! ```no_run
+//! use ward_io::files::{read_bounded, write_one, Overwrite, PlannedFile, PEM_LIMIT};
+//! let pem = read_bounded(std::path::Path::new("ca.pem"), PEM_LIMIT)?;
+//! write_one(&PlannedFile::public("copy.pem", pem), Overwrite::Refuse)?;
+//! # Ok::<(), ward_io::Error>(())
+//! ```
+
+pub mod duration;
+pub mod error;
+pub mod files;
+pub mod text;
+
+pub use duration::{format_duration, parse_duration};
+pub use error::{Error, Result};
