@@ -6,18 +6,12 @@
 
 use serde_json::{json, Value};
 use std::io;
-use std::os::fd::OwnedFd;
-use std::process::Stdio;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use ward_types::agent::CheckRequest;
 
 /// Output kept when the check does not say (`max_output_size: 0`).
 pub const DEFAULT_MAX_OUTPUT: usize = 1024 * 1024;
-
-/// How long output may keep coming after the check's own process has exited (from children
-/// it left running with the pipe open).
-const OUTPUT_GRACE: Duration = Duration::from_secs(1);
 
 /// What one execution produced.
 #[derive(Debug, Clone, PartialEq)]
@@ -61,144 +55,46 @@ pub async fn execute(
     }
 }
 
-/// Kills the process group when dropped, unless the check finished: a check task dropped
-/// at shutdown (or by a panic) takes its processes with it.
-struct GroupGuard(Option<rustix::process::Pid>);
-
-impl GroupGuard {
-    fn kill(&mut self) {
-        if let Some(pid) = self.0.take() {
-            let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
-        }
+/// The check's output as text, with the agent's note when it was cut.
+fn output_text(done: &ward_exec::Finished) -> String {
+    let mut s = String::from_utf8_lossy(&done.output).into_owned();
+    if done.total > done.output.len() {
+        s.push_str(&format!(
+            "\nward agent: output truncated to the first {} of {} bytes (max_output_size)",
+            done.output.len(),
+            done.total
+        ));
     }
+    s
 }
 
-impl Drop for GroupGuard {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// Output up to a limit; what is beyond it is counted and dropped.
-struct CappedOutput {
-    buf: Vec<u8>,
-    max: usize,
-    total: usize,
-}
-
-impl CappedOutput {
-    fn push(&mut self, chunk: &[u8]) {
-        self.total += chunk.len();
-        let room = self.max.saturating_sub(self.buf.len());
-        self.buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
-    }
-
-    fn into_string(self) -> String {
-        let mut s = String::from_utf8_lossy(&self.buf).into_owned();
-        if self.total > self.buf.len() {
-            s.push_str(&format!(
-                "\nward agent: output truncated to the first {} of {} bytes (max_output_size)",
-                self.buf.len(),
-                self.total
-            ));
-        }
-        s
-    }
-}
-
+/// One run through ward-exec, the one subprocess runner (process group, capped output,
+/// group killed on timeout or when this future is dropped at shutdown).
 async fn run(
     command: &str,
     timeout: Duration,
     max_output: usize,
     stdin: Option<Vec<u8>>,
 ) -> io::Result<(u32, String)> {
-    let (reader, writer) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
-    let writer2: OwnedFd = writer.try_clone()?;
-    let mut cmd = tokio::process::Command::new("/bin/sh");
-    cmd.arg("-c")
-        .arg(command)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::from(writer))
-        .stderr(Stdio::from(writer2))
-        .process_group(0);
-    let mut child = cmd.spawn()?;
-    // The command holds our copies of the pipe's write end: drop it, or the read below
-    // never sees end-of-file.
-    drop(cmd);
-    let mut guard = GroupGuard(
-        child
-            .id()
-            .and_then(|id| rustix::process::Pid::from_raw(id as i32)),
-    );
-    if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        tokio::spawn(async move {
-            // A check that does not read its input closes the pipe; that is its business.
-            let _ = pipe.write_all(&input).await;
-        });
-    }
-    let mut rx = tokio::net::unix::pipe::Receiver::from_owned_fd(reader)?;
-    let mut out = CappedOutput {
-        buf: Vec::new(),
-        max: max_output,
-        total: 0,
-    };
-    let work = async {
-        let mut reading = std::pin::pin!(async {
-            let mut chunk = vec![0u8; 16 * 1024];
-            loop {
-                let n = rx.read(&mut chunk).await?;
-                if n == 0 {
-                    return Ok::<_, io::Error>(());
-                }
-                out.push(&chunk[..n]);
-            }
-        });
-        let exited = tokio::select! {
-            s = child.wait() => Some(s?),
-            r = &mut reading => { r?; None }
-        };
-        let status = match exited {
-            Some(s) => {
-                // Collect what is still in the pipe, but do not wait for children that
-                // keep it open.
-                let _ = tokio::time::timeout(OUTPUT_GRACE, &mut reading).await;
-                s
-            }
-            None => child.wait().await?,
-        };
-        Ok::<_, io::Error>(status)
-    };
-    let finished = if timeout.is_zero() {
-        Some(work.await)
-    } else {
-        tokio::time::timeout(timeout, work).await.ok()
-    };
-    match finished {
-        Some(status) => {
-            let status = status?;
-            // Finished: whatever it left running in its group is its own business.
-            guard.0 = None;
-            use std::os::unix::process::ExitStatusExt;
-            Ok(match (status.code(), status.signal()) {
-                (Some(c), _) => (c.clamp(0, 255) as u32, out.into_string()),
-                (None, sig) => {
-                    let mut s = out.into_string();
-                    s.push_str(&format!(
-                        "\nward agent: the check was killed by signal {}",
-                        sig.unwrap_or(0)
-                    ));
-                    (3, s)
-                }
-            })
+    let done = ward_exec::run(ward_exec::Spec {
+        command,
+        env: None,
+        stdin: stdin.map(Arc::from),
+        timeout,
+        max_output,
+        capture_stdout: true,
+    })
+    .await?;
+    let mut s = output_text(&done);
+    Ok(match done.exit {
+        ward_exec::Exit::Code(c) => (c.clamp(0, 255) as u32, s),
+        ward_exec::Exit::Signal(sig) => {
+            s.push_str(&format!(
+                "\nward agent: the check was killed by signal {sig}"
+            ));
+            (3, s)
         }
-        None => {
-            guard.kill();
-            let _ = child.wait().await;
-            let mut s = out.into_string();
+        ward_exec::Exit::TimedOut => {
             if !s.is_empty() && !s.ends_with('\n') {
                 s.push('\n');
             }
@@ -206,9 +102,9 @@ async fn run(
                 "ward agent: the check timed out after {}s; its process group was killed",
                 timeout.as_secs_f64()
             ));
-            Ok((2, s))
+            (2, s)
         }
-    }
+    })
 }
 
 /// The largest event body that fits in one frame (the type line takes the rest).

@@ -26,6 +26,8 @@
 //! # }
 //! ```
 
+#![deny(unsafe_code)] // one exception, allowed where it is: system.rs calls getifaddrs(3)
+
 pub mod backoff;
 pub mod check;
 pub mod config;

@@ -1,6 +1,8 @@
 //! Ward's backend: configuration, the HTTP API with authentication and authorisation,
 //! /health, and TLS listeners over the embedded store.
 
+#![forbid(unsafe_code)]
+
 pub mod agentd;
 pub mod api;
 pub mod auth;

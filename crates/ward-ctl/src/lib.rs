@@ -1,6 +1,8 @@
 //! `ward ctl`: configure a connection, create/delete resources from YAML or JSON streams,
 //! dump them back, list them, and read /health — sensuctl's commands, over TLS.
 
+#![forbid(unsafe_code)]
+
 pub mod client;
 
 use client::{Endpoint, Reply};

@@ -14,6 +14,8 @@
 //! # Ok::<(), ward_io::Error>(())
 //! ```
 
+#![forbid(unsafe_code)]
+
 pub mod duration;
 pub mod error;
 pub mod files;

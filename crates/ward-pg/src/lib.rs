@@ -20,6 +20,8 @@
 //! # Ok::<(), ward_pg::Error>(())
 //! ```
 
+#![forbid(unsafe_code)]
+
 pub mod audit;
 pub mod configure;
 pub mod connect;

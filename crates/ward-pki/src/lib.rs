@@ -21,6 +21,8 @@
 //! # Ok::<(), ward_pki::Error>(())
 //! ```
 
+#![forbid(unsafe_code)]
+
 pub mod authority;
 pub mod bare;
 pub mod bootstrap;

@@ -6,6 +6,8 @@
 //! PostgresConfig is not strict) events are stored here and also kept in a replay journal
 //! (`pg_replay`), in the same transaction, until they are in PostgreSQL.
 
+#![forbid(unsafe_code)]
+
 pub mod postgres;
 
 use rusqlite::{params, Connection, OptionalExtension};

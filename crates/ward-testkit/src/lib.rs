@@ -10,6 +10,8 @@
 //! assert!(out.success());
 //! ```
 
+#![forbid(unsafe_code)]
+
 pub mod agent;
 pub mod backend;
 pub mod fixtures;

@@ -10,6 +10,8 @@
 //! - [`agent_auth`]: the agent port's mutual TLS, with revocation checking (CRLs and
 //!   OCSP, fail-closed by default).
 
+#![forbid(unsafe_code)]
+
 pub mod agent_auth;
 
 use arc_swap::ArcSwap;

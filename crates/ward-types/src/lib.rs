@@ -7,6 +7,8 @@
 //! assert_eq!(docs[0].kind, ward_types::Kind::PostgresConfig);
 //! ```
 
+#![forbid(unsafe_code)]
+
 pub mod agent;
 pub mod event;
 pub mod raw;

@@ -1,6 +1,8 @@
 //! `ward`: one binary for Ward's backend, agent, command-line client, certificate authority
 //! and PostgreSQL tooling. This crate only parses arguments and dispatches to the libraries.
 
+#![forbid(unsafe_code)]
+
 mod cli;
 
 /// mimalloc rather than glibc's malloc: with thousands of agent sessions on a few threads,
