@@ -36,8 +36,8 @@ pub(super) enum Need {
     CreateEvent,
 }
 
-pub(super) fn authorize(st: &AppState, headers: &HeaderMap, need: Need) -> ApiResult<User> {
-    let user = authenticate(st, headers)?;
+pub(super) async fn authorize(st: &AppState, headers: &HeaderMap, need: Need) -> ApiResult<User> {
+    let user = authenticate(st, headers).await?;
     let role = auth::role_of(&user);
     let allowed = match need {
         Need::Read => role >= Role::View,
@@ -63,14 +63,21 @@ pub(super) fn authorize(st: &AppState, headers: &HeaderMap, need: Need) -> ApiRe
 }
 
 /// The user behind the request's Bearer token.
-pub(super) fn authenticate(st: &AppState, headers: &HeaderMap) -> ApiResult<User> {
+pub(super) async fn authenticate(st: &AppState, headers: &HeaderMap) -> ApiResult<User> {
+    Ok(session(st, headers).await?.0)
+}
+
+/// The user behind the request's Bearer token, and the token's session (family). The
+/// token lookup runs off the async workers.
+pub(super) async fn session(st: &AppState, headers: &HeaderMap) -> ApiResult<(User, String)> {
     let Some(token) = bearer(headers) else {
         st.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
         return Err(ApiError(StatusCode::UNAUTHORIZED, "no access token; log in with GET /auth (Basic credentials) and send Authorization: Bearer TOKEN".into()));
     };
-    let Some(user) = auth::authenticate_bearer(&st.store, token) else {
+    let token = token.to_string();
+    let Some(found) = st.db(move |s| auth::authenticate_bearer(s, &token)).await? else {
         st.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
         return Err(ApiError(StatusCode::UNAUTHORIZED, "the access token is invalid, expired or revoked; log in again (GET /auth) or refresh it (POST /auth/token)".into()));
     };
-    Ok(user)
+    Ok(found)
 }

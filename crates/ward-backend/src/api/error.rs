@@ -49,6 +49,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::Exists { .. } => ApiError(StatusCode::CONFLICT, e.to_string()),
             StoreError::NotFound { .. } => ApiError(StatusCode::NOT_FOUND, e.to_string()),
+            StoreError::LastMember { .. } => ApiError(StatusCode::CONFLICT, e.to_string()),
             other => {
                 tracing::error!(error = %other, "store failure");
                 ApiError(

@@ -33,15 +33,49 @@ pub(super) fn event_listing(events: Vec<String>, next: Option<String>) -> Respon
 
 /// Registers an event's entity when it has none yet (a proxy entity, unless the event says
 /// its class).
+/// Blocking (the store): agentd calls it from its session; the API uses
+/// `ensure_entity_off_workers`.
 pub(crate) fn ensure_entity(
     st: &AppState,
     ns: &str,
     input: &ward_types::event::EventInput,
     now: i64,
 ) -> ApiResult<()> {
-    if st.store.get(Kind::Entity, ns, &input.entity)?.is_none() {
+    let entity = new_entity(ns, input, now)?;
+    Ok(ensure_entity_in(&st.store, &entity)?)
+}
+
+/// As `ensure_entity`, on the blocking pool.
+async fn ensure_entity_off_workers(
+    st: &AppState,
+    ns: &str,
+    input: &ward_types::event::EventInput,
+    now: i64,
+) -> ApiResult<()> {
+    let entity = new_entity(ns, input, now)?;
+    Ok(st.db(move |s| ensure_entity_in(s, &entity)).await?)
+}
+
+/// Stores `entity` unless one of its name exists.
+fn ensure_entity_in(store: &ward_store::Store, entity: &Resource) -> Result<(), StoreError> {
+    let ns = entity.metadata.namespace.as_deref().unwrap_or_default();
+    if store
+        .get(Kind::Entity, ns, &entity.metadata.name)?
+        .is_none()
+    {
+        match store.put(entity, true) {
+            Ok(()) | Err(StoreError::Exists { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// The entity an event registers when its entity is unknown.
+fn new_entity(ns: &str, input: &ward_types::event::EventInput, now: i64) -> ApiResult<Resource> {
+    {
         let class = input.entity_class().unwrap_or_else(|| "proxy".into());
-        let entity = Resource::from_document(Document {
+        Resource::from_document(Document {
             type_name: "Entity".into(),
             api_version: "core/v2".into(),
             metadata: Metadata {
@@ -51,13 +85,8 @@ pub(crate) fn ensure_entity(
             },
             spec: json!({"entity_class": class, "last_seen": now}),
         })
-        .map_err(|e| bad(e.to_string()))?;
-        match st.store.put(&entity, true) {
-            Ok(()) | Err(StoreError::Exists { .. }) => {}
-            Err(e) => return Err(e.into()),
-        }
+        .map_err(|e| bad(e.to_string()))
     }
-    Ok(())
 }
 
 /// Stores an event (acknowledged only once it is committed) and registers its entity;
@@ -82,7 +111,7 @@ pub(super) async fn store_event(
             )));
         }
     }
-    ensure_entity(st, ns, &input, now)?;
+    ensure_entity_off_workers(st, ns, &input, now).await?;
     let started = std::time::Instant::now();
     let handlers = input.has_handlers();
     let stored = st
@@ -131,8 +160,8 @@ pub(super) async fn execute_check(
     Path((ns, name)): Path<(String, String)>,
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let user = authorize(&st, &headers, Need::Write)?;
-    require_namespace(&st, &ns)?;
+    let user = authorize(&st, &headers, Need::Write).await?;
+    require_namespace(&st, &ns).await?;
     let req: ExecuteRequest = if body.iter().all(u8::is_ascii_whitespace) {
         ExecuteRequest::default()
     } else {
@@ -149,7 +178,8 @@ pub(super) async fn execute_check(
             )));
         }
     }
-    let Some(r) = st.store.get(Kind::CheckConfig, &ns, &name)? else {
+    let (n, c) = (ns.clone(), name.clone());
+    let Some(r) = st.db(move |s| s.get(Kind::CheckConfig, &n, &c)).await? else {
         return Err(ApiError(
             StatusCode::NOT_FOUND,
             format!("no check {name:?} in namespace {ns:?}"),
@@ -180,8 +210,8 @@ pub(super) async fn post_event(
     Path(ns): Path<String>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    authorize(&st, &headers, Need::CreateEvent)?;
-    require_namespace(&st, &ns)?;
+    authorize(&st, &headers, Need::CreateEvent).await?;
+    require_namespace(&st, &ns).await?;
     let ev = store_event(&st, &ns, &body, None).await?;
     Ok(created_json(ev))
 }
@@ -192,8 +222,8 @@ pub(super) async fn put_event(
     Path((ns, entity, check)): Path<(String, String, String)>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    authorize(&st, &headers, Need::CreateEvent)?;
-    require_namespace(&st, &ns)?;
+    authorize(&st, &headers, Need::CreateEvent).await?;
+    require_namespace(&st, &ns).await?;
     let ev = store_event(&st, &ns, &body, Some((&entity, &check))).await?;
     Ok(created_json(ev))
 }
@@ -204,7 +234,7 @@ pub(super) async fn list_events(
     Path(ns): Path<String>,
     Query(p): Query<Page>,
 ) -> ApiResult<Response> {
-    authorize(&st, &headers, Need::Read)?;
+    authorize(&st, &headers, Need::Read).await?;
     let (events, next) = st
         .events
         .events_raw(
@@ -223,7 +253,7 @@ pub(super) async fn list_entity_events(
     Path((ns, entity)): Path<(String, String)>,
     Query(p): Query<Page>,
 ) -> ApiResult<Response> {
-    authorize(&st, &headers, Need::Read)?;
+    authorize(&st, &headers, Need::Read).await?;
     let (events, next) = st
         .events
         .events_raw(
@@ -241,7 +271,7 @@ pub(super) async fn get_event(
     headers: HeaderMap,
     Path((ns, entity, check)): Path<(String, String, String)>,
 ) -> ApiResult<Json<Value>> {
-    authorize(&st, &headers, Need::Read)?;
+    authorize(&st, &headers, Need::Read).await?;
     let ev = st
         .events
         .event(&ns, &entity, &check)
@@ -260,7 +290,7 @@ pub(super) async fn delete_event(
     headers: HeaderMap,
     Path((ns, entity, check)): Path<(String, String, String)>,
 ) -> ApiResult<StatusCode> {
-    authorize(&st, &headers, Need::Write)?;
+    authorize(&st, &headers, Need::Write).await?;
     st.events.delete_event(&ns, &entity, &check).await?;
     Ok(StatusCode::NO_CONTENT)
 }

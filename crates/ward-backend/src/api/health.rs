@@ -32,7 +32,9 @@ pub(crate) async fn health(
         t.parse::<u64>()
             .map_err(|_| bad(format!("timeout: {t:?} is not a number of seconds")))?;
     }
-    let (providers, _) = st.store.list(Kind::PostgresConfig, None, 1000, None)?;
+    let (providers, _) = st
+        .db(|s| s.list(Kind::PostgresConfig, None, 1000, None))
+        .await?;
     // Answered from what eventd last saw (its probe runs in the background), so /health
     // never waits for PostgreSQL.
     let pg: Vec<Value> = providers
@@ -127,26 +129,62 @@ pub(super) async fn metrics(State(st): Shared) -> Response {
     if let Ok(reasons) = m.handshake_failure_reasons.lock() {
         for (r, n) in reasons.iter() {
             out.push_str(&format!(
-                "ward_tls_handshake_failures_by_reason_total{{reason=\"{r}\"}} {n}\n"
+                "ward_tls_handshake_failures_by_reason_total{{reason=\"{}\"}} {n}\n",
+                label_value(r)
             ));
         }
     }
-    out.push_str("# HELP ward_certificate_days_left Days until a certificate the backend serves or trusts expires.\n# TYPE ward_certificate_days_left gauge\n");
-    for p in &st.certificates {
-        if let Ok(items) = ward_pki::inspect::inspect_file(p, None) {
-            for i in items {
-                if let ward_pki::inspect::Inspected::Certificate(c) = i {
+    // Reading and parsing certificate files is blocking work: off the workers.
+    let files = st.certificates.clone();
+    match tokio::task::spawn_blocking(move || certificate_series(&files)).await {
+        Ok(series) => out.push_str(&series),
+        Err(e) => tracing::error!(error = %e, "certificate metrics failed"),
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+/// One series per certificate: each distinct certificate (by path, subject and serial)
+/// of the backend's certificate files once, however many settings name its file.
+fn certificate_series(files: &[std::path::PathBuf]) -> String {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut out = String::from("# HELP ward_certificate_days_left Days until a certificate the backend serves or trusts expires.\n# TYPE ward_certificate_days_left gauge\n");
+    for p in files {
+        let Ok(items) = ward_pki::inspect::inspect_file(p, None) else {
+            continue;
+        };
+        for i in items {
+            if let ward_pki::inspect::Inspected::Certificate(c) = i {
+                let labels = format!(
+                    "path=\"{}\",subject=\"{}\",serial=\"{}\"",
+                    label_value(&p.display().to_string()),
+                    label_value(&c.subject),
+                    label_value(&c.serial)
+                );
+                if seen.insert(labels.clone()) {
                     out.push_str(&format!(
-                        "ward_certificate_days_left{{path=\"{}\",subject=\"{}\"}} {}\n",
-                        p.display(),
-                        c.subject.replace('"', "'"),
+                        "ward_certificate_days_left{{{labels}}} {}\n",
                         c.days_left
                     ));
                 }
             }
         }
     }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+    out
+}
+
+/// A Prometheus label value: backslash, double quote and newline escaped, as the text
+/// format requires (a subject may contain any of them).
+pub(super) fn label_value(v: &str) -> String {
+    let mut o = String::with_capacity(v.len());
+    for ch in v.chars() {
+        match ch {
+            '\\' => o.push_str("\\\\"),
+            '"' => o.push_str("\\\""),
+            '\n' => o.push_str("\\n"),
+            c => o.push(c),
+        }
+    }
+    o
 }
 
 /// This process's resident memory, from /proc/self/statm.
@@ -154,4 +192,12 @@ pub(super) fn resident_bytes() -> Option<u64> {
     let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
     let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
     Some(pages * rustix::param::page_size() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn label_values_escape_backslash_quote_and_newline() {
+        assert_eq!(super::label_value("CN=a\"b\\c\nd"), "CN=a\\\"b\\\\c\\nd");
+    }
 }

@@ -4,6 +4,7 @@
 mod access;
 pub mod error;
 mod events;
+mod headers;
 mod health;
 mod login;
 pub mod metrics;
@@ -37,10 +38,23 @@ pub const MAX_BODY: usize = 1024 * 1024;
 
 type Shared = State<Arc<AppState>>;
 
-/// The router.
-pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route("/health", get(health))
+/// The API's router; `tls`: it is served over TLS (HSTS is then sent).
+pub fn router(state: Arc<AppState>, tls: bool) -> Router {
+    routes(Router::new(), state, tls)
+}
+
+/// The dashboard's router: its page at `/` and the API on the same origin (so no CORS).
+pub fn dashboard(state: Arc<AppState>, tls: bool) -> Router {
+    routes(
+        Router::new().route("/", get(headers::dashboard_page)),
+        state,
+        tls,
+    )
+}
+
+/// The API's routes added to `base`, every response with the security headers.
+fn routes(base: Router<Arc<AppState>>, state: Arc<AppState>, tls: bool) -> Router {
+    base.route("/health", get(health))
         .route("/ready", get(ready))
         .route(
             "/version",
@@ -100,6 +114,9 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(get_provider).put(put_provider).delete(delete_provider),
         )
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::map_response(
+            move |r: axum::response::Response| async move { headers::secure(r, tls) },
+        ))
         .with_state(state)
 }
 
@@ -127,6 +144,7 @@ mod tests {
             ready: std::sync::atomic::AtomicBool::new(false),
             agents: Default::default(),
             pipeline: crate::pipeline::Pipeline::new(store_for_pipeline),
+            logins: Default::default(),
         })
     }
 
@@ -135,7 +153,7 @@ mod tests {
         let d = std::env::temp_dir().join(format!("ward-ready-{}", std::process::id()));
         std::fs::create_dir_all(&d).unwrap();
         let st = state(&d);
-        let app = router(st.clone());
+        let app = router(st.clone(), false);
         let req = || {
             axum::http::Request::builder()
                 .uri("/ready")

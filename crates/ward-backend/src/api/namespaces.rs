@@ -18,7 +18,7 @@ pub(super) async fn list_namespaces(
     headers: HeaderMap,
     Query(p): Query<Page>,
 ) -> ApiResult<Response> {
-    list_page(&st, &headers, Ok(Kind::Namespace), "", &p)
+    list_page(&st, &headers, Ok(Kind::Namespace), "", &p).await
 }
 
 pub(super) fn namespace_resource(
@@ -90,9 +90,10 @@ pub(super) async fn get_namespace(
     headers: HeaderMap,
     Path(ns): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    authorize(&st, &headers, Need::Read)?;
-    st.store
-        .get(Kind::Namespace, "", &ns)?
+    authorize(&st, &headers, Need::Read).await?;
+    let n = ns.clone();
+    st.db(move |s| s.get(Kind::Namespace, "", &n))
+        .await?
         .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("namespace {ns:?} not found")))?;
     Ok(Json(json!({"name": ns})))
 }
@@ -102,9 +103,15 @@ pub(super) async fn delete_namespace(
     headers: HeaderMap,
     Path(ns): Path<String>,
 ) -> ApiResult<StatusCode> {
-    authorize(&st, &headers, Need::Write)?;
+    authorize(&st, &headers, Need::Write).await?;
     for k in Kind::ALL.into_iter().filter(|k| k.namespaced()) {
-        if !st.store.list(k, Some(&ns), 1, None)?.0.is_empty() {
+        let n = ns.clone();
+        if !st
+            .db(move |s| s.list(k, Some(&n), 1, None))
+            .await?
+            .0
+            .is_empty()
+        {
             return Err(ApiError(
                 StatusCode::CONFLICT,
                 format!(
@@ -114,6 +121,6 @@ pub(super) async fn delete_namespace(
             ));
         }
     }
-    st.store.delete(Kind::Namespace, "", &ns)?;
+    st.db(move |s| s.delete(Kind::Namespace, "", &ns)).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -18,7 +18,7 @@ pub(super) async fn list_providers(
     headers: HeaderMap,
     Query(p): Query<Page>,
 ) -> ApiResult<Response> {
-    list_page(&st, &headers, Ok(Kind::PostgresConfig), "", &p)
+    list_page(&st, &headers, Ok(Kind::PostgresConfig), "", &p).await
 }
 
 pub(super) async fn create_provider(
@@ -26,7 +26,7 @@ pub(super) async fn create_provider(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<StatusCode> {
-    let user = authorize(&st, &headers, Need::Write)?;
+    let user = authorize(&st, &headers, Need::Write).await?;
     let r = body_resource(&body, Kind::PostgresConfig, None, None, &user)?;
     use_provider(&st, r, true).await
 }
@@ -37,7 +37,7 @@ pub(super) async fn put_provider(
     Path(name): Path<String>,
     body: Bytes,
 ) -> ApiResult<StatusCode> {
-    let user = authorize(&st, &headers, Need::Write)?;
+    let user = authorize(&st, &headers, Need::Write).await?;
     let r = body_resource(&body, Kind::PostgresConfig, None, Some(&name), &user)?;
     use_provider(&st, r, false).await
 }
@@ -54,7 +54,9 @@ pub(super) async fn use_provider(
     let name = r.metadata.name.clone();
     let settings = ward_store::postgres::PgSettings::from_resource(&r).map_err(bad)?;
     let params = crate::eventd::resolve(&settings).map_err(bad)?;
-    let (existing, _) = st.store.list(Kind::PostgresConfig, None, 2, None)?;
+    let (existing, _) = st
+        .db(|s| s.list(Kind::PostgresConfig, None, 2, None))
+        .await?;
     if let Some(other) = existing.iter().find(|o| o.metadata.name != name) {
         return Err(ApiError(
             StatusCode::CONFLICT,
@@ -79,7 +81,7 @@ pub(super) async fn use_provider(
         }
         tracing::warn!(store = %name, error = %reason, "PostgresConfig stored although PostgreSQL refused it (strict: false); events go to the embedded store until it answers");
     }
-    st.store.put(&r, create_only)?;
+    st.db(move |s| s.put(&r, create_only)).await?;
     st.events.activate(settings).await.map_err(bad)?;
     Ok(StatusCode::CREATED)
 }
@@ -89,10 +91,11 @@ pub(super) async fn get_provider(
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Document>> {
-    authorize(&st, &headers, Need::Read)?;
+    authorize(&st, &headers, Need::Read).await?;
+    let n = name.clone();
     let r = st
-        .store
-        .get(Kind::PostgresConfig, "", &name)?
+        .db(move |s| s.get(Kind::PostgresConfig, "", &n))
+        .await?
         .ok_or_else(|| {
             ApiError(
                 StatusCode::NOT_FOUND,
@@ -107,8 +110,10 @@ pub(super) async fn delete_provider(
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
-    authorize(&st, &headers, Need::Write)?;
-    st.store.delete(Kind::PostgresConfig, "", &name)?;
+    authorize(&st, &headers, Need::Write).await?;
+    let n = name.clone();
+    st.db(move |s| s.delete(Kind::PostgresConfig, "", &n))
+        .await?;
     st.events.deactivate(&name).await;
     Ok(StatusCode::NO_CONTENT)
 }

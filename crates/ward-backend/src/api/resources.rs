@@ -103,8 +103,13 @@ pub(super) fn kind_in_ns(plural: &str) -> ApiResult<Kind> {
         })
 }
 
-pub(super) fn require_namespace(st: &AppState, ns: &str) -> ApiResult<()> {
-    if st.store.get(Kind::Namespace, "", ns)?.is_none() {
+pub(super) async fn require_namespace(st: &AppState, ns: &str) -> ApiResult<()> {
+    let n = ns.to_string();
+    if st
+        .db(move |s| s.get(Kind::Namespace, "", &n))
+        .await?
+        .is_none()
+    {
         return Err(ApiError(
             StatusCode::NOT_FOUND,
             format!("namespace {ns:?} not found; create it first"),
@@ -131,20 +136,19 @@ pub(super) fn listing(items: Vec<Resource>, next: Option<String>) -> Response {
 
 /// GET of a collection: read access, then one page of `kind` in `namespace` (the kind is
 /// judged after authentication, so an anonymous request is a 401 whatever its path).
-pub(super) fn list_page(
+pub(super) async fn list_page(
     st: &AppState,
     headers: &HeaderMap,
     kind: ApiResult<Kind>,
     namespace: &str,
     p: &Page,
 ) -> ApiResult<Response> {
-    authorize(st, headers, Need::Read)?;
-    let (items, next) = st.store.list(
-        kind?,
-        Some(namespace),
-        p.limit.unwrap_or(500),
-        decode_continue(p.cont.as_deref())?.as_deref(),
-    )?;
+    authorize(st, headers, Need::Read).await?;
+    let (kind, ns, limit) = (kind?, namespace.to_string(), p.limit.unwrap_or(500));
+    let after = decode_continue(p.cont.as_deref())?;
+    let (items, next) = st
+        .db(move |s| s.list(kind, Some(&ns), limit, after.as_deref()))
+        .await?;
     Ok(listing(items, next))
 }
 
@@ -165,7 +169,7 @@ pub(super) async fn list_in_ns(
     Path((ns, plural)): Path<(String, String)>,
     Query(p): Query<Page>,
 ) -> ApiResult<Response> {
-    list_page(&st, &headers, kind_in_ns(&plural), &ns, &p)
+    list_page(&st, &headers, kind_in_ns(&plural), &ns, &p).await
 }
 
 pub(super) async fn create_in_ns(
@@ -187,9 +191,10 @@ pub(super) async fn get_in_ns(
     headers: HeaderMap,
     Path((ns, plural, name)): Path<(String, String, String)>,
 ) -> ApiResult<Json<Document>> {
-    authorize(&st, &headers, Need::Read)?;
+    authorize(&st, &headers, Need::Read).await?;
     let kind = kind_in_ns(&plural)?;
-    let r = st.store.get(kind, &ns, &name)?.ok_or_else(|| {
+    let (n, c) = (ns.clone(), name.clone());
+    let r = st.db(move |s| s.get(kind, &n, &c)).await?.ok_or_else(|| {
         ApiError(
             StatusCode::NOT_FOUND,
             format!(
@@ -237,13 +242,12 @@ pub(super) async fn write_resource(
     create_only: bool,
     parse: impl FnOnce(&User) -> ApiResult<Resource>,
 ) -> ApiResult<Resource> {
-    let user = authorize(st, headers, need)?;
+    let user = authorize(st, headers, need).await?;
     if let Some(ns) = namespace {
-        require_namespace(st, ns)?;
+        require_namespace(st, ns).await?;
     }
     let r = parse(&user)?;
-    st.store.put(&r, create_only)?;
-    Ok(r)
+    Ok(st.db(move |s| s.put(&r, create_only).map(|()| r)).await?)
 }
 
 pub(super) async fn delete_in_ns(
@@ -251,8 +255,8 @@ pub(super) async fn delete_in_ns(
     headers: HeaderMap,
     Path((ns, plural, name)): Path<(String, String, String)>,
 ) -> ApiResult<StatusCode> {
-    authorize(&st, &headers, Need::Write)?;
+    authorize(&st, &headers, Need::Write).await?;
     let kind = kind_in_ns(&plural)?;
-    st.store.delete(kind, &ns, &name)?;
+    st.db(move |s| s.delete(kind, &ns, &name)).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -3,7 +3,7 @@
 use super::metrics::Metrics;
 use serde_json::Value;
 use std::sync::Arc;
-use ward_store::Store;
+use ward_store::{Store, StoreError};
 
 /// What every handler shares.
 pub struct AppState {
@@ -24,9 +24,24 @@ pub struct AppState {
     pub agents: crate::agentd::Agents,
     /// Handlers for stored events.
     pub pipeline: Arc<crate::pipeline::Pipeline>,
+    /// Password checks: off the workers, capped, throttled.
+    pub logins: crate::auth::Logins,
 }
 
 impl AppState {
+    /// The async face of the store: runs `f` on the blocking pool, so that no async worker
+    /// waits on SQLite (a write's fsync, a reader's disk). Every store call from the API
+    /// goes through it.
+    pub async fn db<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || f(&store))
+            .await
+            .map_err(|e| StoreError::Invalid(format!("a store task failed: {e}")))?
+    }
+
     /// What happens to an event once it is stored (it is already acknowledged): its JSON
     /// text goes to the handler pipeline, which never delays storage. Callers pass it only
     /// when the event names handlers (`EventInput::has_handlers`): only then is it parsed

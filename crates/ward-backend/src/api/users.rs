@@ -2,6 +2,7 @@
 
 use super::access::{authenticate, authorize, Need};
 use super::error::{bad, ApiError, ApiResult};
+use super::state::AppState;
 use super::Shared;
 use crate::auth::{self, Role};
 use axum::body::Bytes;
@@ -31,8 +32,9 @@ pub(super) async fn list_users(
     State(st): Shared,
     headers: HeaderMap,
 ) -> ApiResult<Json<Vec<Value>>> {
-    authorize(&st, &headers, Need::Read)?;
-    Ok(Json(st.store.users()?.iter().map(user_json).collect()))
+    authorize(&st, &headers, Need::Read).await?;
+    let users = st.db(|s| s.users()).await?;
+    Ok(Json(users.iter().map(user_json).collect()))
 }
 
 pub(super) async fn get_user(
@@ -40,15 +42,42 @@ pub(super) async fn get_user(
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    authorize(&st, &headers, Need::Read)?;
-    let u = st
-        .store
-        .user(&name)?
-        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("user {name:?} not found")))?;
+    authorize(&st, &headers, Need::Read).await?;
+    let u = find_user(&st, &name).await?;
     Ok(Json(user_json(&u)))
 }
 
-pub(super) fn user_from_body(body: &[u8], name: Option<&str>) -> ApiResult<User> {
+/// The user called `name`, or 404.
+async fn find_user(st: &AppState, name: &str) -> ApiResult<User> {
+    let n = name.to_string();
+    st.db(move |s| s.user(&n))
+        .await?
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("user {name:?} not found")))
+}
+
+/// An argon2id hash of `password`, made on the blocking pool.
+async fn hash_off_workers(password: String) -> ApiResult<String> {
+    tokio::task::spawn_blocking(move || auth::hash_password(&password))
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "a password hash task failed");
+            ApiError(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "hashing the password failed; see the backend's log".into(),
+            )
+        })?
+        .map_err(|e| bad(format!("password: {e}")))
+}
+
+/// Writes a changed user, unless that leaves no enabled cluster admin (409).
+async fn update_user(st: &AppState, u: User) -> ApiResult<()> {
+    st.db(move |s| s.update_user(&u, Some(auth::ADMIN_GROUP)))
+        .await?;
+    Ok(())
+}
+
+/// Parses a user body; the password, if any, is hashed off the workers.
+async fn user_from_body(body: &[u8], name: Option<&str>) -> ApiResult<User> {
     let b: UserBody = serde_json::from_slice(body).map_err(|e| bad(format!("body: {e}")))?;
     let n = b
         .username
@@ -63,7 +92,7 @@ pub(super) fn user_from_body(body: &[u8], name: Option<&str>) -> ApiResult<User>
         }
     }
     let hash = match b.password {
-        Some(p) => Some(auth::hash_password(&p).map_err(|e| bad(format!("password: {e}")))?),
+        Some(p) => Some(hash_off_workers(p).await?),
         None => None,
     };
     Ok(User {
@@ -79,12 +108,12 @@ pub(super) async fn create_user(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<StatusCode> {
-    authorize(&st, &headers, Need::Write)?;
-    let u = user_from_body(&body, None)?;
+    authorize(&st, &headers, Need::Write).await?;
+    let u = user_from_body(&body, None).await?;
     if u.password_hash.is_none() {
         return Err(bad("password: is required for a new user"));
     }
-    st.store.create_user(&u)?;
+    st.db(move |s| s.create_user(&u)).await?;
     Ok(StatusCode::CREATED)
 }
 
@@ -94,20 +123,21 @@ pub(super) async fn put_user(
     Path(name): Path<String>,
     body: Bytes,
 ) -> ApiResult<StatusCode> {
-    authorize(&st, &headers, Need::Write)?;
-    let mut u = user_from_body(&body, Some(&name))?;
-    match st.store.user(&name)? {
+    authorize(&st, &headers, Need::Write).await?;
+    let mut u = user_from_body(&body, Some(&name)).await?;
+    let n = name.clone();
+    match st.db(move |s| s.user(&n)).await? {
         Some(old) => {
             if u.password_hash.is_none() {
                 u.password_hash = old.password_hash;
             }
-            st.store.update_user(&u)?;
+            update_user(&st, u).await?;
         }
         None => {
             if u.password_hash.is_none() {
                 return Err(bad("password: is required for a new user"));
             }
-            st.store.create_user(&u)?;
+            st.db(move |s| s.create_user(&u)).await?;
         }
     }
     Ok(StatusCode::CREATED)
@@ -116,7 +146,12 @@ pub(super) async fn put_user(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct PasswordBody {
+    /// The new password.
     password: String,
+    /// The current password: required to change one's own (a stolen access token alone
+    /// must not be enough to take the account over); not when an admin resets another's.
+    #[serde(default)]
+    current_password: Option<String>,
 }
 
 pub(super) async fn change_password(
@@ -125,7 +160,7 @@ pub(super) async fn change_password(
     Path(name): Path<String>,
     body: Bytes,
 ) -> ApiResult<StatusCode> {
-    let me = authenticate(&st, &headers)?;
+    let me = authenticate(&st, &headers).await?;
     if me.name != name && auth::role_of(&me) != Role::ClusterAdmin {
         return Err(ApiError(
             StatusCode::FORBIDDEN,
@@ -133,13 +168,43 @@ pub(super) async fn change_password(
         ));
     }
     let b: PasswordBody = serde_json::from_slice(&body).map_err(|e| bad(format!("body: {e}")))?;
-    let mut u = st
-        .store
-        .user(&name)?
-        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("user {name:?} not found")))?;
-    u.password_hash =
-        Some(auth::hash_password(&b.password).map_err(|e| bad(format!("password: {e}")))?);
-    st.store.update_user(&u)?;
+    if me.name == name {
+        let Some(current) = b.current_password else {
+            return Err(bad(
+                "current_password: is required to change your own password (ward ctl user change-password --current-password …)",
+            ));
+        };
+        match st
+            .logins
+            .check(st.store.clone(), None, &name, current)
+            .await
+        {
+            Ok(_) => {}
+            Err(auth::LoginError::Wrong) => {
+                return Err(ApiError(
+                    StatusCode::FORBIDDEN,
+                    "current_password: is wrong; the password was not changed".into(),
+                ))
+            }
+            Err(auth::LoginError::Throttled(s)) => {
+                return Err(ApiError(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    format!("too many failed attempts; retry in {s} s"),
+                ))
+            }
+            Err(auth::LoginError::Store(e)) => return Err(e.into()),
+            Err(auth::LoginError::Task(m)) => {
+                tracing::error!(error = %m, "a password check failed");
+                return Err(ApiError(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "the password check failed; see the backend's log".into(),
+                ));
+            }
+        }
+    }
+    let mut u = find_user(&st, &name).await?;
+    u.password_hash = Some(hash_off_workers(b.password).await?);
+    update_user(&st, u).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -148,12 +213,9 @@ pub(super) async fn disable_user(
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
-    authorize(&st, &headers, Need::Write)?;
-    let mut u = st
-        .store
-        .user(&name)?
-        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("user {name:?} not found")))?;
+    authorize(&st, &headers, Need::Write).await?;
+    let mut u = find_user(&st, &name).await?;
     u.disabled = true;
-    st.store.update_user(&u)?;
+    update_user(&st, u).await?;
     Ok(StatusCode::NO_CONTENT)
 }
