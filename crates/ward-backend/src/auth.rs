@@ -225,7 +225,7 @@ struct Failures {
 }
 
 /// Password checks: run on the blocking pool (argon2 costs ~17 ms of CPU), at most
-/// `permits` at once (more wait, without holding a worker), and throttled: after
+/// cores − 1 at once (more wait, without holding a worker), and throttled: after
 /// `SOURCE_FAILURES` failures from one address or `USER_FAILURES` for one name within
 /// `WINDOW`, further attempts are refused (429 with Retry-After) before any hashing.
 pub struct Logins {
@@ -238,9 +238,12 @@ pub struct Logins {
 
 impl Default for Logins {
     fn default() -> Self {
+        // One core is left to the async workers: password checks alone can never take
+        // every core, so a flood of logins costs other requests a share of the CPU, not
+        // all of it (on 2 cores, one check at a time: ~60 logins/s with release argon2).
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Logins {
-            permits: tokio::sync::Semaphore::new(2 * cores),
+            permits: tokio::sync::Semaphore::new(cores.saturating_sub(1).max(1)),
             dummy: Arc::default(),
             failures: Mutex::new(Failures::default()),
         }
