@@ -1,9 +1,14 @@
-//! Users, passwords (argon2id), tokens, and the roles they carry.
+//! Users, passwords (argon2id), tokens, and the roles they carry; `Logins`, which runs
+//! password checks off the async workers, under a concurrency cap, throttled.
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use base64::Engine;
-use ward_store::{Store, StoredToken, User};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+use ward_store::{Redeemed, Store, StoreError, StoredToken, User};
 
 /// How long an access token lives unless `access-token-ttl` says otherwise.
 pub const ACCESS_TTL: i64 = 15 * 60;
@@ -44,34 +49,63 @@ pub fn role_of(user: &User) -> Role {
     }
 }
 
-/// An argon2id hash in PHC form.
-pub fn hash_password(password: &str) -> Result<String, String> {
+/// Why a password cannot be hashed.
+#[derive(Debug, thiserror::Error)]
+pub enum PasswordError {
+    #[error("passwords must have at least 8 characters")]
+    TooShort,
+    #[error("the system's random-number generator failed")]
+    NoRandomness,
+    #[error("{0}")]
+    Hash(String),
+}
+
+/// An argon2id hash in PHC form. CPU-heavy (tens of milliseconds): call it off the async
+/// workers (`tokio::task::spawn_blocking`).
+pub fn hash_password(password: &str) -> Result<String, PasswordError> {
     if password.len() < 8 {
-        return Err("passwords must have at least 8 characters".into());
+        return Err(PasswordError::TooShort);
     }
     let mut raw = [0u8; 16];
-    aws_lc_rs::rand::fill(&mut raw).map_err(|_| "no randomness".to_string())?;
-    let salt = SaltString::encode_b64(&raw).map_err(|e| e.to_string())?;
+    aws_lc_rs::rand::fill(&mut raw).map_err(|_| PasswordError::NoRandomness)?;
+    let salt = SaltString::encode_b64(&raw).map_err(|e| PasswordError::Hash(e.to_string()))?;
     Argon2::default()
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())
-        .map_err(|e| e.to_string())
+        .map_err(|e| PasswordError::Hash(e.to_string()))
 }
 
-/// Checks a password against a user; disabled users and users without a password fail.
-pub fn check_password(user: &User, password: &str) -> bool {
-    if user.disabled {
-        return false;
-    }
-    let Some(h) = &user.password_hash else {
-        return false;
-    };
-    let Ok(parsed) = PasswordHash::new(h) else {
+/// Checks `password` against a PHC hash.
+fn verify(hash: &str, password: &str) -> bool {
+    let Ok(parsed) = PasswordHash::new(hash) else {
         return false;
     };
     Argon2::default()
         .verify_password(password.as_bytes(), &parsed)
         .is_ok()
+}
+
+/// Checks a password against a user; disabled users and users without a password fail.
+/// CPU-heavy (argon2): call it off the async workers.
+pub fn check_password(user: &User, password: &str) -> bool {
+    !user.disabled
+        && user
+            .password_hash
+            .as_deref()
+            .is_some_and(|h| verify(h, password))
+}
+
+/// Checks a password against a user (or against `dummy` when there is no such user or no
+/// password, so that every answer costs one argon2 verification and the time taken does
+/// not tell which users exist); disabled users fail after the verification.
+pub fn check_password_timed(user: Option<&User>, password: &str, dummy: &str) -> bool {
+    match user.and_then(|u| u.password_hash.as_deref().map(|h| (u, h))) {
+        Some((u, h)) => verify(h, password) && !u.disabled,
+        None => {
+            let _ = verify(dummy, password);
+            false
+        }
+    }
 }
 
 use ward_types::unix_now as now;
@@ -82,19 +116,26 @@ pub fn token_hash(token: &str) -> String {
     d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn new_token() -> String {
+/// 256 random bits, URL-safe base64; an error (never zeroes) when the generator fails.
+pub fn new_token() -> Result<String, StoreError> {
     let mut b = [0u8; 32];
-    let _ = aws_lc_rs::rand::fill(&mut b);
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+    aws_lc_rs::rand::fill(&mut b).map_err(|_| StoreError::NoRandomness)?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b))
 }
 
-/// A fresh access/refresh pair for `user`.
+/// A fresh access/refresh pair for `user` in session `family` (None: a new session, as
+/// at login). Blocking (the store): call it off the async workers.
 pub fn issue_tokens(
     store: &Store,
     user: &str,
     access_ttl: i64,
-) -> Result<(String, String, i64), ward_store::StoreError> {
-    let (access, refresh) = (new_token(), new_token());
+    family: Option<String>,
+) -> Result<(String, String, i64), StoreError> {
+    let (access, refresh) = (new_token()?, new_token()?);
+    let family = match family {
+        Some(f) => f,
+        None => token_hash(&new_token()?),
+    };
     let expires = now() + access_ttl;
     store.insert_token(
         &token_hash(&access),
@@ -102,6 +143,7 @@ pub fn issue_tokens(
             user: user.into(),
             refresh: false,
             expires_at: expires,
+            family: family.clone(),
         },
     )?;
     store.insert_token(
@@ -110,25 +152,182 @@ pub fn issue_tokens(
             user: user.into(),
             refresh: true,
             expires_at: now() + REFRESH_TTL,
+            family,
         },
     )?;
     Ok((access, refresh, expires))
 }
 
-/// The user an unexpired access token belongs to.
-pub fn authenticate_bearer(store: &Store, token: &str) -> Option<User> {
-    let t = store.token(&token_hash(token)).ok()??;
+/// The user an unexpired access token belongs to, and the token's session family.
+/// Blocking (the store).
+pub fn authenticate_bearer(
+    store: &Store,
+    token: &str,
+) -> Result<Option<(User, String)>, StoreError> {
+    let Some(t) = store.token(&token_hash(token))? else {
+        return Ok(None);
+    };
     if t.refresh || t.expires_at <= now() {
-        return None;
+        return Ok(None);
     }
-    store.user(&t.user).ok()?.filter(|u| !u.disabled)
+    Ok(store
+        .user(&t.user)?
+        .filter(|u| !u.disabled)
+        .map(|u| (u, t.family)))
 }
 
-/// The user a refresh token belongs to (and revokes it: refresh tokens are single-use).
-pub fn redeem_refresh(store: &Store, token: &str) -> Option<User> {
-    let t = store.take_token(&token_hash(token)).ok()??;
-    if !t.refresh || t.expires_at <= now() {
-        return None;
+/// The user a refresh token belongs to and its family (the token is now used: refresh
+/// tokens are single-use; reusing one revokes its whole session). Blocking (the store).
+pub fn redeem_refresh(store: &Store, token: &str) -> Result<Option<(User, String)>, StoreError> {
+    let t = match store.redeem_refresh(&token_hash(token))? {
+        Redeemed::Fresh(t) => t,
+        Redeemed::Reused => {
+            tracing::warn!("a used refresh token was presented again; its session is revoked");
+            return Ok(None);
+        }
+        Redeemed::Unknown => return Ok(None),
+    };
+    if t.expires_at <= now() {
+        return Ok(None);
     }
-    store.user(&t.user).ok()?.filter(|u| !u.disabled)
+    Ok(store
+        .user(&t.user)?
+        .filter(|u| !u.disabled)
+        .map(|u| (u, t.family)))
+}
+
+/// Failed logins allowed per source address within `WINDOW` before 429.
+pub const SOURCE_FAILURES: u32 = 30;
+/// Failed logins allowed per user name within `WINDOW` before 429.
+pub const USER_FAILURES: u32 = 10;
+/// The throttling window.
+pub const WINDOW: Duration = Duration::from_secs(60);
+/// Entries kept per table before expired ones are swept.
+const SWEEP_ABOVE: usize = 10_000;
+
+/// Why a login did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    #[error("wrong username or password")]
+    Wrong,
+    #[error("too many failed logins from this address or for this user; retry in {0} s")]
+    Throttled(u64),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the password check did not finish: {0}")]
+    Task(String),
+}
+
+#[derive(Default)]
+struct Failures {
+    by_source: HashMap<IpAddr, (u32, Instant)>,
+    by_user: HashMap<String, (u32, Instant)>,
+}
+
+/// Password checks: run on the blocking pool (argon2 costs ~17 ms of CPU), at most
+/// cores − 1 at once (more wait, without holding a worker), and throttled: after
+/// `SOURCE_FAILURES` failures from one address or `USER_FAILURES` for one name within
+/// `WINDOW`, further attempts are refused (429 with Retry-After) before any hashing.
+pub struct Logins {
+    permits: tokio::sync::Semaphore,
+    /// A hash of a random password, made once, verified against when the user does not
+    /// exist or has no password: unknown and known users then take the same time.
+    dummy: Arc<OnceLock<String>>,
+    failures: Mutex<Failures>,
+}
+
+impl Default for Logins {
+    fn default() -> Self {
+        // One core is left to the async workers: password checks alone can never take
+        // every core, so a flood of logins costs other requests a share of the CPU, not
+        // all of it (on 2 cores, one check at a time: ~60 logins/s with release argon2).
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Logins {
+            permits: tokio::sync::Semaphore::new(cores.saturating_sub(1).max(1)),
+            dummy: Arc::default(),
+            failures: Mutex::new(Failures::default()),
+        }
+    }
+}
+
+impl Logins {
+    /// The seconds left before `source` or `user` may try again, if throttled.
+    fn throttled(&self, source: Option<IpAddr>, user: &str) -> Option<u64> {
+        let f = self.failures.lock().ok()?;
+        let left = |(n, since): &(u32, Instant), max: u32| {
+            let elapsed = since.elapsed();
+            (*n >= max && elapsed < WINDOW).then(|| (WINDOW - elapsed).as_secs().max(1))
+        };
+        let s = source
+            .and_then(|s| f.by_source.get(&s))
+            .and_then(|e| left(e, SOURCE_FAILURES));
+        let u = f.by_user.get(user).and_then(|e| left(e, USER_FAILURES));
+        s.max(u)
+    }
+
+    fn record(&self, source: Option<IpAddr>, user: &str, ok: bool) {
+        let Ok(mut f) = self.failures.lock() else {
+            return;
+        };
+        fn bump<K: std::hash::Hash + Eq>(m: &mut HashMap<K, (u32, Instant)>, k: K) {
+            if m.len() > SWEEP_ABOVE {
+                m.retain(|_, (_, since)| since.elapsed() < WINDOW);
+            }
+            let e = m.entry(k).or_insert((0, Instant::now()));
+            if e.1.elapsed() >= WINDOW {
+                *e = (0, Instant::now());
+            }
+            e.0 += 1;
+        }
+        if ok {
+            f.by_user.remove(user);
+            if let Some(s) = source {
+                f.by_source.remove(&s);
+            }
+        } else {
+            bump(&mut f.by_user, user.to_string());
+            if let Some(s) = source {
+                bump(&mut f.by_source, s);
+            }
+        }
+    }
+
+    /// Checks `user`'s `password`: the user when right, else why not. Never on the
+    /// caller's worker: the store read and argon2 run on the blocking pool.
+    pub async fn check(
+        &self,
+        store: Arc<Store>,
+        source: Option<IpAddr>,
+        user: &str,
+        password: String,
+    ) -> Result<User, LoginError> {
+        if let Some(s) = self.throttled(source, user) {
+            return Err(LoginError::Throttled(s));
+        }
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|e| LoginError::Task(e.to_string()))?;
+        let name = user.to_string();
+        let dummy_cell = self.dummy.clone();
+        let found = tokio::task::spawn_blocking(move || -> Result<Option<User>, LoginError> {
+            let dummy = match dummy_cell.get() {
+                Some(d) => d,
+                None => {
+                    let d = hash_password(&new_token()?)
+                        .map_err(|e| LoginError::Task(e.to_string()))?;
+                    dummy_cell.get_or_init(|| d)
+                }
+            };
+            let u = store.user(&name)?;
+            Ok(check_password_timed(u.as_ref(), &password, dummy)
+                .then_some(u)
+                .flatten())
+        })
+        .await
+        .map_err(|e| LoginError::Task(e.to_string()))??;
+        self.record(source, user, found.is_some());
+        found.ok_or(LoginError::Wrong)
+    }
 }

@@ -106,6 +106,8 @@ pub async fn start(cfg: BackendConfig) -> Result<(), String> {
     .flatten()
     .cloned()
     .collect();
+    // Several settings may name one file: each file once.
+    certificates.sort();
     certificates.dedup();
     let metrics = Arc::new(Metrics::default());
     let store = Arc::new(store);
@@ -140,18 +142,14 @@ pub async fn start(cfg: BackendConfig) -> Result<(), String> {
         ready: std::sync::atomic::AtomicBool::new(false),
         agents: agentd::Agents::default(),
         pipeline,
+        logins: Default::default(),
     });
     state.agents.cert_session_max.store(
         cfg.agent_auth_session_max.as_secs(),
         std::sync::atomic::Ordering::Relaxed,
     );
     let ready_state = state.clone();
-    let app = api::router(state);
-    // The dashboard: one page on its own port, speaking the same API (same origin, so no CORS).
-    let dashboard_app = app.clone().route(
-        "/",
-        axum::routing::get(|| async { axum::response::Html(include_str!("dashboard.html")) }),
-    );
+    let app = api::router(state.clone(), tls.is_some());
     let dashboard_tls = match (&cfg.dashboard_cert_file, &cfg.dashboard_key_file) {
         (Some(c), Some(k)) => Some(
             ward_tls::ServerTls::new(c, k)
@@ -160,6 +158,8 @@ pub async fn start(cfg: BackendConfig) -> Result<(), String> {
         ),
         _ => tls.as_ref().map(|t| t.config.clone()),
     };
+    // The dashboard: one page on its own port, speaking the same API.
+    let dashboard_app = api::dashboard(state, dashboard_tls.is_some());
     let dashboard_addr: SocketAddr = format!("{}:{}", cfg.dashboard_host, cfg.dashboard_port)
         .parse()
         .map_err(|_| {

@@ -10,6 +10,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
+use tower::Layer;
 
 /// Serves `app` on `listener` until `shutdown` resolves.
 pub async fn serve(
@@ -37,7 +38,10 @@ pub async fn serve(
         let metrics = metrics.clone();
         tokio::spawn(async move {
             let _ = stream.set_nodelay(true);
-            let svc = TowerToHyperService::new(app.into_service());
+            // The peer's address, for per-source login throttling (api::login).
+            let svc = TowerToHyperService::new(
+                axum::Extension(axum::extract::ConnectInfo(peer)).layer(app.into_service()),
+            );
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             match acceptor {
                 None => {

@@ -1,6 +1,14 @@
 //! The embedded store: one SQLite database under `state-dir`, in WAL mode with
 //! `synchronous = FULL`, so that anything the backend acknowledged survives `kill -9`.
-//! One writer at a time (a mutex); every change is one transaction.
+//! Every change is one transaction. Two write connections, each behind its own mutex: the
+//! event writer's (events, agents' entities, the replay journal: eventd's group commit) and
+//! the configuration writer's (resources, users, tokens: API writes). SQLite still lets one
+//! write transaction run at a time, but an API write waits in SQLite's busy handler, on the
+//! caller's blocking thread, only for the commit in progress, and never holds the event
+//! writer's mutex across that writer's fsync (nor the reverse).
+//!
+//! The schema is versioned (`PRAGMA user_version`), with ordered migrations run once each
+//! in one transaction; a database newer than this binary is refused.
 //!
 //! `postgres` is the PostgreSQL event store's SQL; while it is unreachable (and its
 //! PostgresConfig is not strict) events are stored here and also kept in a replay journal
@@ -27,6 +35,19 @@ pub enum StoreError {
     Database { path: String, reason: String },
     #[error("{0}")]
     Invalid(String),
+    /// The database was written by a newer Ward.
+    #[error("the store at {path} has schema version {found}, newer than this Ward's ({known}); run the Ward that wrote it, or a newer one")]
+    TooNew {
+        path: String,
+        found: i64,
+        known: i64,
+    },
+    /// The change would leave no enabled member of `group` (the last cluster admin).
+    #[error("user {name:?} is the last enabled member of {group}; add another member first")]
+    LastMember { group: String, name: String },
+    /// The system's random-number generator failed: no token or ID is made from zeroes.
+    #[error("the system's random-number generator failed; nothing was created")]
+    NoRandomness,
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -47,13 +68,31 @@ pub struct StoredToken {
     pub user: String,
     pub refresh: bool,
     pub expires_at: i64,
+    /// The session the token belongs to: every token made by one login, and by the refreshes
+    /// that follow it, shares one family. Logout and refresh-token reuse revoke a family.
+    pub family: String,
+}
+
+/// What redeeming a refresh token found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Redeemed {
+    /// The token was valid and unused; it is now used.
+    Fresh(StoredToken),
+    /// The token had been used already: its whole family has just been revoked (a stolen
+    /// refresh token is then worthless to both the thief and the owner).
+    Reused,
+    /// No such token (never issued, expired and purged, or revoked).
+    Unknown,
 }
 
 /// The embedded store.
 pub struct Store {
     path: PathBuf,
-    /// The one writer.
+    /// The event writer: events, agents' entities, the replay journal.
     conn: Mutex<Connection>,
+    /// The configuration writer: resources, users, tokens (API writes), so that they never
+    /// wait for the event writer's mutex while it fsyncs a batch (see the module doc).
+    config: Mutex<Connection>,
     /// Read-only connections: in WAL mode readers see committed data and neither wait for
     /// the writer's fsync nor hold it up.
     readers: Vec<Mutex<Connection>>,
@@ -69,7 +108,11 @@ impl std::fmt::Debug for Store {
     }
 }
 
-const SCHEMA: &str = "
+/// The schema, one migration per version (`PRAGMA user_version`); each runs once, in order,
+/// in one transaction. Version 1 is the schema of databases made before versioning (its
+/// `IF NOT EXISTS` makes it a no-op on them).
+const MIGRATIONS: &[&str] = &[
+    "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS resources (
   kind TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL, doc TEXT NOT NULL,
@@ -83,7 +126,47 @@ CREATE TABLE IF NOT EXISTS pg_replay (
   seq INTEGER PRIMARY KEY AUTOINCREMENT, event TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS tokens (
   hash TEXT PRIMARY KEY, user TEXT NOT NULL, refresh INTEGER NOT NULL, expires_at INTEGER NOT NULL);
-";
+",
+    // Token families (one per login) and single-use refresh tokens that are kept, marked
+    // used, so that a reuse is recognised. Tokens from before are each their own family.
+    "
+ALTER TABLE tokens ADD COLUMN family TEXT NOT NULL DEFAULT '';
+ALTER TABLE tokens ADD COLUMN used INTEGER NOT NULL DEFAULT 0;
+UPDATE tokens SET family = hash;
+CREATE INDEX tokens_family ON tokens (family);
+",
+];
+
+/// The schema version this Ward writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Brings the database to `SCHEMA_VERSION` in one transaction; refuses one that is newer.
+fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
+    let db = |e: rusqlite::Error| StoreError::Database {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    };
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Exclusive)
+        .map_err(db)?;
+    let current: i64 = tx
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(db)?;
+    if current > SCHEMA_VERSION {
+        return Err(StoreError::TooNew {
+            path: path.display().to_string(),
+            found: current,
+            known: SCHEMA_VERSION,
+        });
+    }
+    for sql in MIGRATIONS.iter().skip(current.max(0) as usize) {
+        tx.execute_batch(sql).map_err(db)?;
+    }
+    // PRAGMA takes no parameters; the value is a constant of this binary.
+    tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
+        .map_err(db)?;
+    tx.commit().map_err(db)
+}
 
 use ward_types::unix_now as now;
 
@@ -99,10 +182,15 @@ impl Store {
             path: path.display().to_string(),
             reason: e.to_string(),
         };
-        let conn = Connection::open(&path).map_err(db)?;
-        conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;")
-            .map_err(db)?;
-        conn.execute_batch(SCHEMA).map_err(db)?;
+        let writer = || -> Result<Connection> {
+            let conn = Connection::open(&path).map_err(db)?;
+            conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;")
+                .map_err(db)?;
+            Ok(conn)
+        };
+        let mut conn = writer()?;
+        migrate(&mut conn, &path)?;
+        let config = writer()?;
         let mut readers = Vec::with_capacity(READERS);
         for _ in 0..READERS {
             let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
@@ -114,6 +202,7 @@ impl Store {
         Ok(Store {
             path,
             conn: Mutex::new(conn),
+            config: Mutex::new(config),
             readers,
             next_reader: std::sync::atomic::AtomicUsize::new(0),
         })
@@ -134,9 +223,22 @@ impl Store {
         })
     }
 
+    /// Runs `f` on the event writer's connection.
     fn with<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> Result<T> {
-        let mut c = self
-            .conn
+        self.on(&self.conn, f)
+    }
+
+    /// Runs `f` on the configuration writer's connection (resources, users, tokens).
+    fn with_config<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> Result<T> {
+        self.on(&self.config, f)
+    }
+
+    fn on<T>(
+        &self,
+        conn: &Mutex<Connection>,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
+    ) -> Result<T> {
+        let mut c = conn
             .lock()
             .map_err(|_| StoreError::Invalid("store lock poisoned".into()))?;
         f(&mut c).map_err(|e| StoreError::Database {
@@ -156,8 +258,12 @@ impl Store {
 
     /// The cluster and member IDs, made once (random 63-bit numbers) and kept.
     pub fn ids(&self) -> Result<(u64, u64)> {
-        self.with(|c| {
-            let tx = c.transaction()?;
+        // Drawn before the transaction (used only if the IDs are not there yet), so that a
+        // failing generator is an error and never an ID of zeroes.
+        let mut fresh = [0u8; 16];
+        aws_lc_rs::rand::fill(&mut fresh).map_err(|_| StoreError::NoRandomness)?;
+        self.with_config(|c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let get = |tx: &rusqlite::Transaction, k: &str| -> rusqlite::Result<Option<u64>> {
                 tx.query_row("SELECT value FROM meta WHERE key = ?1", [k], |r| {
                     r.get::<_, String>(0)
@@ -171,7 +277,7 @@ impl Store {
                     Some(v) => v,
                     None => {
                         let mut b = [0u8; 8];
-                        let _ = aws_lc_rs::rand::fill(&mut b);
+                        b.copy_from_slice(&fresh[i * 8..i * 8 + 8]);
                         let v = u64::from_be_bytes(b) >> 1;
                         tx.execute(
                             "INSERT INTO meta (key, value) VALUES (?1, ?2)",
@@ -193,7 +299,7 @@ impl Store {
         let ns = r.metadata.namespace.clone().unwrap_or_default();
         let name = r.metadata.name.clone();
         let kind = r.kind;
-        let changed = self.with(|c| {
+        let changed = self.with_config(|c| {
             let sql = if create_only {
                 "INSERT OR IGNORE INTO resources (kind, namespace, name, doc, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)"
             } else {
@@ -306,7 +412,7 @@ impl Store {
 
     /// Deletes a resource; `NotFound` when there was none.
     pub fn delete(&self, kind: Kind, namespace: &str, name: &str) -> Result<()> {
-        let n = self.with(|c| {
+        let n = self.with_config(|c| {
             c.execute(
                 "DELETE FROM resources WHERE kind = ?1 AND namespace = ?2 AND name = ?3",
                 params![kind_key(kind), namespace, name],
@@ -324,7 +430,7 @@ impl Store {
     /// Creates a user; `Exists` if the name is taken.
     pub fn create_user(&self, u: &User) -> Result<()> {
         let groups = serde_json::to_string(&u.groups).unwrap_or_else(|_| "[]".into());
-        let n = self.with(|c| {
+        let n = self.with_config(|c| {
             c.execute(
                 "INSERT OR IGNORE INTO users (name, password_hash, groups, disabled) VALUES (?1, ?2, ?3, ?4)",
                 params![u.name, u.password_hash, groups, u.disabled as i64],
@@ -376,11 +482,12 @@ impl Store {
     }
 
     /// Replaces a user's password hash, groups and disabled flag; revokes their tokens when
-    /// the password changes or the user is disabled.
-    pub fn update_user(&self, u: &User) -> Result<()> {
+    /// the password changes or the user is disabled. With `keep_group`, the change is refused
+    /// (`LastMember`, nothing written) when it would leave no enabled member of that group.
+    pub fn update_user(&self, u: &User, keep_group: Option<&str>) -> Result<()> {
         let groups = serde_json::to_string(&u.groups).unwrap_or_else(|_| "[]".into());
-        let n = self.with(|c| {
-            let tx = c.transaction()?;
+        let n = self.with_config(|c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let old: Option<(Option<String>, i64)> = tx
                 .query_row(
                     "SELECT password_hash, disabled FROM users WHERE name = ?1",
@@ -395,42 +502,60 @@ impl Store {
                 "UPDATE users SET password_hash = ?2, groups = ?3, disabled = ?4 WHERE name = ?1",
                 params![u.name, u.password_hash, groups, u.disabled as i64],
             )?;
+            if let Some(g) = keep_group {
+                let left: i64 = tx.query_row(
+                    "SELECT count(*) FROM users, json_each(users.groups) WHERE users.disabled = 0 AND json_each.value = ?1",
+                    [g],
+                    |r| r.get(0),
+                )?;
+                if left == 0 {
+                    // Dropping the transaction rolls the update back.
+                    return Ok(2);
+                }
+            }
             if old_hash != u.password_hash || u.disabled {
                 tx.execute("DELETE FROM tokens WHERE user = ?1", [&u.name])?;
             }
             tx.commit()?;
             Ok(1)
         })?;
-        if n == 0 {
-            return Err(StoreError::NotFound {
+        match n {
+            0 => Err(StoreError::NotFound {
                 kind: "User",
                 name: u.name.clone(),
-            });
+            }),
+            2 => Err(StoreError::LastMember {
+                group: keep_group.unwrap_or_default().to_string(),
+                name: u.name.clone(),
+            }),
+            _ => Ok(()),
         }
-        Ok(())
     }
 
+    /// Stores a new token (and purges expired ones).
     pub fn insert_token(&self, hash: &str, t: &StoredToken) -> Result<()> {
-        self.with(|c| {
+        self.with_config(|c| {
             c.execute("DELETE FROM tokens WHERE expires_at < ?1", [now()])?;
             c.execute(
-                "INSERT INTO tokens (hash, user, refresh, expires_at) VALUES (?1, ?2, ?3, ?4)",
-                params![hash, t.user, t.refresh as i64, t.expires_at],
+                "INSERT INTO tokens (hash, user, refresh, expires_at, family) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![hash, t.user, t.refresh as i64, t.expires_at, t.family],
             )
         })?;
         Ok(())
     }
 
+    /// A token by its hash (used refresh tokens included: check `refresh`).
     pub fn token(&self, hash: &str) -> Result<Option<StoredToken>> {
         self.read(|c| {
             c.query_row(
-                "SELECT user, refresh, expires_at FROM tokens WHERE hash = ?1",
+                "SELECT user, refresh, expires_at, family FROM tokens WHERE hash = ?1",
                 [hash],
                 |r| {
                     Ok(StoredToken {
                         user: r.get(0)?,
                         refresh: r.get::<_, i64>(1)? != 0,
                         expires_at: r.get(2)?,
+                        family: r.get(3)?,
                     })
                 },
             )
@@ -438,35 +563,49 @@ impl Store {
         })
     }
 
-    pub fn revoke_token(&self, hash: &str) -> Result<()> {
-        self.with(|c| c.execute("DELETE FROM tokens WHERE hash = ?1", [hash]))?;
+    /// Revokes every token of one session (token family).
+    pub fn revoke_family(&self, family: &str) -> Result<()> {
+        self.with_config(|c| c.execute("DELETE FROM tokens WHERE family = ?1", [family]))?;
         Ok(())
     }
 
-    /// Takes a token out of the store and returns it, atomically on the writer: of two
-    /// concurrent callers with the same token, exactly one gets it (single-use refresh).
-    pub fn take_token(&self, hash: &str) -> Result<Option<StoredToken>> {
-        self.with(|c| {
-            c.query_row(
-                "DELETE FROM tokens WHERE hash = ?1 RETURNING user, refresh, expires_at",
-                [hash],
-                |r| {
-                    Ok(StoredToken {
-                        user: r.get(0)?,
-                        refresh: r.get::<_, i64>(1)? != 0,
-                        expires_at: r.get(2)?,
-                    })
-                },
-            )
-            .optional()
+    /// Redeems a refresh token, atomically on the configuration writer: of two concurrent
+    /// callers with the same token, exactly one gets `Fresh`. A used token is kept (until it
+    /// expires) so that its reuse is recognised: that revokes its whole family (`Reused`).
+    pub fn redeem_refresh(&self, hash: &str) -> Result<Redeemed> {
+        self.with_config(|c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let row: Option<(StoredToken, bool)> = tx
+                .query_row(
+                    "SELECT user, refresh, expires_at, family, used FROM tokens WHERE hash = ?1 AND refresh = 1",
+                    [hash],
+                    |r| {
+                        Ok((
+                            StoredToken {
+                                user: r.get(0)?,
+                                refresh: true,
+                                expires_at: r.get(2)?,
+                                family: r.get(3)?,
+                            },
+                            r.get::<_, i64>(4)? != 0,
+                        ))
+                    },
+                )
+                .optional()?;
+            let out = match row {
+                None => Redeemed::Unknown,
+                Some((t, true)) => {
+                    tx.execute("DELETE FROM tokens WHERE family = ?1", [&t.family])?;
+                    Redeemed::Reused
+                }
+                Some((t, false)) => {
+                    tx.execute("UPDATE tokens SET used = 1 WHERE hash = ?1", [hash])?;
+                    Redeemed::Fresh(t)
+                }
+            };
+            tx.commit()?;
+            Ok(out)
         })
-    }
-
-    /// Revokes every refresh token of a user (logout ends the session, not only the
-    /// access token).
-    pub fn revoke_refresh_tokens(&self, user: &str) -> Result<()> {
-        self.with(|c| c.execute("DELETE FROM tokens WHERE user = ?1 AND refresh = 1", [user]))?;
-        Ok(())
     }
 }
 

@@ -118,7 +118,8 @@ pub enum UserCommand {
         #[arg(long, default_value = "")]
         groups: String,
     },
-    /// Set a user's password (revokes their tokens).
+    /// Set a user's password (revokes their tokens). Changing your own needs your current
+    /// password; an admin resetting another user's does not.
     ChangePassword {
         name: String,
         #[arg(
@@ -127,6 +128,12 @@ pub enum UserCommand {
             hide_env_values = true
         )]
         new_password: String,
+        #[arg(
+            long = "current-password",
+            env = "WARD_CTL_CURRENT_PASSWORD",
+            hide_env_values = true
+        )]
+        current_password: Option<String>,
     },
     /// Disable a user (revokes their tokens).
     Disable { name: String },
@@ -309,9 +316,16 @@ async fn run_async(cmd: CtlCommand) -> Result<(), String> {
             .await?;
             outln!("created user {name}");
         }
-        CtlCommand::User(UserCommand::ChangePassword { name, new_password }) => {
+        CtlCommand::User(UserCommand::ChangePassword {
+            name,
+            new_password,
+            current_password,
+        }) => {
             let mut s = session()?;
-            let body = serde_json::json!({"password": new_password});
+            let mut body = serde_json::json!({"password": new_password});
+            if let Some(c) = current_password {
+                body["current_password"] = c.into();
+            }
             s.call(
                 "PUT",
                 &format!("/api/core/v2/users/{name}/password"),

@@ -35,10 +35,14 @@ const CHECK: &str = "expired_certs";
 const CRL_VALIDITY: Duration = Duration::from_secs(7 * 24 * 3600);
 const CRL_REPUBLISH: Duration = Duration::from_secs(24 * 3600);
 
-fn random_password() -> String {
+/// 144 random bits in hex; an error, never a password of zeroes, when the system's
+/// generator fails.
+fn random_password() -> Result<String, String> {
     let mut b = [0u8; 18];
-    let _ = aws_lc_rs::rand::fill(&mut b);
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    aws_lc_rs::rand::fill(&mut b).map_err(|_| {
+        "the system's random-number generator failed; no admin password was made".to_string()
+    })?;
+    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
 }
 
 /// The host name when it is a valid entity name, else `quickstart-agent`.
@@ -268,7 +272,7 @@ pub fn run(a: QuickstartArgs) -> Result<ExitCode, String> {
     let state = a.dir.join("state");
     let password_file = a.dir.join("admin-password");
     if !state.join("ward.db").exists() {
-        let password = random_password();
+        let password = random_password()?;
         ward_backend::init(&state, "admin", &password, None)?;
         ward_io::files::write_one(
             &ward_io::files::PlannedFile::key(&password_file, password + "\n"),

@@ -1,0 +1,296 @@
+//! Events: `/api/core/v2/namespaces/{ns}/events…` and on-demand check execution.
+
+use super::access::{authorize, Need};
+use super::error::{bad, unavailable, ApiError, ApiResult};
+use super::resources::*;
+use super::state::AppState;
+use super::Shared;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::sync::atomic::Ordering;
+use ward_store::StoreError;
+use ward_types::{Document, Kind, Metadata, Resource};
+
+use ward_types::unix_now;
+
+pub(super) fn event_listing(events: Vec<String>, next: Option<String>) -> Response {
+    // The stored texts are JSON the store wrote; joining them avoids a parse and a
+    // re-serialisation per event.
+    let mut body = String::with_capacity(events.iter().map(|e| e.len() + 1).sum::<usize>() + 2);
+    body.push('[');
+    body.push_str(&events.join(","));
+    body.push(']');
+    with_continue(
+        ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+        next,
+    )
+}
+
+/// Registers an event's entity when it has none yet (a proxy entity, unless the event says
+/// its class).
+/// Blocking (the store): agentd calls it from its session; the API uses
+/// `ensure_entity_off_workers`.
+pub(crate) fn ensure_entity(
+    st: &AppState,
+    ns: &str,
+    input: &ward_types::event::EventInput,
+    now: i64,
+) -> ApiResult<()> {
+    let entity = new_entity(ns, input, now)?;
+    Ok(ensure_entity_in(&st.store, &entity)?)
+}
+
+/// As `ensure_entity`, on the blocking pool.
+async fn ensure_entity_off_workers(
+    st: &AppState,
+    ns: &str,
+    input: &ward_types::event::EventInput,
+    now: i64,
+) -> ApiResult<()> {
+    let entity = new_entity(ns, input, now)?;
+    Ok(st.db(move |s| ensure_entity_in(s, &entity)).await?)
+}
+
+/// Stores `entity` unless one of its name exists.
+fn ensure_entity_in(store: &ward_store::Store, entity: &Resource) -> Result<(), StoreError> {
+    let ns = entity.metadata.namespace.as_deref().unwrap_or_default();
+    if store
+        .get(Kind::Entity, ns, &entity.metadata.name)?
+        .is_none()
+    {
+        match store.put(entity, true) {
+            Ok(()) | Err(StoreError::Exists { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// The entity an event registers when its entity is unknown.
+fn new_entity(ns: &str, input: &ward_types::event::EventInput, now: i64) -> ApiResult<Resource> {
+    {
+        let class = input.entity_class().unwrap_or_else(|| "proxy".into());
+        Resource::from_document(Document {
+            type_name: "Entity".into(),
+            api_version: "core/v2".into(),
+            metadata: Metadata {
+                name: input.entity.clone(),
+                namespace: Some(ns.into()),
+                ..Default::default()
+            },
+            spec: json!({"entity_class": class, "last_seen": now}),
+        })
+        .map_err(|e| bad(e.to_string()))
+    }
+}
+
+/// Stores an event (acknowledged only once it is committed) and registers its entity;
+/// returns the stored event's JSON text.
+pub(super) async fn store_event(
+    st: &AppState,
+    ns: &str,
+    body: &[u8],
+    expect: Option<(&str, &str)>,
+) -> ApiResult<String> {
+    let now = unix_now();
+    st.metrics.events_received.fetch_add(1, Ordering::Relaxed);
+    let input = ward_types::event::parse_event_slice(body, ns, now).map_err(|e| match e {
+        ward_types::event::EventError::Json(e) => bad(format!("body is not valid JSON: {e}")),
+        ward_types::event::EventError::Field(e) => bad(e.to_string()),
+    })?;
+    if let Some((entity, check)) = expect {
+        if input.entity != entity || input.check != check {
+            return Err(bad(format!(
+                "entity/check: {}/{} does not match the URL ({entity}/{check})",
+                input.entity, input.check
+            )));
+        }
+    }
+    ensure_entity_off_workers(st, ns, &input, now).await?;
+    let started = std::time::Instant::now();
+    let handlers = input.has_handlers();
+    let stored = st
+        .events
+        .submit(input.prepare())
+        .await
+        .map_err(|e| match e {
+            crate::eventd::SubmitError::Busy(m) => {
+                unavailable(format!("the event was not stored: {m}; retry"))
+            }
+            crate::eventd::SubmitError::Failed(m) => {
+                tracing::error!(error = %m, "event not stored");
+                ApiError(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "the event was not stored; see the backend's log".into(),
+                )
+            }
+        })?;
+    st.metrics
+        .store_write_micros
+        .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+    st.metrics.store_writes.fetch_add(1, Ordering::Relaxed);
+    st.metrics.events_stored.fetch_add(1, Ordering::Relaxed);
+    if handlers {
+        st.after_store(ns, &stored);
+    }
+    Ok(stored)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ExecuteRequest {
+    #[serde(default)]
+    check: Option<String>,
+    #[serde(default)]
+    subscriptions: Option<Vec<String>>,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// `POST …/checks/:check/execute`: publishes the check now (to `subscriptions` if given,
+/// else its own), whether or not it is scheduled. 202 with how many agents it was sent to.
+pub(super) async fn execute_check(
+    State(st): Shared,
+    headers: HeaderMap,
+    Path((ns, name)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let user = authorize(&st, &headers, Need::Write).await?;
+    require_namespace(&st, &ns).await?;
+    let req: ExecuteRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        ExecuteRequest::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            bad(format!(
+                "body: {e}; send {{\"check\": \"{name}\", \"subscriptions\": [...]}}"
+            ))
+        })?
+    };
+    if let Some(c) = &req.check {
+        if c != &name {
+            return Err(bad(format!(
+                "check: {c:?} does not match the URL ({name:?})"
+            )));
+        }
+    }
+    let (n, c) = (ns.clone(), name.clone());
+    let Some(r) = st.db(move |s| s.get(Kind::CheckConfig, &n, &c)).await? else {
+        return Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("no check {name:?} in namespace {ns:?}"),
+        ));
+    };
+    let mut rr = 0;
+    let sent = crate::agentd::schedulerd::publish(&st, &r, req.subscriptions.as_deref(), &mut rr);
+    tracing::info!(check = %name, namespace = %ns, user = %user.name, agents = sent, reason = req.reason.as_deref().unwrap_or(""), "check executed on demand");
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"issued": unix_now(), "agents": sent})),
+    ))
+}
+
+/// 201 with a stored event's JSON text as the body.
+pub(super) fn created_json(stored: String) -> Response {
+    (
+        StatusCode::CREATED,
+        [(header::CONTENT_TYPE, "application/json")],
+        stored,
+    )
+        .into_response()
+}
+
+pub(super) async fn post_event(
+    State(st): Shared,
+    headers: HeaderMap,
+    Path(ns): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    authorize(&st, &headers, Need::CreateEvent).await?;
+    require_namespace(&st, &ns).await?;
+    let ev = store_event(&st, &ns, &body, None).await?;
+    Ok(created_json(ev))
+}
+
+pub(super) async fn put_event(
+    State(st): Shared,
+    headers: HeaderMap,
+    Path((ns, entity, check)): Path<(String, String, String)>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    authorize(&st, &headers, Need::CreateEvent).await?;
+    require_namespace(&st, &ns).await?;
+    let ev = store_event(&st, &ns, &body, Some((&entity, &check))).await?;
+    Ok(created_json(ev))
+}
+
+pub(super) async fn list_events(
+    State(st): Shared,
+    headers: HeaderMap,
+    Path(ns): Path<String>,
+    Query(p): Query<Page>,
+) -> ApiResult<Response> {
+    authorize(&st, &headers, Need::Read).await?;
+    let (events, next) = st
+        .events
+        .events_raw(
+            Some(&ns),
+            None,
+            p.limit.unwrap_or(500),
+            decode_continue(p.cont.as_deref())?.as_deref(),
+        )
+        .await?;
+    Ok(event_listing(events, next))
+}
+
+pub(super) async fn list_entity_events(
+    State(st): Shared,
+    headers: HeaderMap,
+    Path((ns, entity)): Path<(String, String)>,
+    Query(p): Query<Page>,
+) -> ApiResult<Response> {
+    authorize(&st, &headers, Need::Read).await?;
+    let (events, next) = st
+        .events
+        .events_raw(
+            Some(&ns),
+            Some(&entity),
+            p.limit.unwrap_or(500),
+            decode_continue(p.cont.as_deref())?.as_deref(),
+        )
+        .await?;
+    Ok(event_listing(events, next))
+}
+
+pub(super) async fn get_event(
+    State(st): Shared,
+    headers: HeaderMap,
+    Path((ns, entity, check)): Path<(String, String, String)>,
+) -> ApiResult<Json<Value>> {
+    authorize(&st, &headers, Need::Read).await?;
+    let ev = st
+        .events
+        .event(&ns, &entity, &check)
+        .await?
+        .ok_or_else(|| {
+            ApiError(
+                StatusCode::NOT_FOUND,
+                format!("no event for entity {entity:?} and check {check:?} in namespace {ns:?}"),
+            )
+        })?;
+    Ok(Json(ev))
+}
+
+pub(super) async fn delete_event(
+    State(st): Shared,
+    headers: HeaderMap,
+    Path((ns, entity, check)): Path<(String, String, String)>,
+) -> ApiResult<StatusCode> {
+    authorize(&st, &headers, Need::Write).await?;
+    st.events.delete_event(&ns, &entity, &check).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,170 @@
+//! apid: the HTTP API (the guides' paths), /health, /ready, /version, /metrics. One module
+//! per resource family, as sensu-go's `backend/apid/routers`.
+
+mod access;
+pub mod error;
+mod events;
+mod headers;
+mod health;
+mod login;
+pub mod metrics;
+mod namespaces;
+mod providers;
+mod resources;
+pub mod state;
+mod users;
+
+pub use error::ApiError;
+pub(crate) use events::ensure_entity;
+pub(crate) use health::health;
+pub use metrics::Metrics;
+pub use state::AppState;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use events::*;
+use health::*;
+use login::*;
+use namespaces::*;
+use providers::*;
+use resources::*;
+use serde_json::json;
+use std::sync::Arc;
+use users::*;
+
+/// Largest request body accepted (413 above it).
+pub const MAX_BODY: usize = 1024 * 1024;
+
+type Shared = State<Arc<AppState>>;
+
+/// The API's router; `tls`: it is served over TLS (HSTS is then sent).
+pub fn router(state: Arc<AppState>, tls: bool) -> Router {
+    routes(Router::new(), state, tls)
+}
+
+/// The dashboard's router: its page at `/` and the API on the same origin (so no CORS).
+pub fn dashboard(state: Arc<AppState>, tls: bool) -> Router {
+    routes(
+        Router::new().route("/", get(headers::dashboard_page)),
+        state,
+        tls,
+    )
+}
+
+/// The API's routes added to `base`, every response with the security headers.
+fn routes(base: Router<Arc<AppState>>, state: Arc<AppState>, tls: bool) -> Router {
+    base.route("/health", get(health))
+        .route("/ready", get(ready))
+        .route(
+            "/version",
+            get(|| async { Json(json!({"backend": env!("CARGO_PKG_VERSION")})) }),
+        )
+        .route("/metrics", get(metrics))
+        .route("/auth", get(login))
+        .route("/auth/test", get(auth_test))
+        .route("/auth/token", post(refresh))
+        .route("/auth/logout", post(logout))
+        .route("/api/core/v2/users", get(list_users).post(create_user))
+        .route(
+            "/api/core/v2/users/{name}",
+            get(get_user).put(put_user).delete(disable_user),
+        )
+        .route("/api/core/v2/users/{name}/password", put(change_password))
+        .route(
+            "/api/core/v2/namespaces",
+            get(list_namespaces).post(create_namespace),
+        )
+        .route(
+            "/api/core/v2/namespaces/{ns}",
+            get(get_namespace)
+                .put(put_namespace)
+                .delete(delete_namespace),
+        )
+        .route(
+            "/api/core/v2/namespaces/{ns}/events",
+            get(list_events).post(post_event),
+        )
+        .route(
+            "/api/core/v2/namespaces/{ns}/events/{entity}",
+            get(list_entity_events),
+        )
+        .route(
+            "/api/core/v2/namespaces/{ns}/events/{entity}/{check}",
+            get(get_event).put(put_event).delete(delete_event),
+        )
+        .route(
+            "/api/core/v2/namespaces/{ns}/checks/{name}/execute",
+            post(execute_check),
+        )
+        .route(
+            "/api/core/v2/namespaces/{ns}/{plural}",
+            get(list_in_ns).post(create_in_ns),
+        )
+        .route(
+            "/api/core/v2/namespaces/{ns}/{plural}/{name}",
+            get(get_in_ns).put(put_in_ns).delete(delete_in_ns),
+        )
+        .route(
+            "/api/enterprise/store/v1/provider",
+            get(list_providers).post(create_provider),
+        )
+        .route(
+            "/api/enterprise/store/v1/provider/{name}",
+            get(get_provider).put(put_provider).delete(delete_provider),
+        )
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::map_response(
+            move |r: axum::response::Response| async move { headers::secure(r, tls) },
+        ))
+        .with_state(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::{header, StatusCode};
+    use std::sync::atomic::Ordering;
+    use tower::ServiceExt;
+    use ward_store::Store;
+
+    fn state(dir: &std::path::Path) -> Arc<AppState> {
+        let store = Arc::new(Store::open(dir).unwrap());
+        let store_for_pipeline = store.clone();
+        let metrics = Arc::new(Metrics::default());
+        Arc::new(AppState {
+            events: crate::eventd::EventRouter::new(store.clone(), 2, metrics.clone()),
+            store,
+            cluster_id: 1,
+            member_id: 2,
+            name: "t".into(),
+            metrics,
+            certificates: Vec::new(),
+            access_token_ttl: 60,
+            ready: std::sync::atomic::AtomicBool::new(false),
+            agents: Default::default(),
+            pipeline: crate::pipeline::Pipeline::new(store_for_pipeline),
+            logins: Default::default(),
+        })
+    }
+
+    #[tokio::test]
+    async fn ready_is_503_with_retry_after_until_start_up_is_done() {
+        let d = std::env::temp_dir().join(format!("ward-ready-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        let st = state(&d);
+        let app = router(st.clone(), false);
+        let req = || {
+            axum::http::Request::builder()
+                .uri("/ready")
+                .body(axum::body::Body::empty())
+                .unwrap()
+        };
+        let r = app.clone().oneshot(req()).await.unwrap();
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(r.headers()[header::RETRY_AFTER], "1");
+        st.ready.store(true, Ordering::Release);
+        assert_eq!(app.oneshot(req()).await.unwrap().status(), StatusCode::OK);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+}

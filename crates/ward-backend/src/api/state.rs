@@ -1,0 +1,55 @@
+//! What every handler shares: the store, the event router, agents, the pipeline.
+
+use super::metrics::Metrics;
+use serde_json::Value;
+use std::sync::Arc;
+use ward_store::{Store, StoreError};
+
+/// What every handler shares.
+pub struct AppState {
+    pub store: Arc<Store>,
+    /// Where events are stored and read: the embedded store or PostgreSQL.
+    pub events: crate::eventd::EventRouter,
+    pub cluster_id: u64,
+    pub member_id: u64,
+    pub name: String,
+    pub metrics: Arc<Metrics>,
+    /// Certificates the backend serves or trusts, for days-left metrics.
+    pub certificates: Vec<std::path::PathBuf>,
+    /// Access token lifetime, seconds.
+    pub access_token_ttl: i64,
+    /// False while start-up checks run: /ready answers 503 with Retry-After until then.
+    pub ready: std::sync::atomic::AtomicBool,
+    /// The connected agents, keepalived's tracker, and the agent port's counters.
+    pub agents: crate::agentd::Agents,
+    /// Handlers for stored events.
+    pub pipeline: Arc<crate::pipeline::Pipeline>,
+    /// Password checks: off the workers, capped, throttled.
+    pub logins: crate::auth::Logins,
+}
+
+impl AppState {
+    /// The async face of the store: runs `f` on the blocking pool, so that no async worker
+    /// waits on SQLite (a write's fsync, a reader's disk). Every store call from the API
+    /// goes through it.
+    pub async fn db<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || f(&store))
+            .await
+            .map_err(|e| StoreError::Invalid(format!("a store task failed: {e}")))?
+    }
+
+    /// What happens to an event once it is stored (it is already acknowledged): its JSON
+    /// text goes to the handler pipeline, which never delays storage. Callers pass it only
+    /// when the event names handlers (`EventInput::has_handlers`): only then is it parsed
+    /// again.
+    pub fn after_store(&self, namespace: &str, stored: &str) {
+        match serde_json::from_str::<Value>(stored) {
+            Ok(v) => self.pipeline.handle(namespace, &v),
+            Err(e) => tracing::error!(error = %e, "a stored event is not JSON; not handled"),
+        }
+    }
+}

@@ -1,0 +1,221 @@
+//! `/api/core/v2/users`: users, their groups and passwords.
+
+use super::access::{authenticate, authorize, Need};
+use super::error::{bad, ApiError, ApiResult};
+use super::state::AppState;
+use super::Shared;
+use crate::auth::{self, Role};
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use ward_store::User;
+
+pub(super) fn user_json(u: &User) -> Value {
+    json!({"username": u.name, "groups": u.groups, "disabled": u.disabled})
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct UserBody {
+    username: Option<String>,
+    password: Option<String>,
+    #[serde(default)]
+    groups: Vec<String>,
+    #[serde(default)]
+    disabled: bool,
+}
+
+pub(super) async fn list_users(
+    State(st): Shared,
+    headers: HeaderMap,
+) -> ApiResult<Json<Vec<Value>>> {
+    authorize(&st, &headers, Need::Read).await?;
+    let users = st.db(|s| s.users()).await?;
+    Ok(Json(users.iter().map(user_json).collect()))
+}
+
+pub(super) async fn get_user(
+    State(st): Shared,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    authorize(&st, &headers, Need::Read).await?;
+    let u = find_user(&st, &name).await?;
+    Ok(Json(user_json(&u)))
+}
+
+/// The user called `name`, or 404.
+async fn find_user(st: &AppState, name: &str) -> ApiResult<User> {
+    let n = name.to_string();
+    st.db(move |s| s.user(&n))
+        .await?
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("user {name:?} not found")))
+}
+
+/// An argon2id hash of `password`, made on the blocking pool.
+async fn hash_off_workers(password: String) -> ApiResult<String> {
+    tokio::task::spawn_blocking(move || auth::hash_password(&password))
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "a password hash task failed");
+            ApiError(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "hashing the password failed; see the backend's log".into(),
+            )
+        })?
+        .map_err(|e| bad(format!("password: {e}")))
+}
+
+/// Writes a changed user, unless that leaves no enabled cluster admin (409).
+async fn update_user(st: &AppState, u: User) -> ApiResult<()> {
+    st.db(move |s| s.update_user(&u, Some(auth::ADMIN_GROUP)))
+        .await?;
+    Ok(())
+}
+
+/// Parses a user body; the password, if any, is hashed off the workers.
+async fn user_from_body(body: &[u8], name: Option<&str>) -> ApiResult<User> {
+    let b: UserBody = serde_json::from_slice(body).map_err(|e| bad(format!("body: {e}")))?;
+    let n = b
+        .username
+        .or(name.map(str::to_string))
+        .ok_or_else(|| bad("username: is required"))?;
+    ward_types::check_name("username", &n).map_err(|e| bad(e.to_string()))?;
+    if let Some(u) = name {
+        if u != n {
+            return Err(bad(format!(
+                "username: {n:?} does not match the name in the URL ({u:?})"
+            )));
+        }
+    }
+    let hash = match b.password {
+        Some(p) => Some(hash_off_workers(p).await?),
+        None => None,
+    };
+    Ok(User {
+        name: n,
+        password_hash: hash,
+        groups: b.groups,
+        disabled: b.disabled,
+    })
+}
+
+pub(super) async fn create_user(
+    State(st): Shared,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<StatusCode> {
+    authorize(&st, &headers, Need::Write).await?;
+    let u = user_from_body(&body, None).await?;
+    if u.password_hash.is_none() {
+        return Err(bad("password: is required for a new user"));
+    }
+    st.db(move |s| s.create_user(&u)).await?;
+    Ok(StatusCode::CREATED)
+}
+
+pub(super) async fn put_user(
+    State(st): Shared,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> ApiResult<StatusCode> {
+    authorize(&st, &headers, Need::Write).await?;
+    let mut u = user_from_body(&body, Some(&name)).await?;
+    let n = name.clone();
+    match st.db(move |s| s.user(&n)).await? {
+        Some(old) => {
+            if u.password_hash.is_none() {
+                u.password_hash = old.password_hash;
+            }
+            update_user(&st, u).await?;
+        }
+        None => {
+            if u.password_hash.is_none() {
+                return Err(bad("password: is required for a new user"));
+            }
+            st.db(move |s| s.create_user(&u)).await?;
+        }
+    }
+    Ok(StatusCode::CREATED)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PasswordBody {
+    /// The new password.
+    password: String,
+    /// The current password: required to change one's own (a stolen access token alone
+    /// must not be enough to take the account over); not when an admin resets another's.
+    #[serde(default)]
+    current_password: Option<String>,
+}
+
+pub(super) async fn change_password(
+    State(st): Shared,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> ApiResult<StatusCode> {
+    let me = authenticate(&st, &headers).await?;
+    if me.name != name && auth::role_of(&me) != Role::ClusterAdmin {
+        return Err(ApiError(
+            StatusCode::FORBIDDEN,
+            format!("user {:?} may change only their own password", me.name),
+        ));
+    }
+    let b: PasswordBody = serde_json::from_slice(&body).map_err(|e| bad(format!("body: {e}")))?;
+    if me.name == name {
+        let Some(current) = b.current_password else {
+            return Err(bad(
+                "current_password: is required to change your own password (ward ctl user change-password --current-password …)",
+            ));
+        };
+        match st
+            .logins
+            .check(st.store.clone(), None, &name, current)
+            .await
+        {
+            Ok(_) => {}
+            Err(auth::LoginError::Wrong) => {
+                return Err(ApiError(
+                    StatusCode::FORBIDDEN,
+                    "current_password: is wrong; the password was not changed".into(),
+                ))
+            }
+            Err(auth::LoginError::Throttled(s)) => {
+                return Err(ApiError(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    format!("too many failed attempts; retry in {s} s"),
+                ))
+            }
+            Err(auth::LoginError::Store(e)) => return Err(e.into()),
+            Err(auth::LoginError::Task(m)) => {
+                tracing::error!(error = %m, "a password check failed");
+                return Err(ApiError(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "the password check failed; see the backend's log".into(),
+                ));
+            }
+        }
+    }
+    let mut u = find_user(&st, &name).await?;
+    u.password_hash = Some(hash_off_workers(b.password).await?);
+    update_user(&st, u).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub(super) async fn disable_user(
+    State(st): Shared,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
+    authorize(&st, &headers, Need::Write).await?;
+    let mut u = find_user(&st, &name).await?;
+    u.disabled = true;
+    update_user(&st, u).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
