@@ -41,6 +41,18 @@ pub struct Refusal {
     /// One line: the peer address, the certificate's subject and serial when known, and the
     /// reason with its fix.
     pub message: String,
+    /// The same for the agent itself: "the backend refused this agent's certificate
+    /// (subject, serial): reason".
+    pub for_agent: String,
+}
+
+/// A refusal, with the TLS stream when the handshake itself succeeded (the certificate was
+/// refused after it: revoked, revocation unknown, no CN). No TLS alert can say that any
+/// more, so the caller tells the agent over HTTP on that stream.
+#[derive(Debug)]
+pub struct Refused {
+    pub refusal: Refusal,
+    pub stream: Option<TlsStream<TcpStream>>,
 }
 
 impl std::fmt::Display for Refusal {
@@ -95,10 +107,9 @@ impl AgentAuth {
             let loc =
                 Location::parse(url).map_err(|e| format!("agent-auth-crl-urls {url}: {e}"))?;
             if let Location::File(p) = &loc {
-                let bytes = std::fs::read(p).map_err(|e| {
+                let bytes = crate::read_bounded(p, MAX_CRL_BYTES as u64, "CRL").map_err(|e| {
                     format!(
-                        "agent-auth-crl-urls {url}: cannot read {}: {e}; write the CRL there (`ward pki crl --ca-dir DIR --out {}`) or remove the URL",
-                        p.display(),
+                        "agent-auth-crl-urls {url}: {e}; write the CRL there (`ward pki crl --ca-dir DIR --out {}`) or remove the URL",
                         p.display()
                     )
                 })?;
@@ -157,49 +168,63 @@ impl AgentAuth {
         tcp: TcpStream,
         peer: SocketAddr,
     ) -> Result<(TlsStream<TcpStream>, AgentIdentity), Refusal> {
+        self.accept_within(tcp, peer, HANDSHAKE_TIMEOUT)
+            .await
+            .map_err(|r| r.refusal)
+    }
+
+    /// [`AgentAuth::accept`] with the handshake bounded by `timeout`, keeping the stream
+    /// of a refusal made after the handshake ([`Refused`]).
+    pub async fn accept_within(
+        &self,
+        tcp: TcpStream,
+        peer: SocketAddr,
+        timeout: Duration,
+    ) -> Result<(TlsStream<TcpStream>, AgentIdentity), Refused> {
+        let early = |refusal: Refusal| Refused {
+            refusal,
+            stream: None,
+        };
         let slot: FailureSlot = Arc::new(Mutex::new(None));
         let acceptor = tokio_rustls::TlsAcceptor::from(self.config.clone());
         let handshake = HANDSHAKE_FAILURE
             .scope(
                 slot.clone(),
-                tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)),
+                tokio::time::timeout(timeout, acceptor.accept(tcp)),
             )
             .await;
         let stream = match handshake {
             Err(_) => {
-                return Err(refusal(
+                return Err(early(refusal(
                     "handshake",
                     peer,
                     None,
-                    format!(
-                        "the TLS handshake did not finish within {} s",
-                        HANDSHAKE_TIMEOUT.as_secs()
-                    ),
-                ))
+                    format!("the TLS handshake did not finish within {timeout:?}"),
+                )))
             }
             Ok(Err(e)) => {
                 let recorded = lock(&slot).take();
-                return Err(match recorded {
+                return Err(early(match recorded {
                     Some(f) => refusal(f.label, peer, Some((&f.subject, &f.serial)), f.reason),
                     None => self.handshake_refusal(&e, peer),
-                });
+                }));
             }
             Ok(Ok(s)) => s,
         };
         let chain: Vec<CertificateDer<'static>> = match stream.get_ref().1.peer_certificates() {
             Some(c) if !c.is_empty() => c.iter().map(|c| c.clone().into_owned()).collect(),
             _ => {
-                return Err(refusal(
+                return Err(early(refusal(
                     "no_certificate",
                     peer,
                     None,
                     no_certificate_reason(),
-                ))
+                )))
             }
         };
         let leaf = match Leaf::parse(&chain, &self.trust.current().certs) {
             Ok(l) => l,
-            Err(e) => return Err(refusal("handshake", peer, None, e)),
+            Err(e) => return Err(early(refusal("handshake", peer, None, e))),
         };
         let identity = AgentIdentity {
             cn: leaf.cn.clone(),
@@ -207,24 +232,31 @@ impl AgentAuth {
             serial: leaf.serial.clone(),
         };
         let who = Some((identity.subject.as_str(), identity.serial.as_str()));
+        let late = |refusal: Refusal, stream| Refused {
+            refusal,
+            stream: Some(stream),
+        };
         if identity.cn.trim().is_empty() {
-            return Err(refusal(
+            return Err(late(refusal(
                 "no_common_name",
                 peer,
                 who,
                 "the certificate has no common name (CN), which is the agent's user name; reissue it with --cn NAME".into(),
-            ));
+            ), stream));
         }
         match self.revocation.check(Arc::new(leaf)).await {
             Verdict::Good(source) => {
                 tracing::debug!(%peer, subject = %identity.subject, serial = %identity.serial, %source, "agent certificate accepted");
                 Ok((stream, identity))
             }
-            Verdict::Revoked(why) => Err(refusal(
-                "revoked",
-                peer,
-                who,
-                format!("the certificate was {why}; issue the agent a new certificate"),
+            Verdict::Revoked(why) => Err(late(
+                refusal(
+                    "revoked",
+                    peer,
+                    who,
+                    format!("the certificate was {why}; issue the agent a new certificate"),
+                ),
+                stream,
             )),
             Verdict::Unknown(reasons) => {
                 let reasons = reasons.join("; ");
@@ -232,12 +264,12 @@ impl AgentAuth {
                     tracing::warn!(%peer, subject = %identity.subject, serial = %identity.serial, "accepted agent {peer} ({}, serial {}) although its revocation status is unknown (fail-open): {reasons}", identity.subject, identity.serial);
                     Ok((stream, identity))
                 } else {
-                    Err(refusal(
+                    Err(late(refusal(
                         "revocation_unknown",
                         peer,
                         who,
                         format!("its revocation status is unknown and revocation checking is fail-closed: {reasons}; make a CRL or OCSP source for it reachable (agent-auth-crl-urls, or the certificate's CRL distribution point or OCSP URL)"),
-                    ))
+                    ), stream))
                 }
             }
         }

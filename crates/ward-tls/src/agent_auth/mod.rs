@@ -119,7 +119,7 @@ mod ocsp;
 mod revocation;
 mod verifier;
 
-pub use acceptor::{AgentAuth, AgentAuthSettings, AgentIdentity, Refusal};
+pub use acceptor::{AgentAuth, AgentAuthSettings, AgentIdentity, Refusal, Refused};
 use cache::*;
 use crl::*;
 use fetch::*;
@@ -137,13 +137,21 @@ pub(super) fn refusal(
     cert: Option<(&str, &str)>,
     reason: String,
 ) -> Refusal {
-    let message = match cert {
-        Some((subject, serial)) => {
-            format!("refused agent {peer} (certificate {subject}, serial {serial}): {reason}")
-        }
-        None => format!("refused agent {peer}: {reason}"),
+    let (message, for_agent) = match cert {
+        Some((subject, serial)) => (
+            format!("refused agent {peer} (certificate {subject}, serial {serial}): {reason}"),
+            format!("the backend refused this agent's certificate ({subject}, serial {serial}): {reason}"),
+        ),
+        None => (
+            format!("refused agent {peer}: {reason}"),
+            format!("the backend refused this agent: {reason}"),
+        ),
     };
-    Refusal { label, message }
+    Refusal {
+        label,
+        message,
+        for_agent,
+    }
 }
 
 pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -224,17 +224,25 @@ impl Revocation {
         let fetched = self
             .crls
             .get(&url.to_string(), file_stamp, || async {
-                let bytes = match loc {
+                // Reading and parsing a CRL (up to MAX_CRL_BYTES, many thousand entries)
+                // is blocking work: off the async workers.
+                let parsed = match loc {
                     Location::File(p) => {
                         let p = p.clone();
-                        match tokio::task::spawn_blocking(move || std::fs::read(&p)).await {
-                            Ok(r) => r.map_err(|e| format!("cannot read the file: {e}")),
-                            Err(_) => Err("reading the file failed".into()),
-                        }
+                        tokio::task::spawn_blocking(move || {
+                            crate::read_bounded(&p, MAX_CRL_BYTES as u64, "CRL")
+                                .and_then(|b| Crl::parse(&b))
+                        })
+                        .await
+                        .unwrap_or_else(|_| Err("reading the CRL failed".into()))
                     }
-                    Location::Http(h) => self.fetcher.fetch(h, None, MAX_CRL_BYTES).await,
+                    Location::Http(h) => match self.fetcher.fetch(h, None, MAX_CRL_BYTES).await {
+                        Ok(b) => tokio::task::spawn_blocking(move || Crl::parse(&b))
+                            .await
+                            .unwrap_or_else(|_| Err("parsing the CRL failed".into())),
+                        Err(e) => Err(e),
+                    },
                 };
-                let parsed = bytes.and_then(|b| Crl::parse(&b));
                 match parsed {
                     Ok(crl) => {
                         let now = SystemTime::now();

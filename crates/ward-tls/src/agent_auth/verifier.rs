@@ -25,7 +25,7 @@ tokio::task_local! {
 pub(super) struct Trust {
     pub(super) path: PathBuf,
     pub(super) current: ArcSwap<TrustedCas>,
-    pub(super) checked: Mutex<(Instant, Option<SystemTime>)>,
+    pub(super) checked: Mutex<(Instant, Option<Vec<u8>>)>,
 }
 
 pub(super) struct TrustedCas {
@@ -39,8 +39,8 @@ impl std::fmt::Debug for TrustedCas {
     }
 }
 
-pub(super) fn stamp(p: &Path) -> Option<SystemTime> {
-    std::fs::metadata(p).and_then(|m| m.modified()).ok()
+pub(super) fn stamp(p: &Path) -> Option<Vec<u8>> {
+    crate::fingerprint(p)
 }
 
 impl Trust {
@@ -57,11 +57,7 @@ impl Trust {
 
     pub(super) fn load(path: &Path) -> Result<TrustedCas, String> {
         let roots = load_roots(path)?;
-        let certs: Vec<CertificateDer<'static>> =
-            rustls::pki_types::pem::PemObject::pem_file_iter(path)
-                .map_err(|e| format!("{}: cannot read: {e}", path.display()))?
-                .collect::<Result<_, _>>()
-                .map_err(|e| format!("{}: malformed PEM: {e}", path.display()))?;
+        let certs = crate::read_certs(path, "trusted CA file")?;
         for c in &certs {
             let ok = x509_parser::parse_x509_certificate(c)
                 .ok()
