@@ -100,7 +100,11 @@ pub async fn start(cfg: BackendConfig) -> Result<(), String> {
         ("agent-auth-cert-file", &cfg.agent_auth_cert_file),
     ] {
         if let Some(f) = file {
-            ward_tls::check_served_validity(key, f, cfg.allow_expired_certificate)?;
+            ward_tls::check_validity(
+                key,
+                f,
+                Some(("allow-expired-certificate", cfg.allow_expired_certificate)),
+            )?;
         }
     }
     let tls = match (&cfg.cert_file, &cfg.key_file) {

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 pub enum Error {
     #[error(transparent)]
     Pki(#[from] ward_pki::Error),
+    #[error(transparent)]
+    Read(#[from] ward_tls::ReadError),
     #[error("{}: cannot {action}: {source}", path.display())]
     Io {
         path: PathBuf,

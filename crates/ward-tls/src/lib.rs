@@ -23,8 +23,19 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+/// The one crypto provider Ward's TLS uses: rustls' aws-lc-rs.
+pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+/// The start of every client config Ward builds outside this crate (ward-pg's libpq
+/// verifier, its probe): the one provider, with `versions`.
+pub fn client_builder(
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> Result<rustls::ConfigBuilder<rustls::ClientConfig, rustls::WantsVerifier>, String> {
+    rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(versions)
+        .map_err(|e| e.to_string())
 }
 
 /// The most a certificate, CA or CRL file Ward reads as PEM may hold: far more than any
@@ -32,11 +43,36 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 /// refused at once instead of read without end.
 pub const PEM_LIMIT: u64 = 1 << 20;
 
+/// Why [`read_bounded`] refused a file; each renders as one line naming the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("{}: cannot read {what}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: not a regular file, so not a {what}; point the setting at the file itself", path.display())]
+    NotRegular { path: PathBuf, what: &'static str },
+    #[error("{}: larger than {limit} bytes, which no {what} is; check that the path names the right file", path.display())]
+    TooLarge {
+        path: PathBuf,
+        what: &'static str,
+        limit: u64,
+    },
+}
+
 /// Reads a regular file of at most `limit` bytes. A FIFO, a device or a directory is
 /// refused before any byte is read (a FIFO would block, a device could be endless), and a
-/// larger file after `limit + 1` bytes. Errors are one line naming the file.
-pub fn read_bounded(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>, String> {
+/// larger file after `limit + 1` bytes.
+pub fn read_bounded(path: &Path, limit: u64, what: &'static str) -> Result<Vec<u8>, ReadError> {
     use std::io::Read;
+    let io = |source| ReadError::Io {
+        path: path.to_path_buf(),
+        what,
+        source,
+    };
     // O_NONBLOCK: opening a FIFO with no writer would otherwise wait for one.
     let file = {
         use std::os::unix::fs::OpenOptionsExt;
@@ -45,32 +81,29 @@ pub fn read_bounded(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>, Stri
             .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
             .open(path)
     }
-    .map_err(|e| format!("{}: cannot read {what}: {e}", path.display()))?;
-    let meta = file
-        .metadata()
-        .map_err(|e| format!("{}: cannot read {what}: {e}", path.display()))?;
+    .map_err(io)?;
+    let meta = file.metadata().map_err(io)?;
     if !meta.is_file() {
-        return Err(format!(
-            "{}: not a regular file, so not a {what}; point the setting at the PEM file",
-            path.display()
-        ));
+        return Err(ReadError::NotRegular {
+            path: path.to_path_buf(),
+            what,
+        });
     }
     let mut out = Vec::with_capacity(meta.len().min(limit) as usize);
-    file.take(limit + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| format!("{}: cannot read {what}: {e}", path.display()))?;
+    file.take(limit + 1).read_to_end(&mut out).map_err(io)?;
     if out.len() as u64 > limit {
-        return Err(format!(
-            "{}: larger than {limit} bytes, which no {what} is; check that the path names the right file",
-            path.display()
-        ));
+        return Err(ReadError::TooLarge {
+            path: path.to_path_buf(),
+            what,
+            limit,
+        });
     }
     Ok(out)
 }
 
 /// The certificates in a PEM file (bounded by [`PEM_LIMIT`]).
-pub fn read_certs(path: &Path, what: &str) -> Result<Vec<CertificateDer<'static>>, String> {
-    let bytes = read_bounded(path, PEM_LIMIT, what)?;
+pub fn read_certs(path: &Path, what: &'static str) -> Result<Vec<CertificateDer<'static>>, String> {
+    let bytes = read_bounded(path, PEM_LIMIT, what).map_err(|e| e.to_string())?;
     CertificateDer::pem_slice_iter(&bytes)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| format!("{}: malformed PEM: {e}", path.display()))
@@ -104,11 +137,13 @@ pub fn load_pair(cert: &Path, key: &Path) -> Result<CertifiedKey, String> {
 /// How many days before its end a served certificate is warned about at start.
 pub const EXPIRY_WARNING_DAYS: i64 = 14;
 
-/// Checks at start that the certificate a server will serve (`key`'s file) is within its
+/// Checks at start that the certificate Ward will present (`key`'s file) is within its
 /// validity: an expired or not-yet-valid one is an error naming the setting, the file and
-/// the date, unless `allow` (`allow-expired-certificate`), which logs it as a warning
-/// instead. One within its last [`EXPIRY_WARNING_DAYS`] days is logged as a warning.
-pub fn check_served_validity(key: &str, path: &Path, allow: bool) -> Result<(), String> {
+/// the date. `allow` is the setting that overrides that and its value (the backend's
+/// `allow-expired-certificate`): when true, the error is logged as a warning instead; the
+/// agent has none (`None`), since no backend accepts an expired client certificate. One
+/// within its last [`EXPIRY_WARNING_DAYS`] days is logged as a warning.
+pub fn check_validity(key: &str, path: &Path, allow: Option<(&str, bool)>) -> Result<(), String> {
     let chain = read_certs(path, "certificate").map_err(|e| format!("{key}: {e}"))?;
     let Some(leaf) = chain.first() else {
         return Err(format!("{key}: {}: no certificate found", path.display()));
@@ -133,17 +168,20 @@ pub fn check_served_validity(key: &str, path: &Path, allow: bool) -> Result<(), 
     } else {
         None
     };
-    match problem {
-        Some(p) if !allow => Err(format!(
-            "{key} {}: the certificate ({subject}) {p}; renew it (`ward pki renew {} --ca-dir DIR`), or set allow-expired-certificate: true to serve it anyway",
-            path.display(),
-            path.display()
-        )),
-        Some(p) => {
-            tracing::warn!("{key} {}: the certificate ({subject}) {p}; serving it because allow-expired-certificate is set", path.display());
+    match (problem, allow) {
+        (Some(p), Some((allow_key, true))) => {
+            tracing::warn!("{key} {}: the certificate ({subject}) {p}; using it because {allow_key} is set", path.display());
             Ok(())
         }
-        None => {
+        (Some(p), allow) => Err(format!(
+            "{key} {}: the certificate ({subject}) {p}; renew it (`ward pki renew {} --ca-dir DIR`){}",
+            path.display(),
+            path.display(),
+            allow
+                .map(|(k, _)| format!(", or set {k}: true to use it anyway"))
+                .unwrap_or_default()
+        )),
+        (None, _) => {
             let days = (until - now) / 86_400;
             if days < EXPIRY_WARNING_DAYS {
                 tracing::warn!("{key} {}: the certificate ({subject}) expires on {} (in {days} days); renew it", path.display(), fmt(until));

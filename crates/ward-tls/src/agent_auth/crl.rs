@@ -27,12 +27,15 @@ pub(super) struct KeyChecks {
 impl Crl {
     pub(super) fn parse(bytes: &[u8]) -> Result<Crl, String> {
         let der = if bytes.trim_ascii_start().starts_with(b"-----BEGIN") {
-            let (_, pem) = x509_parser::pem::parse_x509_pem(bytes.trim_ascii_start())
-                .map_err(|e| format!("not a PEM CRL: {e}"))?;
-            if pem.label != "X509 CRL" {
-                return Err(format!("holds a {} PEM block, not an X509 CRL", pem.label));
+            use rustls::pki_types::pem::{self, PemObject};
+            use rustls::pki_types::CertificateRevocationListDer;
+            match CertificateRevocationListDer::from_pem_slice(bytes) {
+                Ok(d) => d.to_vec(),
+                Err(pem::Error::NoItemsFound) => {
+                    return Err("holds no X509 CRL PEM block, so not a CRL".into())
+                }
+                Err(e) => return Err(format!("not a PEM CRL: {e}")),
             }
-            pem.contents
         } else {
             bytes.to_vec()
         };

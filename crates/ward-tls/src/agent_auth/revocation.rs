@@ -231,6 +231,7 @@ impl Revocation {
                         let p = p.clone();
                         tokio::task::spawn_blocking(move || {
                             crate::read_bounded(&p, MAX_CRL_BYTES as u64, "CRL")
+                                .map_err(|e| e.to_string())
                                 .and_then(|b| Crl::parse(&b))
                         })
                         .await
