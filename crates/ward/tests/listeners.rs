@@ -341,6 +341,56 @@ fn an_expired_serving_certificate_stops_the_start_unless_allowed() {
 }
 
 #[test]
+fn an_agent_with_an_expired_certificate_stops_at_start() {
+    let b = mtls_backend(&["other"], &[]);
+    let tls = b.tls.clone().unwrap();
+    ward()
+        .args([
+            "pki",
+            "issue",
+            "--profile",
+            "client",
+            "--cn",
+            "lapsed",
+            "--expiry",
+            "1s",
+            "--ca-dir",
+        ])
+        .arg(&tls)
+        .arg("--dir")
+        .arg(&tls)
+        .run()
+        .ok();
+    std::thread::sleep(Duration::from_millis(2100));
+    let dir = TempDir::new();
+    let config = dir.join("agent.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "name: lapsed\ncache-dir: {}\napi-host: 127.0.0.1\napi-port: {}\n{}",
+            dir.join("cache").display(),
+            free_port(),
+            Agent::mtls_yaml(&b, "lapsed")
+        ),
+    )
+    .unwrap();
+    let out = ward()
+        .args(["agent", "start", "--config-file"])
+        .arg(&config)
+        .run();
+    assert!(!out.success(), "refused: {}", out.stderr);
+    let line = out
+        .stderr
+        .lines()
+        .find(|l| l.contains("expired on"))
+        .unwrap_or_else(|| panic!("one line naming the date: {}", out.stderr));
+    assert!(
+        line.contains("cert-file") && line.contains("lapsed.pem"),
+        "{line}"
+    );
+}
+
+#[test]
 fn dev_zero_as_cert_file_is_refused_at_once() {
     let dir = TempDir::new();
     let tls = ward_testkit::pki::bootstrap(
