@@ -180,6 +180,123 @@ fn half_open_and_silent_connections_are_closed_and_health_keeps_answering() {
     assert!(health(&cfg, port).0, "/health answers afterwards");
 }
 
+/// GET /health over plain HTTP: whether it answered 200 within 5 s.
+fn plain_health(port: u16) -> bool {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    if s.write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    out.starts_with(b"HTTP/1.1 200")
+}
+
+#[test]
+fn out_of_file_descriptors_the_accept_loop_backs_off_and_recovers() {
+    raise_open_files();
+    let dir = TempDir::new();
+    init_state(&dir);
+    let port = free_port();
+    let log = dir.join("backend.log");
+    // A hard open-file limit of 128, which the backend cannot raise, and no connection cap
+    // below it: accepting fails with EMFILE long before 400 connections.
+    let mut child = std::process::Command::new("sh")
+        .args(["-c", "ulimit -n 128 && exec \"$0\" \"$@\""])
+        .arg(ward_bin())
+        .args(["backend", "start", "--state-dir"])
+        .arg(dir.join("state"))
+        .args([
+            "--api-listen-address",
+            &format!("127.0.0.1:{port}"),
+            "--agent-host",
+            "127.0.0.1",
+            "--agent-port",
+            &free_port().to_string(),
+            "--dashboard-host",
+            "127.0.0.1",
+            "--dashboard-port",
+            &free_port().to_string(),
+            "--http-header-timeout",
+            "1s",
+            "--max-connections",
+            "10000",
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    ward_testkit::wait_listening(&mut child, port, "ward backend", &log);
+    let conns: Vec<TcpStream> = (0..400)
+        .map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_secs(3));
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let grown = text.len();
+    let backoffs = text.matches("retrying in").count();
+    eprintln!(
+        "out of file descriptors for 3 s: the log grew {grown} bytes, {backoffs} backoff lines"
+    );
+    drop(conns);
+    let recovered = wait_for_health(port);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(recovered, "/health answers once the connections are gone");
+    assert!(
+        text.contains("Too many open files") && backoffs >= 1,
+        "the accept loop ran out of file descriptors and said so: {}",
+        &text[text.len().saturating_sub(2000)..]
+    );
+    assert!(
+        grown < 100_000 && backoffs < 20,
+        "the log grew to {grown} bytes ({backoffs} backoff lines) in 3 s"
+    );
+}
+
+/// Polls /health for up to 20 s.
+fn wait_for_health(port: u16) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(20) {
+        if plain_health(port) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    false
+}
+
+#[test]
+fn the_connection_cap_holds_new_connections_until_one_closes() {
+    let b = Backend::start_with(
+        false,
+        &["--max-connections", "3", "--http-header-timeout", "1s"],
+    );
+    assert!(plain_health(b.api_port));
+    // Three connections that send nothing hold the three permits for a second.
+    let idle: Vec<TcpStream> = (0..3)
+        .map(|_| TcpStream::connect(("127.0.0.1", b.api_port)).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(100));
+    let start = Instant::now();
+    assert!(plain_health(b.api_port), "answered once a permit was free");
+    let waited = start.elapsed();
+    assert!(
+        waited >= Duration::from_millis(500),
+        "a fourth connection was served at once ({waited:?}), over the cap of 3"
+    );
+    assert!(
+        b.log().contains("the cap (max-connections)"),
+        "the cap is logged: {}",
+        b.log()
+    );
+    drop(idle);
+}
+
 #[test]
 fn refused_agents_are_told_why_in_plain_words() {
     let b = mtls_backend(&["stolen"], &[]);
@@ -225,8 +342,8 @@ fn refused_agents_are_told_why_in_plain_words() {
     assert!(line.contains("not signed by a CA it trusts"), "{line}");
 }
 
-/// `ward backend start` with `args`, expected to exit within 10 s: (status, stderr).
-fn start_fails(dir: &TempDir, args: &[&std::ffi::OsStr]) -> (Option<i32>, String, Duration) {
+/// `ward backend init` into `dir/state`.
+fn init_state(dir: &TempDir) {
     ward()
         .args(["backend", "init", "--state-dir"])
         .arg(dir.join("state"))
@@ -238,6 +355,11 @@ fn start_fails(dir: &TempDir, args: &[&std::ffi::OsStr]) -> (Option<i32>, String
         ])
         .run()
         .ok();
+}
+
+/// `ward backend start` with `args`, expected to exit within 10 s: (status, stderr).
+fn start_fails(dir: &TempDir, args: &[&std::ffi::OsStr]) -> (Option<i32>, String, Duration) {
+    init_state(dir);
     let log = dir.join("start.log");
     let start = Instant::now();
     let mut child = std::process::Command::new(ward_bin())
