@@ -513,6 +513,51 @@ fn an_agent_with_an_expired_certificate_stops_at_start() {
 }
 
 #[test]
+fn an_expired_client_certificate_is_refused_by_the_backend() {
+    let b = mtls_backend(&["other"], &[]);
+    let tls = b.tls.clone().unwrap();
+    ward()
+        .args([
+            "pki",
+            "issue",
+            "--profile",
+            "client",
+            "--cn",
+            "shortlived",
+            "--expiry",
+            "1s",
+            "--ca-dir",
+        ])
+        .arg(&tls)
+        .arg("--dir")
+        .arg(&tls)
+        .run()
+        .ok();
+    std::thread::sleep(Duration::from_millis(2100));
+    // `ward agent` refuses to start with it, so curl presents it.
+    let out = ward_testkit::Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "--cacert"])
+        .arg(tls.join("ca.pem"))
+        .arg("--cert")
+        .arg(tls.join("shortlived.pem"))
+        .arg("--key")
+        .arg(tls.join("shortlived-key.pem"))
+        .arg(format!("https://localhost:{}/", b.agent_port))
+        .run();
+    assert!(!out.success(), "refused");
+    let line = wait_for(20, "the refusal", || {
+        b.log()
+            .lines()
+            .find(|l| l.contains("agent refused") && l.contains("\"reason\":\"expired\""))
+            .map(str::to_string)
+    });
+    assert!(
+        line.contains("CN=shortlived") && line.contains("expired on"),
+        "{line}"
+    );
+}
+
+#[test]
 fn dev_zero_as_cert_file_is_refused_at_once() {
     let dir = TempDir::new();
     let tls = ward_testkit::pki::bootstrap(
