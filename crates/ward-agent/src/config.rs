@@ -410,6 +410,8 @@ impl AgentConfig {
                     ));
                 }
                 ward_tls::load_pair(cert, key).map_err(|e| s.error("key-file", e))?;
+                ward_tls::check_validity("cert-file", cert, None)
+                    .map_err(|e| s.error("cert-file", e))?;
             }
             (None, None) => {
                 if self.password.is_none() {

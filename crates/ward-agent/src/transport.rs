@@ -26,7 +26,7 @@ pub type Socket = WebSocketStream<Box<dyn Io>>;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConnectError {
     /// The backend answered the upgrade with an HTTP error (401, 403, 404, 400, 503…).
-    #[error("{url}: the backend refused the agent: HTTP {status}: {body}")]
+    #[error("{url}: {}", refused_text(*.status, .body))]
     Refused {
         url: String,
         status: u16,
@@ -38,6 +38,17 @@ pub enum ConnectError {
     /// TCP, timeouts, and anything else on the way.
     #[error("{url}: {reason}")]
     Network { url: String, reason: String },
+}
+
+/// A refusal in one sentence: the backend's own when it already says who refused what (a
+/// certificate refused after the TLS handshake), else "the backend refused the agent" and
+/// the status.
+fn refused_text(status: u16, body: &str) -> String {
+    if body.starts_with("the backend refused") {
+        format!("{body} (HTTP {status})")
+    } else {
+        format!("the backend refused the agent: HTTP {status}: {body}")
+    }
 }
 
 /// The WebSocket limits: a frame is at most MAX_FRAME both ways, and the buffers are small

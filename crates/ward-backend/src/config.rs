@@ -33,6 +33,10 @@ pub const KEYS: &[&str] = &[
     "agent-auth-session-max",
     "log-level",
     "access-token-ttl",
+    "tls-handshake-timeout",
+    "http-header-timeout",
+    "max-connections",
+    "allow-expired-certificate",
 ];
 
 /// `backend.yml`'s keys and the `WARD_BACKEND_` environment.
@@ -71,6 +75,17 @@ pub struct BackendConfig {
     pub log_level: String,
     /// How long an access token lives (Ward's own key; Sensu's is fixed at 15 minutes).
     pub access_token_ttl: std::time::Duration,
+    /// How long a TLS handshake may take on any port (Ward's key; default 10 s).
+    pub tls_handshake_timeout: std::time::Duration,
+    /// How long a request's headers may take to arrive, and a kept-alive connection may
+    /// wait for its next request (Ward's key; default 30 s).
+    pub http_header_timeout: std::time::Duration,
+    /// Connections open at once across the API, dashboard and agent ports (Ward's key;
+    /// 0, the default: the open-file limit less 256).
+    pub max_connections: usize,
+    /// Serve a certificate that has expired or is not valid yet (Ward's key; default false:
+    /// such a certificate stops the start).
+    pub allow_expired_certificate: bool,
 }
 
 impl BackendConfig {
@@ -78,6 +93,19 @@ impl BackendConfig {
     pub fn tls(&self) -> bool {
         self.cert_file.is_some()
     }
+}
+
+/// A duration key of at least 100 ms.
+fn timeout(s: &Settings, key: &str, default_secs: u64) -> Result<std::time::Duration, ConfigError> {
+    let d = s
+        .parse(key, |v| {
+            ward_io::parse_duration(key, v).map_err(|e| e.to_string())
+        })?
+        .unwrap_or(std::time::Duration::from_secs(default_secs));
+    if d < std::time::Duration::from_millis(100) {
+        return Err(s.error(key, format!("{d:?} is too short; give at least 100ms")));
+    }
+    Ok(d)
 }
 
 /// Resolves the configuration from a file (optional), the environment, and flags.
@@ -135,6 +163,15 @@ pub fn resolve(
                 ward_io::parse_duration("access-token-ttl", v).map_err(|e| e.to_string())
             })?
             .unwrap_or(std::time::Duration::from_secs(15 * 60)),
+        tls_handshake_timeout: timeout(&s, "tls-handshake-timeout", 10)?,
+        http_header_timeout: timeout(&s, "http-header-timeout", 30)?,
+        max_connections: s
+            .parse("max-connections", |v| {
+                v.parse::<usize>()
+                    .map_err(|_| format!("{v:?} is not a whole number of connections (0: derived from the open-file limit)"))
+            })?
+            .unwrap_or(0),
+        allow_expired_certificate: s.boolean("allow-expired-certificate", false)?,
     };
     if !["panic", "fatal", "error", "warn", "info", "debug", "trace"]
         .contains(&cfg.log_level.as_str())

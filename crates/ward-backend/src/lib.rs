@@ -89,6 +89,26 @@ pub async fn start(cfg: BackendConfig) -> Result<(), String> {
         open_files = files,
         "open-file limit (one per agent session, plus the store's and listeners')"
     );
+    let limits = server::Limits::new(
+        cfg.tls_handshake_timeout,
+        cfg.http_header_timeout,
+        cfg.max_connections,
+        files,
+    );
+    // A certificate out of its validity would fail every client's handshake: stop here.
+    for (key, file) in [
+        ("cert-file", &cfg.cert_file),
+        ("dashboard-cert-file", &cfg.dashboard_cert_file),
+        ("agent-auth-cert-file", &cfg.agent_auth_cert_file),
+    ] {
+        if let Some(f) = file {
+            ward_tls::check_validity(
+                key,
+                f,
+                Some(("allow-expired-certificate", cfg.allow_expired_certificate)),
+            )?;
+        }
+    }
     let tls = match (&cfg.cert_file, &cfg.key_file) {
         (Some(c), Some(k)) => {
             Some(ward_tls::ServerTls::new(c, k).map_err(|e| format!("cert-file/key-file: {e}"))?)
@@ -208,24 +228,29 @@ pub async fn start(cfg: BackendConfig) -> Result<(), String> {
     );
     let a = tokio::spawn(server::serve(
         api,
+        "API",
         app,
         tls_cfg.clone(),
         metrics.clone(),
+        limits.clone(),
         rx.clone(),
     ));
     let b = tokio::spawn(agentd::serve(
         agent,
         ready_state.clone(),
         agent_tls,
+        limits.clone(),
         rx.clone(),
     ));
     tokio::spawn(agentd::keepalived::run(ready_state.clone()));
     tokio::spawn(agentd::schedulerd::run(ready_state.clone()));
     let c = tokio::spawn(server::serve(
         dashboard,
+        "dashboard",
         dashboard_app,
         dashboard_tls,
         metrics,
+        limits,
         rx,
     ));
     // Start-up checks run while the listeners already answer /health and /ready (503).

@@ -215,13 +215,13 @@ pub fn configure(o: &ConfigureOptions) -> Result<ConfigureOutcome> {
         planned.push(
             PlannedFile::public(
                 in_data(CA_FILE),
-                std::fs::read(ca).map_err(|e| Error::io(ca, "read", e))?,
+                ward_tls::read_bounded(ca, ward_tls::PEM_LIMIT, "CA certificate")?,
             )
             .owned_by(data.uid, data.gid),
         );
     }
     if let Some(crl) = &o.crl {
-        let bytes = std::fs::read(crl).map_err(|e| Error::io(crl, "read", e))?;
+        let bytes = ward_tls::read_bounded(crl, 32 << 20, "CRL")?;
         // PostgreSQL refuses a bad CRL on reload and silently keeps its old TLS settings;
         // check it here: PEM, a CRL, signed by --ca.
         let what = format!("--crl {}", crl.display());

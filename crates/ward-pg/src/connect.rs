@@ -358,15 +358,13 @@ impl ClientTls {
                     .into(),
             );
         }
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let verifier = Arc::new(LibpqVerifier::new(
             self.roots.clone(),
             self.crls.clone(),
             host.to_string(),
             self.level,
         ));
-        let builder = rustls::ClientConfig::builder_with_provider(provider)
-            .with_protocol_versions(&self.versions)
+        let builder = ward_tls::client_builder(&self.versions)
             .map_err(|e| format!("TLS: {e}"))?
             .dangerous()
             .with_custom_certificate_verifier(verifier);
@@ -400,17 +398,15 @@ fn load_identity(
             ),
         ));
     }
-    let certs = CertificateDer::pem_file_iter(cert)
-        .and_then(|it| it.collect::<std::result::Result<Vec<_>, _>>())
-        .map_err(|e| {
-            Error::invalid(
-                "sslcert",
-                format!(
-                    "could not load certificate file \"{}\": {e}",
-                    cert.display()
-                ),
-            )
-        })?;
+    let certs = ward_tls::read_certs(cert, "certificate").map_err(|e| {
+        Error::invalid(
+            "sslcert",
+            format!(
+                "could not load certificate file \"{}\": {e}",
+                cert.display()
+            ),
+        )
+    })?;
     if certs.is_empty() {
         return Err(Error::invalid(
             "sslcert",

@@ -17,13 +17,16 @@ pub struct ServerPair {
 
 /// Validates `cert` (a PEM chain, leaf first) and `key`; with `ca`, the chain must lead to it.
 pub fn validate(cert: &Path, key: &Path, ca: Option<&Path>) -> Result<ServerPair> {
-    let chain_pem = std::fs::read(cert).map_err(|e| Error::io(cert, "read", e))?;
-    let ders: Vec<Vec<u8>> = ::pem::parse_many(&chain_pem)
-        .map_err(|e| Error::invalid(cert.display().to_string(), format!("malformed PEM: {e}")))?
-        .into_iter()
-        .filter(|b| b.tag() == "CERTIFICATE")
-        .map(|b| b.contents().to_vec())
-        .collect();
+    let chain_pem = ward_tls::read_bounded(cert, ward_tls::PEM_LIMIT, "certificate")?;
+    let ders: Vec<Vec<u8>> = {
+        use rustls::pki_types::pem::PemObject;
+        rustls::pki_types::CertificateDer::pem_slice_iter(&chain_pem)
+            .map(|c| c.map(|c| c.to_vec()))
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|e| {
+                Error::invalid(cert.display().to_string(), format!("malformed PEM: {e}"))
+            })?
+    };
     let Some(leaf_der) = ders.first() else {
         return Err(Error::invalid(
             cert.display().to_string(),
@@ -39,7 +42,7 @@ pub fn validate(cert: &Path, key: &Path, ca: Option<&Path>) -> Result<ServerPair
     }
     // PostgreSQL reads the key as its owner and refuses loose modes itself; Ward reads it as
     // the operator, so it only needs to parse and match.
-    let key_pem = std::fs::read(key).map_err(|e| Error::io(key, "read", e))?;
+    let key_pem = ward_tls::read_bounded(key, ward_tls::PEM_LIMIT, "private key")?;
     let private = PrivateKey::from_pem(key, &key_pem)?;
     let (_, x) = parse_x509_certificate(leaf_der).map_err(|e| {
         Error::invalid(

@@ -145,10 +145,8 @@ impl ResolvesClientCert for RecordingResolver {
 
 fn load_client_key(cert: &std::path::Path, key: &std::path::Path) -> Result<Arc<CertifiedKey>> {
     use rustls::pki_types::pem::PemObject;
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .map_err(|e| Error::invalid(cert.display().to_string(), format!("cannot read: {e}")))?
-        .collect::<std::result::Result<_, _>>()
-        .map_err(|e| Error::invalid(cert.display().to_string(), format!("malformed PEM: {e}")))?;
+    let certs: Vec<CertificateDer<'static>> =
+        ward_tls::read_certs(cert, "certificate").map_err(|e| Error::invalid("certificate", e))?;
     let key_bytes = crate::conninfo::read_client_key(key)?;
     let key_der = PrivateKeyDer::from_pem_slice(&key_bytes).map_err(|e| {
         Error::invalid(
@@ -156,8 +154,7 @@ fn load_client_key(cert: &std::path::Path, key: &std::path::Path) -> Result<Arc<
             format!("not a usable private key: {e}"),
         )
     })?;
-    let provider = rustls::crypto::aws_lc_rs::default_provider();
-    let signing = provider
+    let signing = ward_tls::provider()
         .key_provider
         .load_private_key(key_der)
         .map_err(|e| {
@@ -276,14 +273,12 @@ pub fn handshake(
     client_key: Option<Arc<CertifiedKey>>,
 ) -> Result<Handshake> {
     let target = host.to_string();
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let resolver = Arc::new(RecordingResolver {
         asked: Mutex::new(None),
         key: client_key,
     });
-    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(rustls::ALL_VERSIONS)
-        .map_err(|e| Error::connect(&target, e.to_string()))?
+    let config = ward_tls::client_builder(rustls::ALL_VERSIONS)
+        .map_err(|e| Error::connect(&target, e))?
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(ward_tls::AcceptAnyServerCert::new()))
         .with_client_cert_resolver(resolver.clone());

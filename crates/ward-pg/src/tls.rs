@@ -84,10 +84,8 @@ pub fn verify_server_chain(
     };
     let roots =
         roots.ok_or("no root certificate file to verify the server against; set sslrootcert")?;
-    let mut builder = WebPkiServerVerifier::builder_with_provider(
-        roots.clone(),
-        Arc::new(rustls::crypto::aws_lc_rs::default_provider()),
-    );
+    let mut builder =
+        WebPkiServerVerifier::builder_with_provider(roots.clone(), ward_tls::provider());
     if !crls.is_empty() {
         // As OpenSSL does for libpq: every certificate of the chain needs its issuer's CRL
         // (an unknown status fails), and an expired CRL is not trusted.
@@ -252,7 +250,7 @@ impl LibpqVerifier {
             crls,
             host,
             level,
-            provider: Arc::new(rustls::crypto::aws_lc_rs::default_provider()),
+            provider: ward_tls::provider(),
         }
     }
 }
@@ -314,21 +312,22 @@ impl ServerCertVerifier for LibpqVerifier {
     }
 }
 
-/// Loads the CRLs of a file: PEM (any number of `X509 CRL` blocks) or one DER CRL.
+/// The most a CRL file may hold (as the agent port's CRLs).
+const CRL_LIMIT: u64 = 32 << 20;
+
+/// Loads the CRLs of a file (a regular file of at most 32 MiB): PEM (any number of
+/// `X509 CRL` blocks) or one DER CRL.
 pub fn load_crls(
     path: &std::path::Path,
 ) -> Result<Vec<CertificateRevocationListDer<'static>>, String> {
     use rustls::pki_types::pem::PemObject;
-    let bytes = std::fs::read(path).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            format!(
-                "CRL file \"{}\" does not exist; create it (ward pki crl) or remove sslcrl",
-                path.display()
-            )
-        } else {
-            format!("cannot read CRL file \"{}\": {e}", path.display())
-        }
-    })?;
+    if !path.exists() {
+        return Err(format!(
+            "CRL file \"{}\" does not exist; create it (ward pki crl) or remove sslcrl",
+            path.display()
+        ));
+    }
+    let bytes = ward_tls::read_bounded(path, CRL_LIMIT, "CRL").map_err(|e| e.to_string())?;
     let pem: Vec<_> = CertificateRevocationListDer::pem_slice_iter(&bytes)
         .collect::<Result<_, _>>()
         .map_err(|e| format!("CRL file \"{}\" is malformed PEM: {e}", path.display()))?;

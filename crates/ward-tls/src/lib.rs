@@ -23,19 +23,98 @@ use rustls::sign::CertifiedKey;
 use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+/// The one crypto provider Ward's TLS uses: rustls' aws-lc-rs.
+pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+/// The start of every client config Ward builds outside this crate (ward-pg's libpq
+/// verifier, its probe): the one provider, with `versions`.
+pub fn client_builder(
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> Result<rustls::ConfigBuilder<rustls::ClientConfig, rustls::WantsVerifier>, String> {
+    rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(versions)
+        .map_err(|e| e.to_string())
+}
+
+/// The most a certificate, CA or CRL file Ward reads as PEM may hold: far more than any
+/// real chain or CA bundle, and a cap so that a wrong path (`/dev/zero`, a log file) is
+/// refused at once instead of read without end.
+pub const PEM_LIMIT: u64 = 1 << 20;
+
+/// Why [`read_bounded`] refused a file; each renders as one line naming the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("{}: cannot read {what}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: not a regular file, so not a {what}; point the setting at the file itself", path.display())]
+    NotRegular { path: PathBuf, what: &'static str },
+    #[error("{}: larger than {limit} bytes, which no {what} is; check that the path names the right file", path.display())]
+    TooLarge {
+        path: PathBuf,
+        what: &'static str,
+        limit: u64,
+    },
+}
+
+/// Reads a regular file of at most `limit` bytes. A FIFO, a device or a directory is
+/// refused before any byte is read (a FIFO would block, a device could be endless), and a
+/// larger file after `limit + 1` bytes.
+pub fn read_bounded(path: &Path, limit: u64, what: &'static str) -> Result<Vec<u8>, ReadError> {
+    use std::io::Read;
+    let io = |source| ReadError::Io {
+        path: path.to_path_buf(),
+        what,
+        source,
+    };
+    // O_NONBLOCK: opening a FIFO with no writer would otherwise wait for one.
+    let file = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+            .open(path)
+    }
+    .map_err(io)?;
+    let meta = file.metadata().map_err(io)?;
+    if !meta.is_file() {
+        return Err(ReadError::NotRegular {
+            path: path.to_path_buf(),
+            what,
+        });
+    }
+    let mut out = Vec::with_capacity(meta.len().min(limit) as usize);
+    file.take(limit + 1).read_to_end(&mut out).map_err(io)?;
+    if out.len() as u64 > limit {
+        return Err(ReadError::TooLarge {
+            path: path.to_path_buf(),
+            what,
+            limit,
+        });
+    }
+    Ok(out)
+}
+
+/// The certificates in a PEM file (bounded by [`PEM_LIMIT`]).
+pub fn read_certs(path: &Path, what: &'static str) -> Result<Vec<CertificateDer<'static>>, String> {
+    let bytes = read_bounded(path, PEM_LIMIT, what).map_err(|e| e.to_string())?;
+    CertificateDer::pem_slice_iter(&bytes)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{}: malformed PEM: {e}", path.display()))
 }
 
 /// Loads a certificate chain and its key, checking the key file's mode and that the two
 /// belong together. Errors are one line naming the file.
 pub fn load_pair(cert: &Path, key: &Path) -> Result<CertifiedKey, String> {
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .map_err(|e| format!("{}: cannot read certificate: {e}", cert.display()))?
-        .collect::<Result<_, _>>()
-        .map_err(|e| format!("{}: malformed PEM: {e}", cert.display()))?;
+    let chain = read_certs(cert, "certificate")?;
     if chain.is_empty() {
         return Err(format!("{}: no certificate found", cert.display()));
     }
@@ -57,18 +136,87 @@ pub fn load_pair(cert: &Path, key: &Path) -> Result<CertifiedKey, String> {
     Ok(ck)
 }
 
-fn stamp(p: &Path) -> Option<SystemTime> {
-    std::fs::metadata(p).and_then(|m| m.modified()).ok()
+/// How many days before its end a served certificate is warned about at start.
+pub const EXPIRY_WARNING_DAYS: i64 = 14;
+
+/// Checks at start that the certificate Ward will present (`key`'s file) is within its
+/// validity: an expired or not-yet-valid one is an error naming the setting, the file and
+/// the date. `allow` is the setting that overrides that and its value (the backend's
+/// `allow-expired-certificate`): when true, the error is logged as a warning instead; the
+/// agent has none (`None`), since no backend accepts an expired client certificate. One
+/// within its last [`EXPIRY_WARNING_DAYS`] days is logged as a warning.
+pub fn check_validity(key: &str, path: &Path, allow: Option<(&str, bool)>) -> Result<(), String> {
+    let chain = read_certs(path, "certificate").map_err(|e| format!("{key}: {e}"))?;
+    let Some(leaf) = chain.first() else {
+        return Err(format!("{key}: {}: no certificate found", path.display()));
+    };
+    let (_, x) = x509_parser::parse_x509_certificate(leaf)
+        .map_err(|e| format!("{key}: {}: not a certificate: {e}", path.display()))?;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let (from, until) = (
+        x.validity().not_before.timestamp(),
+        x.validity().not_after.timestamp(),
+    );
+    let subject = x.subject().to_string();
+    let fmt = |t: i64| {
+        date(UnixTime::since_unix_epoch(Duration::from_secs(
+            t.max(0) as u64
+        )))
+    };
+    let problem = if now > until {
+        Some(format!("expired on {}", fmt(until)))
+    } else if now < from {
+        Some(format!("is not valid before {}", fmt(from)))
+    } else {
+        None
+    };
+    match (problem, allow) {
+        (Some(p), Some((allow_key, true))) => {
+            tracing::warn!("{key} {}: the certificate ({subject}) {p}; using it because {allow_key} is set", path.display());
+            Ok(())
+        }
+        (Some(p), allow) => Err(format!(
+            "{key} {}: the certificate ({subject}) {p}; renew it (`ward pki renew {} --ca-dir DIR`){}",
+            path.display(),
+            path.display(),
+            allow
+                .map(|(k, _)| format!(", or set {k}: true to use it anyway"))
+                .unwrap_or_default()
+        )),
+        (None, _) => {
+            let days = (until - now) / 86_400;
+            if days < EXPIRY_WARNING_DAYS {
+                tracing::warn!("{key} {}: the certificate ({subject}) expires on {} (in {days} days); renew it", path.display(), fmt(until));
+            }
+            Ok(())
+        }
+    }
 }
 
-/// A certificate resolver that re-reads its files (checked at most once a second, on the
-/// next handshake) and swaps the pair atomically.
+/// What [`fingerprint`] returns.
+pub type Fingerprint = Option<Vec<u8>>;
+
+/// A file's content fingerprint (SHA-256 of its bytes, bounded by [`PEM_LIMIT`]), to see
+/// that it changed whatever its mtime says; `None` when it cannot be read.
+pub fn fingerprint(p: &Path) -> Fingerprint {
+    let bytes = read_bounded(p, PEM_LIMIT, "file").ok()?;
+    Some(
+        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &bytes)
+            .as_ref()
+            .to_vec(),
+    )
+}
+
+/// A certificate resolver that re-reads its files when their content changes (checked at
+/// most once a second, on the next handshake, by content fingerprint: a replacement with
+/// the old mtime is still seen) and swaps the pair atomically.
 #[derive(Debug)]
 pub struct ReloadingCert {
     cert: PathBuf,
     key: PathBuf,
     current: ArcSwap<CertifiedKey>,
-    checked: Mutex<(Instant, Option<SystemTime>, Option<SystemTime>)>,
+    /// When the files were last looked at, and their fingerprints then.
+    checked: Mutex<(Instant, Fingerprint, Fingerprint)>,
 }
 
 impl ReloadingCert {
@@ -78,7 +226,7 @@ impl ReloadingCert {
             cert: cert.to_path_buf(),
             key: key.to_path_buf(),
             current: ArcSwap::from_pointee(ck),
-            checked: Mutex::new((Instant::now(), stamp(cert), stamp(key))),
+            checked: Mutex::new((Instant::now(), fingerprint(cert), fingerprint(key))),
         })
     }
 
@@ -91,7 +239,7 @@ impl ReloadingCert {
             return;
         }
         c.0 = Instant::now();
-        let (sc, sk) = (stamp(&self.cert), stamp(&self.key));
+        let (sc, sk) = (fingerprint(&self.cert), fingerprint(&self.key));
         if sc == c.1 && sk == c.2 {
             return;
         }
@@ -151,10 +299,7 @@ impl ServerTls {
 /// Loads a CA file into a root store.
 pub fn load_roots(path: &Path) -> Result<RootCertStore, String> {
     let mut roots = RootCertStore::empty();
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-        .map_err(|e| format!("{}: cannot read trusted CA file: {e}", path.display()))?
-        .collect::<Result<_, _>>()
-        .map_err(|e| format!("{}: malformed PEM: {e}", path.display()))?;
+    let certs = read_certs(path, "trusted CA file")?;
     if certs.is_empty() {
         return Err(format!("{}: no certificates found", path.display()));
     }

@@ -16,8 +16,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Router};
 use base64::Engine;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::service::TowerToHyperService;
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,9 +25,6 @@ use tokio::sync::mpsc;
 use ward_store::User;
 use ward_types::agent::{self, Frame};
 use ward_types::Kind;
-
-/// Longest TLS handshake, and longest wait for the upgrade request's headers.
-pub const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// How the agent port authenticates TLS clients.
 pub enum AgentTls {
@@ -214,88 +209,123 @@ fn router(st: Arc<AppState>) -> Router {
         .with_state(st)
 }
 
-/// Serves the agent port until `shutdown` changes.
+/// Serves the agent port until `shutdown` changes, through the shared accept loop and its
+/// limits (`server::accept_loop`).
 pub async fn serve(
     listener: TcpListener,
     st: Arc<AppState>,
     tls: AgentTls,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
+    limits: Arc<crate::server::Limits>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
+    const WHAT: &str = "agent port";
     let tls = Arc::new(tls);
     let app = router(st.clone());
-    loop {
-        let (stream, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(v) => v,
-                Err(e) => {
-                    // Out of file descriptors: wait instead of spinning.
-                    tracing::warn!(error = %e, "agent port: accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = shutdown.changed() => return,
-        };
+    let l = limits.clone();
+    crate::server::accept_loop(listener, WHAT, limits, shutdown, move |stream, peer| {
         let app = app.clone();
         let tls = tls.clone();
         let st = st.clone();
-        tokio::spawn(async move {
+        let limits = l.clone();
+        async move {
             let _ = stream.set_nodelay(true);
             let metrics: &Metrics = &st.metrics;
             match &*tls {
                 AgentTls::Plain => {
-                    serve_http(TokioIo::new(stream), app, peer, CertIdentity(None)).await
+                    serve_http(stream, app, peer, CertIdentity(None), &limits).await
                 }
                 AgentTls::Tls(cfg) => {
-                    if !crate::server::starts_with_handshake(&stream, peer, metrics).await {
-                        return;
-                    }
-                    match tokio_rustls::TlsAcceptor::from(cfg.clone())
-                        .accept(stream)
-                        .await
+                    let acc = tokio_rustls::TlsAcceptor::from(cfg.clone());
+                    if let Some(s) =
+                        crate::server::tls_handshake(&acc, stream, WHAT, peer, metrics, &limits)
+                            .await
                     {
-                        Ok(s) => serve_http(TokioIo::new(s), app, peer, CertIdentity(None)).await,
-                        Err(e) => {
-                            let reason = crate::server::failure_reason(&e);
-                            metrics.handshake_failed(&reason);
-                            tracing::warn!(peer = %peer, error = %e, reason = %reason, "agent port: TLS handshake failed");
-                        }
+                        serve_http(s, app, peer, CertIdentity(None), &limits).await
                     }
                 }
                 AgentTls::Mtls(auth) => {
-                    if !crate::server::starts_with_handshake(&stream, peer, metrics).await {
+                    if !crate::server::starts_with_handshake(
+                        &stream,
+                        peer,
+                        metrics,
+                        limits.handshake_timeout,
+                    )
+                    .await
+                    {
                         return;
                     }
-                    match auth.accept(stream, peer).await {
+                    match auth.accept_within(stream, peer, limits.handshake_timeout).await {
                         Ok((s, id)) => {
-                            serve_http(TokioIo::new(s), app, peer, CertIdentity(Some(id))).await
+                            serve_http(s, app, peer, CertIdentity(Some(id)), &limits).await
                         }
-                        Err(refusal) => {
+                        Err(refused) => {
+                            let refusal = &refused.refusal;
                             st.agents.cert_refused(refusal.label);
                             metrics.handshake_failed(refusal.label);
                             tracing::warn!(peer = %peer, reason = refusal.label, "agent refused: {}", refusal.message);
+                            // Refused after the handshake (revocation, no CN): no TLS alert
+                            // says that, so the agent is told over HTTP.
+                            if let Some(s) = refused.stream {
+                                tell_refused(s, &refusal.for_agent, &limits).await;
+                            }
                         }
                     }
                 }
             }
-        });
-    }
+        }
+    })
+    .await
 }
 
-async fn serve_http<I>(io: TokioIo<I>, app: Router, peer: SocketAddr, id: CertIdentity)
+/// Answers the agent's upgrade request on a connection refused after its TLS handshake
+/// with 403 and the reason, then closes. The request head is read first (bounded in size
+/// and by `http-header-timeout`), so that closing does not reset the connection under
+/// the answer.
+async fn tell_refused<S>(mut s: S, reason: &str, limits: &crate::server::Limits)
 where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let read_head = async {
+        let mut head = Vec::with_capacity(1024);
+        let mut buf = [0u8; 1024];
+        while head.len() < 16 * 1024 && !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => head.extend_from_slice(&buf[..n]),
+            }
+        }
+        true
+    };
+    if !matches!(
+        tokio::time::timeout(limits.header_timeout, read_head).await,
+        Ok(true)
+    ) {
+        return;
+    }
+    let body = format!("{reason}\n");
+    let answer = format!(
+        "HTTP/1.1 403 Forbidden\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let write = async {
+        let _ = s.write_all(answer.as_bytes()).await;
+        let _ = s.shutdown().await;
+    };
+    let _ = tokio::time::timeout(limits.header_timeout, write).await;
+}
+
+async fn serve_http<I>(
+    io: I,
+    app: Router,
+    peer: SocketAddr,
+    id: CertIdentity,
+    limits: &crate::server::Limits,
+) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let app = app.layer(Extension(id)).layer(Extension(ConnectInfo(peer)));
-    let svc = TowerToHyperService::new(app.into_service());
-    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    // The upgrade request must arrive promptly: a connection that sends nothing holds a
-    // socket and no more.
-    builder
-        .http1()
-        .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(HANDSHAKE_TIMEOUT);
-    let _ = builder.serve_connection_with_upgrades(io, svc).await;
+    crate::server::serve_http(io, app, "agent port", peer, limits, true).await;
 }
 
 fn refuse(st: &AppState, code: StatusCode, peer: SocketAddr, msg: String) -> Response {

@@ -89,6 +89,10 @@ start_args! {
     agent_auth_session_max => "agent-auth-session-max",
     log_level => "log-level",
     access_token_ttl => "access-token-ttl",
+    tls_handshake_timeout => "tls-handshake-timeout",
+    http_header_timeout => "http-header-timeout",
+    max_connections => "max-connections",
+    allow_expired_certificate => "allow-expired-certificate",
 }
 
 pub fn run(cmd: BackendCommand) -> Result<ExitCode, String> {

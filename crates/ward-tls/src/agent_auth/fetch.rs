@@ -1,0 +1,218 @@
+//! Locations (`file://`, `http://`) and the HTTP fetches, bounded in number and time.
+
+use super::*;
+
+#[derive(Debug, Clone)]
+pub(super) enum Location {
+    File(PathBuf),
+    Http(HttpUrl),
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct HttpUrl {
+    /// For connecting (no brackets around an IPv6 address).
+    pub(super) host: String,
+    pub(super) port: u16,
+    /// For the Host header.
+    pub(super) authority: String,
+    pub(super) path: String,
+}
+
+pub(super) fn percent_decode(s: &str) -> Result<String, String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = b
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or("a bad %-escape")?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| "a %-escape that is not UTF-8".to_string())
+}
+
+impl Location {
+    pub(super) fn parse(url: &str) -> Result<Location, String> {
+        if let Some(rest) = url.strip_prefix("file://") {
+            let path = rest.strip_prefix("localhost").unwrap_or(rest);
+            if !path.starts_with('/') {
+                return Err("a file URL needs an absolute path: file:///path/to/crl.pem".into());
+            }
+            return Ok(Location::File(PathBuf::from(percent_decode(path)?)));
+        }
+        if let Some(rest) = url.strip_prefix("http://") {
+            let (authority, path) = match rest.find('/') {
+                Some(i) => (&rest[..i], &rest[i..]),
+                None => (rest, "/"),
+            };
+            if authority.is_empty() || authority.contains('@') {
+                return Err("use http://host[:port]/path (no user name)".into());
+            }
+            let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+                let (h, after) = v6.split_once(']').ok_or("an unclosed [ in the host")?;
+                let port = match after.strip_prefix(':') {
+                    Some(p) => p.parse::<u16>().map_err(|_| format!("bad port {p:?}"))?,
+                    None if after.is_empty() => 80,
+                    None => return Err("junk after the IPv6 address".into()),
+                };
+                (h.to_string(), port)
+            } else {
+                match authority.rsplit_once(':') {
+                    Some((h, p)) => (
+                        h.to_string(),
+                        p.parse::<u16>().map_err(|_| format!("bad port {p:?}"))?,
+                    ),
+                    None => (authority.to_string(), 80),
+                }
+            };
+            if host.is_empty() {
+                return Err("no host".into());
+            }
+            let path = path.split('#').next().unwrap_or("/").to_string();
+            return Ok(Location::Http(HttpUrl {
+                host,
+                port,
+                authority: authority.to_string(),
+                path,
+            }));
+        }
+        if url.starts_with("https://") {
+            return Err("https is not supported (CRLs are signed, so plain http is safe); use http:// or file://".into());
+        }
+        Err("not a file:// or http:// URL".into())
+    }
+}
+
+/// HTTP fetches: at most [`MAX_FETCHES`] at once, [`FETCH_TIMEOUT`] each, and a host that
+/// refused or timed out is left alone for [`FAILURE_RETRY`].
+#[derive(Debug)]
+pub(super) struct Fetcher {
+    pub(super) permits: Semaphore,
+    pub(super) down: Mutex<HashMap<String, (Instant, String)>>,
+}
+
+pub(super) enum FetchError {
+    /// The host did not answer: remembered per host.
+    Unreachable(String),
+    Other(String),
+}
+
+impl Fetcher {
+    pub(super) fn new() -> Self {
+        Fetcher {
+            permits: Semaphore::new(MAX_FETCHES),
+            down: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub(super) async fn fetch(
+        &self,
+        url: &HttpUrl,
+        post: Option<(&'static str, Vec<u8>)>,
+        max: usize,
+    ) -> Result<Vec<u8>, String> {
+        let host_key = format!("{}:{}", url.host, url.port);
+        if let Some((at, why)) = lock(&self.down).get(&host_key) {
+            if at.elapsed() < FAILURE_RETRY {
+                return Err(format!(
+                    "{why} (not retried for {} s)",
+                    FAILURE_RETRY.as_secs()
+                ));
+            }
+        }
+        let _permit = match tokio::time::timeout(FETCH_TIMEOUT, self.permits.acquire()).await {
+            Ok(Ok(p)) => p,
+            _ => return Err("too many revocation fetches in flight; gave up waiting".into()),
+        };
+        let result = match tokio::time::timeout(FETCH_TIMEOUT, http_request(url, post, max)).await {
+            Err(_) => Err(FetchError::Unreachable(format!(
+                "no answer from {} within {} s",
+                url.authority,
+                FETCH_TIMEOUT.as_secs()
+            ))),
+            Ok(r) => r,
+        };
+        match result {
+            Ok(body) => {
+                lock(&self.down).remove(&host_key);
+                Ok(body)
+            }
+            Err(FetchError::Unreachable(why)) => {
+                let mut down = lock(&self.down);
+                if down.len() > 4096 {
+                    down.retain(|_, (at, _)| at.elapsed() < FAILURE_RETRY);
+                }
+                down.insert(host_key, (Instant::now(), why.clone()));
+                Err(why)
+            }
+            Err(FetchError::Other(why)) => Err(why),
+        }
+    }
+}
+
+pub(super) async fn http_request(
+    url: &HttpUrl,
+    post: Option<(&'static str, Vec<u8>)>,
+    max: usize,
+) -> Result<Vec<u8>, FetchError> {
+    use http_body_util::{BodyExt, Full, Limited};
+    use hyper::body::Bytes;
+    use hyper::header;
+    let tcp = TcpStream::connect((url.host.as_str(), url.port))
+        .await
+        .map_err(|e| {
+            FetchError::Unreachable(format!("cannot connect to {}: {e}", url.authority))
+        })?;
+    let _ = tcp.set_nodelay(true);
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake::<_, Full<Bytes>>(hyper_util::rt::TokioIo::new(tcp))
+            .await
+            .map_err(|e| FetchError::Other(format!("HTTP to {} failed: {e}", url.authority)))?;
+    let builder = hyper::Request::builder()
+        .uri(url.path.as_str())
+        .header(header::HOST, url.authority.as_str())
+        .header(header::USER_AGENT, "ward")
+        .header(header::CONNECTION, "close");
+    let request = match post {
+        Some((content_type, body)) => builder
+            .method(hyper::Method::POST)
+            .header(header::CONTENT_TYPE, content_type)
+            .body(Full::new(Bytes::from(body))),
+        None => builder
+            .method(hyper::Method::GET)
+            .body(Full::new(Bytes::new())),
+    }
+    .map_err(|e| FetchError::Other(format!("cannot build the HTTP request: {e}")))?;
+    let authority = url.authority.clone();
+    let exchange = async move {
+        let resp = sender
+            .send_request(request)
+            .await
+            .map_err(|e| format!("HTTP request to {authority} failed: {e}"))?;
+        if resp.status() != hyper::StatusCode::OK {
+            return Err(format!("{authority} answered HTTP {}", resp.status()));
+        }
+        let body = Limited::new(resp.into_body(), max)
+            .collect()
+            .await
+            .map_err(|e| format!("reading the answer from {authority} failed: {e}"))?;
+        Ok(body.to_bytes().to_vec())
+    };
+    tokio::pin!(conn);
+    tokio::pin!(exchange);
+    tokio::select! {
+        r = &mut exchange => r.map_err(FetchError::Other),
+        c = &mut conn => match c {
+            Ok(()) => exchange.await.map_err(FetchError::Other),
+            Err(e) => Err(FetchError::Other(format!("HTTP from {} failed: {e}", url.authority))),
+        },
+    }
+}
