@@ -222,9 +222,9 @@ pub fn inspect_file(path: &Path, ca: Option<&Path>) -> Result<Vec<Inspected>> {
     Ok(out)
 }
 
-/// The DER of the first certificate in a PEM or DER file.
+/// The DER of the first certificate in a PEM or DER file (read under the PEM cap).
 pub fn first_certificate_der(path: &Path) -> Result<Vec<u8>> {
-    let bytes = ward_io::files::read_bounded(path, ward_io::files::CRL)?;
+    let bytes = ward_io::files::read_bounded(path, ward_io::files::PEM)?;
     pem_or_der_blocks(path, &bytes)?
         .into_iter()
         .find(|(t, _)| t == "CERTIFICATE" || t.is_empty())
@@ -523,11 +523,13 @@ fn signature_name(oid: &x509_parser::der_parser::oid::Oid<'_>) -> String {
 }
 
 impl Inspected {
-    /// Human-readable rendering.
+    /// Human-readable rendering. Every value is shown through
+    /// [`ward_io::text::one_line`]: subjects, issuers, SANs and URLs come from whoever made
+    /// the file, and an escape sequence in them is shown (`\e`), never sent to the terminal.
     pub fn to_text(&self) -> String {
         let mut s = String::new();
         let mut line = |k: &str, v: &str| {
-            let l = format!("{k:<22}{v}");
+            let l = format!("{k:<22}{}", ward_io::text::one_line(v));
             s.push_str(l.trim_end());
             s.push('\n');
         };
