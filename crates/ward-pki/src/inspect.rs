@@ -101,13 +101,13 @@ pub(crate) fn pem_or_der_blocks(path: &Path, bytes: &[u8]) -> Result<Vec<(String
             .map(|s| s.contains("-----BEGIN"))
             .unwrap_or(false)
     {
-        let blocks = ::pem::parse_many(bytes).map_err(|e| Error::BadCertificate {
+        let blocks = crate::pem::parse(bytes).map_err(|e| Error::BadCertificate {
             path: path.to_path_buf(),
             reason: format!("malformed PEM: {e}"),
         })?;
         return Ok(blocks
             .into_iter()
-            .map(|b| (b.tag().to_string(), b.contents().to_vec()))
+            .map(|b| (b.label.to_string(), b.der))
             .collect());
     }
     // cfssl gencrl prints base64 DER without armour; accept it, and raw DER.
@@ -176,7 +176,7 @@ pub fn inspect_file(path: &Path, ca: Option<&Path>) -> Result<Vec<Inspected>> {
                 &der,
                 ca_der.as_ref(),
             )?))),
-            "CERTIFICATE REQUEST" | "NEW CERTIFICATE REQUEST" => {
+            "CERTIFICATE REQUEST" => {
                 let (_, csr) = X509CertificationRequest::from_der(&der)
                     .map_err(|e| bad(format!("malformed CSR: {e}")))?;
                 let info = &csr.certification_request_info;

@@ -29,6 +29,7 @@ pub mod expiry;
 pub mod inspect;
 pub mod key;
 pub mod names;
+mod pem;
 pub mod profile;
 pub mod renew;
 pub mod request;
