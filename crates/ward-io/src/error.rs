@@ -27,6 +27,8 @@ pub enum Error {
         limit: u64,
         what: &'static str,
     },
+    #[error("{}: is {kind}, not a regular file; name a regular file", path.display())]
+    NotRegular { path: PathBuf, kind: &'static str },
     #[error("{what}: bad duration {value:?}: {reason} (use Go durations such as 8760h, 90m, 30s; or days such as 30d)")]
     BadDuration {
         what: String,

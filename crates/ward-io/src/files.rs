@@ -5,6 +5,7 @@
 //! refusing it when group or others can reach it, as libpq and PostgreSQL do.
 
 use crate::error::{Error, Result};
+pub use crate::lock::DirLock;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -74,6 +75,12 @@ pub enum Overwrite {
 /// into place at once: the directory appears complete or not at all, and 10,000
 /// certificates cost one `syncfs` and one rename rather than 30,000 of each. Otherwise each
 /// file is staged as a temp file next to its destination and renamed over it.
+///
+/// Concurrent writers take turns: the check that no destination exists and the writing are
+/// done under an exclusive lock on each directory written into ([`DirLock`]; on the parent
+/// when the directory is new). So of several processes writing one name, exactly one wins
+/// and the others get [`Error::Exists`]; with [`Overwrite::Allow`] they write one after the
+/// other, and the files of one call (a certificate and its key) always end up together.
 pub fn write_all(files: &[PlannedFile], overwrite: Overwrite) -> Result<()> {
     let mut dirs: Vec<PathBuf> = files
         .iter()
@@ -83,9 +90,23 @@ pub fn write_all(files: &[PlannedFile], overwrite: Overwrite) -> Result<()> {
     dirs.dedup();
     if let [dir] = dirs.as_slice() {
         if !dir.exists() {
-            return write_new_directory(dir, files);
+            let parent = parent_of(dir);
+            fs::create_dir_all(parent).map_err(|e| Error::io(parent, "create directory", e))?;
+            let _parent_lock = DirLock::exclusive(parent)?;
+            // Under the lock: another writer may have created it while we waited.
+            if !dir.exists() {
+                return write_new_directory(dir, files);
+            }
         }
     }
+    for d in &dirs {
+        fs::create_dir_all(d).map_err(|e| Error::io(d, "create directory", e))?;
+    }
+    // Sorted, so that an ancestor is always locked before its descendants.
+    let _locks = dirs
+        .iter()
+        .map(|d| DirLock::exclusive(d))
+        .collect::<Result<Vec<_>>>()?;
     if overwrite == Overwrite::Refuse {
         for f in files {
             if f.path.exists() {
@@ -94,9 +115,6 @@ pub fn write_all(files: &[PlannedFile], overwrite: Overwrite) -> Result<()> {
                 });
             }
         }
-    }
-    for d in &dirs {
-        fs::create_dir_all(d).map_err(|e| Error::io(d, "create directory", e))?;
     }
     let batch = files.len() > 16;
     let pid = std::process::id();
@@ -126,15 +144,79 @@ pub fn write_all(files: &[PlannedFile], overwrite: Overwrite) -> Result<()> {
     result
 }
 
+/// Where [`write_all`] stages a new directory `dir` while this process writes it:
+/// `.NAME.staging-PID` beside it. A signal handler that must not leave it behind removes
+/// this path (see [`remove_staging`]).
+pub fn staging_path(dir: &Path) -> PathBuf {
+    staging_path_for(dir, std::process::id())
+}
+
+fn staging_path_for(dir: &Path, pid: u32) -> PathBuf {
+    parent_of(dir).join(format!(".{}.staging-{pid}", dir_name(dir)))
+}
+
+fn dir_name(dir: &Path) -> String {
+    dir.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "dir".into())
+}
+
+/// Removes this process's staging directory for `dir`, if there is one, retrying while a
+/// writer still adds files to it. Returns whether one was removed.
+pub fn remove_staging(dir: &Path) -> bool {
+    let staging = staging_path(dir);
+    for _ in 0..20 {
+        match fs::remove_dir_all(&staging) {
+            Ok(()) => return true,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return false,
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
+        }
+    }
+    false
+}
+
+/// Removes the staging directories of `dir` left by Ward processes that no longer exist
+/// (a crash or `kill -9` mid-write), and returns their paths so that the caller can say so.
+/// Those of running processes (another writer at work) are left alone.
+pub fn remove_stale_staging(dir: &Path) -> Result<Vec<PathBuf>> {
+    let parent = parent_of(dir);
+    let prefix = format!(".{}.staging-", dir_name(dir));
+    let entries = match fs::read_dir(parent) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io(parent, "read directory", e)),
+    };
+    let mut removed = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(&prefix))
+            .and_then(|p| p.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let alive = match rustix::process::Pid::from_raw(pid) {
+            // ESRCH: no such process. EPERM: it exists, owned by someone else.
+            Some(p) => rustix::process::test_kill_process(p) != Err(rustix::io::Errno::SRCH),
+            None => false,
+        };
+        if alive {
+            continue;
+        }
+        let path = entry.path();
+        fs::remove_dir_all(&path).map_err(|e| Error::io(&path, "remove", e))?;
+        removed.push(path);
+    }
+    removed.sort();
+    Ok(removed)
+}
+
 /// Stages a whole new directory and renames it into place.
 fn write_new_directory(dir: &Path, files: &[PlannedFile]) -> Result<()> {
     let parent = parent_of(dir);
     fs::create_dir_all(parent).map_err(|e| Error::io(parent, "create directory", e))?;
-    let name = dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "dir".into());
-    let staging = parent.join(format!(".{name}.staging-{}", std::process::id()));
+    let staging = staging_path(dir);
     let _ = fs::remove_dir_all(&staging);
     fs::create_dir(&staging).map_err(|e| Error::io(&staging, "create directory", e))?;
     let result = (|| {
@@ -277,6 +359,52 @@ pub fn read_bounded(path: &Path, limit: Limit) -> Result<Vec<u8>> {
         });
     }
     Ok(out)
+}
+
+/// Reads a regular file under a cap, for paths found rather than given (a directory walk):
+/// a FIFO, socket or device is refused with [`Error::NotRegular`] without blocking (the file
+/// is opened non-blocking and checked on the open descriptor, so a swap between the check
+/// and the read cannot slip one in). Returns the file's metadata (device and inode say
+/// whether it was seen already) with its contents.
+pub fn read_regular(path: &Path, limit: Limit) -> Result<(fs::Metadata, Vec<u8>)> {
+    use std::io::Read;
+    use std::os::unix::fs::FileTypeExt;
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags((rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::NOCTTY).bits() as i32)
+        .open(path)
+        .map_err(|e| Error::io(path, "read", e))?;
+    let meta = file.metadata().map_err(|e| Error::io(path, "read", e))?;
+    let t = meta.file_type();
+    if !t.is_file() {
+        let kind = if t.is_dir() {
+            "a directory"
+        } else if t.is_fifo() {
+            "a FIFO"
+        } else if t.is_socket() {
+            "a socket"
+        } else if t.is_char_device() || t.is_block_device() {
+            "a device"
+        } else {
+            "a special file"
+        };
+        return Err(Error::NotRegular {
+            path: path.to_path_buf(),
+            kind,
+        });
+    }
+    let mut out = Vec::new();
+    file.take(limit.bytes + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| Error::io(path, "read", e))?;
+    if out.len() as u64 > limit.bytes {
+        return Err(Error::TooLarge {
+            path: path.to_path_buf(),
+            limit: limit.bytes,
+            what: limit.what,
+        });
+    }
+    Ok((meta, out))
 }
 
 /// Reads a PEM file (certificate, key, CSR, CA bundle) under the [`PEM`] cap.

@@ -4,12 +4,13 @@
 //!
 //! - [`files`]: the one atomic writer, the one bounded reader, and the one private-key
 //!   permission rule (libpq's and PostgreSQL's);
+//! - [`lock`]: exclusive directory locks, so that concurrent Ward processes take turns;
 //! - [`duration`]: Go-style durations (`17520h`, `1h30m`, `30d`) as cfssl and Sensu write them;
 //! - [`text`]: text that is safe to put on a terminal, hex and time as Ward prints them.
 //!
 //! ```no_run
-//! use ward_io::files::{read_bounded, write_one, Overwrite, PlannedFile, PEM_LIMIT};
-//! let pem = read_bounded(std::path::Path::new("ca.pem"), PEM_LIMIT)?;
+//! use ward_io::files::{read_bounded, write_one, Overwrite, PlannedFile, PEM};
+//! let pem = read_bounded(std::path::Path::new("ca.pem"), PEM)?;
 //! write_one(&PlannedFile::public("copy.pem", pem), Overwrite::Refuse)?;
 //! # Ok::<(), ward_io::Error>(())
 //! ```
@@ -19,6 +20,7 @@
 pub mod duration;
 pub mod error;
 pub mod files;
+pub mod lock;
 pub mod text;
 
 pub use duration::{format_duration, parse_duration};

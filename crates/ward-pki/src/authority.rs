@@ -141,12 +141,12 @@ impl CertificateAuthority {
             path: cert_path.to_path_buf(),
             reason,
         };
-        let block = pem::parse_many(&cert_bytes)
+        let der = crate::pem::parse(&cert_bytes)
             .map_err(|e| bad(format!("not PEM: {e}")))?
             .into_iter()
-            .find(|b| b.tag() == "CERTIFICATE")
-            .ok_or_else(|| bad("no CERTIFICATE block found".into()))?;
-        let der = block.contents().to_vec();
+            .find(|b| b.label == "CERTIFICATE")
+            .ok_or_else(|| bad("no CERTIFICATE block found".into()))?
+            .der;
         let (_, x509) = x509_parser::parse_x509_certificate(&der)
             .map_err(|e| bad(format!("malformed certificate: {e}")))?;
         let is_ca = x509

@@ -194,8 +194,17 @@ impl Plan {
                 }
             }
         }
+        crate::request::check_common_name(&format!("{source}: ca.cn"), &raw.ca.cn)?;
         let mut seen = BTreeSet::new();
         for c in &certs {
+            crate::request::check_common_name(
+                &format!(
+                    "{source}: {} \"{}\"",
+                    c.role,
+                    ward_io::text::one_line(&c.name)
+                ),
+                &c.name,
+            )?;
             if c.name.is_empty() || c.name.contains('/') || c.name.starts_with('.') {
                 return Err(Error::invalid(
                     format!("{source}: {} {:?}", c.role, c.name),

@@ -101,13 +101,13 @@ pub(crate) fn pem_or_der_blocks(path: &Path, bytes: &[u8]) -> Result<Vec<(String
             .map(|s| s.contains("-----BEGIN"))
             .unwrap_or(false)
     {
-        let blocks = ::pem::parse_many(bytes).map_err(|e| Error::BadCertificate {
+        let blocks = crate::pem::parse(bytes).map_err(|e| Error::BadCertificate {
             path: path.to_path_buf(),
             reason: format!("malformed PEM: {e}"),
         })?;
         return Ok(blocks
             .into_iter()
-            .map(|b| (b.tag().to_string(), b.contents().to_vec()))
+            .map(|b| (b.label.to_string(), b.der))
             .collect());
     }
     // cfssl gencrl prints base64 DER without armour; accept it, and raw DER.
@@ -176,7 +176,7 @@ pub fn inspect_file(path: &Path, ca: Option<&Path>) -> Result<Vec<Inspected>> {
                 &der,
                 ca_der.as_ref(),
             )?))),
-            "CERTIFICATE REQUEST" | "NEW CERTIFICATE REQUEST" => {
+            "CERTIFICATE REQUEST" => {
                 let (_, csr) = X509CertificationRequest::from_der(&der)
                     .map_err(|e| bad(format!("malformed CSR: {e}")))?;
                 let info = &csr.certification_request_info;
@@ -222,9 +222,9 @@ pub fn inspect_file(path: &Path, ca: Option<&Path>) -> Result<Vec<Inspected>> {
     Ok(out)
 }
 
-/// The DER of the first certificate in a PEM or DER file.
+/// The DER of the first certificate in a PEM or DER file (read under the PEM cap).
 pub fn first_certificate_der(path: &Path) -> Result<Vec<u8>> {
-    let bytes = ward_io::files::read_bounded(path, ward_io::files::CRL)?;
+    let bytes = ward_io::files::read_bounded(path, ward_io::files::PEM)?;
     pem_or_der_blocks(path, &bytes)?
         .into_iter()
         .find(|(t, _)| t == "CERTIFICATE" || t.is_empty())
@@ -523,11 +523,13 @@ fn signature_name(oid: &x509_parser::der_parser::oid::Oid<'_>) -> String {
 }
 
 impl Inspected {
-    /// Human-readable rendering.
+    /// Human-readable rendering. Every value is shown through
+    /// [`ward_io::text::one_line`]: subjects, issuers, SANs and URLs come from whoever made
+    /// the file, and an escape sequence in them is shown (`\e`), never sent to the terminal.
     pub fn to_text(&self) -> String {
         let mut s = String::new();
         let mut line = |k: &str, v: &str| {
-            let l = format!("{k:<22}{v}");
+            let l = format!("{k:<22}{}", ward_io::text::one_line(v));
             s.push_str(l.trim_end());
             s.push('\n');
         };

@@ -209,7 +209,7 @@ impl PrivateKey {
                 ("EC PRIVATE KEY", der)
             }
         };
-        Ok(pem::encode(&pem::Pem::new(label, der)))
+        Ok(crate::pem::encode(label, &der))
     }
 
     /// Loads a key from a file, refusing group/world-accessible files.
@@ -230,13 +230,13 @@ impl PrivateKey {
                 path: path.to_path_buf(),
             });
         }
-        let blocks = pem::parse_many(bytes).map_err(|e| bad(format!("not PEM: {e}")))?;
+        let blocks = crate::pem::parse(bytes).map_err(|e| bad(format!("not PEM: {e}")))?;
         let block = blocks
             .iter()
-            .find(|b| b.tag().ends_with("PRIVATE KEY"))
+            .find(|b| b.label.ends_with("PRIVATE KEY"))
             .ok_or_else(|| bad("no PRIVATE KEY block found".into()))?;
-        let der = block.contents();
-        let (algorithm, key_der) = match block.tag() {
+        let der = block.der.as_slice();
+        let (algorithm, key_der) = match block.label {
             "PRIVATE KEY" => {
                 let info = pkcs8::PrivateKeyInfo::from_der(der)
                     .map_err(|e| bad(format!("malformed PKCS#8: {e}")))?;

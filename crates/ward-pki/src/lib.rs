@@ -31,6 +31,7 @@ pub mod expiry;
 pub mod inspect;
 pub mod key;
 pub mod names;
+mod pem;
 pub mod profile;
 pub mod renew;
 pub mod request;

@@ -97,6 +97,7 @@ impl CertificateRequest {
             Some(k) => KeyAlgorithm::from_cfssl(k.algo.as_deref(), k.size)?,
             None => KeyAlgorithm::default(),
         };
+        check_common_name(&format!("{source}: CN"), &raw.cn)?;
         let hosts = parse_hosts(raw.hosts.iter().flatten().map(String::as_str))?;
         let ca = match raw.ca {
             Some(ca) => {
@@ -129,6 +130,35 @@ impl CertificateRequest {
     }
 }
 
+/// RFC 5280's upper bound on a common name, in characters (`ub-common-name`).
+pub const MAX_COMMON_NAME: usize = 64;
+
+/// Checks a common name against RFC 5280: at most [`MAX_COMMON_NAME`] characters, and no
+/// control characters (which would reach terminals and logs that print the subject).
+/// `what` names where the CN came from (`--cn`, a file, a plan entry).
+pub fn check_common_name(what: &str, cn: &str) -> Result<()> {
+    if let Some(c) = cn.chars().find(|c| c.is_control()) {
+        return Err(Error::invalid(
+            what.to_string(),
+            format!(
+                "common name \"{}\" contains the control character {}; use printable characters only",
+                ward_io::text::one_line(cn),
+                ward_io::text::one_line(&c.to_string())
+            ),
+        ));
+    }
+    let n = cn.chars().count();
+    if n > MAX_COMMON_NAME {
+        return Err(Error::invalid(
+            what.to_string(),
+            format!(
+                "common name is {n} characters long; RFC 5280 allows at most {MAX_COMMON_NAME} (ub-common-name): use a shorter CN and put longer host names in the SANs (hosts)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 impl Subject {
     /// A subject with only a common name.
     pub fn with_cn(cn: impl Into<String>) -> Self {
@@ -140,6 +170,7 @@ impl Subject {
 
     pub(crate) fn to_rcgen(&self) -> Result<rcgen::DistinguishedName> {
         use rcgen::DnType;
+        check_common_name("CN", &self.common_name)?;
         let mut dn = rcgen::DistinguishedName::new();
         // cfssl's order: C, ST, L, O, OU (E, serialNumber) for each names entry, then CN.
         for a in &self.attributes {

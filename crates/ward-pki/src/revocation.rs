@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use time::OffsetDateTime;
-use ward_io::files::{self, Overwrite, PlannedFile};
+use ward_io::files::{self, DirLock, Overwrite, PlannedFile};
 
 /// The reason names `--reason` accepts (RFC 5280's, as OpenSSL spells them).
 pub const REASON_NAMES: &str = "unspecified, keyCompromise, cACompromise, affiliationChanged, superseded, cessationOfOperation, certificateHold, privilegeWithdrawn, aACompromise";
@@ -142,17 +142,23 @@ pub fn state_path(ca_dir: &Path) -> PathBuf {
 }
 
 impl RevocationState {
-    /// Reads the state; a missing file is an empty state.
+    /// Reads the state (under the [`files::CONFIG`] cap); a missing file is an empty state.
+    /// To change it, hold the CA directory's lock from this read to the write
+    /// ([`revoke`] and [`build_crl`] do).
     pub fn load(ca_dir: &Path) -> Result<Self> {
         let p = state_path(ca_dir);
-        match std::fs::read(&p) {
+        match files::read_bounded(&p, files::CONFIG) {
             Ok(b) => serde_json::from_slice(&b).map_err(|e| Error::Malformed {
                 what: p.display().to_string(),
                 format: "revocation state JSON",
                 reason: e.to_string(),
             }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
-            Err(e) => Err(Error::io(p, "read", e)),
+            Err(ward_io::Error::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                Ok(Self::default())
+            }
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -169,6 +175,10 @@ impl RevocationState {
 
 /// Records a revocation. The CA must load (so only its holder can revoke); revoking the same
 /// serial twice is an error that says when it was revoked.
+///
+/// The read-modify-write of `revoked.json` is done under the CA directory's exclusive lock,
+/// so concurrent revocations (other `ward pki revoke` or `ward pki crl` processes) are all
+/// kept: none overwrites another's.
 pub fn revoke(
     ca_dir: &Path,
     serial: &[u8],
@@ -176,6 +186,7 @@ pub fn revoke(
     subject: Option<String>,
 ) -> Result<Revocation> {
     let _ca = CertificateAuthority::load_dir(ca_dir)?;
+    let _lock = DirLock::exclusive(ca_dir)?;
     let mut state = RevocationState::load(ca_dir)?;
     let serial_hex = hex_colon(serial);
     if let Some(r) = state.revoked.iter().find(|r| r.serial == serial_hex) {
@@ -195,9 +206,34 @@ pub fn revoke(
     Ok(rev)
 }
 
-/// Signs a new CRL from the state, with the next CRL number, and records that number.
+/// A CRL written by [`publish_crl`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PublishedCrl {
+    /// Its CRL number.
+    pub number: u64,
+    /// How many certificates it lists.
+    pub revoked: usize,
+}
+
+/// Signs a new CRL (as [`build_crl`]) and writes it atomically to `out`, all under the CA
+/// directory's lock: concurrent runs get distinct numbers, and `out` ends up holding the
+/// CRL with the highest.
+pub fn publish_crl(ca_dir: &Path, next_update: Duration, out: &Path) -> Result<PublishedCrl> {
+    let _lock = DirLock::exclusive(ca_dir)?;
+    let (pem, number) = build_crl(ca_dir, next_update)?;
+    files::write_one(&PlannedFile::public(out, pem), Overwrite::Allow)?;
+    Ok(PublishedCrl {
+        number,
+        revoked: RevocationState::load(ca_dir)?.revoked.len(),
+    })
+}
+
+/// Signs a new CRL from the state, with the next CRL number, and records that number. The
+/// state is read and its number recorded under the CA directory's lock, so no two CRLs get
+/// the same number.
 pub fn build_crl(ca_dir: &Path, next_update: Duration) -> Result<(String, u64)> {
     let ca = CertificateAuthority::load_dir(ca_dir)?;
+    let _lock = DirLock::exclusive(ca_dir)?;
     let mut state = RevocationState::load(ca_dir)?;
     let number = state.crl_number + 1;
     let now = OffsetDateTime::now_utc();

@@ -10,6 +10,7 @@ use ward_io::parse_duration;
 use ward_pki::bootstrap::{bootstrap, Plan};
 use ward_pki::expiry::check_expiry;
 use ward_pki::inspect::{inspect_file, Inspected};
+use ward_pki::request::check_common_name;
 use ward_pki::revocation::{self, parse_reason, parse_serial};
 use ward_pki::{
     ca_paths, parse_host_list, resolve_profile, CertificateAuthority, CertificateRequest, Error,
@@ -252,16 +253,26 @@ fn notes(v: &[String]) {
     }
 }
 
+/// A request or cfssl JSON from a file or stdin (`-`), under the configuration cap.
 fn read_input(arg: &str) -> Result<(String, Vec<u8>)> {
     if arg == "-" {
         let mut buf = Vec::new();
         std::io::stdin()
+            .take(files::CONFIG.bytes + 1)
             .read_to_end(&mut buf)
             .map_err(|e| Error::io("stdin", "read", e))?;
+        if buf.len() as u64 > files::CONFIG.bytes {
+            return Err(ward_io::Error::TooLarge {
+                path: "stdin".into(),
+                limit: files::CONFIG.bytes,
+                what: "cfssl request or JSON",
+            }
+            .into());
+        }
         Ok(("stdin".into(), buf))
     } else {
         let p = Path::new(arg);
-        Ok((arg.to_string(), files::read(p)?))
+        Ok((arg.to_string(), files::read_bounded(p, files::CONFIG)?))
     }
 }
 
@@ -305,7 +316,10 @@ fn gencert(a: GencertArgs) -> Result<ExitCode> {
     let ca = CertificateAuthority::load(&ca_cert, &ca_key)?;
     let profile = match &a.config {
         Some(path) => {
-            let cfg = SigningConfig::from_json(&path.display().to_string(), &files::read(path)?)?;
+            let cfg = SigningConfig::from_json(
+                &path.display().to_string(),
+                &files::read_bounded(path, files::CONFIG)?,
+            )?;
             cfg.profile(a.profile.as_deref())?
         }
         None => match a.profile.as_deref().filter(|p| !p.is_empty()) {
@@ -370,6 +384,7 @@ fn json(a: JsonArgs) -> Result<ExitCode> {
 }
 
 fn init_ca(a: InitCaArgs) -> Result<ExitCode> {
+    check_common_name("--cn", &a.cn)?;
     let key: KeyAlgorithm = a.key.parse()?;
     let expiry = parse_duration("--expiry", &a.expiry)?;
     let request = CertificateRequest {
@@ -411,7 +426,7 @@ fn issue(a: IssueArgs) -> Result<ExitCode> {
     let config = match &a.config {
         Some(p) => Some(SigningConfig::from_json(
             &p.display().to_string(),
-            &files::read(p)?,
+            &files::read_bounded(p, files::CONFIG)?,
         )?),
         None => None,
     };
@@ -419,6 +434,7 @@ fn issue(a: IssueArgs) -> Result<ExitCode> {
     if let Some(e) = &a.expiry {
         profile.expiry = parse_duration("--expiry", e)?;
     }
+    check_common_name("--cn", &a.cn)?;
     if a.cn.trim().is_empty() || a.cn.contains('/') {
         return Err(Error::invalid(
             "--cn",
@@ -451,12 +467,21 @@ fn issue(a: IssueArgs) -> Result<ExitCode> {
 }
 
 fn run_bootstrap(a: BootstrapArgs) -> Result<ExitCode> {
-    let text = String::from_utf8(files::read(&a.plan)?).map_err(|_| Error::Malformed {
-        what: a.plan.display().to_string(),
-        format: "bootstrap plan YAML",
-        reason: "not UTF-8".into(),
+    let text = String::from_utf8(files::read_bounded(&a.plan, files::CONFIG)?).map_err(|_| {
+        Error::Malformed {
+            what: a.plan.display().to_string(),
+            format: "bootstrap plan YAML",
+            reason: "not UTF-8".into(),
+        }
     })?;
     let plan = Plan::from_yaml(&a.plan.display().to_string(), &text)?;
+    for stale in files::remove_stale_staging(&a.dir)? {
+        eprintln!(
+            "note: removed {}, left by an interrupted bootstrap (its process no longer exists)",
+            stale.display()
+        );
+    }
+    remove_staging_on_signal(a.dir.clone())?;
     let start = Instant::now();
     let total = plan.certificates.len();
     let step = (total / 10).max(1);
@@ -509,6 +534,61 @@ fn run_bootstrap(a: BootstrapArgs) -> Result<ExitCode> {
         "next: keep ca-key.pem offline once everything is issued; copy ca.pem to every host, and each NAME.pem + NAME-key.pem (mode 0600) to its host."
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// From now until the process exits, SIGINT and SIGTERM remove this process's staging
+/// directory for `dir` (a new directory is written there first, CA key and every new key
+/// included) and then exit with 128 + the signal's number, so that an interrupted bootstrap
+/// leaves no keys behind. Returns once the handlers are installed.
+fn remove_staging_on_signal(dir: PathBuf) -> Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (installed, wait) = std::sync::mpsc::channel::<std::io::Result<()>>();
+    let failed = |e| Error::io("signal handler", "install", e);
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = installed.send(Err(e));
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                let (mut term, mut int) = match (
+                    signal(SignalKind::terminate()),
+                    signal(SignalKind::interrupt()),
+                ) {
+                    (Ok(t), Ok(i)) => (t, i),
+                    (Err(e), _) | (_, Err(e)) => {
+                        let _ = installed.send(Err(e));
+                        return;
+                    }
+                };
+                let _ = installed.send(Ok(()));
+                let code = tokio::select! {
+                    _ = term.recv() => 128 + 15,
+                    _ = int.recv() => 128 + 2,
+                };
+                if files::remove_staging(&dir) {
+                    eprintln!(
+                        "interrupted: removed {} and the keys in it",
+                        files::staging_path(&dir).display()
+                    );
+                } else {
+                    eprintln!("interrupted");
+                }
+                std::process::exit(code);
+            });
+        })
+        .map_err(failed)?;
+    match wait.recv() {
+        Ok(r) => r.map_err(failed),
+        Err(_) => Err(failed(std::io::Error::other("the signal thread ended"))),
+    }
 }
 
 /// Prints files under `dir` as a tree, collapsing long runs.
@@ -564,7 +644,7 @@ fn info(a: InfoArgs) -> Result<ExitCode> {
 
 fn run_check_expiry(a: CheckExpiryArgs) -> Result<ExitCode> {
     let bad = |e: Error| {
-        outln!("UNKNOWN: {e}");
+        outln!("UNKNOWN: {}", ward_io::text::one_line(&e.to_string()));
         Ok(ExitCode::from(3))
     };
     let warning = match parse_duration("--warning", &a.warning) {
@@ -582,7 +662,8 @@ fn run_check_expiry(a: CheckExpiryArgs) -> Result<ExitCode> {
         ));
     }
     let report = check_expiry(&a.paths, warning, critical);
-    outln!("{}", report.summary);
+    // File names and subjects are not ours: shown escaped, never sent raw to a terminal.
+    outln!("{}", ward_io::text::one_line(&report.summary));
     Ok(ExitCode::from(report.status as u8))
 }
 
@@ -634,9 +715,8 @@ fn revoke(a: RevokeArgs) -> Result<ExitCode> {
 
 fn crl(a: CrlArgs) -> Result<ExitCode> {
     let next = parse_duration("--next-update", &a.next_update)?;
-    let (pem, number) = revocation::build_crl(&a.ca_dir, next)?;
-    files::write_one(&PlannedFile::public(&a.out, pem), Overwrite::Allow)?;
-    let n = revocation::RevocationState::load(&a.ca_dir)?.revoked.len();
+    let revocation::PublishedCrl { number, revoked: n } =
+        revocation::publish_crl(&a.ca_dir, next, &a.out)?;
     outln!(
         "wrote CRL #{number} with {n} revoked certificate{} to {}",
         if n == 1 { "" } else { "s" },
