@@ -8,7 +8,13 @@
 //!   rejected / retried, reconnects, connected).
 //!
 //! There is no authentication, as in Sensu: anyone who can reach the port can add events.
-//! It listens on loopback unless api-host says otherwise.
+//! It listens on loopback unless api-host says otherwise. So that a web page the host's
+//! browser opens cannot (a cross-origin POST, or DNS rebinding), every request is refused
+//! with 403 and a one-line reason when its `Host` is not this listener (127.0.0.1,
+//! localhost, [::1] or api-host, with api-port if a port is given) or when it carries an
+//! `Origin` other than `http://<one of those>:<api-port>`; and a POST whose Content-Type
+//! is not `application/json` gets 415. (With a wildcard api-host, 0.0.0.0 or ::, any Host
+//! is accepted: the operator exposed the port.)
 
 use crate::queue::QueueError;
 use crate::Agent;
@@ -23,12 +29,133 @@ use std::sync::Arc;
 
 /// The API's routes.
 pub(crate) fn router(agent: Arc<Agent>) -> Router {
+    let origin = Arc::new(Listener::of(agent.cfg.api.as_ref()));
     Router::new()
         .route("/events", post(post_event))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(ward_types::agent::MAX_FRAME))
+        .layer(axum::middleware::from_fn_with_state(origin, guard))
         .with_state(agent)
+}
+
+/// The names and port requests must be addressed to.
+struct Listener {
+    /// Host names (lowercase; IPv6 in brackets) a request's Host and Origin may name.
+    names: Vec<String>,
+    port: u16,
+    /// api-host is a wildcard: any Host is accepted.
+    any_host: bool,
+}
+
+impl Listener {
+    fn of(api: Option<&(String, u16)>) -> Listener {
+        let (host, port) = api.cloned().unwrap_or_else(|| ("127.0.0.1".into(), 3031));
+        let mut names: Vec<String> = ["127.0.0.1", "localhost", "[::1]"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let host = host.to_ascii_lowercase();
+        let any_host = matches!(host.as_str(), "0.0.0.0" | "::" | "[::]" | "");
+        if !any_host {
+            names.push(if host.contains(':') && !host.starts_with('[') {
+                format!("[{host}]")
+            } else {
+                host
+            });
+        }
+        Listener {
+            names,
+            port,
+            any_host,
+        }
+    }
+
+    /// Whether `authority` (`host[:port]`) names this listener.
+    fn is_self(&self, authority: &str, port_required: bool) -> bool {
+        let a = authority.to_ascii_lowercase();
+        let (name, port) = match a.rsplit_once(':') {
+            Some((n, p)) if !p.contains(']') => (n, Some(p)),
+            _ => (a.as_str(), None),
+        };
+        let port_ok = match port {
+            Some(p) => self.port == 0 || p == self.port.to_string(),
+            None => !port_required,
+        };
+        port_ok && self.names.iter().any(|n| n == name)
+    }
+}
+
+/// Refuses foreign `Host` and `Origin` headers (403) and non-JSON POSTs (415).
+async fn guard(
+    State(me): State<Arc<Listener>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match refusal(&me, req.method(), req.headers()) {
+        Some(r) => r,
+        None => next.run(req).await,
+    }
+}
+
+/// Why `guard` refuses a request, as the response; None when it may go on.
+fn refusal(
+    me: &Listener,
+    method: &axum::http::Method,
+    headers: &axum::http::HeaderMap,
+) -> Option<Response> {
+    let text = |h: header::HeaderName| headers.get(h).map(|v| v.to_str().unwrap_or("(not text)"));
+    let shown = |v: &str| ward_io::text::one_line(v).into_owned();
+    if let Some(origin) = text(header::ORIGIN) {
+        let own = origin
+            .strip_prefix("http://")
+            .is_some_and(|a| me.is_self(a, me.port != 80));
+        if !own {
+            return Some(line(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "Origin {:?} is not this agent's API: the local API takes requests from this host's programs, not from web pages",
+                    shown(origin)
+                ),
+            ));
+        }
+    }
+    if !me.any_host {
+        match text(header::HOST) {
+            Some(h) if me.is_self(h, false) => {}
+            Some(h) => {
+                return Some(line(
+                    StatusCode::FORBIDDEN,
+                    format!(
+                        "Host {:?} is not this agent's API (use 127.0.0.1:{} or localhost:{})",
+                        shown(h),
+                        me.port,
+                        me.port
+                    ),
+                ))
+            }
+            None => {
+                return Some(line(
+                    StatusCode::FORBIDDEN,
+                    "no Host header: send Host: 127.0.0.1 (HTTP/1.1)",
+                ))
+            }
+        }
+    }
+    if method == axum::http::Method::POST {
+        let ct = text(header::CONTENT_TYPE).unwrap_or("");
+        let media = ct.split(';').next().unwrap_or("").trim();
+        if !media.eq_ignore_ascii_case("application/json") {
+            return Some(line(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!(
+                    "Content-Type {:?}: events are JSON; send Content-Type: application/json",
+                    shown(ct)
+                ),
+            ));
+        }
+    }
+    None
 }
 
 fn line(status: StatusCode, text: impl Into<String>) -> Response {

@@ -387,6 +387,16 @@ impl AgentConfig {
         if self.retry_min > self.retry_max {
             return Err(s.error("retry-min", "is longer than retry-max"));
         }
+        // Bounded and of the right kind before the TLS layer reads them (`/dev/zero` as a
+        // cert-file is refused at once), each error naming the key.
+        use ward_types::settings::PemKind;
+        for (key, kind) in [
+            ("trusted-ca-file", PemKind::Certificates),
+            ("cert-file", PemKind::Certificates),
+            ("key-file", PemKind::PrivateKey),
+        ] {
+            s.check_pem_file(key, kind)?;
+        }
         match (&self.cert_file, &self.key_file) {
             (Some(_), None) => {
                 return Err(config_error(

@@ -103,3 +103,80 @@ async fn a_taken_api_port_stops_the_agent_at_start() {
         "{e}"
     );
 }
+
+/// A web page the host's browser opens must not reach the local API: a cross-origin
+/// `text/plain` POST (a "simple" request, sent without a preflight), a foreign Origin, or
+/// a rebound DNS name in Host are refused with a one-line reason, and nothing is queued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn foreign_origins_hosts_and_content_types_are_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let port = ward_testkit::free_port();
+    let nowhere = ward_testkit::free_port();
+    let cfg = common::config(&[
+        ("backend-url", &format!("ws://127.0.0.1:{nowhere}")),
+        ("password", "pw"),
+        ("name", "web-1"),
+        ("cache-dir", d.path().join("cache").to_str().unwrap()),
+        ("disable-api", "false"),
+        ("api-port", &port.to_string()),
+    ]);
+    let (stop, agent) = common::spawn_agent(cfg);
+    wait_for_api(port).await;
+    let ev = r#"{"check": {"metadata": {"name": "evil"}, "status": 2}}"#;
+    let cases = [
+        (
+            "Origin: http://evil.example\r\nContent-Type: text/plain\r\n",
+            403,
+            "Origin \"http://evil.example\" is not this agent's API",
+        ),
+        (
+            "Origin: http://evil.example\r\n",
+            403,
+            "Origin \"http://evil.example\" is not this agent's API",
+        ),
+        ("Origin: null\r\n", 403, "Origin \"null\""),
+        (
+            &format!("Origin: http://127.0.0.1:{}\r\n", port + 1),
+            403,
+            "is not this agent's API",
+        ),
+        (
+            &format!("Host: evil.example:{port}\r\n"),
+            403,
+            &format!("Host \"evil.example:{port}\" is not this agent's API"),
+        ),
+        (
+            "Content-Type: text/plain\r\n",
+            415,
+            "Content-Type \"text/plain\": events are JSON",
+        ),
+        (
+            "Content-Type: application/x-www-form-urlencoded\r\n",
+            415,
+            "send Content-Type: application/json",
+        ),
+    ];
+    for (headers, status, want) in cases {
+        let (got, reason) = common::http_with(port, "POST", "/events", ev, headers).await;
+        assert_eq!(got, status, "{headers:?}: {reason}");
+        assert!(
+            reason.contains(want) && reason.lines().count() == 1,
+            "{headers:?}: {reason}"
+        );
+    }
+    let (got, _) = common::http_with(port, "GET", "/metrics", "", "Host: evil.example\r\n").await;
+    assert_eq!(got, 403);
+    // The API's own origin, localhost, and no Origin at all (curl) are served.
+    for headers in [
+        format!("Origin: http://127.0.0.1:{port}\r\n"),
+        format!("Origin: http://localhost:{port}\r\nHost: localhost:{port}\r\n"),
+        "Content-Type: application/json; charset=utf-8\r\n".to_string(),
+    ] {
+        let (got, reason) = common::http_with(port, "POST", "/events", ev, &headers).await;
+        assert_eq!(got, 202, "{headers:?}: {reason}");
+    }
+    let (_, m) = common::http(port, "GET", "/metrics", "").await;
+    assert_eq!(metric(&m, "ward_agent_queue_events"), 3);
+    stop.send(()).unwrap();
+    agent.await.unwrap().unwrap();
+}

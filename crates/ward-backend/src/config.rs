@@ -207,6 +207,21 @@ pub fn resolve(
             _ => {}
         }
     }
+    // Every file key: readable, bounded, and PEM of the right kind, named in the error
+    // (a missing trusted-ca-file was ignored before).
+    use ward_types::settings::PemKind;
+    for (key, kind) in [
+        ("cert-file", PemKind::Certificates),
+        ("key-file", PemKind::PrivateKey),
+        ("trusted-ca-file", PemKind::Certificates),
+        ("dashboard-cert-file", PemKind::Certificates),
+        ("dashboard-key-file", PemKind::PrivateKey),
+        ("agent-auth-cert-file", PemKind::Certificates),
+        ("agent-auth-key-file", PemKind::PrivateKey),
+        ("agent-auth-trusted-ca-file", PemKind::Certificates),
+    ] {
+        s.check_pem_file(key, kind)?;
+    }
     if cfg.dashboard_cert_file.is_some() && !tls {
         return Err(s.error(
             "dashboard-cert-file",

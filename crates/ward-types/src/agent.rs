@@ -366,6 +366,15 @@ pub fn subscriptions_with_entity(name: &str, subs: &[String]) -> Vec<String> {
     out
 }
 
+/// The first `entity:<other>` subscription in `subs` that is not `name`'s own, if any: an
+/// agent may subscribe only to its own entity's subscription (check requests for
+/// `entity:<other>` carry the other agent's commands and secrets).
+pub fn foreign_entity_subscription<'a>(name: &str, subs: &'a [String]) -> Option<&'a str> {
+    subs.iter()
+        .map(|s| s.trim())
+        .find(|s| s.strip_prefix("entity:").is_some_and(|n| n != name))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

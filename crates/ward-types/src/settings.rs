@@ -114,8 +114,8 @@ impl Settings {
         let mut values: BTreeMap<String, Setting> = BTreeMap::new();
         if let Some(path) = file {
             let src = path.display().to_string();
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| config_error("config-file", &src, format!("cannot read: {e}")))?;
+            let text = read_text(path, ward_io::files::CONFIG)
+                .map_err(|e| config_error("config-file", &src, e))?;
             let doc: Value = if text.trim().is_empty() {
                 Value::Object(Default::default())
             } else {
@@ -301,6 +301,55 @@ impl Settings {
         items
     }
 
+    /// The file `key` names, read whole under `limit`: None when the key is unset; a
+    /// missing, unreadable or oversized file (`/dev/zero` fails at once) is an error naming
+    /// the key and its source.
+    pub fn read_file(
+        &self,
+        key: &str,
+        limit: ward_io::files::Limit,
+    ) -> Result<Option<(PathBuf, Vec<u8>)>, ConfigError> {
+        let Some(path) = self.path(key) else {
+            return Ok(None);
+        };
+        match ward_io::files::read_bounded(&path, limit) {
+            Ok(bytes) => Ok(Some((path, bytes))),
+            Err(e) => Err(self.error(key, e.to_string())),
+        }
+    }
+
+    /// Checks the PEM file `key` names, if set: readable, under the PEM cap, and holding
+    /// what `kind` says (one or more certificates, or one private key). Every file key of a
+    /// service is checked this way at start, so that a wrong path is one line naming the
+    /// key rather than a setting silently left out.
+    pub fn check_pem_file(&self, key: &str, kind: PemKind) -> Result<(), ConfigError> {
+        use rustls_pki_types::pem::PemObject;
+        let Some((path, bytes)) = self.read_file(key, ward_io::files::PEM)? else {
+            return Ok(());
+        };
+        let p = path.display();
+        match kind {
+            PemKind::Certificates => {
+                let mut n = 0;
+                for c in rustls_pki_types::CertificateDer::pem_slice_iter(&bytes) {
+                    c.map_err(|e| self.error(key, format!("{p}: not PEM certificates: {e}")))?;
+                    n += 1;
+                }
+                if n == 0 {
+                    return Err(self.error(
+                        key,
+                        format!("{p}: holds no certificate (-----BEGIN CERTIFICATE-----)"),
+                    ));
+                }
+            }
+            PemKind::PrivateKey => {
+                rustls_pki_types::PrivateKeyDer::from_pem_slice(&bytes)
+                    .map_err(|e| self.error(key, format!("{p}: holds no PEM private key: {e}")))?;
+            }
+        }
+        Ok(())
+    }
+
     /// A mapping: a YAML mapping, or `k=v,k2=v2` (from flags or the environment; a
     /// repeated flag adds pairs).
     pub fn map(&self, key: &str) -> Result<BTreeMap<String, String>, ConfigError> {
@@ -335,6 +384,74 @@ impl Settings {
     }
 }
 
+/// What a PEM file key must hold (see [`Settings::check_pem_file`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PemKind {
+    /// One or more certificates: a certificate chain or a CA bundle.
+    Certificates,
+    /// One private key.
+    PrivateKey,
+}
+
+/// A text file read under `limit`, or the reason it cannot be (a line naming the file).
+fn read_text(path: &Path, limit: ward_io::files::Limit) -> Result<String, String> {
+    let bytes = ward_io::files::read_bounded(path, limit).map_err(|e| e.to_string())?;
+    String::from_utf8(bytes).map_err(|_| format!("{}: not UTF-8 text", path.display()))
+}
+
+/// Refuses environment variables that begin with `schema.env_prefix` (`WARD_BACKEND_`,
+/// `WARD_AGENT_`) but name no key, as unknown YAML keys are refused: a misspelt variable
+/// would otherwise be a setting silently not applied. Only that prefix is checked (other
+/// `WARD_*` variables belong to other commands and tools); `also` lists the prefix's
+/// variables read elsewhere (`WARD_BACKEND_CLUSTER_ADMIN_PASSWORD` by `ward backend init`).
+pub fn check_env_names(
+    schema: &Schema,
+    also: &[&str],
+    names: impl IntoIterator<Item = std::ffi::OsString>,
+) -> Result<(), ConfigError> {
+    let known: Vec<String> = schema.keys.iter().map(|k| schema.env_var(k)).collect();
+    for name in names {
+        let name = name.to_string_lossy();
+        if !name.starts_with(schema.env_prefix)
+            || known.iter().any(|k| *k == name)
+            || also.contains(&name.as_ref())
+        {
+            continue;
+        }
+        let closest = known
+            .iter()
+            .map(String::as_str)
+            .chain(also.iter().copied())
+            .min_by_key(|k| edit_distance(k, &name))
+            .unwrap_or_default();
+        return Err(config_error(
+            &ward_io::text::one_line(&name),
+            "the environment",
+            format!(
+                "unknown variable: did you mean {closest}? (each {}* variable must name a key)",
+                schema.env_prefix
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Levenshtein distance, for "did you mean".
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
 fn split_commas(s: &str) -> Vec<String> {
     s.split(',')
         .map(str::trim)
@@ -347,8 +464,7 @@ fn split_commas(s: &str) -> Vec<String> {
 /// environment; variables already set win, as with systemd's EnvironmentFile. Call it at
 /// start-up, before any other thread exists.
 pub fn load_env_file(path: &Path) -> Result<usize, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("{}: cannot read env file: {e}", path.display()))?;
+    let text = read_text(path, ward_io::files::CONFIG).map_err(|e| format!("env file {e}"))?;
     let mut n = 0;
     for (i, line) in text.lines().enumerate() {
         let l = line.trim();

@@ -51,6 +51,8 @@ pub struct AgentMetrics {
     pub events_acked: AtomicU64,
     pub events_rejected: AtomicU64,
     pub events_retried: AtomicU64,
+    /// Events for another entity and foreign `entity:` subscriptions, refused.
+    pub identity_refused: AtomicU64,
     pub keepalives: AtomicU64,
     pub check_requests_sent: AtomicU64,
     pub check_requests_dropped: AtomicU64,
@@ -130,7 +132,7 @@ impl Agents {
         use std::fmt::Write;
         let m = &self.metrics;
         let _ = writeln!(out, "# HELP ward_agent_sessions Agent sessions open now.\n# TYPE ward_agent_sessions gauge\nward_agent_sessions {}", self.count());
-        let counters: [(&str, &str, &AtomicU64); 10] = [
+        let counters: [(&str, &str, &AtomicU64); 11] = [
             (
                 "ward_agent_sessions_opened_total",
                 "Agent sessions opened.",
@@ -165,6 +167,11 @@ impl Agents {
                 "ward_agent_events_retried_total",
                 "Agent events not stored this time (the agent sends them again).",
                 &m.events_retried,
+            ),
+            (
+                "ward_agent_identity_refused_total",
+                "Agent events for another entity, and entity: subscriptions of another agent, refused.",
+                &m.identity_refused,
             ),
             (
                 "ward_agent_keepalives_total",
@@ -480,6 +487,18 @@ async fn upgrade(
                 "{}: at most 1000 subscriptions of at most 256 bytes",
                 agent::HEADER_SUBSCRIPTIONS
             ),
+        );
+    }
+    if let Some(other) = agent::foreign_entity_subscription(name, &subs) {
+        st.agents
+            .metrics
+            .identity_refused
+            .fetch_add(1, Ordering::Relaxed);
+        return refuse(
+            &st,
+            StatusCode::FORBIDDEN,
+            peer,
+            format!("agent {name:?}: subscription {other:?} is another agent's; an agent may subscribe to entity:{name} only (remove it from its subscriptions)"),
         );
     }
     // Password hashing (argon2) and the user lookup block: off the async workers.

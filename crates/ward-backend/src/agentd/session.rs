@@ -360,6 +360,22 @@ impl Session<'_> {
             Ok(i) => i,
             Err(e) => return self.rejected(id, e.to_string()),
         };
+        // The session speaks for its own entity only: its certificate (or its user and the
+        // name in the handshake) proves nothing about another agent's.
+        if input.entity != self.info.name {
+            self.st
+                .agents
+                .metrics
+                .identity_refused
+                .fetch_add(1, Ordering::Relaxed);
+            return self.rejected(
+                id,
+                format!(
+                    "entity {:?} is not this agent ({:?}): an agent sends events for its own entity only (proxy entities are not accepted on the agent port yet; post them to the API as a user allowed to)",
+                    input.entity, self.info.name
+                ),
+            );
+        }
         let key = (input.entity.clone(), input.check.clone());
         if !self.retried.is_empty() && self.retried.contains(&key) {
             return self.retry(
@@ -423,6 +439,18 @@ impl Session<'_> {
                 "keepalive: at most {} subscriptions of at most {} bytes, and 1000 labels and annotations",
                 agent::MAX_SUBSCRIPTIONS,
                 agent::MAX_SUBSCRIPTION_LEN
+            ));
+        }
+        if let Some(other) = agent::foreign_entity_subscription(&info.name, &k.entity.subscriptions)
+        {
+            self.st
+                .agents
+                .metrics
+                .identity_refused
+                .fetch_add(1, Ordering::Relaxed);
+            return Err(format!(
+                "keepalive: subscription {other:?} is another agent's; an agent may subscribe to entity:{} only",
+                info.name
             ));
         }
         let mut subs = k.entity.subscriptions.clone();

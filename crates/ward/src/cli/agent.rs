@@ -86,6 +86,12 @@ pub fn run(cmd: AgentCommand) -> Result<ExitCode, String> {
     match cmd {
         AgentCommand::Start(a) => {
             super::load_env_file(a.env_file.as_deref(), "/etc/default/ward-agent")?;
+            ward_types::settings::check_env_names(
+                &ward_agent::config::SCHEMA,
+                &[],
+                std::env::vars_os().map(|(k, _)| k),
+            )
+            .map_err(|e| e.to_string())?;
             let file = a
                 .config_file
                 .clone()

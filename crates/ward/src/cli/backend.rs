@@ -2,7 +2,7 @@
 
 use clap::{Args, Subcommand};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Debug, Subcommand)]
@@ -40,6 +40,14 @@ pub struct InitArgs {
     )]
     agent_password: Option<String>,
 }
+
+/// `WARD_BACKEND_*` variables `ward backend init` reads (not keys of `backend start`; an
+/// environment shared by both may hold them).
+const INIT_ONLY_ENV: &[&str] = &[
+    "WARD_BACKEND_CLUSTER_ADMIN_USERNAME",
+    "WARD_BACKEND_CLUSTER_ADMIN_PASSWORD",
+    "WARD_BACKEND_AGENT_PASSWORD",
+];
 
 macro_rules! start_args {
     ($($field:ident => $name:literal),* $(,)?) => {
@@ -98,6 +106,7 @@ start_args! {
 pub fn run(cmd: BackendCommand) -> Result<ExitCode, String> {
     match cmd {
         BackendCommand::Init(a) => {
+            let _lock = lock_state_dir(&a.state_dir, true)?;
             ward_backend::init(
                 &a.state_dir,
                 &a.cluster_admin_username,
@@ -113,12 +122,20 @@ pub fn run(cmd: BackendCommand) -> Result<ExitCode, String> {
         }
         BackendCommand::Start(a) => {
             super::load_env_file(a.env_file.as_deref(), "/etc/default/ward-backend")?;
+            ward_types::settings::check_env_names(
+                &ward_backend::config::SCHEMA,
+                INIT_ONLY_ENV,
+                std::env::vars_os().map(|(k, _)| k),
+            )
+            .map_err(|e| e.to_string())?;
             let cfg = ward_backend::config::resolve(
                 a.config_file.as_deref(),
                 &|k| std::env::var(k).ok(),
                 &a.flags(),
             )
             .map_err(|e| e.to_string())?;
+            // Held until the process exits: a second backend on this state dir stops here.
+            let _lock = lock_state_dir(&cfg.state_dir, false)?;
             super::start_logging(&["ward_backend"], &cfg.log_level);
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -128,4 +145,64 @@ pub fn run(cmd: BackendCommand) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The lock file in a state directory, held by the `ward backend` using it.
+const LOCK_FILE: &str = "backend.lock";
+
+/// Takes `<dir>/backend.lock` (an exclusive `flock`, held while the returned file is open,
+/// so until the process ends, however it ends) and writes this PID into it. Fails at once
+/// with the directory and the holder's PID when another `ward backend start` or
+/// `ward backend init` holds it. `create`: make the directory (0700) when missing (init);
+/// otherwise a missing directory is left for the "not initialised" error.
+fn lock_state_dir(dir: &Path, create: bool) -> Result<Option<std::fs::File>, String> {
+    use std::io::{Read, Seek, Write};
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    if !dir.is_dir() {
+        if !create {
+            return Ok(None);
+        }
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| format!("{}: cannot create: {e}", dir.display()))?;
+    }
+    let path = dir.join(LOCK_FILE);
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| format!("{}: cannot open the state-dir lock: {e}", path.display()))?;
+    match rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => {}
+        Err(rustix::io::Errno::WOULDBLOCK) => {
+            let mut pid = String::new();
+            let _ = f.read_to_string(&mut pid);
+            let pid = match pid.trim() {
+                "" => "unknown: it is starting".to_string(),
+                p => ward_io::text::one_line(p).to_string(),
+            };
+            return Err(format!(
+                "{}: the state directory is in use by another ward backend (PID {pid}, holding {}); stop it, or give this one another --state-dir",
+                dir.display(),
+                path.display()
+            ));
+        }
+        Err(e) => {
+            return Err(format!(
+                "{}: cannot lock the state directory: {e}",
+                path.display()
+            ))
+        }
+    }
+    let written = f
+        .set_len(0)
+        .and_then(|_| f.rewind())
+        .and_then(|_| writeln!(f, "{}", std::process::id()));
+    written.map_err(|e| format!("{}: cannot write the PID: {e}", path.display()))?;
+    Ok(Some(f))
 }

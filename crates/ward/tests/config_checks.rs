@@ -1,0 +1,233 @@
+//! Configuration is checked at start, through the real binary: every file key (exists,
+//! bounded, PEM of the right kind), size caps on config, env and certificate files
+//! (`/dev/zero` refused at once), unknown `WARD_BACKEND_*` / `WARD_AGENT_*` variables, and
+//! the state directory locked by the backend that runs on it.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use ward_testkit::backend::Backend;
+use ward_testkit::{free_port, ward_bin, TempDir};
+
+/// Runs `ward ARGS` (with `env`) for at most `secs`: (exit code, stderr, how long), or
+/// None when it was still running (then it is killed). Memory is capped at 2 GB so that a
+/// read that never ends fails rather than takes the machine.
+fn run_for(args: &[&str], env: &[(&str, &str)], secs: u64) -> Option<(i32, String, Duration)> {
+    let err = tempfile::NamedTempFile::new().unwrap();
+    let mut c = Command::new("sh");
+    c.arg("-c")
+        .arg("ulimit -v 2000000; exec \"$0\" \"$@\"")
+        .arg(ward_bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(err.reopen().unwrap());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let start = Instant::now();
+    let mut child = c.spawn().unwrap();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let took = start.elapsed();
+            let stderr = std::fs::read_to_string(err.path()).unwrap_or_default();
+            return Some((status.code().unwrap_or(-1), stderr, took));
+        }
+        if start.elapsed() > Duration::from_secs(secs) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `ward backend start` on fresh ports with `extra`.
+fn backend_args(state: &str, extra: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = [
+        "backend",
+        "start",
+        "--state-dir",
+        state,
+        "--api-listen-address",
+        &format!("127.0.0.1:{}", free_port()),
+        "--agent-host",
+        "127.0.0.1",
+        "--agent-port",
+        &free_port().to_string(),
+        "--dashboard-host",
+        "127.0.0.1",
+        "--dashboard-port",
+        &free_port().to_string(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    v.extend(extra.iter().map(|s| s.to_string()));
+    v
+}
+
+/// Fails within `secs` with exit 1 and one line on stderr containing every `want`.
+fn refused(args: &[String], env: &[(&str, &str)], secs: u64, want: &[&str]) -> Duration {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let Some((code, stderr, took)) = run_for(&args, env, secs) else {
+        panic!("{args:?} was still running after {secs}s");
+    };
+    assert_eq!(code, 1, "{args:?}: {stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{args:?}: {stderr}");
+    for w in want {
+        assert!(stderr.contains(w), "{args:?}: want {w:?} in {stderr}");
+    }
+    took
+}
+
+#[test]
+fn a_second_backend_or_init_on_a_held_state_dir_fails_naming_the_pid() {
+    let b = Backend::start(false);
+    let state = b.dir.join("state");
+    let state = state.to_str().unwrap();
+    let pid = format!("PID {}", b.pid());
+    refused(
+        &backend_args(state, &[]),
+        &[],
+        10,
+        &[state, &pid, "in use by another ward backend"],
+    );
+    let init: Vec<String> = [
+        "backend",
+        "init",
+        "--state-dir",
+        state,
+        "--cluster-admin-username",
+        "x",
+        "--cluster-admin-password",
+        "y",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    refused(&init, &[], 10, &[state, &pid]);
+    // The first backend serves on.
+    let (code, _) = b.curl(&[&format!("{}/health", b.url())]);
+    assert_eq!(code, 200);
+}
+
+#[test]
+fn dev_zero_as_config_env_or_cert_file_is_refused_at_once() {
+    let d = TempDir::new();
+    let state = d.join("state");
+    let state = state.to_str().unwrap();
+    let backend = [
+        (vec!["--env-file", "/dev/zero"], "env file /dev/zero"),
+        (
+            vec!["--config-file", "/dev/zero"],
+            "config-file (from /dev/zero)",
+        ),
+        (
+            vec!["--cert-file", "/dev/zero", "--key-file", "/dev/zero"],
+            "cert-file (from --cert-file): /dev/zero: larger than",
+        ),
+    ];
+    for (extra, want) in backend {
+        let took = refused(
+            &backend_args(state, &extra),
+            &[],
+            20,
+            &[want, "larger than"],
+        );
+        assert!(took < Duration::from_secs(5), "{extra:?} took {took:?}");
+    }
+    let agent = |extra: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = ["agent", "start", "--name", "a", "--cache-dir"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        v.push(d.join("cache").display().to_string());
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    let url = format!("wss://127.0.0.1:{}", free_port());
+    let cases = [
+        (vec!["--env-file", "/dev/zero"], "env file /dev/zero"),
+        (
+            vec!["--config-file", "/dev/zero"],
+            "config-file (from /dev/zero)",
+        ),
+        (
+            vec![
+                "--backend-url",
+                &url,
+                "--cert-file",
+                "/dev/zero",
+                "--key-file",
+                "/dev/zero",
+            ],
+            "(from --cert-file): /dev/zero: larger than",
+        ),
+    ];
+    for (extra, want) in cases {
+        let took = refused(&agent(&extra), &[], 20, &[want, "larger than"]);
+        assert!(took < Duration::from_secs(5), "{extra:?} took {took:?}");
+    }
+}
+
+#[test]
+fn file_keys_are_checked_at_start_naming_the_key() {
+    let d = TempDir::new();
+    let state = d.join("state");
+    let state = state.to_str().unwrap();
+    let missing = d.join("missing-ca.pem");
+    let missing = missing.to_str().unwrap();
+    refused(
+        &backend_args(state, &["--trusted-ca-file", missing]),
+        &[],
+        20,
+        &[
+            "trusted-ca-file (from --trusted-ca-file)",
+            missing,
+            "cannot read",
+        ],
+    );
+    let not_pem = d.join("ca.pem");
+    std::fs::write(&not_pem, "hello\n").unwrap();
+    let not_pem = not_pem.to_str().unwrap();
+    refused(
+        &backend_args(state, &[]),
+        &[("WARD_BACKEND_AGENT_AUTH_TRUSTED_CA_FILE", not_pem)],
+        20,
+        &[
+            "agent-auth-trusted-ca-file (from $WARD_BACKEND_AGENT_AUTH_TRUSTED_CA_FILE)",
+            "holds no certificate",
+        ],
+    );
+}
+
+#[test]
+fn unknown_ward_backend_and_ward_agent_variables_are_refused() {
+    let d = TempDir::new();
+    let state = d.join("state");
+    let state = state.to_str().unwrap();
+    refused(
+        &backend_args(state, &[]),
+        &[("WARD_BACKEND_LOG_LEVL", "debug")],
+        20,
+        &[
+            "WARD_BACKEND_LOG_LEVL (from the environment): unknown variable",
+            "did you mean WARD_BACKEND_LOG_LEVEL?",
+        ],
+    );
+    let cache = d.join("cache");
+    let args: Vec<String> = ["agent", "start", "--password", "pw", "--cache-dir"]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([cache.display().to_string()])
+        .collect();
+    refused(
+        &args,
+        &[("WARD_AGENT_NAMESPCE", "ops")],
+        20,
+        &[
+            "WARD_AGENT_NAMESPCE (from the environment)",
+            "did you mean WARD_AGENT_NAMESPACE?",
+        ],
+    );
+}
