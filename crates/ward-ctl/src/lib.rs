@@ -442,10 +442,13 @@ pub fn render(docs: &[Document], format: Format) -> String {
                     ),
                     _ => summary,
                 };
+                // Names, namespaces and check output come from agents and API clients:
+                // shown escaped, so no escape sequence in them reaches the terminal.
                 rows.push([
-                    d.metadata.name.clone(),
-                    d.metadata.namespace.clone().unwrap_or_default(),
-                    summary,
+                    ward_io::text::one_line(&d.metadata.name).into_owned(),
+                    ward_io::text::one_line(d.metadata.namespace.as_deref().unwrap_or_default())
+                        .into_owned(),
+                    ward_io::text::one_line(&summary).into_owned(),
                 ]);
             }
             let w: Vec<usize> = (0..3)
@@ -483,9 +486,9 @@ pub fn health_table(v: &Value) -> String {
     for m in v["ClusterHealth"].as_array().into_iter().flatten() {
         s.push_str(&format!(
             "{:<18} {:<30} {:<7} {}\n",
-            m["MemberIDHex"].as_str().unwrap_or(""),
-            m["Name"].as_str().unwrap_or(""),
-            m["Err"].as_str().unwrap_or(""),
+            ward_io::text::one_line(m["MemberIDHex"].as_str().unwrap_or("")),
+            ward_io::text::one_line(m["Name"].as_str().unwrap_or("")),
+            ward_io::text::one_line(m["Err"].as_str().unwrap_or("")),
             m["Healthy"]
         ));
     }
@@ -493,7 +496,7 @@ pub fn health_table(v: &Value) -> String {
     for p in v["PostgresHealth"].as_array().into_iter().flatten() {
         s.push_str(&format!(
             "{:<30} {:<7} {}\n",
-            p["Name"].as_str().unwrap_or(""),
+            ward_io::text::one_line(p["Name"].as_str().unwrap_or("")),
             p["Active"],
             p["Healthy"]
         ));

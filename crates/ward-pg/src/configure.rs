@@ -213,15 +213,12 @@ pub fn configure(o: &ConfigureOptions) -> Result<ConfigureOutcome> {
     ];
     if let Some(ca) = &o.ca {
         planned.push(
-            PlannedFile::public(
-                in_data(CA_FILE),
-                ward_tls::read_bounded(ca, ward_tls::PEM_LIMIT, "CA certificate")?,
-            )
-            .owned_by(data.uid, data.gid),
+            PlannedFile::public(in_data(CA_FILE), ward_tls::read_pem_file(ca)?)
+                .owned_by(data.uid, data.gid),
         );
     }
     if let Some(crl) = &o.crl {
-        let bytes = ward_tls::read_bounded(crl, 32 << 20, "CRL")?;
+        let bytes = ward_tls::read_crl_file(crl)?;
         // PostgreSQL refuses a bad CRL on reload and silently keeps its old TLS settings;
         // check it here: PEM, a CRL, signed by --ca.
         let what = format!("--crl {}", crl.display());

@@ -8,8 +8,6 @@ pub enum Error {
     Pki(#[from] ward_pki::Error),
     #[error(transparent)]
     File(#[from] ward_io::Error),
-    #[error(transparent)]
-    Read(#[from] ward_tls::ReadError),
     #[error("{}: cannot {action}: {source}", path.display())]
     Io {
         path: PathBuf,

@@ -17,7 +17,7 @@ pub struct ServerPair {
 
 /// Validates `cert` (a PEM chain, leaf first) and `key`; with `ca`, the chain must lead to it.
 pub fn validate(cert: &Path, key: &Path, ca: Option<&Path>) -> Result<ServerPair> {
-    let chain_pem = ward_tls::read_bounded(cert, ward_tls::PEM_LIMIT, "certificate")?;
+    let chain_pem = ward_tls::read_pem_file(cert)?;
     let ders: Vec<Vec<u8>> = {
         use rustls::pki_types::pem::PemObject;
         rustls::pki_types::CertificateDer::pem_slice_iter(&chain_pem)
@@ -42,7 +42,7 @@ pub fn validate(cert: &Path, key: &Path, ca: Option<&Path>) -> Result<ServerPair
     }
     // PostgreSQL reads the key as its owner and refuses loose modes itself; Ward reads it as
     // the operator, so it only needs to parse and match.
-    let key_pem = ward_tls::read_bounded(key, ward_tls::PEM_LIMIT, "private key")?;
+    let key_pem = ward_tls::read_pem_file(key)?;
     let private = PrivateKey::from_pem(key, &key_pem)?;
     let (_, x) = parse_x509_certificate(leaf_der).map_err(|e| {
         Error::invalid(

@@ -312,10 +312,7 @@ impl ServerCertVerifier for LibpqVerifier {
     }
 }
 
-/// The most a CRL file may hold (as the agent port's CRLs).
-const CRL_LIMIT: u64 = 32 << 20;
-
-/// Loads the CRLs of a file (a regular file of at most 32 MiB): PEM (any number of
+/// Loads the CRLs of a file (a regular file of at most 64 MiB): PEM (any number of
 /// `X509 CRL` blocks) or one DER CRL.
 pub fn load_crls(
     path: &std::path::Path,
@@ -327,7 +324,7 @@ pub fn load_crls(
             path.display()
         ));
     }
-    let bytes = ward_tls::read_bounded(path, CRL_LIMIT, "CRL").map_err(|e| e.to_string())?;
+    let bytes = ward_tls::read_crl_file(path).map_err(|e| e.to_string())?;
     let pem: Vec<_> = CertificateRevocationListDer::pem_slice_iter(&bytes)
         .collect::<Result<_, _>>()
         .map_err(|e| format!("CRL file \"{}\" is malformed PEM: {e}", path.display()))?;

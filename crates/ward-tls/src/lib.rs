@@ -40,72 +40,20 @@ pub fn client_builder(
         .map_err(|e| e.to_string())
 }
 
-/// The most a certificate, CA or CRL file Ward reads as PEM may hold: far more than any
-/// real chain or CA bundle, and a cap so that a wrong path (`/dev/zero`, a log file) is
-/// refused at once instead of read without end.
-pub const PEM_LIMIT: u64 = 1 << 20;
-
-/// Why [`read_bounded`] refused a file; each renders as one line naming the file.
-#[derive(Debug, thiserror::Error)]
-pub enum ReadError {
-    #[error("{}: cannot read {what}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        what: &'static str,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{}: not a regular file, so not a {what}; point the setting at the file itself", path.display())]
-    NotRegular { path: PathBuf, what: &'static str },
-    #[error("{}: larger than {limit} bytes, which no {what} is; check that the path names the right file", path.display())]
-    TooLarge {
-        path: PathBuf,
-        what: &'static str,
-        limit: u64,
-    },
+/// Reads a certificate, key or CA file Ward was told to use: a regular file (a FIFO or
+/// device is refused without blocking) of at most `ward_io::files::PEM`.
+pub fn read_pem_file(path: &Path) -> Result<Vec<u8>, ward_io::Error> {
+    ward_io::files::read_regular(path, ward_io::files::PEM).map(|(_, bytes)| bytes)
 }
 
-/// Reads a regular file of at most `limit` bytes. A FIFO, a device or a directory is
-/// refused before any byte is read (a FIFO would block, a device could be endless), and a
-/// larger file after `limit + 1` bytes.
-pub fn read_bounded(path: &Path, limit: u64, what: &'static str) -> Result<Vec<u8>, ReadError> {
-    use std::io::Read;
-    let io = |source| ReadError::Io {
-        path: path.to_path_buf(),
-        what,
-        source,
-    };
-    // O_NONBLOCK: opening a FIFO with no writer would otherwise wait for one.
-    let file = {
-        use std::os::unix::fs::OpenOptionsExt;
-        std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
-            .open(path)
-    }
-    .map_err(io)?;
-    let meta = file.metadata().map_err(io)?;
-    if !meta.is_file() {
-        return Err(ReadError::NotRegular {
-            path: path.to_path_buf(),
-            what,
-        });
-    }
-    let mut out = Vec::with_capacity(meta.len().min(limit) as usize);
-    file.take(limit + 1).read_to_end(&mut out).map_err(io)?;
-    if out.len() as u64 > limit {
-        return Err(ReadError::TooLarge {
-            path: path.to_path_buf(),
-            what,
-            limit,
-        });
-    }
-    Ok(out)
+/// Reads a CRL file: a regular file of at most `ward_io::files::CRL`.
+pub fn read_crl_file(path: &Path) -> Result<Vec<u8>, ward_io::Error> {
+    ward_io::files::read_regular(path, ward_io::files::CRL).map(|(_, bytes)| bytes)
 }
 
-/// The certificates in a PEM file (bounded by [`PEM_LIMIT`]).
+/// The certificates in a PEM file (bounded, [`read_pem_file`]).
 pub fn read_certs(path: &Path, what: &'static str) -> Result<Vec<CertificateDer<'static>>, String> {
-    let bytes = read_bounded(path, PEM_LIMIT, what).map_err(|e| e.to_string())?;
+    let bytes = read_pem_file(path).map_err(|e| format!("{what}: {e}"))?;
     CertificateDer::pem_slice_iter(&bytes)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| format!("{}: malformed PEM: {e}", path.display()))
@@ -196,10 +144,10 @@ pub fn check_validity(key: &str, path: &Path, allow: Option<(&str, bool)>) -> Re
 /// What [`fingerprint`] returns.
 pub type Fingerprint = Option<Vec<u8>>;
 
-/// A file's content fingerprint (SHA-256 of its bytes, bounded by [`PEM_LIMIT`]), to see
+/// A file's content fingerprint (SHA-256 of its bytes, bounded, [`read_pem_file`]), to see
 /// that it changed whatever its mtime says; `None` when it cannot be read.
 pub fn fingerprint(p: &Path) -> Fingerprint {
-    let bytes = read_bounded(p, PEM_LIMIT, "file").ok()?;
+    let bytes = read_pem_file(p).ok()?;
     Some(
         aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &bytes)
             .as_ref()

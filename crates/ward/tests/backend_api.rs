@@ -780,6 +780,17 @@ fn events_keep_their_history_and_ward_ctl_resolves_them() {
         .ok()
         .stdout;
     assert!(out.contains("state passing"), "{out}");
+    // Check output with an escape sequence (clear the screen, set the title) is shown
+    // escaped in the table, never sent to the terminal.
+    let evil = r#"{"entity":{"entity_class":"agent","metadata":{"name":"web-1"}},"check":{"metadata":{"name":"evil"},"status":2,"output":"\u001b[2J\u001b]0;pwned\u0007 gone","interval":60}}"#;
+    let (code, body) = b.curl(&["-X", "POST", "-H", &auth, "-d", evil, &events]);
+    assert_eq!(code, 201, "{body}");
+    let table = b.ctl().args(["event", "list"]).run().ok().stdout;
+    assert!(
+        !table.contains('\u{1b}') && !table.contains('\u{7}'),
+        "{table:?}"
+    );
+    assert!(table.contains(r"\e[2J\e]0;pwned\x07 gone"), "{table}");
 }
 
 #[test]

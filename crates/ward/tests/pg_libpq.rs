@@ -361,8 +361,10 @@ fn a_client_key_readable_by_others_is_refused_naming_the_file_and_the_chmod() {
     );
     let line = home.audit(&dsn, &[]).refused();
     assert!(
-        line.contains(&format!("private key file {}", key.display()))
-            && line.contains(&format!("chmod 600 {}", key.display())),
+        line.contains(&format!(
+            "{}: private key is accessible by group or others (mode 0644)",
+            key.display()
+        )) && line.contains(&format!("chmod 600 {}", key.display())),
         "{line}"
     );
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();

@@ -107,7 +107,7 @@ impl AgentAuth {
             let loc =
                 Location::parse(url).map_err(|e| format!("agent-auth-crl-urls {url}: {e}"))?;
             if let Location::File(p) = &loc {
-                let bytes = crate::read_bounded(p, MAX_CRL_BYTES as u64, "CRL").map_err(|e| {
+                let bytes = crate::read_crl_file(p).map_err(|e| {
                     format!(
                         "agent-auth-crl-urls {url}: {e}; write the CRL there (`ward pki crl --ca-dir DIR --out {}`) or remove the URL",
                         p.display()

@@ -105,7 +105,7 @@ pub const OCSP_DEFAULT_TTL: Duration = Duration::from_secs(300);
 const SKEW: i64 = 300;
 /// Revocation fetches in flight at once.
 const MAX_FETCHES: usize = 64;
-const MAX_CRL_BYTES: usize = 32 << 20;
+const MAX_CRL_BYTES: usize = ward_io::files::CRL.bytes as usize;
 const MAX_OCSP_BYTES: usize = 1 << 20;
 
 const SHA1_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.14.3.2.26");

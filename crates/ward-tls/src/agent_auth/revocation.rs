@@ -230,7 +230,7 @@ impl Revocation {
                     Location::File(p) => {
                         let p = p.clone();
                         tokio::task::spawn_blocking(move || {
-                            crate::read_bounded(&p, MAX_CRL_BYTES as u64, "CRL")
+                            crate::read_crl_file(&p)
                                 .map_err(|e| e.to_string())
                                 .and_then(|b| Crl::parse(&b))
                         })
