@@ -6,6 +6,7 @@ use argon2::Argon2;
 use base64::Engine;
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use ward_store::{Redeemed, Store, StoreError, StoredToken, User};
@@ -75,6 +76,19 @@ pub fn hash_password(password: &str) -> Result<String, PasswordError> {
         .map_err(|e| PasswordError::Hash(e.to_string()))
 }
 
+/// The user name and password of an `Authorization: Basic` header.
+pub fn basic(headers: &axum::http::HeaderMap) -> Option<(String, String)> {
+    let v = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(v.strip_prefix("Basic ")?.trim())
+        .ok()?;
+    let (u, p) = std::str::from_utf8(&raw).ok()?.split_once(':')?;
+    Some((u.to_string(), p.to_string()))
+}
+
 /// Checks `password` against a PHC hash.
 fn verify(hash: &str, password: &str) -> bool {
     let Ok(parsed) = PasswordHash::new(hash) else {
@@ -98,14 +112,22 @@ pub fn check_password(user: &User, password: &str) -> bool {
 /// Checks a password against a user (or against `dummy` when there is no such user or no
 /// password, so that every answer costs one argon2 verification and the time taken does
 /// not tell which users exist); disabled users fail after the verification.
-pub fn check_password_timed(user: Option<&User>, password: &str, dummy: &str) -> bool {
-    match user.and_then(|u| u.password_hash.as_deref().map(|h| (u, h))) {
+/// `verifications` counts the argon2 verifications made.
+pub fn check_password_timed(
+    user: Option<&User>,
+    password: &str,
+    dummy: &str,
+    verifications: &AtomicU64,
+) -> bool {
+    let ok = match user.and_then(|u| u.password_hash.as_deref().map(|h| (u, h))) {
         Some((u, h)) => verify(h, password) && !u.disabled,
         None => {
             let _ = verify(dummy, password);
             false
         }
-    }
+    };
+    verifications.fetch_add(1, Ordering::Relaxed);
+    ok
 }
 
 use ward_types::unix_now as now;
@@ -234,6 +256,10 @@ pub struct Logins {
     /// exist or has no password: unknown and known users then take the same time.
     dummy: Arc<OnceLock<String>>,
     failures: Mutex<Failures>,
+    /// Password verifications made (argon2 runs, the dummy's included): for /metrics.
+    pub verifications: Arc<AtomicU64>,
+    /// Attempts refused by throttling, before any hashing: for /metrics.
+    pub throttled_attempts: AtomicU64,
 }
 
 impl Default for Logins {
@@ -246,6 +272,8 @@ impl Default for Logins {
             permits: tokio::sync::Semaphore::new(cores.saturating_sub(1).max(1)),
             dummy: Arc::default(),
             failures: Mutex::new(Failures::default()),
+            verifications: Arc::default(),
+            throttled_attempts: AtomicU64::new(0),
         }
     }
 }
@@ -302,6 +330,7 @@ impl Logins {
         password: String,
     ) -> Result<User, LoginError> {
         if let Some(s) = self.throttled(source, user) {
+            self.throttled_attempts.fetch_add(1, Ordering::Relaxed);
             return Err(LoginError::Throttled(s));
         }
         let _permit = self
@@ -311,6 +340,7 @@ impl Logins {
             .map_err(|e| LoginError::Task(e.to_string()))?;
         let name = user.to_string();
         let dummy_cell = self.dummy.clone();
+        let verifications = self.verifications.clone();
         let found = tokio::task::spawn_blocking(move || -> Result<Option<User>, LoginError> {
             let dummy = match dummy_cell.get() {
                 Some(d) => d,
@@ -321,9 +351,11 @@ impl Logins {
                 }
             };
             let u = store.user(&name)?;
-            Ok(check_password_timed(u.as_ref(), &password, dummy)
-                .then_some(u)
-                .flatten())
+            Ok(
+                check_password_timed(u.as_ref(), &password, dummy, &verifications)
+                    .then_some(u)
+                    .flatten(),
+            )
         })
         .await
         .map_err(|e| LoginError::Task(e.to_string()))??;

@@ -33,6 +33,16 @@ fn backend() -> Backend {
 /// Opens a session as `name` with `subscriptions`: the WebSocket, or the HTTP refusal
 /// (status, body).
 async fn connect(b: &Backend, name: &str, subscriptions: &str) -> Result<Ws, (u16, String)> {
+    connect_as(b, name, subscriptions, AGENT_PASSWORD).await
+}
+
+/// `connect` with the `agent` user's password `password`.
+async fn connect_as(
+    b: &Backend,
+    name: &str,
+    subscriptions: &str,
+    password: &str,
+) -> Result<Ws, (u16, String)> {
     use base64::Engine;
     let mut req = format!("ws://127.0.0.1:{}/", b.agent_port)
         .into_client_request()
@@ -41,7 +51,7 @@ async fn connect(b: &Backend, name: &str, subscriptions: &str) -> Result<Ws, (u1
     h.insert("Ward-AgentName", name.parse().unwrap());
     h.insert("Ward-Namespace", "default".parse().unwrap());
     h.insert("Ward-Subscriptions", subscriptions.parse().unwrap());
-    let cred = base64::engine::general_purpose::STANDARD.encode(format!("agent:{AGENT_PASSWORD}"));
+    let cred = base64::engine::general_purpose::STANDARD.encode(format!("agent:{password}"));
     h.insert("Authorization", format!("Basic {cred}").parse().unwrap());
     let tcp = tokio::net::TcpStream::connect(("127.0.0.1", b.agent_port))
         .await
@@ -254,4 +264,39 @@ fn another_agents_entity_subscription_is_refused() {
         }
     });
     assert_eq!(metric(&b, "ward_agent_identity_refused_total"), 2.0);
+}
+
+/// Agent passwords go through the same checks as API logins: one argon2 verification per
+/// attempt (unknown users too), and after 10 failures for a user within a minute, 429 with
+/// Retry-After before any hashing, even with the right password.
+#[test]
+fn agent_logins_are_verified_and_throttled_as_api_logins_are() {
+    let b = backend();
+    let verifications = || {
+        let (code, m) = b.curl(&[&format!("{}/metrics", b.url())]);
+        assert_eq!(code, 200, "{m}");
+        m.lines()
+            .find_map(|l| {
+                l.strip_prefix("ward_password_verifications_total ")?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .unwrap_or_else(|| panic!("no ward_password_verifications_total:\n{m}"))
+    };
+    rt().block_on(async {
+        let before = verifications();
+        for _ in 0..10 {
+            let (code, body) = connect_as(&b, "web-1", "", "wrong password")
+                .await
+                .err()
+                .unwrap();
+            assert_eq!(code, 401, "{body}");
+            assert!(body.contains("wrong username or password"), "{body}");
+        }
+        assert_eq!(verifications() - before, 10);
+        let (code, body) = connect(&b, "web-1", "").await.err().unwrap();
+        assert_eq!(code, 429, "{body}");
+        assert!(body.contains("too many failed logins"), "{body}");
+        assert_eq!(verifications() - before, 10, "refused before hashing");
+    });
 }

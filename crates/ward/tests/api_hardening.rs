@@ -58,14 +58,9 @@ fn create_user(b: &Backend, admin: &str, name: &str, password: &str, groups: &[&
     assert_eq!(code, 201, "{out}");
 }
 
-/// The tests of this file run one at a time: two of them measure time, and every one makes
-/// argon2 hashes that would skew the others' measurements.
+/// The tests of this file run one at a time: one of them measures time, and every one makes
+/// argon2 hashes that would skew its measurements.
 static TIMING: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
 
 #[test]
 fn bad_logins_in_parallel_leave_authenticated_requests_fast() {
@@ -107,56 +102,60 @@ fn bad_logins_in_parallel_leave_authenticated_requests_fast() {
         times[times.len() / 2] * 1e3,
         p99 * 1e3
     );
-    assert!(p99 < 0.2, "p99 {:.1} ms (times: {times:?})", p99 * 1e3);
+    // Measured: 19 ms with checks off the workers, 1,914 ms when argon2 ran on them
+    // (BENCHMARKS.md). The bound is loose so that a loaded machine does not fail it, and
+    // tight enough that argon2 back on the workers does.
+    assert!(p99 < 0.6, "p99 {:.1} ms (times: {times:?})", p99 * 1e3);
+}
+
+/// The value of counter `name` in the backend's /metrics.
+fn counter(b: &Backend, name: &str) -> u64 {
+    let (code, metrics) = b.curl(&[&format!("{}/metrics", b.url())]);
+    assert_eq!(code, 200, "{metrics}");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in /metrics:\n{metrics}"))
 }
 
 #[test]
-fn logins_take_as_long_for_unknown_users_and_are_throttled_with_retry_after() {
+fn logins_verify_a_password_for_unknown_users_too_and_are_throttled_with_retry_after() {
     let _one_at_a_time = TIMING.lock().unwrap_or_else(|e| e.into_inner());
     require_tool("curl");
     let b = Backend::start(false);
     let (admin, _) = session(&b, ADMIN, ADMIN_PASSWORD);
     create_user(&b, &admin, "timed", "timed password", &["view"]);
     let url = format!("{}/auth", b.url());
-    // Warm-up: the first unknown user also makes the dummy hash.
-    timed(&b, &["-u", "nobody-0:x", &url]);
-    let (mut known, mut unknown) = (Vec::new(), Vec::new());
+    // Every answer costs one argon2 verification, whether the user exists or not: the time
+    // taken does not tell which users exist. (Counted, not timed: the times themselves are
+    // in BENCHMARKS.md.)
+    let verified = || counter(&b, "ward_password_verifications_total");
+    let before = verified();
     for i in 1..=8 {
-        let (code, t, _) = timed(&b, &["-u", "timed:wrong password", &url]);
+        let (code, _, _) = timed(&b, &["-u", "timed:wrong password", &url]);
         assert_eq!(code, 401);
-        known.push(t);
-        let (code, t, _) = timed(&b, &["-u", &format!("nobody-{i}:wrong password"), &url]);
+        let (code, _, _) = timed(&b, &["-u", &format!("nobody-{i}:wrong password"), &url]);
         assert_eq!(code, 401);
-        unknown.push(t);
     }
-    let least = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
-    eprintln!(
-        "login, wrong password: known user median {:.2} ms, unknown user median {:.2} ms",
-        median(known.clone()) * 1e3,
-        median(unknown.clone()) * 1e3
-    );
-    // The least of each is the cost of the work itself; medians move with the machine's
-    // load (other tests, other builds).
-    let (k, u) = (least(&known), least(&unknown));
-    eprintln!(
-        "login, wrong password: known user least {:.2} ms, unknown user least {:.2} ms, ratio {:.2}",
-        k * 1e3,
-        u * 1e3,
-        u / k
-    );
-    assert!(
-        (0.5..=2.0).contains(&(u / k)),
-        "unknown {:.2} ms vs known {:.2} ms",
-        u * 1e3,
-        k * 1e3
+    assert_eq!(
+        verified() - before,
+        16,
+        "one verification per login attempt"
     );
     // Per user: the 10th failure within a minute is the last answered; then 429 with
     // Retry-After, even with the right password, and without hashing.
     for _ in 0..2 {
         assert_eq!(timed(&b, &["-u", "timed:wrong password", &url]).0, 401);
     }
+    let before = verified();
     let (code, _, out) = timed(&b, &["-u", "timed:timed password", &url]);
     assert_eq!(code, 429, "{out}");
+    assert_eq!(
+        verified(),
+        before,
+        "a throttled login is refused before any hashing"
+    );
+    assert!(counter(&b, "ward_logins_throttled_total") >= 1);
     let retry = out
         .lines()
         .find_map(|l| {

@@ -8,14 +8,13 @@ pub mod schedulerd;
 mod session;
 
 use crate::api::{AppState, Metrics};
-use crate::auth::{self, Role};
+use crate::auth::{self, LoginError, Role};
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Router};
-use base64::Engine;
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -336,6 +335,18 @@ async fn serve_http<I>(
 }
 
 fn refuse(st: &AppState, code: StatusCode, peer: SocketAddr, msg: String) -> Response {
+    let retry = (code == StatusCode::SERVICE_UNAVAILABLE).then_some(5);
+    refuse_retry(st, code, peer, msg, retry)
+}
+
+/// `refuse`, with Retry-After `retry` seconds when given.
+fn refuse_retry(
+    st: &AppState,
+    code: StatusCode,
+    peer: SocketAddr,
+    msg: String,
+    retry: Option<u64>,
+) -> Response {
     st.agents
         .metrics
         .sessions_refused
@@ -345,33 +356,46 @@ fn refuse(st: &AppState, code: StatusCode, peer: SocketAddr, msg: String) -> Res
     }
     tracing::warn!(peer = %peer, status = code.as_u16(), "agent refused: {msg}");
     let mut r = (code, format!("{msg}\n")).into_response();
-    if code == StatusCode::SERVICE_UNAVAILABLE {
-        r.headers_mut().insert(
-            axum::http::header::RETRY_AFTER,
-            axum::http::HeaderValue::from_static("5"),
-        );
+    if let Some(secs) = retry {
+        r.headers_mut()
+            .insert(axum::http::header::RETRY_AFTER, secs.into());
     }
     r
 }
 
-/// Who an agent session runs as: the user behind the credentials or certificate.
-/// The user, and whether it is one the store knows (false: a certificate's CN standing
-/// for the default agent identity).
-fn identify(
-    st: &AppState,
+/// Who an agent session runs as: the user behind the certificate or the Basic
+/// credentials, and whether it is one the store knows (false: a certificate's CN standing
+/// for the default agent identity). Passwords go through `Logins`, as API logins do: off
+/// the workers, capped, throttled, and as slow for unknown users as for known ones.
+async fn identify(
+    st: &Arc<AppState>,
     headers: &HeaderMap,
     cert: &CertIdentity,
-) -> Result<(User, bool), (StatusCode, String)> {
+    peer: SocketAddr,
+) -> Result<(User, bool), Refusal> {
+    let store_failed = |e: ward_store::StoreError| {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the user store failed: {e}"),
+            Some(5),
+        )
+    };
     if let Some(id) = &cert.0 {
         // With agent mTLS the certificate is the credential: its CN is the user. An existing
         // user's groups apply; any other CN is the default agent identity.
-        return match st.store.user(&id.cn) {
-            Ok(Some(u)) if u.disabled => Err((
+        let (store, cn) = (st.store.clone(), id.cn.clone());
+        let found = tokio::task::spawn_blocking(move || store.user(&cn))
+            .await
+            .map_err(|_| unfinished())?
+            .map_err(store_failed)?;
+        return match found {
+            Some(u) if u.disabled => Err((
                 StatusCode::UNAUTHORIZED,
                 format!("user {:?} (the client certificate's CN) is disabled", id.cn),
+                None,
             )),
-            Ok(Some(u)) => Ok((u, true)),
-            Ok(None) => Ok((
+            Some(u) => Ok((u, true)),
+            None => Ok((
                 User {
                     name: id.cn.clone(),
                     password_hash: None,
@@ -380,38 +404,42 @@ fn identify(
                 },
                 false,
             )),
-            Err(e) => Err((
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("the user store failed: {e}"),
-            )),
         };
     }
-    let Some((u, p)) = basic(headers) else {
-        return Err((StatusCode::UNAUTHORIZED, "no credentials: send Basic credentials (agent user and password) or configure agent mTLS".into()));
+    let Some((u, p)) = auth::basic(headers) else {
+        return Err((StatusCode::UNAUTHORIZED, "no credentials: send Basic credentials (agent user and password) or configure agent mTLS".into(), None));
     };
-    match st.store.user(&u) {
-        Ok(Some(user)) if auth::check_password(&user, &p) => Ok((user, true)),
-        Ok(_) => Err((
+    match st
+        .logins
+        .check(st.store.clone(), Some(peer.ip()), &u, p)
+        .await
+    {
+        Ok(user) => Ok((user, true)),
+        Err(LoginError::Wrong) => Err((
             StatusCode::UNAUTHORIZED,
             format!("wrong username or password for user {u:?}"),
+            None,
         )),
-        Err(e) => Err((
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("the user store failed: {e}"),
-        )),
+        Err(e @ LoginError::Throttled(secs)) => {
+            Err((StatusCode::TOO_MANY_REQUESTS, e.to_string(), Some(secs)))
+        }
+        Err(LoginError::Store(e)) => Err(store_failed(e)),
+        Err(LoginError::Task(m)) => {
+            tracing::error!(error = %m, "an agent's password check failed");
+            Err(unfinished())
+        }
     }
 }
 
-fn basic(headers: &HeaderMap) -> Option<(String, String)> {
-    let v = headers
-        .get(axum::http::header::AUTHORIZATION)?
-        .to_str()
-        .ok()?;
-    let raw = base64::engine::general_purpose::STANDARD
-        .decode(v.strip_prefix("Basic ")?.trim())
-        .ok()?;
-    let (u, p) = std::str::from_utf8(&raw).ok()?.split_once(':')?;
-    Some((u.to_string(), p.to_string()))
+/// Why a session is refused: the status, the reason, and Retry-After seconds if any.
+type Refusal = (StatusCode, String, Option<u64>);
+
+fn unfinished() -> Refusal {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        "authentication did not finish; retry".into(),
+        Some(5),
+    )
 }
 
 /// What the handshake established about the agent.
@@ -501,22 +529,10 @@ async fn upgrade(
             format!("agent {name:?}: subscription {other:?} is another agent's; an agent may subscribe to entity:{name} only (remove it from its subscriptions)"),
         );
     }
-    // Password hashing (argon2) and the user lookup block: off the async workers.
-    let (user, known_user) = {
-        let (st2, headers2, cert2) = (st.clone(), headers.clone(), cert.clone());
-        match tokio::task::spawn_blocking(move || identify(&st2, &headers2, &cert2)).await {
-            Ok(Ok(u)) => u,
-            Ok(Err((code, msg))) => {
-                return refuse(&st, code, peer, format!("agent {name:?}: {msg}"))
-            }
-            Err(_) => {
-                return refuse(
-                    &st,
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    peer,
-                    "authentication did not finish; retry".into(),
-                )
-            }
+    let (user, known_user) = match identify(&st, &headers, &cert, peer).await {
+        Ok(u) => u,
+        Err((code, msg, retry)) => {
+            return refuse_retry(&st, code, peer, format!("agent {name:?}: {msg}"), retry)
         }
     };
     // A certificate that maps to no user is the default agent identity for that one
@@ -540,7 +556,13 @@ async fn upgrade(
             ),
         );
     }
-    match st.store.get(Kind::Namespace, "", namespace) {
+    let (store, ns) = (st.store.clone(), namespace.to_string());
+    let Ok(found) = tokio::task::spawn_blocking(move || store.get(Kind::Namespace, "", &ns)).await
+    else {
+        let (code, msg, retry) = unfinished();
+        return refuse_retry(&st, code, peer, msg, retry);
+    };
+    match found {
         Ok(Some(_)) => {}
         Ok(None) => return refuse(&st, StatusCode::NOT_FOUND, peer, format!("agent {name:?}: no namespace {namespace:?}; create it (ward ctl namespace create {namespace})")),
         Err(e) => return refuse(&st, StatusCode::SERVICE_UNAVAILABLE, peer, format!("the store failed: {e}")),

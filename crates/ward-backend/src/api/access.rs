@@ -4,20 +4,10 @@ use super::error::{ApiError, ApiResult};
 use super::state::AppState;
 use crate::auth::{self, Role};
 use axum::http::{header, HeaderMap, StatusCode};
-use base64::Engine;
 use std::sync::atomic::Ordering;
 use ward_store::User;
 
-pub(super) fn basic(headers: &HeaderMap) -> Option<(String, String)> {
-    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let b64 = v.strip_prefix("Basic ")?;
-    let raw = base64::engine::general_purpose::STANDARD
-        .decode(b64.trim())
-        .ok()?;
-    let s = String::from_utf8(raw).ok()?;
-    let (u, p) = s.split_once(':')?;
-    Some((u.to_string(), p.to_string()))
-}
+pub(super) use crate::auth::basic;
 
 pub(super) fn bearer(headers: &HeaderMap) -> Option<&str> {
     headers

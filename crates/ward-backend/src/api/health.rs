@@ -61,7 +61,7 @@ pub(crate) async fn health(
 pub(super) async fn metrics(State(st): Shared) -> Response {
     let m = &st.metrics;
     let mut out = String::new();
-    let counters: [(&str, &str, &AtomicU64); 9] = [
+    let counters: [(&str, &str, &AtomicU64); 11] = [
         (
             "ward_http_requests_total",
             "HTTP requests served.",
@@ -106,6 +106,16 @@ pub(super) async fn metrics(State(st): Shared) -> Response {
             "ward_pg_buffer_full_total",
             "Events refused with 503 because the PostgreSQL event store's buffer was full.",
             &m.pg_buffer_full,
+        ),
+        (
+            "ward_password_verifications_total",
+            "Password verifications (argon2) for API and agent logins, unknown users included.",
+            &st.logins.verifications,
+        ),
+        (
+            "ward_logins_throttled_total",
+            "Logins refused with 429 (too many failures from an address or for a user), before any hashing.",
+            &st.logins.throttled_attempts,
         ),
     ];
     for (name, help, v) in counters {

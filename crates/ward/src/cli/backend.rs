@@ -155,7 +155,7 @@ const LOCK_FILE: &str = "backend.lock";
 /// with the directory and the holder's PID when another `ward backend start` or
 /// `ward backend init` holds it. `create`: make the directory (0700) when missing (init);
 /// otherwise a missing directory is left for the "not initialised" error.
-fn lock_state_dir(dir: &Path, create: bool) -> Result<Option<std::fs::File>, String> {
+pub(crate) fn lock_state_dir(dir: &Path, create: bool) -> Result<Option<std::fs::File>, String> {
     use std::io::{Read, Seek, Write};
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
     if !dir.is_dir() {

@@ -270,6 +270,9 @@ pub fn run(a: QuickstartArgs) -> Result<ExitCode, String> {
         tls.join("crl.pem").display()
     );
     let state = a.dir.join("state");
+    // The backend quickstart runs holds its state directory as `ward backend start` does,
+    // so a second quickstart (or a backend) on the same directory fails at once.
+    let _state_lock = super::backend::lock_state_dir(&state, true)?;
     let password_file = a.dir.join("admin-password");
     if !state.join("ward.db").exists() {
         let password = random_password()?;
