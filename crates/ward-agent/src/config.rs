@@ -63,55 +63,15 @@ pub struct BackendUrl {
 }
 
 impl BackendUrl {
-    /// Parses `ws://host[:port][/path]` or `wss://…`; the port defaults to 80 / 443 as for
-    /// any WebSocket URL (the guides always write `:8081`).
+    /// Parses `ws://host[:port][/path]` or `wss://…` (through `ward_io::url`); the port
+    /// defaults to 80 / 443 as for any WebSocket URL (the guides always write `:8081`).
     pub fn parse(s: &str) -> Result<BackendUrl, String> {
-        let (tls, rest) = if let Some(r) = s.strip_prefix("wss://") {
-            (true, r)
-        } else if let Some(r) = s.strip_prefix("ws://") {
-            (false, r)
-        } else {
-            return Err(format!(
-                "{s:?} is not a ws:// or wss:// URL (for example wss://backend-1.example.com:8081)"
-            ));
-        };
-        let (authority, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, "/"),
-        };
-        if authority.contains('@') {
-            return Err(format!(
-                "{s:?}: credentials do not belong in the URL; use user and password"
-            ));
-        }
-        let (host, port) = if let Some(r) = authority.strip_prefix('[') {
-            let (h, after) = r
-                .split_once(']')
-                .ok_or_else(|| format!("{s:?}: unclosed [ in the host"))?;
-            (h, after.strip_prefix(':'))
-        } else {
-            match authority.rsplit_once(':') {
-                Some((h, p)) => (h, Some(p)),
-                None => (authority, None),
-            }
-        };
-        if host.is_empty() {
-            return Err(format!("{s:?} has no host"));
-        }
-        let port = match port {
-            Some(p) => p
-                .parse::<u16>()
-                .ok()
-                .filter(|p| *p != 0)
-                .ok_or_else(|| format!("{s:?}: {p:?} is not a port number"))?,
-            None if tls => 443,
-            None => 80,
-        };
+        let e = ward_io::url::parse_endpoint(s, "ws", "wss").map_err(|e| format!("{s:?}: {e}"))?;
         Ok(BackendUrl {
-            tls,
-            host: host.to_string(),
-            port,
-            path: path.to_string(),
+            tls: e.tls,
+            host: e.host,
+            port: e.port,
+            path: e.path,
         })
     }
 
@@ -609,7 +569,7 @@ mod tests {
         );
         type Pairs<'a> = Vec<(&'a str, &'a str)>;
         let cases: Vec<(Pairs, Pairs, &str)> = vec![
-            (vec![], vec![pw, ("backend-url", "http://x:8081")], "backend-url (from --backend-url): \"http://x:8081\" is not a ws:// or wss://"),
+            (vec![], vec![pw, ("backend-url", "http://x:8081")], "backend-url (from --backend-url): \"http://x:8081\": the scheme is \"http\", not ws:// or wss://"),
             (vec![("WARD_AGENT_KEEPALIVE_INTERVAL", "often")], vec![pw], "keepalive-interval (from $WARD_AGENT_KEEPALIVE_INTERVAL): \"often\" is not a duration"),
             (vec![], vec![pw, ("keepalive-interval", "0")], "keepalive-interval (from --keepalive-interval): must be more than 0"),
             (vec![], vec![pw, ("keepalive-warning-timeout", "2")], "at least 5 seconds"),

@@ -52,41 +52,10 @@ fn io_error_words(e: &std::io::Error) -> String {
 }
 
 impl Endpoint {
-    fn parts(&self) -> Result<(bool, String, u16, String), String> {
-        let (tls, rest) = if let Some(r) = self.url.strip_prefix("https://") {
-            (true, r)
-        } else if let Some(r) = self.url.strip_prefix("http://") {
-            (false, r)
-        } else {
-            return Err(format!("{:?} is not an http:// or https:// URL", self.url));
-        };
-        let authority = rest.split('/').next().unwrap_or_default();
-        let (host, port) = if let Some(r) = authority.strip_prefix('[') {
-            let (h, p) = r
-                .split_once(']')
-                .ok_or_else(|| format!("{:?}: bad IPv6 host", self.url))?;
-            (
-                h.to_string(),
-                p.strip_prefix(':')
-                    .map(|p| p.parse())
-                    .transpose()
-                    .map_err(|_| format!("{:?}: bad port", self.url))?,
-            )
-        } else {
-            match authority.rsplit_once(':') {
-                Some((h, p)) => (
-                    h.to_string(),
-                    Some(p.parse().map_err(|_| format!("{:?}: bad port", self.url))?),
-                ),
-                None => (authority.to_string(), None),
-            }
-        };
-        Ok((
-            tls,
-            host,
-            port.unwrap_or(if tls { 443 } else { 80 }),
-            authority.to_string(),
-        ))
+    /// The API URL's parts (through `ward_io::url`).
+    fn parts(&self) -> Result<ward_io::url::Endpoint, String> {
+        ward_io::url::parse_endpoint(&self.url, "http", "https")
+            .map_err(|e| format!("{:?}: {e}", self.url))
     }
 
     /// `GET /auth` with Basic credentials: the tokens (`access_token`, `refresh_token`,
@@ -117,13 +86,22 @@ impl Endpoint {
         headers: &[(&str, String)],
         body: Option<Vec<u8>>,
     ) -> Result<Reply, String> {
-        let (tls, host, port, authority) = self.parts()?;
+        let endpoint = self.parts()?;
+        let authority = endpoint.authority();
+        let ward_io::url::Endpoint {
+            tls,
+            host,
+            port,
+            path: base,
+        } = endpoint;
         let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
             .await
             .map_err(|e| format!("{}: cannot connect: {e}", self.url))?;
+        // An API URL with a path (a backend behind a proxy at /ward/) prefixes every request.
+        let uri = format!("{}{path}", base.trim_end_matches('/'));
         let mut req = Request::builder()
             .method(method)
-            .uri(path)
+            .uri(uri)
             .header("host", authority.as_str())
             .header(
                 "user-agent",

@@ -6,7 +6,8 @@
 //!   permission rule (libpq's and PostgreSQL's);
 //! - [`lock`]: exclusive directory locks, so that concurrent Ward processes take turns;
 //! - [`duration`]: Go-style durations (`17520h`, `1h30m`, `30d`) as cfssl and Sensu write them;
-//! - [`text`]: text that is safe to put on a terminal, hex and time as Ward prints them.
+//! - [`text`]: text that is safe to put on a terminal, hex and time as Ward prints them;
+//! - [`url`]: the one URL parser (endpoints and file/http locations), on the `url` crate.
 //!
 //! ```no_run
 //! use ward_io::files::{read_bounded, write_one, Overwrite, PlannedFile, PEM};
@@ -22,6 +23,7 @@ pub mod error;
 pub mod files;
 pub mod lock;
 pub mod text;
+pub mod url;
 
 pub use duration::{format_duration, parse_duration};
 pub use error::{Error, Result};

@@ -124,7 +124,8 @@ fn dev_zero_as_a_certificate_or_ca_is_refused_at_once() {
             "{args:?}: {}",
             out.stderr
         );
-        assert!(took < Duration::from_secs(1), "{args:?} took {took:?}");
+        // Bounded reads answer in milliseconds; an unbounded read of /dev/zero never would.
+        assert!(took < Duration::from_secs(10), "{args:?} took {took:?}");
     }
     let out = check_expiry(&[Path::new("/dev/zero")]).fails_with(3);
     assert!(

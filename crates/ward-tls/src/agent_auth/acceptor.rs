@@ -104,8 +104,7 @@ impl AgentAuth {
             if url.is_empty() {
                 continue;
             }
-            let loc =
-                Location::parse(url).map_err(|e| format!("agent-auth-crl-urls {url}: {e}"))?;
+            let loc = parse_location(url).map_err(|e| format!("agent-auth-crl-urls {url}: {e}"))?;
             if let Location::File(p) = &loc {
                 let bytes = crate::read_crl_file(p).map_err(|e| {
                     format!(

@@ -2,94 +2,8 @@
 
 use super::*;
 
-#[derive(Debug, Clone)]
-pub(super) enum Location {
-    File(PathBuf),
-    Http(HttpUrl),
-}
-
-#[derive(Debug, Clone)]
-pub(super) struct HttpUrl {
-    /// For connecting (no brackets around an IPv6 address).
-    pub(super) host: String,
-    pub(super) port: u16,
-    /// For the Host header.
-    pub(super) authority: String,
-    pub(super) path: String,
-}
-
-pub(super) fn percent_decode(s: &str) -> Result<String, String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = b
-                .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok())
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or("a bad %-escape")?;
-            out.push(hex);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).map_err(|_| "a %-escape that is not UTF-8".to_string())
-}
-
-impl Location {
-    pub(super) fn parse(url: &str) -> Result<Location, String> {
-        if let Some(rest) = url.strip_prefix("file://") {
-            let path = rest.strip_prefix("localhost").unwrap_or(rest);
-            if !path.starts_with('/') {
-                return Err("a file URL needs an absolute path: file:///path/to/crl.pem".into());
-            }
-            return Ok(Location::File(PathBuf::from(percent_decode(path)?)));
-        }
-        if let Some(rest) = url.strip_prefix("http://") {
-            let (authority, path) = match rest.find('/') {
-                Some(i) => (&rest[..i], &rest[i..]),
-                None => (rest, "/"),
-            };
-            if authority.is_empty() || authority.contains('@') {
-                return Err("use http://host[:port]/path (no user name)".into());
-            }
-            let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-                let (h, after) = v6.split_once(']').ok_or("an unclosed [ in the host")?;
-                let port = match after.strip_prefix(':') {
-                    Some(p) => p.parse::<u16>().map_err(|_| format!("bad port {p:?}"))?,
-                    None if after.is_empty() => 80,
-                    None => return Err("junk after the IPv6 address".into()),
-                };
-                (h.to_string(), port)
-            } else {
-                match authority.rsplit_once(':') {
-                    Some((h, p)) => (
-                        h.to_string(),
-                        p.parse::<u16>().map_err(|_| format!("bad port {p:?}"))?,
-                    ),
-                    None => (authority.to_string(), 80),
-                }
-            };
-            if host.is_empty() {
-                return Err("no host".into());
-            }
-            let path = path.split('#').next().unwrap_or("/").to_string();
-            return Ok(Location::Http(HttpUrl {
-                host,
-                port,
-                authority: authority.to_string(),
-                path,
-            }));
-        }
-        if url.starts_with("https://") {
-            return Err("https is not supported (CRLs are signed, so plain http is safe); use http:// or file://".into());
-        }
-        Err("not a file:// or http:// URL".into())
-    }
-}
+/// CRL and OCSP locations come from the one URL parser.
+pub(super) use ward_io::url::{parse_location, Endpoint as HttpUrl, Location};
 
 /// HTTP fetches: at most [`MAX_FETCHES`] at once, [`FETCH_TIMEOUT`] each, and a host that
 /// refused or timed out is left alone for [`FAILURE_RETRY`].
@@ -135,7 +49,7 @@ impl Fetcher {
         let result = match tokio::time::timeout(FETCH_TIMEOUT, http_request(url, post, max)).await {
             Err(_) => Err(FetchError::Unreachable(format!(
                 "no answer from {} within {} s",
-                url.authority,
+                url.authority(),
                 FETCH_TIMEOUT.as_secs()
             ))),
             Ok(r) => r,
@@ -169,16 +83,16 @@ pub(super) async fn http_request(
     let tcp = TcpStream::connect((url.host.as_str(), url.port))
         .await
         .map_err(|e| {
-            FetchError::Unreachable(format!("cannot connect to {}: {e}", url.authority))
+            FetchError::Unreachable(format!("cannot connect to {}: {e}", url.authority()))
         })?;
     let _ = tcp.set_nodelay(true);
     let (mut sender, conn) =
         hyper::client::conn::http1::handshake::<_, Full<Bytes>>(hyper_util::rt::TokioIo::new(tcp))
             .await
-            .map_err(|e| FetchError::Other(format!("HTTP to {} failed: {e}", url.authority)))?;
+            .map_err(|e| FetchError::Other(format!("HTTP to {} failed: {e}", url.authority())))?;
     let builder = hyper::Request::builder()
         .uri(url.path.as_str())
-        .header(header::HOST, url.authority.as_str())
+        .header(header::HOST, url.authority().as_str())
         .header(header::USER_AGENT, "ward")
         .header(header::CONNECTION, "close");
     let request = match post {
@@ -191,7 +105,7 @@ pub(super) async fn http_request(
             .body(Full::new(Bytes::new())),
     }
     .map_err(|e| FetchError::Other(format!("cannot build the HTTP request: {e}")))?;
-    let authority = url.authority.clone();
+    let authority = url.authority();
     let exchange = async move {
         let resp = sender
             .send_request(request)
@@ -212,7 +126,7 @@ pub(super) async fn http_request(
         r = &mut exchange => r.map_err(FetchError::Other),
         c = &mut conn => match c {
             Ok(()) => exchange.await.map_err(FetchError::Other),
-            Err(e) => Err(FetchError::Other(format!("HTTP from {} failed: {e}", url.authority))),
+            Err(e) => Err(FetchError::Other(format!("HTTP from {} failed: {e}", url.authority()))),
         },
     }
 }

@@ -189,37 +189,37 @@ mod tests {
 
     #[test]
     fn urls_parse() {
-        match Location::parse("file:///etc/ward/crl.pem").unwrap() {
+        match parse_location("file:///etc/ward/crl.pem").unwrap() {
             Location::File(p) => assert_eq!(p, PathBuf::from("/etc/ward/crl.pem")),
             _ => panic!(),
         }
-        match Location::parse("file://localhost/a%20b.pem").unwrap() {
+        match parse_location("file://localhost/a%20b.pem").unwrap() {
             Location::File(p) => assert_eq!(p, PathBuf::from("/a b.pem")),
             _ => panic!(),
         }
-        match Location::parse("http://127.0.0.1:8080/ca.crl").unwrap() {
+        match parse_location("http://127.0.0.1:8080/ca.crl").unwrap() {
             Location::Http(h) => {
                 assert_eq!(
                     (h.host.as_str(), h.port, h.path.as_str()),
                     ("127.0.0.1", 8080, "/ca.crl")
                 );
-                assert_eq!(h.authority, "127.0.0.1:8080");
+                assert_eq!(h.authority(), "127.0.0.1:8080");
             }
             _ => panic!(),
         }
-        match Location::parse("http://[::1]/x").unwrap() {
+        match parse_location("http://[::1]/x").unwrap() {
             Location::Http(h) => assert_eq!((h.host.as_str(), h.port), ("::1", 80)),
             _ => panic!(),
         }
-        match Location::parse("http://ca.example.com").unwrap() {
+        match parse_location("http://ca.example.com").unwrap() {
             Location::Http(h) => assert_eq!(h.path, "/"),
             _ => panic!(),
         }
-        assert!(Location::parse("https://ca.example.com/crl").is_err());
-        assert!(Location::parse("ldap://ca.example.com/crl").is_err());
-        assert!(Location::parse("file://relative.pem").is_err());
-        assert!(Location::parse("http://:80/x").is_err());
-        assert!(Location::parse("http://h:99999/x").is_err());
+        assert!(parse_location("https://ca.example.com/crl").is_err());
+        assert!(parse_location("ldap://ca.example.com/crl").is_err());
+        assert!(parse_location("file://relative.pem").is_err());
+        assert!(parse_location("http://:80/x").is_err());
+        assert!(parse_location("http://h:99999/x").is_err());
     }
 
     #[test]

@@ -141,7 +141,7 @@ impl Revocation {
             if crl_sources.iter().any(|(s, _)| s == u) {
                 continue;
             }
-            match Location::parse(u) {
+            match parse_location(u) {
                 Ok(l) => crl_sources.push((u.clone(), l)),
                 Err(e) => {
                     tracing::debug!(url = %u, error = %e, "ignored a CRL distribution point")
@@ -150,7 +150,7 @@ impl Revocation {
         }
         let mut ocsp_sources = Vec::new();
         for u in &leaf.ocsp_urls {
-            match Location::parse(u) {
+            match parse_location(u) {
                 Ok(Location::Http(h)) => ocsp_sources.push((u.clone(), h)),
                 _ => tracing::debug!(url = %u, "ignored an OCSP URL that is not http://"),
             }

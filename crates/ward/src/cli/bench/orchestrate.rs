@@ -23,25 +23,13 @@ pub(super) fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 pub(super) fn target(a: &AgentsArgs) -> Result<Target, String> {
-    let (tls, rest) = if let Some(r) = a.backend_url.strip_prefix("wss://") {
-        (true, r)
-    } else if let Some(r) = a.backend_url.strip_prefix("ws://") {
-        (false, r)
-    } else {
-        return Err(format!(
-            "--backend-url: {:?} must start with ws:// or wss://",
-            a.backend_url
-        ));
-    };
-    let hostport = rest.split('/').next().unwrap_or(rest);
-    let addr: SocketAddr = std::net::ToSocketAddrs::to_socket_addrs(hostport)
-        .map_err(|e| format!("--backend-url: {hostport}: {e}"))?
+    let url = ward_io::url::parse_endpoint(&a.backend_url, "ws", "wss")
+        .map_err(|e| format!("--backend-url: {:?}: {e}", a.backend_url))?;
+    let addr: SocketAddr = std::net::ToSocketAddrs::to_socket_addrs(&(url.host.as_str(), url.port))
+        .map_err(|e| format!("--backend-url: {}: {e}", url.host))?
         .next()
-        .ok_or_else(|| format!("--backend-url: {hostport}: no address"))?;
-    let host = match hostport.rsplit_once(':') {
-        Some((h, _)) => h.trim_start_matches('[').trim_end_matches(']').to_string(),
-        None => hostport.to_string(),
-    };
+        .ok_or_else(|| format!("--backend-url: {}: no address", url.host))?;
+    let (tls, host) = (url.tls, url.host);
     let tls = if tls {
         let ca = a.trusted_ca_file.as_ref().ok_or(
             "--trusted-ca-file: required with wss:// (the CA of the backend's certificate)",
