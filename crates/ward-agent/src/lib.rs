@@ -9,7 +9,6 @@
 //! - [`queue`]: the SQLite queue under cache-dir.
 //! - [`check`]: running a check and the event that reports it.
 //! - `api`: the local agent API (`POST /events`, `/healthz`, `/metrics`).
-//! - [`backoff`]: reconnect delays.
 //!
 //! An agent runs in-process until its shutdown future resolves:
 //!
@@ -28,7 +27,6 @@
 
 #![deny(unsafe_code)] // one exception, allowed where it is: system.rs calls getifaddrs(3)
 
-pub mod backoff;
 pub mod check;
 pub mod config;
 pub mod metrics;
@@ -288,7 +286,8 @@ async fn connection_loop(agent: Arc<Agent>, mut stop: watch::Receiver<bool>) {
     let cfg = &agent.cfg;
     let mut urls = cfg.backend_urls.clone();
     fastrand::shuffle(&mut urls);
-    let mut backoff = backoff::Backoff::new(cfg.retry_min, cfg.retry_max, cfg.retry_multiplier);
+    let mut backoff =
+        ward_io::backoff::Backoff::new(cfg.retry_min, cfg.retry_max, cfg.retry_multiplier);
     let mut sessions = 0u64;
     for attempt in 0usize.. {
         if *stop.borrow() {

@@ -6,8 +6,8 @@
 //! - at most `max-connections` connections at once across the three ports (a permit per
 //!   connection; the loop stops accepting while none is left, so the kernel's backlog holds
 //!   the rest instead of the process running out of file descriptors);
-//! - a failed accept (EMFILE, ENFILE, ENOBUFS, ENOMEM) is retried after a pause growing from
-//!   10 ms to 1 s, never in a tight loop;
+//! - a failed accept (EMFILE, ENFILE, ENOBUFS, ENOMEM) is retried after a jittered pause growing
+//!   from 10 ms to 1 s (`ward_io::backoff`), never in a tight loop;
 //! - the log gets at most one line a second per kind of trouble, with the number of lines
 //!   left out since the last one ([`RateLimited`]);
 //! - a TLS handshake must finish within `tls-handshake-timeout`, and each HTTP request's
@@ -149,7 +149,9 @@ pub async fn accept_loop<F, Fut>(
     F: Fn(TcpStream, SocketAddr) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let mut pause = Duration::ZERO;
+    // The one backoff (ward_io::backoff): 10 ms, growing to 1 s, jittered.
+    let mut pause =
+        ward_io::backoff::Backoff::new(Duration::from_millis(10), Duration::from_secs(1), 2.0);
     loop {
         let permit: OwnedSemaphorePermit = match limits.permits.clone().try_acquire_owned() {
             Ok(p) => p,
@@ -172,24 +174,22 @@ pub async fn accept_loop<F, Fut>(
         let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(v) => {
-                    pause = Duration::ZERO;
+                    pause.reset();
                     v
                 }
                 Err(e) => {
                     let exhausted = out_of_resources(&e);
-                    if exhausted {
-                        pause = (pause * 2).clamp(Duration::from_millis(10), Duration::from_secs(1));
-                    }
+                    let wait = if exhausted { pause.next_delay() } else { Duration::ZERO };
                     limits.accept_errors.warn(|s| {
                         if exhausted {
-                            format!("{what}: accept failed: {e}; retrying in {pause:?} (raise the open-file limit, or lower max-connections){s}")
+                            format!("{what}: accept failed: {e}; retrying in {wait:?} (raise the open-file limit, or lower max-connections){s}")
                         } else {
                             format!("{what}: accept failed: {e}{s}")
                         }
                     });
                     if exhausted {
                         tokio::select! {
-                            _ = tokio::time::sleep(pause) => {}
+                            _ = tokio::time::sleep(wait) => {}
                             _ = shutdown.changed() => return,
                         }
                     }

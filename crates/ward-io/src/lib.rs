@@ -4,6 +4,7 @@
 //!
 //! - [`files`]: the one atomic writer, the one bounded reader, and the one private-key
 //!   permission rule (libpq's and PostgreSQL's);
+//! - [`backoff`]: the one retry backoff (exponential, full jitter);
 //! - [`lock`]: exclusive directory locks, so that concurrent Ward processes take turns;
 //! - [`duration`]: Go-style durations (`17520h`, `1h30m`, `30d`) as cfssl and Sensu write them;
 //! - [`text`]: text that is safe to put on a terminal, hex and time as Ward prints them;
@@ -18,6 +19,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod backoff;
 pub mod duration;
 pub mod error;
 pub mod files;

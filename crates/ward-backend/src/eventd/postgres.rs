@@ -26,6 +26,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
 use tokio_postgres::Client;
+use ward_io::backoff::Backoff;
 use ward_pg::conninfo::ConnParams;
 use ward_store::postgres::{self as pg, PgSettings, QueuedEvent, WriterCache};
 use ward_store::Store;
@@ -84,14 +85,10 @@ pub enum Mode {
     Fallback = 2,
 }
 
-/// Backoff between attempts: 1 s, 2 s, 4 s, then every 5 s.
-fn backoff(attempt: u32) -> Duration {
-    Duration::from_secs(match attempt {
-        0 | 1 => 1,
-        2 => 2,
-        3 => 4,
-        _ => 5,
-    })
+/// Backoff between attempts (the one backoff, `ward_io::backoff`): from 1 s, the ceiling
+/// doubling to 5 s, jittered so that several backends do not come back in step.
+fn backoff() -> Backoff {
+    Backoff::new(Duration::from_secs(1), Duration::from_secs(5), 2.0)
 }
 
 /// Where a queued event's outcome arrives: the stored event's JSON text, once committed.
@@ -355,7 +352,7 @@ impl PgEventStore {
     async fn run_writer(self: Arc<Self>, writer: usize, mut rx: mpsc::Receiver<Job>) {
         let mut stop = self.stop.subscribe();
         let mut conn: Option<(Client, Instant)> = None;
-        let mut failures = 0u32;
+        let mut failures = backoff();
         loop {
             let first = tokio::select! {
                 j = rx.recv() => match j { Some(j) => j, None => break },
@@ -388,7 +385,7 @@ impl PgEventStore {
         events: Vec<QueuedEvent>,
         replies: Vec<Reply>,
         conn: &mut Option<(Client, Instant)>,
-        failures: &mut u32,
+        failures: &mut Backoff,
         stop: &mut watch::Receiver<bool>,
     ) {
         loop {
@@ -412,7 +409,7 @@ impl PgEventStore {
                     .map_err(|e| e.to_string())
                     .and_then(|r| r.map_err(|e| e.to_string()));
                     if r.is_ok() {
-                        *failures = 0;
+                        failures.reset();
                         self.metrics
                             .pg_fallback_events
                             .fetch_add(n, Ordering::Relaxed);
@@ -430,7 +427,7 @@ impl PgEventStore {
             }
             match self.write(writer, conn, &events).await {
                 Ok(values) => {
-                    *failures = 0;
+                    failures.reset();
                     self.set_mode(Mode::Connecting, Mode::Active);
                     return answer_each(replies, Ok(values));
                 }
@@ -461,17 +458,17 @@ impl PgEventStore {
                 }
                 Err(WriteError::Unavailable(e)) => {
                     *conn = None;
-                    *failures += 1;
+                    let wait = failures.next_delay();
                     self.note_failure(&e);
-                    tracing::warn!(store = %self.settings.name, target = %self.target, error = %e, attempt = *failures, strict = self.settings.strict, "PostgreSQL event store write failed; retrying");
-                    if *failures >= ATTEMPTS {
+                    tracing::warn!(store = %self.settings.name, target = %self.target, error = %e, attempt = failures.failures(), strict = self.settings.strict, "PostgreSQL event store write failed; retrying");
+                    if failures.failures() >= ATTEMPTS {
                         self.fall_back(&e);
                         if self.mode() == Mode::Fallback {
                             continue;
                         }
                     }
                     tokio::select! {
-                        _ = tokio::time::sleep(backoff(*failures)) => {}
+                        _ = tokio::time::sleep(wait) => {}
                         _ = stop.changed() => {}
                     }
                 }
@@ -519,7 +516,7 @@ impl PgEventStore {
 
     async fn run_probe(self: Arc<Self>) {
         let mut stop = self.stop.subscribe();
-        let mut failures = 0u32;
+        let mut failures = backoff();
         loop {
             let probe = async {
                 let c = self.open().await?;
@@ -530,12 +527,12 @@ impl PgEventStore {
                 Ok(r) => r,
                 Err(_) => Err(format!("no answer within {} s", CONNECT_TIMEOUT.as_secs())),
             };
-            match result {
+            let wait = match result {
                 Ok(mut client) => {
-                    if failures > 0 {
+                    if failures.failures() > 0 {
                         tracing::info!(store = %self.settings.name, target = %self.target, "PostgreSQL event store answers again");
                     }
-                    failures = 0;
+                    failures.reset();
                     self.healthy.store(true, Ordering::Release);
                     if self.mode() == Mode::Fallback || !self.drained.load(Ordering::Acquire) {
                         if let Err(e) = self.replay(&mut client).await {
@@ -545,22 +542,20 @@ impl PgEventStore {
                     } else {
                         self.set_mode(Mode::Connecting, Mode::Active);
                     }
+                    PROBE_INTERVAL
                 }
                 Err(e) => {
-                    failures += 1;
+                    let wait = failures.next_delay();
+                    let failed = failures.failures();
                     self.note_failure(&e);
-                    if failures == 1 || failures.is_multiple_of(30) {
+                    if failed == 1 || failed.is_multiple_of(30) {
                         tracing::warn!(store = %self.settings.name, target = %self.target, error = %e, "PostgreSQL event store health check failed");
                     }
-                    if failures >= ATTEMPTS {
+                    if failed >= ATTEMPTS {
                         self.fall_back(&e);
                     }
+                    wait
                 }
-            }
-            let wait = if failures == 0 {
-                PROBE_INTERVAL
-            } else {
-                backoff(failures)
             };
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}

@@ -37,7 +37,10 @@ pub(super) async fn sim_agent(
     tls: Option<tokio_rustls::TlsConnector>,
     sh: Arc<Shared>,
 ) {
-    let mut backoff = Duration::from_millis(500);
+    // The agent's backoff (ward_io::backoff), as `ward agent` runs it: jittered, so that
+    // reconnect storms spread out.
+    let mut backoff =
+        ward_io::backoff::Backoff::new(Duration::from_millis(50), Duration::from_secs(8), 2.0);
     while !sh.stop.load(Ordering::Relaxed) {
         let started = Instant::now();
         match session(index, &name, tls.as_ref(), &sh).await {
@@ -48,12 +51,9 @@ pub(super) async fn sim_agent(
             }
         }
         if started.elapsed() > Duration::from_secs(10) {
-            backoff = Duration::from_millis(500);
+            backoff.reset();
         }
-        // Full jitter, as the agent does: reconnect storms spread out.
-        let wait = backoff.mul_f64(fastrand::f64());
-        tokio::time::sleep(wait).await;
-        backoff = (backoff * 2).min(Duration::from_secs(8));
+        tokio::time::sleep(backoff.next_delay()).await;
     }
 }
 

@@ -1,20 +1,24 @@
-//! Reconnect backoff: exponential with full jitter, floored at retry-min.
+//! The one backoff: exponential with full jitter, floored at a minimum. The agent's
+//! reconnects (`retry-min`, `retry-max`, `retry-multiplier`), the backend's PostgreSQL
+//! reconnects, its accept loop when file descriptors run out, and `ward bench`'s simulated
+//! agents all wait by it.
 //!
-//! Each wait is drawn uniformly between `retry-min` and a ceiling; the ceiling starts at
-//! `retry-min × retry-multiplier` and is multiplied again after every failure, up to
-//! `retry-max`. The draw spreads a fleet of agents that lost the same backend at the same
-//! moment (Sensu's reconnect storms, sensu-go#4825) instead of bringing them back in step.
-//! A session that lasted resets the ceiling.
+//! Each wait is drawn uniformly between the minimum and a ceiling; the ceiling starts at
+//! `min × multiplier` and is multiplied again after every failure, up to `max`. The draw
+//! spreads a fleet of agents that lost the same backend at the same moment (Sensu's
+//! reconnect storms, sensu-go#4825) instead of bringing them back in step. A success (a
+//! session that lasted) resets the ceiling and the count of failures.
 
 use std::time::Duration;
 
-/// The state of one connection loop's backoff.
+/// The state of one retry loop's backoff.
 #[derive(Debug, Clone)]
 pub struct Backoff {
     min: Duration,
     max: Duration,
     multiplier: f64,
     ceiling: Duration,
+    failures: u32,
 }
 
 impl Backoff {
@@ -25,13 +29,16 @@ impl Backoff {
             max: max.max(min),
             multiplier: multiplier.max(1.0),
             ceiling: min,
+            failures: 0,
         };
         b.reset();
         b
     }
 
-    /// The wait before the next attempt, in `[retry-min, ceiling]`; the ceiling grows.
+    /// Counts a failure and returns the wait before the next attempt, in `[min, ceiling]`;
+    /// the ceiling grows.
     pub fn next_delay(&mut self) -> Duration {
+        self.failures = self.failures.saturating_add(1);
         let lo = self.min.as_secs_f64();
         let hi = self.ceiling.as_secs_f64();
         let d = Duration::from_secs_f64(lo + fastrand::f64() * (hi - lo));
@@ -44,9 +51,15 @@ impl Backoff {
         self.ceiling
     }
 
-    /// Back to the first step, after a session that lasted.
+    /// Failures since the last reset.
+    pub fn failures(&self) -> u32 {
+        self.failures
+    }
+
+    /// Back to the first step, after a success (a session that lasted).
     pub fn reset(&mut self) {
         self.ceiling = self.grow(self.min);
+        self.failures = 0;
     }
 
     fn grow(&self, d: Duration) -> Duration {
@@ -76,8 +89,10 @@ mod tests {
         }
         assert_eq!(&ceilings[..8], [2, 4, 8, 16, 32, 64, 120, 120]);
         assert_eq!(b.ceiling(), max);
+        assert_eq!(b.failures(), 20);
         b.reset();
         assert_eq!(b.ceiling(), Duration::from_secs(2));
+        assert_eq!(b.failures(), 0);
     }
 
     #[test]
