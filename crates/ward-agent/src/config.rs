@@ -236,6 +236,12 @@ impl AgentConfig {
                 ));
             }
         }
+        if let Some(other) = ward_types::agent::foreign_entity_subscription(&name, &subscriptions) {
+            return Err(s.error(
+                "subscriptions",
+                format!("{other:?} is another agent's entity subscription; the backend refuses it. An agent subscribes to entity:{name} (added by itself) only; remove {other:?}"),
+            ));
+        }
         let user = s.text("user").unwrap_or_else(|| "agent".into());
         let password = s.text("password").filter(|p| !p.is_empty()).map(Secret);
 
@@ -575,6 +581,7 @@ mod tests {
             (vec![], vec![pw, ("keepalive-warning-timeout", "2")], "at least 5 seconds"),
             (vec![], vec![pw, ("keepalive-critical-timeout", "60")], "must be longer than keepalive-warning-timeout"),
             (vec![], vec![pw, ("backend-heartbeat-timeout", "10")], "must be longer than backend-heartbeat-interval"),
+            (vec![], vec![pw, ("name", "web-1"), ("subscriptions", "linux,entity:db-1")], "subscriptions (from --subscriptions): \"entity:db-1\" is another agent's entity subscription"),
             (vec![], vec![pw, ("retry-min", "5m")], "retry-min (from --retry-min): is longer than retry-max"),
             (vec![], vec![pw, ("retry-multiplier", "0.5")], "retry-multiplier (from --retry-multiplier): \"0.5\" is not a number from 1 to 100"),
             (vec![], vec![pw, ("cache-max-events", "0")], "cache-max-events"),

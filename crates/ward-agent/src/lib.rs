@@ -125,6 +125,17 @@ impl Agent {
         let input = ward_types::event::parse_event(&v, &self.cfg.namespace, now)
             .map_err(|e| e.to_string())?;
         let event = input.to_value();
+        // The backend takes events on the agent port for this agent's own entity only
+        // (docs/agent-transport.md): say so now rather than queue what it will reject.
+        let entity = event["entity"]["metadata"]["name"].as_str().unwrap_or("");
+        if entity != self.cfg.name {
+            return Err(format!(
+                "the event is for entity {:?}; this agent sends events for its own entity ({:?}) only. Post events for other (proxy) entities to the backend's API: POST /api/core/v2/namespaces/{}/events",
+                ward_io::text::one_line(entity),
+                self.cfg.name,
+                self.cfg.namespace
+            ));
+        }
         let size = serde_json::to_vec(&event).map(|b| b.len()).unwrap_or(0);
         if size > check::MAX_EVENT_BYTES {
             return Err(format!(
@@ -398,10 +409,11 @@ mod tests {
             )
             .unwrap();
         assert_eq!(doc["check"]["metadata"]["name"], "y");
+        // The backend would reject a proxy entity's event from an agent: refused here.
         let proxy = a
             .local_event(br#"{"entity": {"metadata": {"name": "switch-1"}}, "check": {"metadata": {"name": "y"}}}"#, 7)
-            .unwrap();
-        assert_eq!(proxy["entity"]["metadata"]["name"], "switch-1");
+            .unwrap_err();
+        assert!(proxy.contains("own entity (\"web-1\") only"), "{proxy}");
         let cases: &[(&[u8], &str)] = &[
             (b"nope", "the body is not JSON"),
             (b"[1]", "must be a JSON object"),

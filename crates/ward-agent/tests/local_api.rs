@@ -45,6 +45,10 @@ async fn events_are_queued_bad_ones_refused_and_a_full_queue_answers_503() {
             r#"{"check": {"metadata": {"name": "x"}}, "extra": 1}"#,
             "extra: unknown field",
         ),
+        (
+            r#"{"entity": {"metadata": {"name": "db-1"}}, "check": {"metadata": {"name": "x"}, "status": 0}}"#,
+            "this agent sends events for its own entity (\"web-1\") only",
+        ),
     ];
     for (body, want) in bad {
         let (status, reason) = http(port, "POST", "/events", body).await;
