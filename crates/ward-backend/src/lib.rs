@@ -110,9 +110,10 @@ pub async fn start(cfg: BackendConfig) -> Result<(), String> {
         }
     }
     let tls = match (&cfg.cert_file, &cfg.key_file) {
-        (Some(c), Some(k)) => {
-            Some(ward_tls::ServerTls::new(c, k).map_err(|e| format!("cert-file/key-file: {e}"))?)
-        }
+        (Some(c), Some(k)) => Some(
+            ward_tls::ServerTls::new(c, k, cfg.allow_expired_certificate)
+                .map_err(|e| format!("cert-file/key-file: {e}"))?,
+        ),
         _ => None,
     };
     let mut certificates: Vec<_> = [
@@ -172,7 +173,7 @@ pub async fn start(cfg: BackendConfig) -> Result<(), String> {
     let app = api::router(state.clone(), tls.is_some());
     let dashboard_tls = match (&cfg.dashboard_cert_file, &cfg.dashboard_key_file) {
         (Some(c), Some(k)) => Some(
-            ward_tls::ServerTls::new(c, k)
+            ward_tls::ServerTls::new(c, k, cfg.allow_expired_certificate)
                 .map_err(|e| format!("dashboard-cert-file/dashboard-key-file: {e}"))?
                 .config,
         ),
@@ -291,6 +292,7 @@ fn agent_tls(
                 trusted_ca_file: ca.clone(),
                 crl_urls: cfg.agent_auth_crl_urls.clone(),
                 fail_open: cfg.agent_auth_fail_open,
+                allow_expired_certificate: cfg.allow_expired_certificate,
             })?;
             Ok(agentd::AgentTls::Mtls(auth))
         }

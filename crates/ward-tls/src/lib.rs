@@ -87,6 +87,43 @@ pub fn load_pair(cert: &Path, key: &Path) -> Result<CertifiedKey, String> {
 /// How many days before its end a served certificate is warned about at start.
 pub const EXPIRY_WARNING_DAYS: i64 = 14;
 
+/// A leaf certificate's validity period against the clock.
+struct Validity {
+    subject: String,
+    from: i64,
+    until: i64,
+    now: i64,
+}
+
+impl Validity {
+    fn of(leaf: &CertificateDer<'_>) -> Result<Validity, String> {
+        let (_, x) = x509_parser::parse_x509_certificate(leaf)
+            .map_err(|e| format!("not a certificate: {e}"))?;
+        Ok(Validity {
+            subject: x.subject().to_string(),
+            from: x.validity().not_before.timestamp(),
+            until: x.validity().not_after.timestamp(),
+            now: time::OffsetDateTime::now_utc().unix_timestamp(),
+        })
+    }
+
+    /// "expired on DATE" or "is not valid before DATE"; None within the period.
+    fn problem(&self) -> Option<String> {
+        let fmt = |t: i64| {
+            date(UnixTime::since_unix_epoch(Duration::from_secs(
+                t.max(0) as u64
+            )))
+        };
+        if self.now > self.until {
+            Some(format!("expired on {}", fmt(self.until)))
+        } else if self.now < self.from {
+            Some(format!("is not valid before {}", fmt(self.from)))
+        } else {
+            None
+        }
+    }
+}
+
 /// Checks at start that the certificate Ward will present (`key`'s file) is within its
 /// validity: an expired or not-yet-valid one is an error naming the setting, the file and
 /// the date. `allow` is the setting that overrides that and its value (the backend's
@@ -98,26 +135,14 @@ pub fn check_validity(key: &str, path: &Path, allow: Option<(&str, bool)>) -> Re
     let Some(leaf) = chain.first() else {
         return Err(format!("{key}: {}: no certificate found", path.display()));
     };
-    let (_, x) = x509_parser::parse_x509_certificate(leaf)
-        .map_err(|e| format!("{key}: {}: not a certificate: {e}", path.display()))?;
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let (from, until) = (
-        x.validity().not_before.timestamp(),
-        x.validity().not_after.timestamp(),
-    );
-    let subject = x.subject().to_string();
+    let v = Validity::of(leaf).map_err(|e| format!("{key}: {}: {e}", path.display()))?;
+    let (subject, until, now) = (&v.subject, v.until, v.now);
     let fmt = |t: i64| {
         date(UnixTime::since_unix_epoch(Duration::from_secs(
             t.max(0) as u64
         )))
     };
-    let problem = if now > until {
-        Some(format!("expired on {}", fmt(until)))
-    } else if now < from {
-        Some(format!("is not valid before {}", fmt(from)))
-    } else {
-        None
-    };
+    let problem = v.problem();
     match (problem, allow) {
         (Some(p), Some((allow_key, true))) => {
             tracing::warn!("{key} {}: the certificate ({subject}) {p}; using it because {allow_key} is set", path.display());
@@ -165,16 +190,22 @@ pub struct ReloadingCert {
     current: ArcSwap<CertifiedKey>,
     /// When the files were last looked at, and their fingerprints then.
     checked: Mutex<(Instant, Fingerprint, Fingerprint)>,
+    /// `allow-expired-certificate`: a reloaded certificate out of its validity period is
+    /// served (with a warning) rather than refused.
+    allow_expired: bool,
 }
 
 impl ReloadingCert {
-    pub fn new(cert: &Path, key: &Path) -> Result<Self, String> {
+    /// The pair in `cert` and `key`; `allow_expired` is `allow-expired-certificate` (the
+    /// validity at start is `check_validity`'s; reloads are checked here).
+    pub fn new(cert: &Path, key: &Path, allow_expired: bool) -> Result<Self, String> {
         let ck = load_pair(cert, key)?;
         Ok(ReloadingCert {
             cert: cert.to_path_buf(),
             key: key.to_path_buf(),
             current: ArcSwap::from_pointee(ck),
             checked: Mutex::new((Instant::now(), fingerprint(cert), fingerprint(key))),
+            allow_expired,
         })
     }
 
@@ -191,7 +222,18 @@ impl ReloadingCert {
         if sc == c.1 && sk == c.2 {
             return;
         }
-        match load_pair(&self.cert, &self.key) {
+        let checked = load_pair(&self.cert, &self.key).and_then(|ck| {
+            let v = Validity::of(&ck.cert[0])?;
+            match v.problem() {
+                Some(p) if self.allow_expired => {
+                    tracing::warn!(cert = %self.cert.display(), "the new TLS certificate ({}) {p}; serving it because allow-expired-certificate is set", v.subject);
+                    Ok(ck)
+                }
+                Some(p) => Err(format!("the certificate ({}) {p}; every client would refuse it. Renew it (`ward pki renew {} --ca-dir DIR`)", v.subject, self.cert.display())),
+                None => Ok(ck),
+            }
+        });
+        match checked {
             Ok(ck) => {
                 self.current.store(Arc::new(ck));
                 c.1 = sc;
@@ -229,8 +271,9 @@ pub struct ServerTls {
 
 impl ServerTls {
     /// TLS 1.2 and 1.3 with rustls' default (modern) suites; ALPN h2 and http/1.1.
-    pub fn new(cert: &Path, key: &Path) -> Result<Self, String> {
-        let resolver = Arc::new(ReloadingCert::new(cert, key)?);
+    /// `allow_expired` is `allow-expired-certificate`, for certificates reloaded later.
+    pub fn new(cert: &Path, key: &Path, allow_expired: bool) -> Result<Self, String> {
+        let resolver = Arc::new(ReloadingCert::new(cert, key, allow_expired)?);
         let mut config = rustls::ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
             .map_err(|e| e.to_string())?

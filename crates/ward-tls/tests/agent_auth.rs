@@ -133,6 +133,7 @@ impl Fixture {
             trusted_ca_file: self.ca_pem(),
             crl_urls,
             fail_open: false,
+            allow_expired_certificate: false,
         }
     }
 

@@ -645,3 +645,49 @@ fn a_certificate_replaced_with_the_same_mtime_is_reloaded() {
             .unwrap()
     );
 }
+
+#[test]
+fn a_certificate_replaced_with_an_expired_one_is_refused_and_the_old_one_kept() {
+    let b = Backend::start(true);
+    let tls = b.tls.clone().unwrap();
+    let cfg = client(&b.ca().unwrap());
+    let before = served_cert(&cfg, b.api_port);
+    let fresh = TempDir::new();
+    ward()
+        .args([
+            "pki",
+            "issue",
+            "--profile",
+            "server",
+            "--cn",
+            "localhost",
+            "--hosts",
+            "localhost,127.0.0.1",
+            "--expiry",
+            "1s",
+            "--ca-dir",
+        ])
+        .arg(&tls)
+        .arg("--dir")
+        .arg(fresh.path())
+        .run()
+        .ok();
+    std::thread::sleep(Duration::from_millis(2100));
+    for name in ["localhost.pem", "localhost-key.pem"] {
+        std::fs::copy(fresh.join(name), tls.join(name)).unwrap();
+    }
+    // Reloads are looked for at most once a second, on a handshake.
+    let line = wait_for(10, "the refusal logged", || {
+        std::thread::sleep(Duration::from_millis(500));
+        assert_eq!(served_cert(&cfg, b.api_port), before, "the old one is kept");
+        b.log()
+            .lines()
+            .find(|l| l.contains("refused the new TLS certificate"))
+            .map(str::to_string)
+    });
+    assert!(
+        line.contains("expired on") && line.contains("ward pki renew"),
+        "{line}"
+    );
+    assert_eq!(served_cert(&cfg, b.api_port), before);
+}

@@ -194,7 +194,7 @@ pub fn server_tls_with(p: &Pki, required: bool) -> Arc<rustls::ServerConfig> {
         .unwrap()
         .with_client_cert_verifier(verifier)
         .with_cert_resolver(Arc::new(
-            ward_tls::ReloadingCert::new(&p.server.cert, &p.server.key).unwrap(),
+            ward_tls::ReloadingCert::new(&p.server.cert, &p.server.key, false).unwrap(),
         ));
     Arc::new(cfg)
 }

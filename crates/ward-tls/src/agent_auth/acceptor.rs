@@ -18,6 +18,9 @@ pub struct AgentAuthSettings {
     /// Accept an agent whose revocation status no source could answer (with a warning).
     /// `false` (the default) refuses it.
     pub fail_open: bool,
+    /// `allow-expired-certificate`: serve a reloaded agent-port certificate that is out of
+    /// its validity period (with a warning) rather than keep the previous one.
+    pub allow_expired_certificate: bool,
 }
 
 /// Who an accepted agent is.
@@ -90,7 +93,7 @@ impl AgentAuth {
                 ));
             }
         }
-        let cert = Arc::new(ReloadingCert::new(&s.cert_file, &s.key_file).map_err(|e| {
+        let cert = Arc::new(ReloadingCert::new(&s.cert_file, &s.key_file, s.allow_expired_certificate).map_err(|e| {
             format!(
                 "agent-auth-cert-file {} / agent-auth-key-file {}: {e}; give the agent port a certificate and its key (`ward pki issue --profile server`)",
                 s.cert_file.display(),
