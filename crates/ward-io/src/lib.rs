@@ -28,4 +28,12 @@ pub mod text;
 pub mod url;
 
 pub use duration::{format_duration, parse_duration};
+
+/// Now, in Unix seconds (0 if the clock is before 1970): the one `unix_now`.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
 pub use error::{Error, Result};

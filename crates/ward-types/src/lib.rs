@@ -18,13 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
-/// Now, in Unix seconds (0 if the clock is before 1970).
-pub fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
+pub use ward_io::unix_now;
 
 /// A field that is wrong, and why: becomes a 400 naming the field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

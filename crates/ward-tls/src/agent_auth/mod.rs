@@ -160,16 +160,11 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 pub(super) fn date(secs: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(secs)
-        .map(ward_pki::inspect::format_time)
+        .map(ward_io::text::format_time)
         .unwrap_or_else(|_| secs.to_string())
 }
 
-pub(super) fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
+pub(super) use ward_io::unix_now;
 
 pub(super) fn sha1(bytes: &[u8]) -> Vec<u8> {
     aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, bytes)
