@@ -345,8 +345,13 @@ pub const CONFIG: Limit = Limit {
 /// device that never ends) is refused with [`Error::TooLarge`] after reading one byte past
 /// the cap.
 pub fn read_bounded(path: &Path, limit: Limit) -> Result<Vec<u8>> {
-    use std::io::Read;
     let file = File::open(path).map_err(|e| Error::io(path, "read", e))?;
+    read_open(file, path, limit)
+}
+
+/// Reads an open `file` (named `path` in errors) up to `limit`, one byte past it to tell.
+fn read_open(file: File, path: &Path, limit: Limit) -> Result<Vec<u8>> {
+    use std::io::Read;
     let mut out = Vec::new();
     file.take(limit.bytes + 1)
         .read_to_end(&mut out)
@@ -367,7 +372,6 @@ pub fn read_bounded(path: &Path, limit: Limit) -> Result<Vec<u8>> {
 /// and the read cannot slip one in). Returns the file's metadata (device and inode say
 /// whether it was seen already) with its contents.
 pub fn read_regular(path: &Path, limit: Limit) -> Result<(fs::Metadata, Vec<u8>)> {
-    use std::io::Read;
     use std::os::unix::fs::FileTypeExt;
     let file = OpenOptions::new()
         .read(true)
@@ -393,17 +397,7 @@ pub fn read_regular(path: &Path, limit: Limit) -> Result<(fs::Metadata, Vec<u8>)
             kind,
         });
     }
-    let mut out = Vec::new();
-    file.take(limit.bytes + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| Error::io(path, "read", e))?;
-    if out.len() as u64 > limit.bytes {
-        return Err(Error::TooLarge {
-            path: path.to_path_buf(),
-            limit: limit.bytes,
-            what: limit.what,
-        });
-    }
+    let out = read_open(file, path, limit)?;
     Ok((meta, out))
 }
 

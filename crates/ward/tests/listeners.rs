@@ -584,14 +584,8 @@ fn dev_zero_as_cert_file_is_refused_at_once() {
     );
 }
 
-#[test]
-fn a_certificate_replaced_with_the_same_mtime_is_reloaded() {
-    let b = Backend::start(true);
-    let tls = b.tls.clone().unwrap();
-    let cfg = client(&b.ca().unwrap());
-    let before = served_cert(&cfg, b.api_port);
-    // A new certificate and key for the same names, written over the served files in
-    // place (same inode) with the old modification times put back.
+/// A new certificate and key for localhost from the CA in `tls`, in a new directory.
+fn issue_localhost(tls: &std::path::Path, extra: &[&str]) -> TempDir {
     let fresh = TempDir::new();
     ward()
         .args([
@@ -603,13 +597,26 @@ fn a_certificate_replaced_with_the_same_mtime_is_reloaded() {
             "localhost",
             "--hosts",
             "localhost,127.0.0.1",
-            "--ca-dir",
         ])
-        .arg(&tls)
+        .args(extra.to_vec())
+        .arg("--ca-dir")
+        .arg(tls)
         .arg("--dir")
         .arg(fresh.path())
         .run()
         .ok();
+    fresh
+}
+
+#[test]
+fn a_certificate_replaced_with_the_same_mtime_is_reloaded() {
+    let b = Backend::start(true);
+    let tls = b.tls.clone().unwrap();
+    let cfg = client(&b.ca().unwrap());
+    let before = served_cert(&cfg, b.api_port);
+    // A new certificate and key for the same names, written over the served files in
+    // place (same inode) with the old modification times put back.
+    let fresh = issue_localhost(&tls, &[]);
     for (from, to) in [
         (fresh.join("localhost.pem"), tls.join("localhost.pem")),
         (
@@ -652,26 +659,7 @@ fn a_certificate_replaced_with_an_expired_one_is_refused_and_the_old_one_kept() 
     let tls = b.tls.clone().unwrap();
     let cfg = client(&b.ca().unwrap());
     let before = served_cert(&cfg, b.api_port);
-    let fresh = TempDir::new();
-    ward()
-        .args([
-            "pki",
-            "issue",
-            "--profile",
-            "server",
-            "--cn",
-            "localhost",
-            "--hosts",
-            "localhost,127.0.0.1",
-            "--expiry",
-            "1s",
-            "--ca-dir",
-        ])
-        .arg(&tls)
-        .arg("--dir")
-        .arg(fresh.path())
-        .run()
-        .ok();
+    let fresh = issue_localhost(&tls, &["--expiry", "1s"]);
     std::thread::sleep(Duration::from_millis(2100));
     for name in ["localhost.pem", "localhost-key.pem"] {
         std::fs::copy(fresh.join(name), tls.join(name)).unwrap();

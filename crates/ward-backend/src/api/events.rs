@@ -234,17 +234,7 @@ pub(super) async fn list_events(
     Path(ns): Path<String>,
     Query(p): Query<Page>,
 ) -> ApiResult<Response> {
-    authorize(&st, &headers, Need::Read).await?;
-    let (events, next) = st
-        .events
-        .events_raw(
-            Some(&ns),
-            None,
-            p.limit.unwrap_or(500),
-            decode_continue(p.cont.as_deref())?.as_deref(),
-        )
-        .await?;
-    Ok(event_listing(events, next))
+    list(&st, &headers, &ns, None, p).await
 }
 
 pub(super) async fn list_entity_events(
@@ -253,12 +243,23 @@ pub(super) async fn list_entity_events(
     Path((ns, entity)): Path<(String, String)>,
     Query(p): Query<Page>,
 ) -> ApiResult<Response> {
-    authorize(&st, &headers, Need::Read).await?;
+    list(&st, &headers, &ns, Some(&entity), p).await
+}
+
+/// A page of `ns`'s events (of `entity` only, when given).
+async fn list(
+    st: &AppState,
+    headers: &HeaderMap,
+    ns: &str,
+    entity: Option<&str>,
+    p: Page,
+) -> ApiResult<Response> {
+    authorize(st, headers, Need::Read).await?;
     let (events, next) = st
         .events
         .events_raw(
-            Some(&ns),
-            Some(&entity),
+            Some(ns),
+            entity,
             p.limit.unwrap_or(500),
             decode_continue(p.cont.as_deref())?.as_deref(),
         )
