@@ -7,7 +7,9 @@
 #   COUNT=19500 RATE=20000 DUR=30s ./scripts/bench-agents.sh
 # Knobs: COUNT (agents, 1000), RATE (check results/s in total, 5000), DUR (30s),
 # RESTART=1 (kill -9 the backend a quarter into sending and start it again: reconnect storm),
-# SOURCES (loopback source addresses, 16), PERF=FILE (perf record the backend into FILE).
+# SOURCES (loopback source addresses, 16), PERF=FILE (perf record the backend into FILE),
+# API=1 (during the sending phase, an authenticated GET of the checks list 10 times a second
+# on one keep-alive HTTPS connection, as a dashboard would poll; prints its p50/p99).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v curl >/dev/null || { echo "error: curl is not installed (apt-get install curl)" >&2; exit 1; }
@@ -63,7 +65,32 @@ if [ "${RESTART:-0}" = 1 ]; then
     start_backend
   ) &
 fi
+if [ "${API:-0}" = 1 ]; then
+  TOKEN=$(curl -s --cacert "$B/tls/ca.pem" -u admin:bench-password "https://localhost:$AP/auth" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+  (
+    # Once the agents are connected (about COUNT/1000 s, plus 5), for half the duration.
+    secs=${DUR%s}
+    sleep $(( COUNT / 1000 + 5 ))
+    n=$(( secs * 5 ))
+    urls=(); for _ in $(seq "$n"); do urls+=(--url "https://localhost:$AP/api/core/v2/namespaces/default/checks" -o /dev/null); done
+    curl -s --cacert "$B/tls/ca.pem" -H "Authorization: Bearer $TOKEN" --rate 10/s \
+      -w '%{http_code} %{time_total}\n' "${urls[@]}" > "$B/api.txt"
+  ) &
+  APIPID=$!
+fi
 "$WARD" bench agents --backend-url "wss://localhost:$GP" --trusted-ca-file "$B/tls/ca.pem" \
   --certs "$B/tls" --count "$COUNT" --rate "$RATE" --duration "$DUR" --sources "$SOURCES" \
   --api-url "https://localhost:$AP" --connect-rate 2000
+if [ -n "${APIPID:-}" ]; then
+  wait "$APIPID" || true
+  python3 - "$B/api.txt" >&2 <<'PY'
+import sys
+rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
+t = sorted(float(r[1]) * 1000 for r in rows)
+bad = sum(1 for r in rows if r[0] != "200")
+q = lambda p: t[min(len(t) - 1, int(len(t) * p))]
+print(f"API under agent load: {len(t)} GETs (non-200: {bad}), p50 {q(0.5):.1f} ms, p99 {q(0.99):.1f} ms, max {t[-1]:.1f} ms")
+PY
+fi
 grep -c '"level":"ERROR"' "$B/backend.log" | sed 's/^/backend errors logged: /' >&2 || true
