@@ -489,6 +489,14 @@ pub fn load_env_file(path: &Path) -> Result<usize, String> {
             .and_then(|s| s.strip_suffix('"'))
             .or_else(|| v.strip_prefix('\'').and_then(|s| s.strip_suffix('\'')))
             .unwrap_or(v);
+        if v.contains('\0') {
+            // The environment cannot hold one: setting it would panic.
+            return Err(format!(
+                "{}:{}: the value of {k} contains a NUL byte, which no environment variable can hold; remove it",
+                path.display(),
+                i + 1
+            ));
+        }
         if std::env::var_os(k).is_none() {
             // Single-threaded at this point: start-up, before any runtime exists.
             std::env::set_var(k, v);

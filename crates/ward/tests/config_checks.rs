@@ -231,3 +231,22 @@ fn unknown_ward_backend_and_ward_agent_variables_are_refused() {
         ],
     );
 }
+
+/// Found by the `env_file` fuzz target: a NUL byte in a value panicked when it was set.
+#[test]
+fn a_nul_byte_in_an_env_file_value_is_refused_naming_the_line() {
+    let d = TempDir::new();
+    let env = d.join("ward-backend.env");
+    std::fs::write(&env, b"WARD_BACKEND_LOG_LEVEL=info\nPGHOST=\"db\0x\"\n").unwrap();
+    let state = d.join("state");
+    let args = backend_args(
+        state.to_str().unwrap(),
+        &["--env-file", env.to_str().unwrap()],
+    );
+    refused(
+        &args,
+        &[],
+        20,
+        &[&format!("{}:2", env.display()), "PGHOST", "NUL byte"],
+    );
+}
