@@ -99,16 +99,6 @@ fn verify(hash: &str, password: &str) -> bool {
         .is_ok()
 }
 
-/// Checks a password against a user; disabled users and users without a password fail.
-/// CPU-heavy (argon2): call it off the async workers.
-pub fn check_password(user: &User, password: &str) -> bool {
-    !user.disabled
-        && user
-            .password_hash
-            .as_deref()
-            .is_some_and(|h| verify(h, password))
-}
-
 /// Checks a password against a user (or against `dummy` when there is no such user or no
 /// password, so that every answer costs one argon2 verification and the time taken does
 /// not tell which users exist); disabled users fail after the verification.
