@@ -1033,7 +1033,9 @@ fn ward_ctl_configure_asks_for_what_is_missing() {
 
 #[test]
 fn ward_ctl_explains_an_expired_certificate_and_a_wrong_name() {
-    let b = Backend::start(true);
+    // Allowed, so that the backend serves the expired certificate it reloads (it refuses
+    // one otherwise, listeners.rs) and ward ctl has one to explain.
+    let b = Backend::start_with(true, &["--allow-expired-certificate", "true"]);
     let tls = b.tls.clone().unwrap();
     let configure = || {
         b.ctl()
