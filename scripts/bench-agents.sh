@@ -13,8 +13,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v curl >/dev/null || { echo "error: curl is not installed (apt-get install curl)" >&2; exit 1; }
-cargo build --release --locked -q
-WARD="${CARGO_TARGET_DIR:-$PWD/target}/release/ward"
+# WARD=PATH benchmarks that binary (another build, for a side-by-side run) instead.
+if [ -z "${WARD:-}" ]; then
+  cargo build --release --locked -q
+  WARD="${CARGO_TARGET_DIR:-$PWD/target}/release/ward"
+fi
 COUNT="${COUNT:-1000}"; RATE="${RATE:-5000}"; DUR="${DUR:-30s}"; SOURCES="${SOURCES:-16}"
 B="$(mktemp -d)"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
