@@ -161,11 +161,18 @@ fn dir_name(dir: &Path) -> String {
         .unwrap_or_else(|| "dir".into())
 }
 
-/// Removes this process's staging directory for `dir`, if there is one, retrying while a
-/// writer still adds files to it. Returns whether one was removed.
+/// Set by [`remove_staging`]: the process is about to exit, and its writers stop at their
+/// next file, so that nothing is added to a staging directory while it is removed.
+static STOPPED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// For a process about to exit on a signal (the caller exits next): stops this process's
+/// writers at their next file, for good, then removes its staging directory for `dir`, if there is one (retrying while a
+/// file being written when the writers stopped still lands in it). Returns whether one was
+/// removed.
 pub fn remove_staging(dir: &Path) -> bool {
+    STOPPED.store(true, std::sync::atomic::Ordering::SeqCst);
     let staging = staging_path(dir);
-    for _ in 0..20 {
+    for _ in 0..500 {
         match fs::remove_dir_all(&staging) {
             Ok(()) => return true,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return false,
@@ -276,6 +283,11 @@ fn temp_path(path: &Path, pid: u32, i: usize) -> PathBuf {
 }
 
 fn stage(tmp: &Path, f: &PlannedFile, fsync: bool) -> Result<()> {
+    // The process is exiting on a signal (`remove_staging`): write nothing more, and do not
+    // return either (an error here would end the process with its own exit status first).
+    while STOPPED.load(std::sync::atomic::Ordering::SeqCst) {
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
     let mut out = OpenOptions::new()
         .write(true)
         .create_new(true)
