@@ -514,11 +514,30 @@ fn backend_configuration_errors_name_the_key() {
 struct Quickstart {
     child: std::process::Child,
     log: std::path::PathBuf,
+    out: std::path::PathBuf,
 }
 
 impl Quickstart {
     fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits for the summary quickstart prints once it has proved the pipeline works.
+    /// The agent's events can be listed before that proof finishes, so a test that stops
+    /// quickstart as soon as it sees them would cut the summary off.
+    fn wait_for_summary(&self) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !std::fs::read_to_string(&self.out)
+            .unwrap_or_default()
+            .contains("Ctrl-C stops both.")
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "quickstart printed no summary\n{}",
+                self.log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
     }
 
     /// Ctrl-C: exit status and stdout.
@@ -527,9 +546,7 @@ impl Quickstart {
             .args(["-INT", &self.child.id().to_string()])
             .run();
         let status = self.child.wait().unwrap();
-        let mut out = String::new();
-        std::io::Read::read_to_string(self.child.stdout.as_mut().unwrap(), &mut out).unwrap();
-        (status, out)
+        (status, std::fs::read_to_string(&self.out).unwrap())
     }
 }
 
@@ -555,6 +572,7 @@ fn quickstart_runs_a_backend_and_an_agent_over_wss_in_one_command_and_reuses_it(
     let mut start = || {
         runs += 1;
         let log = d.join(format!("quickstart-{runs}.log"));
+        let out = d.join(format!("quickstart-{runs}.out"));
         let child = std::process::Command::new(ward_testkit::ward_bin())
             .args(["quickstart", "--dir", "qs"])
             .args(["--api-port", &api.to_string()])
@@ -562,11 +580,11 @@ fn quickstart_runs_a_backend_and_an_agent_over_wss_in_one_command_and_reuses_it(
             .args(["--dashboard-port", &dash.to_string()])
             .args(["--agent-api-port", &agent_api.to_string()])
             .current_dir(d.path())
-            .stdout(std::process::Stdio::piped())
+            .stdout(std::fs::File::create(&out).unwrap())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        Quickstart { child, log }
+        Quickstart { child, log, out }
     };
     let ctl = || ward().env("WARD_CTL_CONFIG", d.join("ctl.json")).arg("ctl");
     // Waits until `ward ctl event list` shows the agent's keepalive and an expired_certs
@@ -649,6 +667,7 @@ fn quickstart_runs_a_backend_and_an_agent_over_wss_in_one_command_and_reuses_it(
         }
     };
     events_since(&q, 0);
+    q.wait_for_summary();
     let health = ctl().args(["cluster", "health"]).run().ok().stdout;
     assert!(health.contains("true"), "{health}");
     let (status, out) = q.stop();
@@ -676,6 +695,7 @@ fn quickstart_runs_a_backend_and_an_agent_over_wss_in_one_command_and_reuses_it(
     let since = ward_types::unix_now();
     let q = start();
     events_since(&q, since);
+    q.wait_for_summary();
     let (status, out) = q.stop();
     assert!(status.success(), "{status}");
     for want in [
