@@ -9,6 +9,7 @@ pub mod auth;
 pub mod config;
 pub mod eventd;
 pub mod pipeline;
+pub mod rbac;
 pub mod server;
 
 use api::{AppState, Metrics};
