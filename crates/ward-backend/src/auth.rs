@@ -23,33 +23,6 @@ pub const AGENT_GROUP: &str = "system:agents";
 /// The group of read-only users.
 pub const VIEW_GROUP: &str = "view";
 
-/// What a user may do, from their groups (the seeded role bindings: cluster-admins →
-/// cluster-admin, system:agents → system:agent, view → view).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Role {
-    /// No binding: nothing beyond /auth.
-    None,
-    /// Create events (in any namespace it is bound to; Ward binds all).
-    Agent,
-    /// Read everything, change nothing.
-    View,
-    /// Everything.
-    ClusterAdmin,
-}
-
-pub fn role_of(user: &User) -> Role {
-    let has = |g: &str| user.groups.iter().any(|x| x == g);
-    if has(ADMIN_GROUP) {
-        Role::ClusterAdmin
-    } else if has(VIEW_GROUP) {
-        Role::View
-    } else if has(AGENT_GROUP) {
-        Role::Agent
-    } else {
-        Role::None
-    }
-}
-
 /// Why a password cannot be hashed.
 #[derive(Debug, thiserror::Error)]
 pub enum PasswordError {
@@ -125,7 +98,7 @@ use ward_types::unix_now as now;
 /// The SHA-256 of a token: what the store keeps.
 pub fn token_hash(token: &str) -> String {
     let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
-    d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    ward_io::text::hex(d.as_ref())
 }
 
 /// 256 random bits, URL-safe base64; an error (never zeroes) when the generator fails.
@@ -186,6 +159,15 @@ pub fn authenticate_bearer(
         .user(&t.user)?
         .filter(|u| !u.disabled)
         .map(|u| (u, t.family)))
+}
+
+/// The enabled user an API key (`Authorization: Key KEY`) belongs to. Keys are 256
+/// random bits, so they are looked up by their SHA-256, as tokens are. Blocking (the store).
+pub fn authenticate_key(store: &Store, key: &str) -> Result<Option<User>, StoreError> {
+    let Some(k) = store.api_key_by_hash(&token_hash(key))? else {
+        return Ok(None);
+    };
+    Ok(store.user(&k.username)?.filter(|u| !u.disabled))
 }
 
 /// The user a refresh token belongs to and its family (the token is now used: refresh

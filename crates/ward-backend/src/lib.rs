@@ -165,7 +165,9 @@ pub async fn start(cfg: BackendConfig) -> Result<(), String> {
         agents: agentd::Agents::default(),
         pipeline,
         logins: Default::default(),
+        policy: Default::default(),
     });
+    state.policy.set(rbac::Policy::seeded());
     state.agents.cert_session_max.store(
         cfg.agent_auth_session_max.as_secs(),
         std::sync::atomic::Ordering::Relaxed,

@@ -112,11 +112,15 @@ pub struct Binding {
     pub role_ref: RoleRef,
 }
 
+/// The group every authenticated user is in, as in Sensu (which adds it to every
+/// access token's claims); the seeded ClusterRole system:user is bound to it.
+pub const EVERY_USER_GROUP: &str = "system:users";
+
 impl Binding {
     fn applies_to(&self, user: &str, groups: &[String]) -> bool {
         self.subjects.iter().any(|s| match s.kind.as_str() {
             "User" => s.name == user,
-            "Group" => groups.iter().any(|g| *g == s.name),
+            "Group" => s.name == EVERY_USER_GROUP || groups.iter().any(|g| *g == s.name),
             _ => false,
         })
     }
@@ -151,6 +155,18 @@ fn parse<T: for<'de> Deserialize<'de>>(what: &str, spec: &Value) -> Option<T> {
 }
 
 impl Policy {
+    /// The seeded roles and bindings alone.
+    pub fn seeded() -> Policy {
+        let mut p = Policy::default();
+        for (n, s) in seeded_cluster_roles() {
+            p.add_cluster_role(n, &s);
+        }
+        for (n, s) in seeded_cluster_bindings() {
+            p.add_cluster_binding(n, &s);
+        }
+        p
+    }
+
     pub fn add_cluster_role(&mut self, name: &str, spec: &Value) {
         if let Some(s) = parse::<RulesSpec>(name, spec) {
             self.cluster_roles.insert(name.to_string(), s.rules);
@@ -333,7 +349,7 @@ pub fn seeded_cluster_bindings() -> Vec<(&'static str, Value)> {
     vec![
         ("cluster-admin", bind("cluster-admin", "cluster-admins")),
         ("system:agent", bind("system:agent", "system:agents")),
-        ("system:user", bind("system:user", "system:users")),
+        ("system:user", bind("system:user", EVERY_USER_GROUP)),
         ("view", bind("view", "view")),
     ]
 }
@@ -344,14 +360,7 @@ mod tests {
     use serde_json::json;
 
     fn seeded() -> Policy {
-        let mut p = Policy::default();
-        for (n, s) in seeded_cluster_roles() {
-            p.add_cluster_role(n, &s);
-        }
-        for (n, s) in seeded_cluster_bindings() {
-            p.add_cluster_binding(n, &s);
-        }
-        p
+        Policy::seeded()
     }
 
     fn req<'a>(

@@ -54,6 +54,15 @@ fn escape(s: &str, keep_layout: bool) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// Lowercase hex, no separators (digests, identifiers).
+pub fn hex(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
 /// Colon-separated lowercase hex, as `ward pki info` prints serials and identifiers.
 pub fn hex_colon(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len() * 3);

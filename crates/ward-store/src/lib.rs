@@ -16,6 +16,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod apikeys;
 pub mod postgres;
 
 use rusqlite::{params, Connection, OptionalExtension};
@@ -134,6 +135,12 @@ ALTER TABLE tokens ADD COLUMN family TEXT NOT NULL DEFAULT '';
 ALTER TABLE tokens ADD COLUMN used INTEGER NOT NULL DEFAULT 0;
 UPDATE tokens SET family = hash;
 CREATE INDEX tokens_family ON tokens (family);
+",
+    // API keys: a public name (a UUID) and the SHA-256 of the secret key, never the key.
+    "
+CREATE TABLE api_keys (
+  name TEXT PRIMARY KEY, hash TEXT NOT NULL UNIQUE, username TEXT NOT NULL,
+  created_at INTEGER NOT NULL, created_by TEXT NOT NULL DEFAULT '');
 ",
 ];
 

@@ -474,7 +474,7 @@ fn the_embedded_store_is_versioned_and_migrates_an_old_state_dir() {
     require_tool("sqlite3");
     require_tool("curl");
     // A state dir as Ward wrote it before versioning: user_version 0, tokens without
-    // families.
+    // families, no API keys.
     let mut b = Backend::start(false);
     b.kill9();
     let db = b.dir.join("state/ward.db");
@@ -488,13 +488,13 @@ fn the_embedded_store_is_versioned_and_migrates_an_old_state_dir() {
             .trim()
             .to_string()
     };
-    assert_eq!(sql("PRAGMA user_version"), "2");
-    sql("DROP INDEX tokens_family; ALTER TABLE tokens DROP COLUMN family; ALTER TABLE tokens DROP COLUMN used; PRAGMA user_version = 0;");
+    assert_eq!(sql("PRAGMA user_version"), "3");
+    sql("DROP TABLE api_keys; DROP INDEX tokens_family; ALTER TABLE tokens DROP COLUMN family; ALTER TABLE tokens DROP COLUMN used; PRAGMA user_version = 0;");
     b.spawn();
     let (code, out) = login(&b, ADMIN, ADMIN_PASSWORD);
     assert_eq!(code, 200, "{out}");
     b.kill9();
-    assert_eq!(sql("PRAGMA user_version"), "2");
+    assert_eq!(sql("PRAGMA user_version"), "3");
     // A database from a newer Ward is refused, with both versions named.
     sql("PRAGMA user_version = 99");
     let out = ward()
@@ -505,7 +505,7 @@ fn the_embedded_store_is_versioned_and_migrates_an_old_state_dir() {
         .fails_with(1);
     assert!(
         out.stderr
-            .contains("schema version 99, newer than this Ward's (2)"),
+            .contains("schema version 99, newer than this Ward's (3)"),
         "{}",
         out.stderr
     );

@@ -8,7 +8,7 @@ pub mod schedulerd;
 mod session;
 
 use crate::api::{AppState, Metrics};
-use crate::auth::{self, LoginError, Role};
+use crate::auth::{self, LoginError};
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -543,15 +543,23 @@ async fn upgrade(
             return refuse(&st, StatusCode::FORBIDDEN, peer, format!("agent {name:?}: the client certificate is for {:?}; an agent certificate's CN must be the agent's name (or a user's name, whose rights then apply)", id.cn));
         }
     }
-    if !matches!(auth::role_of(&user), Role::Agent | Role::ClusterAdmin) {
+    let may = st.policy.get().authorize(
+        &user.name,
+        &user.groups,
+        &crate::rbac::Request {
+            verb: crate::rbac::Verb::Create,
+            resource: "events",
+            namespace: Some(namespace),
+            name: None,
+        },
+    );
+    if let Err(why) = may {
         return refuse(
             &st,
             StatusCode::FORBIDDEN,
             peer,
             format!(
-                "agent {name:?}: user {:?} (groups: {}) may not create events; add it to {}",
-                user.name,
-                user.groups.join(", "),
+                "agent {name:?}: {why}; bind it to the ClusterRole system:agent (group {})",
                 auth::AGENT_GROUP
             ),
         );

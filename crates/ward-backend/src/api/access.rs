@@ -1,59 +1,77 @@
-//! Who is asking and may they: Basic credentials, Bearer tokens, roles.
+//! Who is asking and may they: Bearer tokens and API keys, then RBAC (`crate::rbac`).
 
 use super::error::{ApiError, ApiResult};
 use super::state::AppState;
-use crate::auth::{self, Role};
+use crate::auth;
+use crate::rbac::{Request, Verb};
 use axum::http::{header, HeaderMap, StatusCode};
 use std::sync::atomic::Ordering;
 use ward_store::User;
 
 pub(super) use crate::auth::basic;
 
-pub(super) fn bearer(headers: &HeaderMap) -> Option<&str> {
+/// The credentials of `Authorization: <scheme> <value>`.
+fn credential<'a>(headers: &'a HeaderMap, scheme: &str) -> Option<&'a str> {
     headers
         .get(header::AUTHORIZATION)?
         .to_str()
         .ok()?
-        .strip_prefix("Bearer ")
+        .strip_prefix(scheme)?
+        .strip_prefix(' ')
         .map(str::trim)
 }
 
-/// What a request needs.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) enum Need {
-    Read,
-    Write,
-    CreateEvent,
+pub(super) fn bearer(headers: &HeaderMap) -> Option<&str> {
+    credential(headers, "Bearer")
 }
 
-pub(super) async fn authorize(st: &AppState, headers: &HeaderMap, need: Need) -> ApiResult<User> {
-    let user = authenticate(st, headers).await?;
-    let role = auth::role_of(&user);
-    let allowed = match need {
-        Need::Read => role >= Role::View,
-        Need::Write => role == Role::ClusterAdmin,
-        Need::CreateEvent => role == Role::ClusterAdmin || role == Role::Agent,
-    };
-    if !allowed {
-        return Err(ApiError(
-            StatusCode::FORBIDDEN,
-            format!(
-                "user {:?} (groups: {}) may not {}",
-                user.name,
-                user.groups.join(", "),
-                match need {
-                    Need::Read => "read",
-                    Need::Write => "change",
-                    Need::CreateEvent => "create events",
-                }
-            ),
-        ));
+/// What a request does, for RBAC: `verb` on `resource` in `namespace`, named `name`.
+pub(super) fn need<'a>(
+    verb: Verb,
+    resource: &'a str,
+    namespace: Option<&'a str>,
+    name: Option<&'a str>,
+) -> Request<'a> {
+    Request {
+        verb,
+        resource,
+        namespace,
+        name,
     }
+}
+
+/// The caller, if RBAC allows `req`; 401 without valid credentials, 403 naming the
+/// request otherwise.
+pub(super) async fn authorize(
+    st: &AppState,
+    headers: &HeaderMap,
+    req: Request<'_>,
+) -> ApiResult<User> {
+    let user = authenticate(st, headers).await?;
+    permit(st, &user, req)?;
     Ok(user)
 }
 
-/// The user behind the request's Bearer token.
+/// RBAC's verdict on `req` for an authenticated `user`.
+pub(super) fn permit(st: &AppState, user: &User, req: Request<'_>) -> ApiResult<()> {
+    st.policy
+        .get()
+        .authorize(&user.name, &user.groups, &req)
+        .map_err(|why| ApiError(StatusCode::FORBIDDEN, why))
+}
+
+/// The user behind the request's API key or Bearer token.
 pub(super) async fn authenticate(st: &AppState, headers: &HeaderMap) -> ApiResult<User> {
+    if let Some(key) = credential(headers, "Key") {
+        let key = key.to_string();
+        return match st.db(move |s| auth::authenticate_key(s, &key)).await? {
+            Some(u) => Ok(u),
+            None => {
+                st.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
+                Err(ApiError(StatusCode::UNAUTHORIZED, "the API key is unknown or revoked, or its user is disabled; ask a cluster admin for a new one (ward ctl api-key grant USER)".into()))
+            }
+        };
+    }
     Ok(session(st, headers).await?.0)
 }
 
@@ -62,7 +80,7 @@ pub(super) async fn authenticate(st: &AppState, headers: &HeaderMap) -> ApiResul
 pub(super) async fn session(st: &AppState, headers: &HeaderMap) -> ApiResult<(User, String)> {
     let Some(token) = bearer(headers) else {
         st.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
-        return Err(ApiError(StatusCode::UNAUTHORIZED, "no access token; log in with GET /auth (Basic credentials) and send Authorization: Bearer TOKEN".into()));
+        return Err(ApiError(StatusCode::UNAUTHORIZED, "no access token; log in with GET /auth (Basic credentials) and send Authorization: Bearer TOKEN, or send Authorization: Key APIKEY".into()));
     };
     let token = token.to_string();
     let Some(found) = st.db(move |s| auth::authenticate_bearer(s, &token)).await? else {

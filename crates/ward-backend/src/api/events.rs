@@ -1,10 +1,11 @@
 //! Events: `/api/core/v2/namespaces/{ns}/events…` and on-demand check execution.
 
-use super::access::{authorize, Need};
+use super::access::{authorize, need};
 use super::error::{bad, unavailable, ApiError, ApiResult};
 use super::resources::*;
 use super::state::AppState;
 use super::Shared;
+use crate::rbac::Verb;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -160,7 +161,12 @@ pub(super) async fn execute_check(
     Path((ns, name)): Path<(String, String)>,
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let user = authorize(&st, &headers, Need::Write).await?;
+    let user = authorize(
+        &st,
+        &headers,
+        need(Verb::Create, "checks", Some(&ns), Some(&name)),
+    )
+    .await?;
     require_namespace(&st, &ns).await?;
     let req: ExecuteRequest = if body.iter().all(u8::is_ascii_whitespace) {
         ExecuteRequest::default()
@@ -210,7 +216,7 @@ pub(super) async fn post_event(
     Path(ns): Path<String>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    authorize(&st, &headers, Need::CreateEvent).await?;
+    authorize(&st, &headers, need(Verb::Create, "events", Some(&ns), None)).await?;
     require_namespace(&st, &ns).await?;
     let ev = store_event(&st, &ns, &body, None).await?;
     Ok(created_json(ev))
@@ -222,7 +228,13 @@ pub(super) async fn put_event(
     Path((ns, entity, check)): Path<(String, String, String)>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    authorize(&st, &headers, Need::CreateEvent).await?;
+    let id = format!("{entity}/{check}");
+    authorize(
+        &st,
+        &headers,
+        need(Verb::Update, "events", Some(&ns), Some(&id)),
+    )
+    .await?;
     require_namespace(&st, &ns).await?;
     let ev = store_event(&st, &ns, &body, Some((&entity, &check))).await?;
     Ok(created_json(ev))
@@ -254,7 +266,7 @@ async fn list(
     entity: Option<&str>,
     p: Page,
 ) -> ApiResult<Response> {
-    authorize(st, headers, Need::Read).await?;
+    authorize(st, headers, need(Verb::List, "events", Some(ns), None)).await?;
     let (events, next) = st
         .events
         .events_raw(
@@ -272,7 +284,13 @@ pub(super) async fn get_event(
     headers: HeaderMap,
     Path((ns, entity, check)): Path<(String, String, String)>,
 ) -> ApiResult<Json<Value>> {
-    authorize(&st, &headers, Need::Read).await?;
+    let id = format!("{entity}/{check}");
+    authorize(
+        &st,
+        &headers,
+        need(Verb::Get, "events", Some(&ns), Some(&id)),
+    )
+    .await?;
     let ev = st
         .events
         .event(&ns, &entity, &check)
@@ -291,7 +309,13 @@ pub(super) async fn delete_event(
     headers: HeaderMap,
     Path((ns, entity, check)): Path<(String, String, String)>,
 ) -> ApiResult<StatusCode> {
-    authorize(&st, &headers, Need::Write).await?;
+    let id = format!("{entity}/{check}");
+    authorize(
+        &st,
+        &headers,
+        need(Verb::Delete, "events", Some(&ns), Some(&id)),
+    )
+    .await?;
     st.events.delete_event(&ns, &entity, &check).await?;
     Ok(StatusCode::NO_CONTENT)
 }

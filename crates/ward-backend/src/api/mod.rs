@@ -2,6 +2,7 @@
 //! per resource family, as sensu-go's `backend/apid/routers`.
 
 mod access;
+mod apikeys;
 pub mod error;
 mod events;
 mod headers;
@@ -20,6 +21,7 @@ pub(crate) use health::health;
 pub use metrics::Metrics;
 pub use state::AppState;
 
+use apikeys::*;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
@@ -71,6 +73,14 @@ fn routes(base: Router<Arc<AppState>>, state: Arc<AppState>, tls: bool) -> Route
             get(get_user).put(put_user).delete(disable_user),
         )
         .route("/api/core/v2/users/{name}/password", put(change_password))
+        .route(
+            "/api/core/v2/apikeys",
+            get(list_api_keys).post(create_api_key),
+        )
+        .route(
+            "/api/core/v2/apikeys/{name}",
+            get(get_api_key).delete(delete_api_key),
+        )
         .route(
             "/api/core/v2/namespaces",
             get(list_namespaces).post(create_namespace),
@@ -145,6 +155,7 @@ mod tests {
             agents: Default::default(),
             pipeline: crate::pipeline::Pipeline::new(store_for_pipeline),
             logins: Default::default(),
+            policy: Default::default(),
         })
     }
 

@@ -1,13 +1,14 @@
 //! `/api/core/v2/namespaces`.
 
-use super::access::{authorize, Need};
+use super::access::{authenticate, authorize, need};
 use super::error::{bad, ApiError, ApiResult};
 use super::resources::*;
 use super::Shared;
+use crate::rbac::Verb;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 use ward_store::User;
@@ -18,7 +19,20 @@ pub(super) async fn list_namespaces(
     headers: HeaderMap,
     Query(p): Query<Page>,
 ) -> ApiResult<Response> {
-    list_page(&st, &headers, Ok(Kind::Namespace), "", &p).await
+    // Every authenticated user may list namespaces; they see those they can reach.
+    let user = authenticate(&st, &headers).await?;
+    let limit = p.limit.unwrap_or(500);
+    let after = decode_continue(p.cont.as_deref())?;
+    let (items, next) = st
+        .db(move |s| s.list(Kind::Namespace, None, limit, after.as_deref()))
+        .await?;
+    let policy = st.policy.get();
+    let seen: Vec<Value> = items
+        .iter()
+        .filter(|r| policy.reaches(&user.name, &user.groups, &r.metadata.name))
+        .map(|r| json!({"name": r.metadata.name}))
+        .collect();
+    Ok(with_continue(Json(seen).into_response(), next))
 }
 
 pub(super) fn namespace_resource(
@@ -65,7 +79,8 @@ pub(super) async fn create_namespace(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<StatusCode> {
-    write_resource(&st, &headers, Need::Write, None, true, |user| {
+    let req = need(Verb::Create, "namespaces", None, None);
+    write_resource(&st, &headers, req, None, true, |user| {
         namespace_resource(&body, None, user)
     })
     .await?;
@@ -78,7 +93,8 @@ pub(super) async fn put_namespace(
     Path(ns): Path<String>,
     body: Bytes,
 ) -> ApiResult<StatusCode> {
-    write_resource(&st, &headers, Need::Write, None, false, |user| {
+    let req = need(Verb::Update, "namespaces", None, Some(&ns));
+    write_resource(&st, &headers, req, None, false, |user| {
         namespace_resource(&body, Some(&ns), user)
     })
     .await?;
@@ -90,7 +106,13 @@ pub(super) async fn get_namespace(
     headers: HeaderMap,
     Path(ns): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    authorize(&st, &headers, Need::Read).await?;
+    let user = authenticate(&st, &headers).await?;
+    if !st.policy.get().reaches(&user.name, &user.groups, &ns) {
+        return Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("namespace {ns:?} not found"),
+        ));
+    }
     let n = ns.clone();
     st.db(move |s| s.get(Kind::Namespace, "", &n))
         .await?
@@ -103,7 +125,12 @@ pub(super) async fn delete_namespace(
     headers: HeaderMap,
     Path(ns): Path<String>,
 ) -> ApiResult<StatusCode> {
-    authorize(&st, &headers, Need::Write).await?;
+    authorize(
+        &st,
+        &headers,
+        need(Verb::Delete, "namespaces", None, Some(&ns)),
+    )
+    .await?;
     for k in Kind::ALL.into_iter().filter(|k| k.namespaced()) {
         let n = ns.clone();
         if !st

@@ -1,10 +1,11 @@
 //! `/api/enterprise/store/v1/provider`: the PostgresConfig that makes PostgreSQL the event store.
 
-use super::access::{authorize, Need};
+use super::access::{authorize, need};
 use super::error::{bad, ApiError, ApiResult};
 use super::resources::*;
 use super::state::AppState;
 use super::Shared;
+use crate::rbac::Verb;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -18,7 +19,7 @@ pub(super) async fn list_providers(
     headers: HeaderMap,
     Query(p): Query<Page>,
 ) -> ApiResult<Response> {
-    list_page(&st, &headers, Ok(Kind::PostgresConfig), "", &p).await
+    list_page(&st, &headers, Ok(Kind::PostgresConfig), None, &p).await
 }
 
 pub(super) async fn create_provider(
@@ -26,7 +27,7 @@ pub(super) async fn create_provider(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<StatusCode> {
-    let user = authorize(&st, &headers, Need::Write).await?;
+    let user = authorize(&st, &headers, need(Verb::Create, "provider", None, None)).await?;
     let r = body_resource(&body, Kind::PostgresConfig, None, None, &user)?;
     use_provider(&st, r, true).await
 }
@@ -37,7 +38,12 @@ pub(super) async fn put_provider(
     Path(name): Path<String>,
     body: Bytes,
 ) -> ApiResult<StatusCode> {
-    let user = authorize(&st, &headers, Need::Write).await?;
+    let user = authorize(
+        &st,
+        &headers,
+        need(Verb::Update, "provider", None, Some(&name)),
+    )
+    .await?;
     let r = body_resource(&body, Kind::PostgresConfig, None, Some(&name), &user)?;
     use_provider(&st, r, false).await
 }
@@ -91,7 +97,12 @@ pub(super) async fn get_provider(
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Document>> {
-    authorize(&st, &headers, Need::Read).await?;
+    authorize(
+        &st,
+        &headers,
+        need(Verb::Get, "provider", None, Some(&name)),
+    )
+    .await?;
     let n = name.clone();
     let r = st
         .db(move |s| s.get(Kind::PostgresConfig, "", &n))
@@ -110,7 +121,12 @@ pub(super) async fn delete_provider(
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
-    authorize(&st, &headers, Need::Write).await?;
+    authorize(
+        &st,
+        &headers,
+        need(Verb::Delete, "provider", None, Some(&name)),
+    )
+    .await?;
     let n = name.clone();
     st.db(move |s| s.delete(Kind::PostgresConfig, "", &n))
         .await?;

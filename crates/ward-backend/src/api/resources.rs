@@ -1,10 +1,11 @@
 //! The generic resources of a namespace (`/api/core/v2/namespaces/{ns}/{plural}`), and
 //! the body parsing and paging the other resource families share.
 
-use super::access::{authorize, Need};
+use super::access::{authenticate, authorize, need, permit};
 use super::error::{bad, ApiError, ApiResult};
 use super::state::AppState;
 use super::Shared;
+use crate::rbac::{Request, Verb};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -140,14 +141,16 @@ pub(super) async fn list_page(
     st: &AppState,
     headers: &HeaderMap,
     kind: ApiResult<Kind>,
-    namespace: &str,
+    namespace: Option<&str>,
     p: &Page,
 ) -> ApiResult<Response> {
-    authorize(st, headers, Need::Read).await?;
-    let (kind, ns, limit) = (kind?, namespace.to_string(), p.limit.unwrap_or(500));
+    let user = authenticate(st, headers).await?;
+    let kind = kind?;
+    permit(st, &user, need(Verb::List, kind.plural(), namespace, None))?;
+    let (ns, limit) = (namespace.map(str::to_string), p.limit.unwrap_or(500));
     let after = decode_continue(p.cont.as_deref())?;
     let (items, next) = st
-        .db(move |s| s.list(kind, Some(&ns), limit, after.as_deref()))
+        .db(move |s| s.list(kind, ns.as_deref(), limit, after.as_deref()))
         .await?;
     Ok(listing(items, next))
 }
@@ -169,7 +172,7 @@ pub(super) async fn list_in_ns(
     Path((ns, plural)): Path<(String, String)>,
     Query(p): Query<Page>,
 ) -> ApiResult<Response> {
-    list_page(&st, &headers, kind_in_ns(&plural), &ns, &p).await
+    list_page(&st, &headers, kind_in_ns(&plural), Some(&ns), &p).await
 }
 
 pub(super) async fn create_in_ns(
@@ -179,7 +182,8 @@ pub(super) async fn create_in_ns(
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<Document>)> {
     let kind = kind_in_ns(&plural)?;
-    let r = write_resource(&st, &headers, need_for(kind), Some(&ns), true, |user| {
+    let req = need(Verb::Create, kind.plural(), Some(&ns), None);
+    let r = write_resource(&st, &headers, req, Some(&ns), true, |user| {
         body_resource(&body, kind, Some(&ns), None, user)
     })
     .await?;
@@ -191,8 +195,13 @@ pub(super) async fn get_in_ns(
     headers: HeaderMap,
     Path((ns, plural, name)): Path<(String, String, String)>,
 ) -> ApiResult<Json<Document>> {
-    authorize(&st, &headers, Need::Read).await?;
+    let user = authenticate(&st, &headers).await?;
     let kind = kind_in_ns(&plural)?;
+    permit(
+        &st,
+        &user,
+        need(Verb::Get, kind.plural(), Some(&ns), Some(&name)),
+    )?;
     let (n, c) = (ns.clone(), name.clone());
     let r = st.db(move |s| s.get(kind, &n, &c)).await?.ok_or_else(|| {
         ApiError(
@@ -213,23 +222,15 @@ pub(super) async fn put_in_ns(
     body: Bytes,
 ) -> ApiResult<StatusCode> {
     let kind = kind_in_ns(&plural)?;
-    write_resource(&st, &headers, need_for(kind), Some(&ns), false, |user| {
+    let req = need(Verb::Update, kind.plural(), Some(&ns), Some(&name));
+    write_resource(&st, &headers, req, Some(&ns), false, |user| {
         body_resource(&body, kind, Some(&ns), Some(&name), user)
     })
     .await?;
     Ok(StatusCode::CREATED)
 }
 
-/// What writing a `kind` needs: agents may write events, only admins anything else.
-fn need_for(kind: Kind) -> Need {
-    if kind == Kind::Event {
-        Need::CreateEvent
-    } else {
-        Need::Write
-    }
-}
-
-/// The one body of every resource write: authorise the request for `need`; when
+/// The one body of every resource write: authorise `req`; when
 /// `namespace` is given, it must exist (404); `parse` turns the body into a validated
 /// resource (it gets the user, who becomes `created_by`); then the resource is stored,
 /// refused with 409 when `create_only` and it exists. Nothing is stored unless every step
@@ -237,12 +238,12 @@ fn need_for(kind: Kind) -> Need {
 pub(super) async fn write_resource(
     st: &AppState,
     headers: &HeaderMap,
-    need: Need,
+    req: Request<'_>,
     namespace: Option<&str>,
     create_only: bool,
     parse: impl FnOnce(&User) -> ApiResult<Resource>,
 ) -> ApiResult<Resource> {
-    let user = authorize(st, headers, need).await?;
+    let user = authorize(st, headers, req).await?;
     if let Some(ns) = namespace {
         require_namespace(st, ns).await?;
     }
@@ -255,8 +256,13 @@ pub(super) async fn delete_in_ns(
     headers: HeaderMap,
     Path((ns, plural, name)): Path<(String, String, String)>,
 ) -> ApiResult<StatusCode> {
-    authorize(&st, &headers, Need::Write).await?;
+    let user = authenticate(&st, &headers).await?;
     let kind = kind_in_ns(&plural)?;
+    permit(
+        &st,
+        &user,
+        need(Verb::Delete, kind.plural(), Some(&ns), Some(&name)),
+    )?;
     st.db(move |s| s.delete(kind, &ns, &name)).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -26,6 +26,8 @@ pub struct AppState {
     pub pipeline: Arc<crate::pipeline::Pipeline>,
     /// Password checks: off the workers, capped, throttled.
     pub logins: crate::auth::Logins,
+    /// The RBAC roles and bindings in force (`crate::rbac`).
+    pub policy: crate::rbac::PolicyCell,
 }
 
 impl AppState {

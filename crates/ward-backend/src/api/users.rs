@@ -1,10 +1,11 @@
 //! `/api/core/v2/users`: users, their groups and passwords.
 
-use super::access::{authenticate, authorize, Need};
+use super::access::{authenticate, authorize, need, permit};
 use super::error::{bad, ApiError, ApiResult};
 use super::state::AppState;
 use super::Shared;
-use crate::auth::{self, Role};
+use crate::auth;
+use crate::rbac::Verb;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -32,7 +33,7 @@ pub(super) async fn list_users(
     State(st): Shared,
     headers: HeaderMap,
 ) -> ApiResult<Json<Vec<Value>>> {
-    authorize(&st, &headers, Need::Read).await?;
+    authorize(&st, &headers, need(Verb::List, "users", None, None)).await?;
     let users = st.db(|s| s.users()).await?;
     Ok(Json(users.iter().map(user_json).collect()))
 }
@@ -42,9 +43,19 @@ pub(super) async fn get_user(
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    authorize(&st, &headers, Need::Read).await?;
+    let me = authenticate(&st, &headers).await?;
+    permit_on_user(&st, &me, Verb::Get, &name)?;
     let u = find_user(&st, &name).await?;
     Ok(Json(user_json(&u)))
+}
+
+/// RBAC for `verb` on the user `name`: as Sensu, users may read themselves and change
+/// their own password through the `localselfuser` resource (ClusterRole system:user).
+fn permit_on_user(st: &AppState, me: &User, verb: Verb, name: &str) -> ApiResult<()> {
+    if me.name == name && permit(st, me, need(verb, "localselfuser", None, None)).is_ok() {
+        return Ok(());
+    }
+    permit(st, me, need(verb, "users", None, Some(name)))
 }
 
 /// The user called `name`, or 404.
@@ -108,7 +119,7 @@ pub(super) async fn create_user(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<StatusCode> {
-    authorize(&st, &headers, Need::Write).await?;
+    authorize(&st, &headers, need(Verb::Create, "users", None, None)).await?;
     let u = user_from_body(&body, None).await?;
     if u.password_hash.is_none() {
         return Err(bad("password: is required for a new user"));
@@ -123,7 +134,12 @@ pub(super) async fn put_user(
     Path(name): Path<String>,
     body: Bytes,
 ) -> ApiResult<StatusCode> {
-    authorize(&st, &headers, Need::Write).await?;
+    authorize(
+        &st,
+        &headers,
+        need(Verb::Update, "users", None, Some(&name)),
+    )
+    .await?;
     let mut u = user_from_body(&body, Some(&name)).await?;
     let n = name.clone();
     match st.db(move |s| s.user(&n)).await? {
@@ -161,12 +177,7 @@ pub(super) async fn change_password(
     body: Bytes,
 ) -> ApiResult<StatusCode> {
     let me = authenticate(&st, &headers).await?;
-    if me.name != name && auth::role_of(&me) != Role::ClusterAdmin {
-        return Err(ApiError(
-            StatusCode::FORBIDDEN,
-            format!("user {:?} may change only their own password", me.name),
-        ));
-    }
+    permit_on_user(&st, &me, Verb::Update, &name)?;
     let b: PasswordBody = serde_json::from_slice(&body).map_err(|e| bad(format!("body: {e}")))?;
     if me.name == name {
         let Some(current) = b.current_password else {
@@ -213,7 +224,12 @@ pub(super) async fn disable_user(
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
-    authorize(&st, &headers, Need::Write).await?;
+    authorize(
+        &st,
+        &headers,
+        need(Verb::Delete, "users", None, Some(&name)),
+    )
+    .await?;
     let mut u = find_user(&st, &name).await?;
     u.disabled = true;
     update_user(&st, u).await?;
