@@ -12,6 +12,7 @@
 pub mod agent;
 pub mod event;
 pub mod raw;
+pub mod selector;
 pub mod settings;
 
 use serde::{Deserialize, Serialize};
