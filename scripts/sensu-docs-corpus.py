@@ -54,7 +54,7 @@ TOP_KEY = re.compile(r'^([A-Za-z_][\w-]*)\s*:')
 DOC_SEP = re.compile(r'^---\s*$')
 HEREDOC = re.compile(r"<<-?\s*['\"]?(\w+)['\"]?")
 ECHO_CREATE = re.compile(r"echo\s+'(.*?)'\s*\|\s*sensuctl\s+create", re.S)
-ELIDED = re.compile(r'(^\s*"?\.\.\."?\s*:)|(^\s*\.\.\.\s*$)|(^\s*#\s*\.\.\.)|(^\s*-?\s*\.\.\.\s*,?\s*$)|(^\s*"\.\.\."\s*,?\s*$)')
+ELIDED = re.compile(r"""(^\s*["']?\.\.\.["']?\s*:)|(^\s*#\s*\.\.\.)|(^\s*\[\.\.\.\]\s*$)|(^\s*-?\s*["']?\.\.\.["']?\s*,?\s*$)""")
 HTTP_STATUS = re.compile(r'HTTP/1\.1\s+(\d{3})\s+([A-Za-z][A-Za-z ]*[A-Za-z])')
 
 
