@@ -120,7 +120,7 @@ impl Binding {
     fn applies_to(&self, user: &str, groups: &[String]) -> bool {
         self.subjects.iter().any(|s| match s.kind.as_str() {
             "User" => s.name == user,
-            "Group" => s.name == EVERY_USER_GROUP || groups.iter().any(|g| *g == s.name),
+            "Group" => s.name == EVERY_USER_GROUP || groups.contains(&s.name),
             _ => false,
         })
     }
