@@ -39,6 +39,10 @@ pub struct EventInput {
     /// Their `metadata`, with `namespace` set: what is stored.
     entity_metadata: RawObject,
     check_metadata: RawObject,
+    /// The event's own `metadata` (labels, annotations), with `namespace` set.
+    metadata: RawObject,
+    /// The posted `timestamp`, kept when given (else the time it is stored).
+    timestamp: Option<i64>,
 }
 
 fn fe(field: &str, reason: impl Into<String>) -> FieldError {
@@ -100,12 +104,47 @@ pub fn parse_event_object(
             "metrics",
             "sequence",
             "pipelines",
+            "metadata",
         ]
         .contains(&k)
         {
-            return Err(fe(k, "unknown field in an event; known fields: entity, check, timestamp, id, metrics, sequence, pipelines"));
+            return Err(fe(k, "unknown field in an event; known fields: entity, check, timestamp, id, metrics, sequence, pipelines, metadata"));
         }
     }
+    // The event's own metadata: labels and annotations; never a name (as Sensu); its
+    // namespace is the URL's.
+    let mut metadata = match raw.get("metadata") {
+        None => RawObject::default(),
+        Some(v) if raw::is_null(v) => RawObject::default(),
+        Some(v) => RawObject::parse(v).ok_or_else(|| fe("metadata", "must be an object"))?,
+    };
+    if metadata
+        .get("name")
+        .and_then(raw::as_string)
+        .is_some_and(|n| !n.is_empty())
+    {
+        return Err(fe(
+            "metadata.name",
+            "an event has no name of its own (it is ENTITY/CHECK); remove it",
+        ));
+    }
+    if let Some(ns) = metadata.get("namespace").and_then(raw::as_string) {
+        if !ns.is_empty() && ns != namespace {
+            return Err(fe(
+                "metadata.namespace",
+                format!("{ns:?} does not match the namespace in the URL ({namespace:?})"),
+            ));
+        }
+    }
+    metadata.insert("namespace", &namespace);
+    let timestamp = match raw.get("timestamp") {
+        Some(v) if !raw::is_null(v) => Some(
+            raw::as_i64(v)
+                .filter(|t| *t > 0)
+                .ok_or_else(|| fe("timestamp", "must be a Unix time in seconds"))?,
+        ),
+        _ => None,
+    };
     let part = |part: &str| -> Result<(String, RawObject, RawObject), FieldError> {
         let o = raw
             .get(part)
@@ -178,6 +217,8 @@ pub fn parse_event_object(
         check_object: c,
         entity_metadata,
         check_metadata,
+        metadata,
+        timestamp,
     })
 }
 
@@ -391,6 +432,8 @@ pub struct Prepared {
     /// `{…,"check":{…` — the event (namespaces set) with `check` last and left open,
     /// without the fold's fields and `timestamp`.
     pub head: String,
+    /// The posted timestamp; None: the time it is stored.
+    pub timestamp: Option<i64>,
 }
 
 impl EventInput {
@@ -446,9 +489,15 @@ impl EventInput {
                 write_stored(&self.entity_object, &self.entity_metadata, &[], out);
                 out.push('}');
             }
+            "metadata" => self.metadata.write_json(out),
             _ => out.push_str(v.get()),
         });
         if n > 0 {
+            head.push(',');
+        }
+        if self.raw.get("metadata").is_none() {
+            raw::write_key(&mut head, "metadata");
+            self.metadata.write_json(&mut head);
             head.push(',');
         }
         raw::write_key(&mut head, "check");
@@ -465,6 +514,7 @@ impl EventInput {
             high_flap_threshold: high,
             low_flap_threshold: low,
             head,
+            timestamp: self.timestamp,
         }
     }
 }
@@ -505,7 +555,7 @@ impl Prepared {
             fold.last_ok,
             fold.total_state_change,
             fold.state.as_str(),
-            now
+            self.timestamp.unwrap_or(now)
         );
         s
     }
@@ -582,16 +632,68 @@ mod tests {
         assert_eq!(v["check"]["metadata"]["namespace"], "ops");
         assert_eq!(v["entity"]["metadata"]["namespace"], "ops");
         assert_eq!(v["entity"]["metadata"]["labels"]["a"], "b");
-        assert_eq!(v["timestamp"], 123);
+        assert_eq!(v["timestamp"], 5, "a posted timestamp is kept");
         assert_eq!(v["id"], "abc");
+        assert_eq!(v["metadata"], json!({"namespace": "ops"}));
         let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
-        assert_eq!(keys, ["entity", "id", "check", "timestamp"], "{text}");
+        assert_eq!(
+            keys,
+            ["entity", "id", "metadata", "check", "timestamp"],
+            "{text}"
+        );
         let check: Vec<&String> = v["check"].as_object().unwrap().keys().collect();
         assert_eq!(
             check[..5],
             ["metadata", "status", "output", "handlers", "executed"],
             "posted order kept: {text}"
         );
+        // Without one, the time it is stored.
+        let body = json!({"entity": {"metadata": {"name": "web-1"}}, "check": {"metadata": {"name": "http"}}});
+        let p = parse_event(&body, "ops", 100).unwrap().prepare();
+        let v: Value = serde_json::from_str(&p.render(&Fold::next(None, &p), 123)).unwrap();
+        assert_eq!(v["timestamp"], 123);
+    }
+
+    #[test]
+    fn what_a_get_returned_can_be_posted_again() {
+        let body = json!({"entity": {"metadata": {"name": "web-1"}}, "check": {"metadata": {"name": "http"}, "status": 1},
+                          "metadata": {"labels": {"team": "ops"}}});
+        let p = parse_event(&body, "ops", 100).unwrap().prepare();
+        let first = p.render(&Fold::next(None, &p), 123);
+        let again = parse_event(&serde_json::from_str(&first).unwrap(), "ops", 200)
+            .unwrap()
+            .prepare();
+        let second: Value =
+            serde_json::from_str(&again.render(&Fold::next(None, &again), 300)).unwrap();
+        assert_eq!(
+            second["metadata"],
+            json!({"labels": {"team": "ops"}, "namespace": "ops"})
+        );
+        assert_eq!(second["check"]["status"], 1);
+        assert_eq!(second["timestamp"], 123);
+        for (bad, field) in [
+            (
+                json!({"entity": {"metadata": {"name": "e"}}, "check": {"metadata": {"name": "c"}}, "metadata": {"name": "x"}}),
+                "metadata.name",
+            ),
+            (
+                json!({"entity": {"metadata": {"name": "e"}}, "check": {"metadata": {"name": "c"}}, "metadata": {"namespace": "dev"}}),
+                "metadata.namespace",
+            ),
+            (
+                json!({"entity": {"metadata": {"name": "e"}}, "check": {"metadata": {"name": "c"}}, "metadata": 3}),
+                "metadata",
+            ),
+            (
+                json!({"entity": {"metadata": {"name": "e"}}, "check": {"metadata": {"name": "c"}}, "timestamp": "now"}),
+                "timestamp",
+            ),
+        ] {
+            match parse_event(&bad, "ops", 1) {
+                Err(e) => assert_eq!(e.field, field, "{bad}"),
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
     }
 
     #[test]

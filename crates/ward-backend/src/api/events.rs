@@ -222,19 +222,21 @@ pub(super) async fn post_event(
     Ok(created_json(ev))
 }
 
+/// `PUT` or `POST …/events/{entity}/{check}` (Sensu takes both): RBAC's update or create.
 pub(super) async fn put_event(
     State(st): Shared,
+    method: axum::http::Method,
     headers: HeaderMap,
     Path((ns, entity, check)): Path<(String, String, String)>,
     body: Bytes,
 ) -> ApiResult<Response> {
     let id = format!("{entity}/{check}");
-    authorize(
-        &st,
-        &headers,
-        need(Verb::Update, "events", Some(&ns), Some(&id)),
-    )
-    .await?;
+    let verb = if method == axum::http::Method::POST {
+        Verb::Create
+    } else {
+        Verb::Update
+    };
+    authorize(&st, &headers, need(verb, "events", Some(&ns), Some(&id))).await?;
     require_namespace(&st, &ns).await?;
     let ev = store_event(&st, &ns, &body, Some((&entity, &check))).await?;
     Ok(created_json(ev))

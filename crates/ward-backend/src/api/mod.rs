@@ -101,7 +101,10 @@ fn routes(base: Router<Arc<AppState>>, state: Arc<AppState>, tls: bool) -> Route
         )
         .route(
             "/api/core/v2/namespaces/{ns}/events/{entity}/{check}",
-            get(get_event).put(put_event).delete(delete_event),
+            get(get_event)
+                .put(put_event)
+                .post(put_event)
+                .delete(delete_event),
         )
         .route(
             "/api/core/v2/namespaces/{ns}/checks/{name}/execute",
