@@ -45,6 +45,8 @@ pub const SCHEMA: Schema = Schema {
     keys: KEYS,
     map_keys: &["labels", "annotations"],
     env_prefix: "WARD_AGENT_",
+    alias_prefix: None,
+    foreign: &[],
 };
 
 /// The default configuration file, used when it exists and `--config-file` is not given.

@@ -1,7 +1,11 @@
 //! The backend's configuration: flags > environment (`WARD_BACKEND_*`) > `backend.yml` >
 //! defaults, with the guides' key names. Unknown keys and bad values are refused at start
 //! with a message naming the key and where it came from. The layering itself is
-//! [`ward_types::settings`], shared with the agent.
+//! [`ward_types::settings`], shared with the agent. `SENSU_BACKEND_*` variables are read
+//! as aliases of `WARD_BACKEND_*` (Ward's win), and sensu-backend's keys that Ward does not
+//! implement are refused with a reason or ignored with a warning ([`sensu_keys`]).
+
+pub mod sensu_keys;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -22,7 +26,6 @@ pub const KEYS: &[&str] = &[
     "cert-file",
     "key-file",
     "trusted-ca-file",
-    "insecure-skip-tls-verify",
     "dashboard-cert-file",
     "dashboard-key-file",
     "agent-auth-cert-file",
@@ -44,6 +47,8 @@ pub const SCHEMA: Schema = Schema {
     keys: KEYS,
     map_keys: &[],
     env_prefix: "WARD_BACKEND_",
+    alias_prefix: Some("SENSU_BACKEND_"),
+    foreign: sensu_keys::SENSU_KEYS,
 };
 
 /// The backend's settings, typed.
@@ -59,7 +64,6 @@ pub struct BackendConfig {
     pub cert_file: Option<PathBuf>,
     pub key_file: Option<PathBuf>,
     pub trusted_ca_file: Option<PathBuf>,
-    pub insecure_skip_tls_verify: bool,
     pub dashboard_cert_file: Option<PathBuf>,
     pub dashboard_key_file: Option<PathBuf>,
     pub agent_auth_cert_file: Option<PathBuf>,
@@ -86,6 +90,9 @@ pub struct BackendConfig {
     /// Serve a certificate that has expired or is not valid yet (Ward's key; default false:
     /// such a certificate stops the start).
     pub allow_expired_certificate: bool,
+    /// sensu-backend keys that were set and are ignored, one warning line each for the log
+    /// at start (`KEY (from SOURCE) is ignored: REASON`).
+    pub ignored: Vec<String>,
 }
 
 impl BackendConfig {
@@ -143,7 +150,6 @@ pub fn resolve(
         cert_file: s.path("cert-file"),
         key_file: s.path("key-file"),
         trusted_ca_file: s.path("trusted-ca-file"),
-        insecure_skip_tls_verify: s.boolean("insecure-skip-tls-verify", false)?,
         dashboard_cert_file: s.path("dashboard-cert-file"),
         dashboard_key_file: s.path("dashboard-key-file"),
         agent_auth_cert_file: s.path("agent-auth-cert-file"),
@@ -172,6 +178,7 @@ pub fn resolve(
             })?
             .unwrap_or(0),
         allow_expired_certificate: s.boolean("allow-expired-certificate", false)?,
+        ignored: s.ignored().to_vec(),
     };
     if !["panic", "fatal", "error", "warn", "info", "debug", "trace"]
         .contains(&cfg.log_level.as_str())
@@ -296,5 +303,191 @@ mod tests {
             e,
             "agent-auth-fail-open (from $WARD_BACKEND_AGENT_AUTH_FAIL_OPEN): \"maybe\" is not true or false"
         );
+    }
+
+    /// sensu-backend start's keys: Sensu Go 6.12's backend/cmd/start.go and
+    /// backend/config.go, the 6.14 backend reference (commercial keys too), and 7.0's.
+    const SENSU_BACKEND_START_KEYS: &[&str] = &[
+        "access-token-expiry",
+        "agent-auth-cert-file",
+        "agent-auth-crl-urls",
+        "agent-auth-key-file",
+        "agent-auth-trusted-ca-file",
+        "agent-burst-limit",
+        "agent-host",
+        "agent-port",
+        "agent-rate-limit",
+        "agent-serve-wait-time",
+        "agent-write-timeout",
+        "annotations",
+        "api-listen-address",
+        "api-request-limit",
+        "api-serve-wait-time",
+        "api-url",
+        "api-write-timeout",
+        "assets-burst-limit",
+        "assets-rate-limit",
+        "cache-dir",
+        "cert-file",
+        "dashboard-cert-file",
+        "dashboard-host",
+        "dashboard-key-file",
+        "dashboard-port",
+        "dashboard-write-timeout",
+        "debug",
+        "default-silenced-expiry-time",
+        "deregistration-handler",
+        "disable-platform-metrics",
+        "enable-cert-revocation-check",
+        "event-log-buffer-size",
+        "event-log-buffer-wait",
+        "event-log-file",
+        "event-log-parallel-encoders",
+        "eventd-buffer-size",
+        "eventd-workers",
+        "insecure-skip-tls-verify",
+        "jwt-private-key-file",
+        "jwt-public-key-file",
+        "keepalived-buffer-size",
+        "keepalived-workers",
+        "key-file",
+        "labels",
+        "log-level",
+        "log-millisecond-timestamps",
+        "max-silenced-expiry-time-allowed",
+        "metrics-refresh-interval",
+        "pipelined-buffer-size",
+        "pipelined-workers",
+        "platform-metrics-log-file",
+        "platform-metrics-logging-interval",
+        "refresh-token-expiry",
+        "require-fips",
+        "state-dir",
+        "trusted-ca-file",
+        "etcd-advertise-client-urls",
+        "etcd-cert-file",
+        "etcd-cipher-suites",
+        "etcd-client-cert-auth",
+        "etcd-client-urls",
+        "etcd-discovery",
+        "etcd-discovery-srv",
+        "etcd-election-timeout",
+        "etcd-heartbeat-interval",
+        "etcd-initial-advertise-peer-urls",
+        "etcd-initial-cluster",
+        "etcd-initial-cluster-state",
+        "etcd-initial-cluster-token",
+        "etcd-key-file",
+        "etcd-client-log-level",
+        "etcd-listen-client-urls",
+        "etcd-listen-peer-urls",
+        "etcd-log-level",
+        "etcd-max-request-bytes",
+        "etcd-name",
+        "etcd-peer-cert-file",
+        "etcd-peer-client-cert-auth",
+        "etcd-peer-key-file",
+        "etcd-peer-trusted-ca-file",
+        "etcd-quota-backend-bytes",
+        "etcd-trusted-ca-file",
+        "etcd-unsafe-no-fsync",
+        "no-embed-etcd",
+        "etcd-client-username",
+        "etcd-client-password",
+        "name",
+        "pg-dsn",
+        "event-cache-write-limit",
+        "disable-event-cache",
+    ];
+
+    #[test]
+    fn every_sensu_backend_key_is_implemented_or_in_the_table_once() {
+        for k in SENSU_BACKEND_START_KEYS {
+            let n = KEYS.iter().filter(|x| *x == k).count()
+                + SCHEMA.foreign.iter().filter(|f| f.key == *k).count();
+            assert_eq!(n, 1, "{k}: implemented or in sensu_keys, exactly once");
+        }
+    }
+
+    #[test]
+    fn sensu_backend_variables_are_aliases_and_ward_wins() {
+        let env = |k: &str| match k {
+            "SENSU_BACKEND_API_LISTEN_ADDRESS" => Some("127.0.0.1:9100".to_string()),
+            "SENSU_BACKEND_LOG_LEVEL" => Some("debug".to_string()),
+            "WARD_BACKEND_LOG_LEVEL" => Some("warn".to_string()),
+            "SENSU_BACKEND_STATE_DIR" => Some("/tmp/sensu-state".to_string()),
+            _ => None,
+        };
+        let c = resolve(None, &env, &BTreeMap::new()).unwrap();
+        assert_eq!(c.api_listen_address.port(), 9100);
+        assert_eq!(c.log_level, "warn");
+        assert_eq!(c.state_dir, PathBuf::from("/tmp/sensu-state"));
+        assert!(c.ignored.is_empty());
+        let env = |k: &str| (k == "SENSU_BACKEND_AGENT_PORT").then(|| "x".to_string());
+        let e = resolve(None, &env, &BTreeMap::new()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "agent-port (from $SENSU_BACKEND_AGENT_PORT): \"x\" is not a port number"
+        );
+    }
+
+    #[test]
+    fn unsupported_sensu_keys_are_refused_and_tuning_knobs_warned() {
+        let d = std::env::temp_dir().join(format!("ward-cfg-sensu-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        let f = d.join("backend.yml");
+        // Sensu's documented example values.
+        std::fs::write(
+            &f,
+            "eventd-workers: 100\nagent-write-timeout: 30\napi-write-timeout: 15s\n\
+             assets-rate-limit: 1.39\nlabels:\n  region: us-east-1\n\
+             insecure-skip-tls-verify: false\nenable-cert-revocation-check: true\n\
+             event-log-buffer-wait: 10ms\n",
+        )
+        .unwrap();
+        let c = resolve(Some(&f), &|_| None, &BTreeMap::new()).unwrap();
+        let keys: Vec<&str> = c
+            .ignored
+            .iter()
+            .map(|l| l.split(' ').next().unwrap())
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "eventd-workers",
+                "agent-write-timeout",
+                "api-write-timeout",
+                "assets-rate-limit",
+                "labels",
+                "event-log-buffer-wait"
+            ]
+        );
+        assert!(
+            c.ignored[0].contains("is ignored: Ward's event path"),
+            "{:?}",
+            c.ignored
+        );
+        for (text, want) in [
+            ("etcd-listen-client-urls: http://127.0.0.1:2379\n", "etcd-listen-client-urls (from FILE): not supported by Ward: Ward's store is SQLite"),
+            ("insecure-skip-tls-verify: true\n", "insecure-skip-tls-verify (from FILE): not supported by Ward: Ward's backend never skips"),
+            ("access-token-expiry: 15m\n", "use access-token-ttl"),
+            ("eventd-workers: lots\n", "eventd-workers (from FILE): \"lots\" is not a whole number"),
+            ("etcd-listen-client-url: x\n", "unknown key; known keys: api-listen-address"),
+        ] {
+            std::fs::write(&f, text).unwrap();
+            let e = resolve(Some(&f), &|_| None, &BTreeMap::new())
+                .unwrap_err()
+                .to_string();
+            let want = want.replace("FILE", &f.display().to_string());
+            assert!(e.starts_with(&want) || e.contains(&want), "{text:?}: {e}");
+        }
+        let mut flags = BTreeMap::new();
+        flags.insert("etcd-name".to_string(), "a".to_string());
+        let e = resolve(None, &|_| None, &flags).unwrap_err().to_string();
+        assert!(
+            e.starts_with("etcd-name (from --etcd-name): not supported by Ward"),
+            "{e}"
+        );
+        let _ = std::fs::remove_dir_all(&d);
     }
 }

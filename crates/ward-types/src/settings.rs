@@ -8,12 +8,19 @@
 //! number`). A service keeps its own typed config struct and its own cross-key checks on
 //! top of this.
 //!
+//! `SENSU_<SERVICE>_*` variables may be read as aliases of a service's own
+//! ([`Schema::alias_prefix`]; its own win), and keys of the system Ward replaces that Ward
+//! does not implement are each refused with why and what to use instead, or accepted and
+//! ignored with a warning ([`Schema::foreign`], [`Settings::ignored`]).
+//!
 //! ```
 //! use ward_types::settings::{Schema, Settings};
 //! const SCHEMA: Schema = Schema {
 //!     keys: &["agent-port", "labels"],
 //!     map_keys: &["labels"],
 //!     env_prefix: "WARD_EXAMPLE_",
+//!     alias_prefix: None,
+//!     foreign: &[],
 //! };
 //! let env = |k: &str| (k == "WARD_EXAMPLE_AGENT_PORT").then(|| "9001".to_string());
 //! let s = Settings::resolve(&SCHEMA, None, &env, &[("labels".into(), "a=1,b=2".into())]).unwrap();
@@ -25,6 +32,11 @@
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+
+mod env;
+pub mod foreign;
+pub use env::{check_env_names, load_env_file};
+pub use foreign::{Foreign, Kind, Rule};
 
 /// A configuration error: the key, where its value came from, and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -55,6 +67,13 @@ pub struct Schema {
     /// The environment prefix, `WARD_BACKEND_`: key `agent-port` is read from
     /// `WARD_BACKEND_AGENT_PORT`.
     pub env_prefix: &'static str,
+    /// Another prefix read as an alias of `env_prefix` (`SENSU_BACKEND_`, so that an
+    /// existing /etc/default/sensu-backend works): `env_prefix`'s variable wins when both
+    /// are set, and a value's source names the variable actually read.
+    pub alias_prefix: Option<&'static str>,
+    /// Keys of the system Ward replaces that this service does not implement: each is
+    /// refused with a reason, or accepted and ignored with a warning ([`Rule`]).
+    pub foreign: &'static [Foreign],
 }
 
 impl Schema {
@@ -65,6 +84,26 @@ impl Schema {
             self.env_prefix,
             key.to_uppercase().replace('-', "_")
         )
+    }
+
+    /// The key's [`Foreign`] entry, if it has one.
+    pub fn foreign(&self, key: &str) -> Option<&'static Foreign> {
+        self.foreign.iter().find(|f| f.key == key)
+    }
+
+    /// The key's value from the environment and the variable it came from: the service's
+    /// own variable, else the alias.
+    fn env_value(
+        &self,
+        key: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Option<(String, String)> {
+        let own = self.env_var(key);
+        if let Some(v) = env(&own) {
+            return Some((v, own));
+        }
+        let alias = format!("{}{}", self.alias_prefix?, &own[self.env_prefix.len()..]);
+        env(&alias).map(|v| (v, alias))
     }
 }
 
@@ -89,6 +128,7 @@ struct Setting {
 #[derive(Debug, Clone, Default)]
 pub struct Settings {
     values: BTreeMap<String, Setting>,
+    ignored: Vec<String>,
 }
 
 fn yaml_scalar(v: &Value) -> Option<String> {
@@ -103,14 +143,16 @@ fn yaml_scalar(v: &Value) -> Option<String> {
 impl Settings {
     /// Reads the file (if any), then the environment, then the flags, each overriding the
     /// one before. A flag given more than once is a list. Unknown keys, a file that is not
-    /// a mapping, and nested values are refused.
+    /// a mapping, and nested values are refused. Then each [`Schema::foreign`] key that is
+    /// set (by its final source) is refused, or checked and noted in
+    /// [`Settings::ignored`].
     pub fn resolve(
         schema: &Schema,
         file: Option<&Path>,
         env: &dyn Fn(&str) -> Option<String>,
         flags: &[(String, String)],
     ) -> Result<Settings, ConfigError> {
-        let known = |k: &str| schema.keys.contains(&k);
+        let known = |k: &str| schema.keys.contains(&k) || schema.foreign(k).is_some();
         let mut values: BTreeMap<String, Setting> = BTreeMap::new();
         if let Some(path) = file {
             let src = path.display().to_string();
@@ -155,11 +197,15 @@ impl Settings {
                         .map(yaml_scalar)
                         .collect::<Option<Vec<_>>>()
                         .map(RawValue::List),
-                    Value::Object(m) if schema.map_keys.contains(&k.as_str()) => m
-                        .iter()
-                        .map(|(mk, mv)| yaml_scalar(mv).map(|s| (mk.clone(), s)))
-                        .collect::<Option<BTreeMap<_, _>>>()
-                        .map(RawValue::Map),
+                    Value::Object(m)
+                        if schema.map_keys.contains(&k.as_str())
+                            || schema.foreign(&k).is_some() =>
+                    {
+                        m.iter()
+                            .map(|(mk, mv)| yaml_scalar(mv).map(|s| (mk.clone(), s)))
+                            .collect::<Option<BTreeMap<_, _>>>()
+                            .map(RawValue::Map)
+                    }
                     other => yaml_scalar(other).map(RawValue::Text),
                 };
                 let raw = raw.ok_or_else(|| {
@@ -182,9 +228,9 @@ impl Settings {
                 );
             }
         }
-        for k in schema.keys {
-            let var = schema.env_var(k);
-            if let Some(v) = env(&var) {
+        let foreign_keys = schema.foreign.iter().map(|f| &f.key);
+        for k in schema.keys.iter().chain(foreign_keys) {
+            if let Some((v, var)) = schema.env_value(k, env) {
                 values.insert(
                     k.to_string(),
                     Setting {
@@ -210,7 +256,25 @@ impl Settings {
             let source = format!("--{k}");
             values.insert(k, Setting { raw, source });
         }
-        Ok(Settings { values })
+        let mut s = Settings {
+            values,
+            ignored: Vec::new(),
+        };
+        for f in schema.foreign {
+            if let Some(v) = s.text(f.key) {
+                let warning = f.apply(&v, s.source(f.key))?;
+                if !warning.is_empty() {
+                    s.ignored.push(warning);
+                }
+            }
+        }
+        Ok(s)
+    }
+
+    /// One line for each [`Rule::Ignored`] key that was set, to be logged as a warning at
+    /// start: `KEY (from SOURCE) is ignored: REASON`.
+    pub fn ignored(&self) -> &[String] {
+        &self.ignored
     }
 
     /// Where a key's value came from: a file path, `$VAR`, `--flag`, or `defaults`.
@@ -399,59 +463,6 @@ fn read_text(path: &Path, limit: ward_io::files::Limit) -> Result<String, String
     String::from_utf8(bytes).map_err(|_| format!("{}: not UTF-8 text", path.display()))
 }
 
-/// Refuses environment variables that begin with `schema.env_prefix` (`WARD_BACKEND_`,
-/// `WARD_AGENT_`) but name no key, as unknown YAML keys are refused: a misspelt variable
-/// would otherwise be a setting silently not applied. Only that prefix is checked (other
-/// `WARD_*` variables belong to other commands and tools); `also` lists the prefix's
-/// variables read elsewhere (`WARD_BACKEND_CLUSTER_ADMIN_PASSWORD` by `ward backend init`).
-pub fn check_env_names(
-    schema: &Schema,
-    also: &[&str],
-    names: impl IntoIterator<Item = std::ffi::OsString>,
-) -> Result<(), ConfigError> {
-    let known: Vec<String> = schema.keys.iter().map(|k| schema.env_var(k)).collect();
-    for name in names {
-        let name = name.to_string_lossy();
-        if !name.starts_with(schema.env_prefix)
-            || known.iter().any(|k| *k == name)
-            || also.contains(&name.as_ref())
-        {
-            continue;
-        }
-        let closest = known
-            .iter()
-            .map(String::as_str)
-            .chain(also.iter().copied())
-            .min_by_key(|k| edit_distance(k, &name))
-            .unwrap_or_default();
-        return Err(config_error(
-            &ward_io::text::one_line(&name),
-            "the environment",
-            format!(
-                "unknown variable: did you mean {closest}? (each {}* variable must name a key)",
-                schema.env_prefix
-            ),
-        ));
-    }
-    Ok(())
-}
-
-/// Levenshtein distance, for "did you mean".
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
-            prev = cur;
-        }
-    }
-    row[b.len()]
-}
-
 fn split_commas(s: &str) -> Vec<String> {
     s.split(',')
         .map(str::trim)
@@ -460,138 +471,5 @@ fn split_commas(s: &str) -> Vec<String> {
         .collect()
 }
 
-/// Reads `KEY=VALUE` lines (an env file such as /etc/default/ward-backend) into the process
-/// environment; variables already set win, as with systemd's EnvironmentFile. Call it at
-/// start-up, before any other thread exists.
-pub fn load_env_file(path: &Path) -> Result<usize, String> {
-    let text = read_text(path, ward_io::files::CONFIG).map_err(|e| format!("env file {e}"))?;
-    let mut n = 0;
-    for (i, line) in text.lines().enumerate() {
-        let l = line.trim();
-        if l.is_empty() || l.starts_with('#') {
-            continue;
-        }
-        let l = l.strip_prefix("export ").unwrap_or(l);
-        let (k, v) = l
-            .split_once('=')
-            .ok_or_else(|| format!("{}:{}: expected KEY=VALUE", path.display(), i + 1))?;
-        let k = k.trim();
-        if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(format!(
-                "{}:{}: {k:?} is not a variable name",
-                path.display(),
-                i + 1
-            ));
-        }
-        let v = v.trim();
-        let v = v
-            .strip_prefix('"')
-            .and_then(|s| s.strip_suffix('"'))
-            .or_else(|| v.strip_prefix('\'').and_then(|s| s.strip_suffix('\'')))
-            .unwrap_or(v);
-        if v.contains('\0') {
-            // The environment cannot hold one: setting it would panic.
-            return Err(format!(
-                "{}:{}: the value of {k} contains a NUL byte, which no environment variable can hold; remove it",
-                path.display(),
-                i + 1
-            ));
-        }
-        if std::env::var_os(k).is_none() {
-            // Single-threaded at this point: start-up, before any runtime exists.
-            std::env::set_var(k, v);
-            n += 1;
-        }
-    }
-    Ok(n)
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const SCHEMA: Schema = Schema {
-        keys: &["port", "urls", "labels", "flag"],
-        map_keys: &["labels"],
-        env_prefix: "WARD_TEST_",
-    };
-
-    fn file(text: &str) -> tempfile_path::TempFile {
-        tempfile_path::TempFile::new(text)
-    }
-
-    // A tiny temp file without a dev-dependency.
-    mod tempfile_path {
-        pub struct TempFile(pub std::path::PathBuf);
-        impl TempFile {
-            pub fn new(text: &str) -> Self {
-                use std::sync::atomic::{AtomicU32, Ordering};
-                static N: AtomicU32 = AtomicU32::new(0);
-                let p = std::env::temp_dir().join(format!(
-                    "ward-settings-{}-{}.yml",
-                    std::process::id(),
-                    N.fetch_add(1, Ordering::Relaxed)
-                ));
-                std::fs::write(&p, text).unwrap();
-                TempFile(p)
-            }
-        }
-        impl Drop for TempFile {
-            fn drop(&mut self) {
-                let _ = std::fs::remove_file(&self.0);
-            }
-        }
-    }
-
-    #[test]
-    fn flags_beat_environment_beat_the_file_and_sources_are_named() {
-        let f = file("port: 1\nurls: [a, b]\nlabels: {x: \"1\", y: 2}\nflag: true\n");
-        let env = |k: &str| (k == "WARD_TEST_PORT").then(|| "2".to_string());
-        let flags = vec![
-            ("urls".to_string(), "c".to_string()),
-            ("urls".to_string(), "d,e".to_string()),
-        ];
-        let s = Settings::resolve(&SCHEMA, Some(&f.0), &env, &flags).unwrap();
-        assert_eq!(s.port("port", 0).unwrap(), 2);
-        assert_eq!(s.source("port"), "$WARD_TEST_PORT");
-        assert_eq!(s.list("urls"), ["c", "d", "e"]);
-        assert_eq!(s.source("urls"), "--urls");
-        assert_eq!(s.map("labels").unwrap()["y"], "2");
-        assert!(s.boolean("flag", false).unwrap());
-        assert_eq!(s.source("nothing"), "defaults");
-    }
-
-    #[test]
-    fn bad_input_names_the_key_and_its_source() {
-        let cases = [
-            ("prot: 1\n", "prot (from "),
-            ("port: {a: 1}\n", "must be a single value or a list"),
-            ("labels: [[1]]\n", "must be a mapping"),
-            ("- a\n", "must be a mapping of key: value"),
-            ("port: [\n", "malformed YAML"),
-        ];
-        for (text, want) in cases {
-            let f = file(text);
-            let e = Settings::resolve(&SCHEMA, Some(&f.0), &|_| None, &[])
-                .unwrap_err()
-                .to_string();
-            assert!(e.contains(want), "{text:?}: {e}");
-        }
-        let e = Settings::resolve(&SCHEMA, None, &|_| None, &[("nope".into(), "1".into())])
-            .unwrap_err();
-        assert_eq!(e.to_string(), "nope (from flags): unknown flag");
-        let env = |k: &str| (k == "WARD_TEST_LABELS").then(|| "a=1,b".to_string());
-        let s = Settings::resolve(&SCHEMA, None, &env, &[]).unwrap();
-        let e = s.map("labels").unwrap_err().to_string();
-        assert!(
-            e.starts_with("labels (from $WARD_TEST_LABELS): \"b\" is not key=value"),
-            "{e}"
-        );
-        let s =
-            Settings::resolve(&SCHEMA, None, &|_| None, &[("flag".into(), "yes".into())]).unwrap();
-        assert_eq!(
-            s.boolean("flag", false).unwrap_err().to_string(),
-            "flag (from --flag): \"yes\" is not true or false"
-        );
-    }
-}
+mod tests;

@@ -1,12 +1,14 @@
 //! Configuration is checked at start, through the real binary: every file key (exists,
 //! bounded, PEM of the right kind), size caps on config, env and certificate files
 //! (`/dev/zero` refused at once), unknown `WARD_BACKEND_*` / `WARD_AGENT_*` variables, and
-//! the state directory locked by the backend that runs on it.
+//! the state directory locked by the backend that runs on it; an /etc/default/sensu-backend
+//! (`SENSU_BACKEND_*`) starts, and sensu-backend's keys Ward does not implement are refused
+//! with the reason.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use ward_testkit::backend::Backend;
-use ward_testkit::{free_port, ward_bin, TempDir};
+use ward_testkit::{free_port, ward, ward_bin, TempDir};
 
 /// Runs `ward ARGS` (with `env`) for at most `secs`: (exit code, stderr, how long), or
 /// None when it was still running (then it is killed). Memory is capped at 2 GB so that a
@@ -248,5 +250,115 @@ fn a_nul_byte_in_an_env_file_value_is_refused_naming_the_line() {
         &[],
         20,
         &[&format!("{}:2", env.display()), "PGHOST", "NUL byte"],
+    );
+}
+
+/// A GET of `path` on 127.0.0.1:`port`: the status line.
+fn http_status(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        c,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    let _ = c.read_to_string(&mut out);
+    out.lines().next().unwrap_or_default().to_string()
+}
+
+#[test]
+fn a_sensu_backend_env_file_starts_and_unsupported_keys_are_refused() {
+    let d = TempDir::new();
+    let state = d.join("state");
+    ward()
+        .args(["backend", "init", "--state-dir"])
+        .arg(&state)
+        .args([
+            "--cluster-admin-username",
+            "admin",
+            "--cluster-admin-password",
+            "long enough pw",
+        ])
+        .run()
+        .ok();
+    let (api, agent, dash) = (free_port(), free_port(), free_port());
+    // /etc/default/sensu-backend as Sensu's guide writes it, with init's variables too and
+    // one WARD_ variable that must win over its SENSU_ twin (which would stop the start).
+    let env_text = format!(
+        "SENSU_BACKEND_CLUSTER_ADMIN_USERNAME=admin\n\
+         SENSU_BACKEND_CLUSTER_ADMIN_PASSWORD=long enough pw\n\
+         SENSU_BACKEND_STATE_DIR={}\n\
+         SENSU_BACKEND_API_LISTEN_ADDRESS=127.0.0.1:{api}\n\
+         SENSU_BACKEND_AGENT_HOST=127.0.0.1\n\
+         SENSU_BACKEND_AGENT_PORT={agent}\n\
+         SENSU_BACKEND_DASHBOARD_HOST=127.0.0.1\n\
+         SENSU_BACKEND_DASHBOARD_PORT=not-a-port\n\
+         WARD_BACKEND_DASHBOARD_PORT={dash}\n\
+         SENSU_BACKEND_LOG_LEVEL=info\n\
+         SENSU_BACKEND_EVENTD_WORKERS=100\n\
+         SENSU_BACKEND_AGENT_WRITE_TIMEOUT=30\n\
+         SENSU_BACKEND_BACKEND_HEARTBEAT_INTERVAL=30\n",
+        state.display()
+    );
+    let env = d.join("sensu-backend");
+    std::fs::write(&env, &env_text).unwrap();
+    let log = d.join("backend.log");
+    let mut child = Command::new(ward_bin())
+        .args(["backend", "start", "--env-file"])
+        .arg(&env)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    ward_testkit::wait_listening(&mut child, api, "ward backend", &log);
+    ward_testkit::wait_listening(&mut child, dash, "ward backend's dashboard", &log);
+    let health = http_status(api, "/health");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(health.contains(" 200 "), "{health}");
+    for w in [
+        "eventd-workers (from $SENSU_BACKEND_EVENTD_WORKERS) is ignored",
+        "agent-write-timeout (from $SENSU_BACKEND_AGENT_WRITE_TIMEOUT) is ignored",
+        "backend-heartbeat-interval (from $SENSU_BACKEND_BACKEND_HEARTBEAT_INTERVAL) is ignored: a sensu-agent key",
+    ] {
+        assert_eq!(text.matches(w).count(), 1, "want {w:?} once in {text}");
+    }
+    // An unsupported key, from the env file or as a flag: one line and exit 1, before
+    // anything listens (refused() sees the process gone).
+    let refuse = |extra_env: &str, flags: &[&str], want: &[&str]| {
+        std::fs::write(&env, format!("{env_text}{extra_env}")).unwrap();
+        let mut args = vec!["backend".to_string(), "start".into(), "--env-file".into()];
+        args.push(env.display().to_string());
+        args.extend(flags.iter().map(|s| s.to_string()));
+        refused(&args, &[], 20, want);
+    };
+    refuse(
+        "SENSU_BACKEND_ETCD_LISTEN_CLIENT_URLS=http://127.0.0.1:2379\n",
+        &[],
+        &["etcd-listen-client-urls (from $SENSU_BACKEND_ETCD_LISTEN_CLIENT_URLS): not supported by Ward: Ward's store is SQLite"],
+    );
+    refuse(
+        "",
+        &["--insecure-skip-tls-verify"],
+        &["insecure-skip-tls-verify (from --insecure-skip-tls-verify): not supported by Ward: Ward's backend never skips certificate verification; "],
+    );
+    let yml = d.join("backend.yml");
+    std::fs::write(&yml, "jwt-private-key-file: /etc/sensu/jwt.pem\n").unwrap();
+    refuse(
+        &format!("SENSU_BACKEND_CONFIG_FILE={}\n", yml.display()),
+        &[],
+        &[&format!(
+            "jwt-private-key-file (from {}): not supported by Ward",
+            yml.display()
+        )],
+    );
+    refuse(
+        "SENSU_BACKEND_LOG_LEVL=debug\n",
+        &[],
+        &["SENSU_BACKEND_LOG_LEVL (from the environment): unknown variable: did you mean SENSU_BACKEND_LOG_LEVEL?"],
     );
 }
