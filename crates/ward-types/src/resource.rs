@@ -88,7 +88,16 @@ impl Resource {
     /// the field as `spec.…` or `metadata.…`.
     pub fn from_document(doc: Document) -> Result<Resource, FieldError> {
         let kind = Kind::parse(&doc.type_name, Some(&doc.api_version))?;
-        build(kind, doc.metadata, doc.spec, "spec.")
+        build(kind, doc.metadata, doc.spec, "spec.", true)
+    }
+
+    /// A document read back from storage: as `from_document`, but without the rules
+    /// between fields (cron xor interval, ttl > interval, handler sockets…), so that what
+    /// an earlier version stored stays readable when a rule is added. Kind, names, field
+    /// names and types are still checked.
+    pub fn from_stored(doc: Document) -> Result<Resource, FieldError> {
+        let kind = Kind::parse(&doc.type_name, Some(&doc.api_version))?;
+        build(kind, doc.metadata, doc.spec, "spec.", false)
     }
 
     /// Validates a flat body (Sensu's REST form) of `kind`: the spec's fields at the top
@@ -110,7 +119,7 @@ impl Resource {
                 serde_json::from_value(md).map_err(|e| field_error("metadata", e.to_string()))?
             }
         };
-        build(kind, metadata, Value::Object(m), "")
+        build(kind, metadata, Value::Object(m), "", true)
     }
 
     /// The flat form (Sensu's REST bodies). A User's `password` and `password_hash`, and
@@ -166,7 +175,7 @@ impl Resource {
                 ),
             ));
         }
-        build(kind, doc.metadata, doc.spec, "spec.")
+        build(kind, doc.metadata, doc.spec, "spec.", true)
     }
 }
 
@@ -186,8 +195,14 @@ fn name_from(metadata: &mut Metadata, field: String, name: Option<&str>) -> Resu
 }
 
 /// Validates a resource of `kind`; `p` is the spec fields' path prefix (`spec.`, or
-/// empty for the flat form).
-fn build(kind: Kind, mut metadata: Metadata, spec: Value, p: &str) -> Result<Resource, FieldError> {
+/// empty for the flat form); `with_rules` adds the kind's rules to the type checks.
+fn build(
+    kind: Kind,
+    mut metadata: Metadata,
+    spec: Value,
+    p: &str,
+    with_rules: bool,
+) -> Result<Resource, FieldError> {
     let mut spec = match spec {
         Value::Object(m) => m,
         Value::Null => Map::new(),
@@ -215,7 +230,9 @@ fn build(kind: Kind, mut metadata: Metadata, spec: Value, p: &str) -> Result<Res
         }
         _ => {}
     }
-    rules::check_rules(kind, p, &mut spec)?;
+    if with_rules {
+        rules::check_rules(kind, p, &mut spec)?;
+    }
     match kind {
         // Sensu names a silence `subscription:check`, `*` for an empty side, whatever
         // name was sent (core/v2 `silenced.go` `SilencedName`).

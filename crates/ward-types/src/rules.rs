@@ -332,6 +332,16 @@ fn pipeline(p: &str, spec: &Spec) -> Result<(), FieldError> {
     Ok(())
 }
 
+/// Ward's own argon2 hashes, in the PHC string format (`$argon2id$v=19$m=…`).
+fn is_argon2(s: &str) -> bool {
+    ["$argon2id$", "$argon2i$", "$argon2d$"]
+        .iter()
+        .any(|p| s.starts_with(p))
+        && s.len() <= 512
+        && s.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"$=,+/.-".contains(&c))
+}
+
 /// bcrypt's modular crypt format: `$2a$`, `$2b$` or `$2y$`, a two-digit cost, `$`, and 53
 /// characters of its base64.
 fn is_bcrypt(s: &str) -> bool {
@@ -452,10 +462,10 @@ pub(crate) fn check_rules(kind: Kind, p: &str, spec: &mut Spec) -> Result<(), Fi
         }
         Kind::User => {
             if let Some(h) = text(spec, "password_hash") {
-                if !is_bcrypt(h) {
+                if !is_bcrypt(h) && !is_argon2(h) {
                     return Err(field_error(
                         join(p, "password_hash"),
-                        "must be a bcrypt hash ($2a$, $2b$ or $2y$, 60 characters)",
+                        "must be a bcrypt hash ($2a$, $2b$ or $2y$, 60 characters) or an argon2 PHC string",
                     ));
                 }
             }

@@ -353,7 +353,9 @@ pub(crate) fn check_config(p: &str, spec: &Spec) -> Result<(), FieldError> {
             ));
         }
         for (t, hooks) in &h {
-            let status = t.parse::<u8>().is_ok() && (t == "0" || !t.starts_with('0'));
+            let status = t.bytes().all(|b| b.is_ascii_digit())
+                && t.parse::<u8>().is_ok()
+                && (t == "0" || !t.starts_with('0'));
             if !status && !SEVERITIES.contains(&t.as_str()) {
                 return Err(field_error(
                     format!("{at}.{t}"),

@@ -10,6 +10,12 @@ fn bad_flat_bodies_name_the_field() {
     let cases: Vec<(Kind, Value, &str, &str)> = vec![
         (
             Kind::CheckConfig,
+            json!({"command": "x", "check_hooks": [{"+5": ["ps"]}], "metadata": {"name": "c"}}),
+            "check_hooks[0].+5",
+            "hook type",
+        ),
+        (
+            Kind::CheckConfig,
             json!({"command": "x", "interval": "ten", "metadata": {"name": "c"}}),
             "interval",
             "whole number",
