@@ -187,9 +187,9 @@ impl Session {
 /// The URL path of one resource.
 pub fn resource_path(kind: Kind, namespace: &str, name: &str) -> String {
     match kind {
-        Kind::Namespace => format!("/api/core/v2/namespaces/{name}"),
-        Kind::User => format!("/api/core/v2/users/{name}"),
         Kind::PostgresConfig => format!("/api/enterprise/store/v1/provider/{name}"),
+        // Namespace, User, ClusterRole, ClusterRoleBinding, APIKey.
+        k if !k.namespaced() => format!("/api/core/v2/{}/{name}", k.plural()),
         k => format!("/api/core/v2/namespaces/{namespace}/{}/{name}", k.plural()),
     }
 }
@@ -197,9 +197,8 @@ pub fn resource_path(kind: Kind, namespace: &str, name: &str) -> String {
 /// The collection path of a kind.
 pub fn collection_path(kind: Kind, namespace: &str) -> String {
     match kind {
-        Kind::Namespace => "/api/core/v2/namespaces".into(),
-        Kind::User => "/api/core/v2/users".into(),
         Kind::PostgresConfig => "/api/enterprise/store/v1/provider".into(),
+        k if !k.namespaced() => format!("/api/core/v2/{}", k.plural()),
         k => format!("/api/core/v2/namespaces/{namespace}/{}", k.plural()),
     }
 }

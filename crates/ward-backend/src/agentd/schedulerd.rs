@@ -55,9 +55,15 @@ pub fn check_spec(r: &Resource) -> CheckSpec {
     }
 }
 
-/// Parses a CheckConfig's `cron` (5 fields, or 6 with seconds; `@hourly` and friends).
+/// Parses a CheckConfig's `cron` (5 fields, or 6 with seconds; `@hourly` and friends),
+/// with or without Sensu's `CRON_TZ=Zone ` / `TZ=Zone ` prefix.
+///
+/// The zone is checked for form and then set aside: the scheduler does not yet apply it,
+/// so a zoned schedule runs at its times in UTC.
 pub fn parse_cron(expr: &str) -> Result<croner::Cron, String> {
-    croner::Cron::new(expr)
+    let (_zone, schedule) =
+        ward_types::split_cron_zone(expr).map_err(|e| format!("cron {expr:?}: {e}"))?;
+    croner::Cron::new(schedule)
         .with_seconds_optional()
         .parse()
         .map_err(|e| format!("cron {expr:?}: {e}"))

@@ -67,14 +67,17 @@ pub(super) fn body_resource(
         }
     }
     doc.metadata.created_by = Some(user.name.clone());
-    let r = Resource::from_document(doc).map_err(|e| bad(e.to_string()))?;
-    if r.kind != kind {
+    // The kind first: a body of another kind is refused as such, not for its spec.
+    let given =
+        Kind::parse(&doc.type_name, Some(&doc.api_version)).map_err(|e| bad(e.to_string()))?;
+    if given != kind {
         return Err(bad(format!(
             "type: a {} cannot be stored under /{}",
-            r.kind.type_name(),
+            given.type_name(),
             kind.plural()
         )));
     }
+    let r = Resource::from_document(doc).map_err(|e| bad(e.to_string()))?;
     if r.kind == Kind::CheckConfig {
         check_schedule(&r)?;
     }
@@ -99,7 +102,15 @@ pub(super) fn kind_in_ns(plural: &str) -> ApiResult<Kind> {
         .ok_or_else(|| {
             ApiError(
                 StatusCode::NOT_FOUND,
-                format!("no such collection {plural:?}; use entities, checks, handlers or events"),
+                format!(
+                    "no such collection {plural:?}; use {}",
+                    Kind::ALL
+                        .into_iter()
+                        .filter(|k| k.namespaced())
+                        .map(Kind::plural)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
             )
         })
 }
