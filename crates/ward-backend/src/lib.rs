@@ -132,6 +132,8 @@ pub async fn start(cfg: BackendConfig) -> Result<(), String> {
     certificates.sort();
     certificates.dedup();
     let metrics = Arc::new(Metrics::default());
+    // The RBAC roles and bindings (seeded once, on a new store).
+    let policy = rbac::load(&store).map_err(|e| format!("RBAC: {e}"))?;
     let store = Arc::new(store);
     let events = eventd::EventRouter::new(store.clone(), member_id, metrics.clone());
     // A PostgresConfig kept from before is the event store again (its DSN resolved with
@@ -167,7 +169,7 @@ pub async fn start(cfg: BackendConfig) -> Result<(), String> {
         logins: Default::default(),
         policy: Default::default(),
     });
-    state.policy.set(rbac::Policy::seeded());
+    state.policy.set(policy);
     state.agents.cert_session_max.store(
         cfg.agent_auth_session_max.as_secs(),
         std::sync::atomic::Ordering::Relaxed,

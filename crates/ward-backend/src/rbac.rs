@@ -16,6 +16,8 @@ use serde::Deserialize;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
+use ward_store::{Store, StoreError};
+use ward_types::{Kind, Resource};
 
 /// What a request does, in Sensu's verbs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -352,6 +354,67 @@ pub fn seeded_cluster_bindings() -> Vec<(&'static str, Value)> {
         ("system:user", bind("system:user", EVERY_USER_GROUP)),
         ("view", bind("view", "view")),
     ]
+}
+
+/// The seeded ClusterRoles and ClusterRoleBindings as resources.
+pub fn seed_resources() -> Vec<Resource> {
+    let named = |kind: Kind, name: &str, spec: Value| {
+        let mut flat = spec;
+        flat["metadata"] = serde_json::json!({"name": name});
+        Resource::from_flat(kind, flat)
+    };
+    seeded_cluster_roles()
+        .into_iter()
+        .map(|(n, s)| named(Kind::ClusterRole, n, s))
+        .chain(
+            seeded_cluster_bindings()
+                .into_iter()
+                .map(|(n, s)| named(Kind::ClusterRoleBinding, n, s)),
+        )
+        .filter_map(|r| match r {
+            Ok(r) => Some(r),
+            Err(e) => {
+                tracing::error!(error = %e, "a seeded RBAC resource does not validate");
+                None
+            }
+        })
+        .collect()
+}
+
+/// The kinds RBAC reads: a change to any of them replaces the policy.
+pub const KINDS: [Kind; 4] = [
+    Kind::ClusterRole,
+    Kind::Role,
+    Kind::ClusterRoleBinding,
+    Kind::RoleBinding,
+];
+
+/// Seeds a new store's roles and bindings (once), and reads the policy the store holds.
+/// Blocking (the store).
+pub fn load(store: &Store) -> Result<Policy, StoreError> {
+    store.seed_once("rbac", &seed_resources())?;
+    let mut p = Policy::default();
+    for kind in KINDS {
+        let mut after: Option<String> = None;
+        loop {
+            let (items, next) = store.list(kind, None, 10_000, after.as_deref())?;
+            for r in items {
+                let ns = r.metadata.namespace.as_deref().unwrap_or("");
+                let (name, spec) = (r.metadata.name.as_str(), Value::Object(r.spec));
+                match kind {
+                    Kind::ClusterRole => p.add_cluster_role(name, &spec),
+                    Kind::Role => p.add_role(ns, name, &spec),
+                    Kind::ClusterRoleBinding => p.add_cluster_binding(name, &spec),
+                    _ => p.add_role_binding(ns, name, &spec),
+                }
+            }
+            match next {
+                Some(n) => after = Some(n),
+                None => break,
+            }
+        }
+    }
+    Ok(p)
 }
 
 #[cfg(test)]

@@ -244,17 +244,18 @@ pub fn read_resources(inputs: &[String]) -> Result<Vec<Resource>, String> {
     Ok(out)
 }
 
+/// What `create -f` sends: the flat object for core/v2 (as sensuctl does), the
+/// document for other API groups; a User without its password hash.
 fn body_for(r: &Resource) -> Vec<u8> {
     match r.kind {
-        Kind::Namespace => serde_json::json!({"name": r.metadata.name})
-            .to_string()
-            .into_bytes(),
         Kind::User => {
             let mut m = r.spec.clone();
             m.insert("username".into(), Value::String(r.metadata.name.clone()));
             m.remove("password_hash");
             Value::Object(m).to_string().into_bytes()
         }
+        Kind::Event => Value::Object(r.spec.clone()).to_string().into_bytes(),
+        k if k.api_version() == "core/v2" => r.to_flat().to_string().into_bytes(),
         _ => serde_json::to_vec(&r.to_document()).unwrap_or_default(),
     }
 }
@@ -305,86 +306,90 @@ pub async fn delete(s: &mut Session, inputs: &[String]) -> Result<Vec<String>, S
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     Yaml,
+    /// The API's flat objects, as `sensuctl … --format json`.
     Json,
+    /// One wrapped document a line, as `sensuctl … --format wrapped-json`.
     WrappedJson,
+    /// A JSON array of wrapped documents (`dump --format json`; `create -f` reads it).
+    DocumentArray,
     Table,
 }
 
-/// Every document of a kind (all pages).
-pub async fn fetch_all(s: &mut Session, kind: Kind) -> Result<Vec<Document>, String> {
-    if matches!(kind, Kind::User) {
-        let r = s.call("GET", "/api/core/v2/users", None).await?;
-        let users: Vec<Value> = serde_json::from_slice(&r.body).map_err(|e| e.to_string())?;
-        return Ok(users
-            .into_iter()
-            .map(|u| Document {
-                type_name: "User".into(),
-                api_version: "core/v2".into(),
-                metadata: ward_types::Metadata {
-                    name: u["username"].as_str().unwrap_or_default().into(),
-                    ..Default::default()
-                },
-                spec: serde_json::json!({"groups": u["groups"], "disabled": u["disabled"]}),
-            })
-            .collect());
+/// A resource as listed: the API's flat object and sensuctl's wrapped document of it.
+#[derive(Debug, Clone)]
+pub struct Listed {
+    pub flat: Value,
+    pub doc: Document,
+}
+
+/// Wraps a flat API object of `kind` as sensuctl's document: `spec` is the object without
+/// `metadata`. An event is named ENTITY/CHECK; a namespace and a user take their names
+/// from `name` and `username`; other API groups' answers are documents already.
+pub fn wrap(kind: Kind, flat: Value) -> Listed {
+    let text = |v: &Value, p: &str| {
+        v.pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    if kind.api_version() != "core/v2" {
+        if let Ok(doc) = serde_json::from_value::<Document>(flat.clone()) {
+            return Listed { flat, doc };
+        }
     }
-    if kind == Kind::Namespace {
-        let r = s.call("GET", "/api/core/v2/namespaces", None).await?;
-        return serde_json::from_slice(&r.body).map_err(|e| e.to_string());
-    }
-    if kind == Kind::Event {
-        // Events travel bare ({entity, check, …}); show them as documents named ENTITY/CHECK.
-        let ns = s.cfg.namespace.clone();
-        let mut out = Vec::new();
-        let mut cont: Option<String> = None;
-        loop {
-            let path = match &cont {
-                Some(c) => format!("/api/core/v2/namespaces/{ns}/events?limit=500&continue={c}"),
-                None => format!("/api/core/v2/namespaces/{ns}/events?limit=500"),
-            };
-            let r = s.call("GET", &path, None).await?;
-            let page: Vec<Value> =
-                serde_json::from_slice(&r.body).map_err(|e| format!("{path}: {e}"))?;
-            for ev in page {
-                let name = format!(
-                    "{}/{}",
-                    ev.pointer("/entity/metadata/name")
-                        .and_then(Value::as_str)
-                        .unwrap_or("?"),
-                    ev.pointer("/check/metadata/name")
-                        .and_then(Value::as_str)
-                        .unwrap_or("?")
-                );
-                out.push(Document {
-                    type_name: "Event".into(),
-                    api_version: "core/v2".into(),
-                    metadata: ward_types::Metadata {
-                        name,
-                        namespace: Some(ns.clone()),
-                        ..Default::default()
-                    },
-                    spec: ev,
-                });
-            }
-            match r.continue_token {
-                Some(c) => cont = Some(c),
-                None => break,
+    let mut spec = flat.as_object().cloned().unwrap_or_default();
+    let mut metadata: ward_types::Metadata = spec
+        .remove("metadata")
+        .and_then(|m| serde_json::from_value(m).ok())
+        .unwrap_or_default();
+    match kind {
+        Kind::Event => {
+            metadata.name = format!(
+                "{}/{}",
+                text(&flat, "/entity/metadata/name"),
+                text(&flat, "/check/metadata/name")
+            );
+            if metadata.namespace.is_none() {
+                metadata.namespace = Some(text(&flat, "/entity/metadata/namespace"));
             }
         }
-        return Ok(out);
+        Kind::Namespace => {
+            metadata.name = text(&flat, "/name");
+            spec.clear();
+        }
+        Kind::User => metadata.name = text(&flat, "/username"),
+        _ => {}
     }
+    Listed {
+        doc: Document {
+            type_name: kind.type_name().into(),
+            api_version: kind.api_version().into(),
+            metadata,
+            spec: Value::Object(spec),
+        },
+        flat,
+    }
+}
+
+/// Every resource of a kind in the session's namespace (all pages).
+pub async fn fetch_all(s: &mut Session, kind: Kind) -> Result<Vec<Listed>, String> {
     let ns = s.cfg.namespace.clone();
+    let base = if kind == Kind::Event {
+        format!("/api/core/v2/namespaces/{ns}/events")
+    } else {
+        collection_path(kind, &ns)
+    };
     let mut out = Vec::new();
     let mut cont: Option<String> = None;
     loop {
         let path = match &cont {
-            Some(c) => format!("{}?limit=500&continue={c}", collection_path(kind, &ns)),
-            None => format!("{}?limit=500", collection_path(kind, &ns)),
+            Some(c) => format!("{base}?limit=500&continue={c}"),
+            None => format!("{base}?limit=500"),
         };
         let r = s.call("GET", &path, None).await?;
-        let page: Vec<Document> =
+        let page: Vec<Value> =
             serde_json::from_slice(&r.body).map_err(|e| format!("{path}: {e}"))?;
-        out.extend(page);
+        out.extend(page.into_iter().map(|v| wrap(kind, v)));
         match r.continue_token {
             Some(c) => cont = Some(c),
             None => break,
@@ -393,76 +398,85 @@ pub async fn fetch_all(s: &mut Session, kind: Kind) -> Result<Vec<Document>, Str
     Ok(out)
 }
 
-/// Renders documents.
-pub fn render(docs: &[Document], format: Format) -> String {
+/// Renders listed resources.
+pub fn render(items: &[Listed], format: Format) -> String {
     match format {
-        Format::Yaml => docs
+        Format::Yaml => items
             .iter()
-            .map(|d| format!("---\n{}", ward_types::to_yaml(d)))
+            .map(|d| format!("---\n{}", ward_types::to_yaml(&d.doc)))
             .collect::<Vec<_>>()
             .join(""),
-        Format::Json => serde_json::to_string_pretty(docs).unwrap_or_default() + "\n",
-        Format::WrappedJson => docs
+        Format::Json => {
+            let flat: Vec<&Value> = items.iter().map(|d| &d.flat).collect();
+            serde_json::to_string_pretty(&flat).unwrap_or_default() + "\n"
+        }
+        Format::WrappedJson => items
             .iter()
-            .map(|d| serde_json::to_string(d).unwrap_or_default() + "\n")
+            .map(|d| serde_json::to_string(&d.doc).unwrap_or_default() + "\n")
             .collect(),
-        Format::Table => {
-            let mut rows = vec![[
-                "NAME".to_string(),
-                "NAMESPACE".to_string(),
-                "SUMMARY".to_string(),
-            ]];
-            for d in docs {
-                let summary = d
-                    .spec
-                    .get("command")
-                    .or_else(|| d.spec.get("dsn"))
-                    .or_else(|| d.spec.get("type"))
+        Format::DocumentArray => {
+            let docs: Vec<&Document> = items.iter().map(|d| &d.doc).collect();
+            serde_json::to_string_pretty(&docs).unwrap_or_default() + "\n"
+        }
+        Format::Table => table(items.iter().map(|d| &d.doc)),
+    }
+}
+
+fn table<'a>(docs: impl Iterator<Item = &'a Document>) -> String {
+    let mut rows = vec![[
+        "NAME".to_string(),
+        "NAMESPACE".to_string(),
+        "SUMMARY".to_string(),
+    ]];
+    for d in docs {
+        let summary = d
+            .spec
+            .get("command")
+            .or_else(|| d.spec.get("dsn"))
+            .or_else(|| d.spec.get("type"))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let summary = match d.type_name.as_str() {
+            "PostgresConfig" => redact_dsn(&summary),
+            "Event" => format!(
+                "status {} ({}), {} occurrence(s): {}",
+                d.spec.pointer("/check/status").unwrap_or(&Value::Null),
+                d.spec
+                    .pointer("/check/state")
+                    .and_then(Value::as_str)
+                    .unwrap_or("?"),
+                d.spec.pointer("/check/occurrences").unwrap_or(&Value::Null),
+                d.spec
+                    .pointer("/check/output")
                     .and_then(Value::as_str)
                     .unwrap_or("")
-                    .to_string();
-                let summary = match d.type_name.as_str() {
-                    "PostgresConfig" => redact_dsn(&summary),
-                    "Event" => format!(
-                        "status {} ({}), {} occurrence(s): {}",
-                        d.spec.pointer("/check/status").unwrap_or(&Value::Null),
-                        d.spec
-                            .pointer("/check/state")
-                            .and_then(Value::as_str)
-                            .unwrap_or("?"),
-                        d.spec.pointer("/check/occurrences").unwrap_or(&Value::Null),
-                        d.spec
-                            .pointer("/check/output")
-                            .and_then(Value::as_str)
-                            .unwrap_or("")
-                            .lines()
-                            .next()
-                            .unwrap_or("")
-                    ),
-                    _ => summary,
-                };
-                // Names, namespaces and check output come from agents and API clients:
-                // shown escaped, so no escape sequence in them reaches the terminal.
-                rows.push([
-                    ward_io::text::one_line(&d.metadata.name).into_owned(),
-                    ward_io::text::one_line(d.metadata.namespace.as_deref().unwrap_or_default())
-                        .into_owned(),
-                    ward_io::text::one_line(&summary).into_owned(),
-                ]);
-            }
-            let w: Vec<usize> = (0..3)
-                .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
-                .collect();
-            rows.iter()
-                .map(|r| {
-                    format!("{:<a$}  {:<b$}  {}\n", r[0], r[1], r[2], a = w[0], b = w[1])
-                        .trim_end()
-                        .to_string()
-                        + "\n"
-                })
-                .collect()
-        }
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+            ),
+            _ => summary,
+        };
+        // Names, namespaces and check output come from agents and API clients:
+        // shown escaped, so no escape sequence in them reaches the terminal.
+        rows.push([
+            ward_io::text::one_line(&d.metadata.name).into_owned(),
+            ward_io::text::one_line(d.metadata.namespace.as_deref().unwrap_or_default())
+                .into_owned(),
+            ward_io::text::one_line(&summary).into_owned(),
+        ]);
     }
+    let w: Vec<usize> = (0..3)
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    rows.iter()
+        .map(|r| {
+            format!("{:<a$}  {:<b$}  {}\n", r[0], r[1], r[2], a = w[0], b = w[1])
+                .trim_end()
+                .to_string()
+                + "\n"
+        })
+        .collect()
 }
 
 /// A DSN with its password hidden (for tables; dumps keep the document as stored).
@@ -511,6 +525,10 @@ pub async fn resolve_event(s: &mut Session, entity: &str, check: &str) -> Result
     let mut ev = current.clone();
     // The fold's fields (history, occurrences, state…) and the timestamp are the backend's:
     // it replaces whatever is posted. Without `executed`, the result is stamped now.
+    // A posted timestamp is kept: leave it out, so the resolution is stamped now.
+    if let Some(e) = ev.as_object_mut() {
+        e.remove("timestamp");
+    }
     if let Some(c) = ev.get_mut("check").and_then(Value::as_object_mut) {
         c.remove("executed");
         c.insert("status".into(), Value::from(0));

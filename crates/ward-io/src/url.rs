@@ -38,6 +38,14 @@ impl Endpoint {
 /// Parses `s` as a `plain://` or `secure://` URL (for example `("ws", "wss")`): no user
 /// name or password in it, a host, a port other than 0, no fragment. The error says what
 /// is wrong in words, without repeating `s` (the caller names the setting).
+/// The `key=value` pairs of a URL's query string (`a=1&b=%20x`), decoded, in order;
+/// repeated keys kept.
+pub fn query_pairs(query: &str) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(query.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
 pub fn parse_endpoint(s: &str, plain: &str, secure: &str) -> Result<Endpoint, String> {
     let example = format!("for example {secure}://backend-1.example.com:8081");
     let u = url::Url::parse(s.trim()).map_err(|e| format!("not a URL ({e}); {example}"))?;

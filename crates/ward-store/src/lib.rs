@@ -18,6 +18,7 @@
 
 pub mod apikeys;
 pub mod postgres;
+mod seed;
 
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::Value;

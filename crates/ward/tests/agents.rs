@@ -15,9 +15,8 @@ fn events(b: &Backend) -> Vec<Value> {
     if !out.success() {
         return Vec::new();
     }
-    // `ward ctl event list` prints documents: the event is the spec.
-    let docs: Vec<Value> = serde_json::from_str(&out.stdout).unwrap_or_default();
-    docs.into_iter().map(|mut d| d["spec"].take()).collect()
+    // `--format json` prints the API's flat events, as sensuctl does.
+    serde_json::from_str(&out.stdout).unwrap_or_default()
 }
 
 fn find<'a>(evs: &'a [Value], entity: &str, check: &str) -> Option<&'a Value> {
@@ -109,7 +108,8 @@ fn mtls_agents_run_published_checks_and_failures_reach_a_pipe_handler() {
         .iter()
         .find(|e| e["metadata"]["name"] == "web-1")
         .expect("web-1 registered");
-    let spec = &web1["spec"];
+    // Flat, as sensuctl prints it: the spec's fields beside metadata.
+    let spec = web1;
     assert_eq!(spec["entity_class"], "agent", "{web1}");
     assert!(
         !spec["system"]["hostname"].as_str().unwrap_or("").is_empty(),

@@ -2,12 +2,13 @@
 
 use super::access::{authorize, need};
 use super::error::{bad, unavailable, ApiError, ApiResult};
+use super::listing::{json_array, ListQuery};
 use super::resources::*;
 use super::state::AppState;
 use super::Shared;
 use crate::rbac::Verb;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -15,22 +16,10 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::atomic::Ordering;
 use ward_store::StoreError;
+use ward_types::selector::Selection;
 use ward_types::{Document, Kind, Metadata, Resource};
 
 use ward_types::unix_now;
-
-pub(super) fn event_listing(events: Vec<String>, next: Option<String>) -> Response {
-    // The stored texts are JSON the store wrote; joining them avoids a parse and a
-    // re-serialisation per event.
-    let mut body = String::with_capacity(events.iter().map(|e| e.len() + 1).sum::<usize>() + 2);
-    body.push('[');
-    body.push_str(&events.join(","));
-    body.push(']');
-    with_continue(
-        ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
-        next,
-    )
-}
 
 /// Registers an event's entity when it has none yet (a proxy entity, unless the event says
 /// its class).
@@ -246,39 +235,108 @@ pub(super) async fn list_events(
     State(st): Shared,
     headers: HeaderMap,
     Path(ns): Path<String>,
-    Query(p): Query<Page>,
+    RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
-    list(&st, &headers, &ns, None, p).await
+    list(&st, &headers, Some(&ns), None, q.as_deref()).await
+}
+
+/// `GET /api/core/v2/events`: every namespace's events (RBAC judges it cluster-wide).
+pub(super) async fn list_all_events(
+    State(st): Shared,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
+    list(&st, &headers, None, None, q.as_deref()).await
 }
 
 pub(super) async fn list_entity_events(
     State(st): Shared,
     headers: HeaderMap,
     Path((ns, entity)): Path<(String, String)>,
-    Query(p): Query<Page>,
+    RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
-    list(&st, &headers, &ns, Some(&entity), p).await
+    list(&st, &headers, Some(&ns), Some(&entity), q.as_deref()).await
 }
 
-/// A page of `ns`'s events (of `entity` only, when given).
+/// A page of events: `ns`'s (every namespace's when None), of `entity` only when given,
+/// selected by `labelSelector` / `fieldSelector`. Without selectors the stored texts are
+/// joined as they are; with them, each batch is parsed and selected on the blocking pool.
 async fn list(
     st: &AppState,
     headers: &HeaderMap,
-    ns: &str,
+    ns: Option<&str>,
     entity: Option<&str>,
-    p: Page,
+    query: Option<&str>,
 ) -> ApiResult<Response> {
-    authorize(st, headers, need(Verb::List, "events", Some(ns), None)).await?;
-    let (events, next) = st
-        .events
-        .events_raw(
-            Some(ns),
-            entity,
-            p.limit.unwrap_or(500),
-            decode_continue(p.cont.as_deref())?.as_deref(),
-        )
-        .await?;
-    Ok(event_listing(events, next))
+    authorize(st, headers, need(Verb::List, "events", ns, None)).await?;
+    let q = ListQuery::parse(query)?;
+    if q.selection.is_empty() {
+        let (events, next) = st
+            .events
+            .events_raw(ns, entity, q.limit, q.after.as_deref())
+            .await?;
+        return Ok(json_array(&events, next));
+    }
+    let selection = std::sync::Arc::new(q.selection);
+    let batch = q.limit.clamp(100, 1000);
+    let (mut out, mut after) = (Vec::new(), q.after);
+    loop {
+        let (events, next) = st
+            .events
+            .events_raw(ns, entity, batch, after.as_deref())
+            .await?;
+        let (sel, want) = (selection.clone(), q.limit - out.len());
+        let (picked, last) = tokio::task::spawn_blocking(move || select_events(&sel, events, want))
+            .await
+            .map_err(|e| {
+                ApiError(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("a list task failed: {e}"),
+                )
+            })?;
+        let full = picked.len() == want;
+        out.extend(picked);
+        if full {
+            return Ok(json_array(&out, last));
+        }
+        match next {
+            Some(n) => after = Some(n),
+            None => return Ok(json_array(&out, None)),
+        }
+    }
+}
+
+/// Up to `want` of `events` (stored texts) that `selection` admits, and the key of the
+/// last one taken when `want` were found.
+fn select_events(
+    selection: &Selection,
+    events: Vec<String>,
+    want: usize,
+) -> (Vec<String>, Option<String>) {
+    let mut picked = Vec::new();
+    for text in events {
+        let Ok(v) = serde_json::from_str::<Value>(&text) else {
+            continue;
+        };
+        if !selection.admits("Event", &v) {
+            continue;
+        }
+        picked.push(text);
+        if picked.len() == want {
+            let name = |part: &str| {
+                v[part]["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string()
+            };
+            let ns = v["entity"]["metadata"]["namespace"].as_str().unwrap_or("");
+            return (
+                picked,
+                Some(format!("{ns}\u{0}{}\u{0}{}", name("entity"), name("check"))),
+            );
+        }
+    }
+    (picked, None)
 }
 
 pub(super) async fn get_event(

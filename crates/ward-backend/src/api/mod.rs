@@ -7,6 +7,7 @@ pub mod error;
 mod events;
 mod headers;
 mod health;
+mod listing;
 mod login;
 pub mod metrics;
 mod namespaces;
@@ -110,13 +111,28 @@ fn routes(base: Router<Arc<AppState>>, state: Arc<AppState>, tls: bool) -> Route
             "/api/core/v2/namespaces/{ns}/checks/{name}/execute",
             post(execute_check),
         )
+        .route("/api/core/v2/events", get(list_all_events))
         .route(
             "/api/core/v2/namespaces/{ns}/{plural}",
             get(list_in_ns).post(create_in_ns),
         )
         .route(
             "/api/core/v2/namespaces/{ns}/{plural}/{name}",
-            get(get_in_ns).put(put_in_ns).delete(delete_in_ns),
+            get(get_in_ns)
+                .put(put_in_ns)
+                .patch(patch_in_ns)
+                .delete(delete_in_ns),
+        )
+        .route(
+            "/api/core/v2/{plural}",
+            get(list_cluster).post(create_cluster),
+        )
+        .route(
+            "/api/core/v2/{plural}/{name}",
+            get(get_cluster)
+                .put(put_cluster)
+                .patch(patch_cluster)
+                .delete(delete_cluster),
         )
         .route(
             "/api/enterprise/store/v1/provider",

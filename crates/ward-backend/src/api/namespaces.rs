@@ -2,11 +2,12 @@
 
 use super::access::{authenticate, authorize, need};
 use super::error::{bad, ApiError, ApiResult};
+use super::listing::{with_continue, ListQuery};
 use super::resources::*;
 use super::Shared;
 use crate::rbac::Verb;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -17,12 +18,12 @@ use ward_types::{Document, Kind, Metadata, Resource};
 pub(super) async fn list_namespaces(
     State(st): Shared,
     headers: HeaderMap,
-    Query(p): Query<Page>,
+    RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
     // Every authenticated user may list namespaces; they see those they can reach.
     let user = authenticate(&st, &headers).await?;
-    let limit = p.limit.unwrap_or(500);
-    let after = decode_continue(p.cont.as_deref())?;
+    let q = ListQuery::parse(q.as_deref())?;
+    let (limit, after) = (q.limit, q.after);
     let (items, next) = st
         .db(move |s| s.list(Kind::Namespace, None, limit, after.as_deref()))
         .await?;
@@ -30,7 +31,8 @@ pub(super) async fn list_namespaces(
     let seen: Vec<Value> = items
         .iter()
         .filter(|r| policy.reaches(&user.name, &user.groups, &r.metadata.name))
-        .map(|r| json!({"name": r.metadata.name}))
+        .map(Resource::to_flat)
+        .filter(|v| q.selection.is_empty() || q.selection.admits("Namespace", v))
         .collect();
     Ok(with_continue(Json(seen).into_response(), next))
 }

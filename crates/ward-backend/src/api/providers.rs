@@ -7,7 +7,7 @@ use super::state::AppState;
 use super::Shared;
 use crate::rbac::Verb;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::Json;
@@ -17,9 +17,9 @@ use ward_types::{Document, Kind, Resource};
 pub(super) async fn list_providers(
     State(st): Shared,
     headers: HeaderMap,
-    Query(p): Query<Page>,
+    RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
-    list_page(&st, &headers, Ok(Kind::PostgresConfig), None, &p).await
+    list_page(&st, &headers, Ok(Kind::PostgresConfig), None, q.as_deref()).await
 }
 
 pub(super) async fn create_provider(

@@ -1,36 +1,89 @@
-//! The generic resources of a namespace (`/api/core/v2/namespaces/{ns}/{plural}`), and
-//! the body parsing and paging the other resource families share.
+//! The resources without a family module of their own, in Sensu's flat bodies: namespaced
+//! kinds at `/api/core/v2/namespaces/{ns}/{plural}[/{name}]`, cluster-wide kinds
+//! (ClusterRole, ClusterRoleBinding) at `/api/core/v2/{plural}[/{name}]`, and every
+//! namespaced kind listed across namespaces at `/api/core/v2/{plural}`. Also the body
+//! parsing and writing the other families share.
+//!
+//! Bodies may be flat (Sensu's REST form) or wrapped (`{type, api_version, metadata,
+//! spec}`, sensuctl's form); answers are flat.
 
 use super::access::{authenticate, authorize, need, permit};
 use super::error::{bad, ApiError, ApiResult};
+use super::listing::{admits, select_page, with_continue, ListQuery};
 use super::state::AppState;
 use super::Shared;
 use crate::rbac::{Request, Verb};
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use base64::Engine;
-use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 use ward_store::User;
-use ward_types::{Document, Kind, Resource};
+use ward_types::{Kind, Resource};
 
-#[derive(Deserialize)]
-pub(super) struct Page {
-    pub(super) limit: Option<usize>,
-    #[serde(rename = "continue")]
-    pub(super) cont: Option<String>,
+/// Kinds served by a family module of their own.
+fn own_module(kind: Kind) -> bool {
+    matches!(
+        kind,
+        Kind::Event | Kind::Namespace | Kind::User | Kind::APIKey | Kind::PostgresConfig
+    )
 }
 
-pub(super) fn parse_doc(body: &[u8]) -> ApiResult<Document> {
-    let v: Value =
-        serde_json::from_slice(body).map_err(|e| bad(format!("body is not valid JSON: {e}")))?;
-    serde_json::from_value(v).map_err(|e| bad(format!("body: {e}")))
+fn no_collection(plural: &str, namespaced: bool) -> ApiError {
+    let known: Vec<&str> = Kind::ALL
+        .into_iter()
+        .filter(|k| !own_module(*k) && k.namespaced() == namespaced)
+        .map(Kind::plural)
+        .collect();
+    ApiError(
+        StatusCode::NOT_FOUND,
+        format!(
+            "no such collection {plural:?}{}; use {}",
+            if namespaced { " in a namespace" } else { "" },
+            known.join(", ")
+        ),
+    )
 }
 
-/// Parses and validates a body for `kind` at a path's namespace and name.
+/// The kind at `/namespaces/{ns}/{plural}`.
+pub(super) fn kind_in_ns(plural: &str) -> ApiResult<Kind> {
+    Kind::from_plural(plural)
+        .filter(|k| k.namespaced() && !own_module(*k))
+        .ok_or_else(|| no_collection(plural, true))
+}
+
+/// The cluster-wide kind at `/{plural}`.
+fn cluster_kind(plural: &str) -> ApiResult<Kind> {
+    Kind::from_plural(plural)
+        .filter(|k| !k.namespaced() && !own_module(*k))
+        .ok_or_else(|| no_collection(plural, false))
+}
+
+/// The kind listed at `GET /{plural}`: a cluster-wide kind, or a namespaced one across
+/// every namespace.
+fn listed_kind(plural: &str) -> ApiResult<Kind> {
+    Kind::from_plural(plural)
+        .filter(|k| !own_module(*k))
+        .ok_or_else(|| no_collection(plural, false))
+}
+
+/// The object whose `metadata` a body's name and namespace go into: the body itself
+/// (flat), or the wrapper's.
+fn metadata_of(v: &mut Value) -> Option<&mut Map<String, Value>> {
+    let obj = v.as_object_mut()?;
+    let md = obj
+        .entry("metadata")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if md.is_null() {
+        *md = Value::Object(Map::new());
+    }
+    md.as_object_mut()
+}
+
+/// Parses and validates a body for `kind` at a path's namespace and name: flat or
+/// wrapped; the path fills in a missing name and namespace, and a different one is a
+/// 400; the caller becomes `created_by`.
 pub(super) fn body_resource(
     body: &[u8],
     kind: Kind,
@@ -38,46 +91,40 @@ pub(super) fn body_resource(
     name: Option<&str>,
     user: &User,
 ) -> ApiResult<Resource> {
-    let mut doc = parse_doc(body)?;
-    if doc.type_name.is_empty() {
-        doc.type_name = kind.type_name().into();
+    let mut v: Value =
+        serde_json::from_slice(body).map_err(|e| bad(format!("body is not valid JSON: {e}")))?;
+    if let Some(md) = metadata_of(&mut v) {
+        let empty =
+            |md: &Map<String, Value>, k: &str| md.get(k).is_none_or(|x| x.is_null() || x == "");
+        if let Some(n) = name.filter(|_| kind != Kind::Silenced && empty(md, "name")) {
+            md.insert("name".into(), n.into());
+        }
+        if let Some(ns) = ns.filter(|_| empty(md, "namespace")) {
+            md.insert("namespace".into(), ns.into());
+        }
     }
-    if doc.api_version.is_empty() {
-        doc.api_version = kind.api_version().into();
-    }
+    let mut r = Resource::from_api_body(kind, v).map_err(|e| bad(e.to_string()))?;
     if let Some(n) = name {
-        if doc.metadata.name.is_empty() {
-            doc.metadata.name = n.into();
-        } else if doc.metadata.name != n {
+        if r.metadata.name != n {
             return Err(bad(format!(
-                "metadata.name: {:?} does not match the name in the URL ({n:?})",
-                doc.metadata.name
+                "metadata.name: {:?} does not match the name in the URL ({n:?}){}",
+                r.metadata.name,
+                if kind == Kind::Silenced {
+                    "; a silence is named SUBSCRIPTION:CHECK ('*' for either)"
+                } else {
+                    ""
+                }
             )));
         }
     }
-    if let Some(ns) = ns {
-        match &doc.metadata.namespace {
-            None => doc.metadata.namespace = Some(ns.into()),
-            Some(x) if x != ns => {
-                return Err(bad(format!(
-                    "metadata.namespace: {x:?} does not match the namespace in the URL ({ns:?})"
-                )))
-            }
-            _ => {}
+    if let (Some(ns), Some(x)) = (ns, r.metadata.namespace.as_deref()) {
+        if x != ns {
+            return Err(bad(format!(
+                "metadata.namespace: {x:?} does not match the namespace in the URL ({ns:?})"
+            )));
         }
     }
-    doc.metadata.created_by = Some(user.name.clone());
-    // The kind first: a body of another kind is refused as such, not for its spec.
-    let given =
-        Kind::parse(&doc.type_name, Some(&doc.api_version)).map_err(|e| bad(e.to_string()))?;
-    if given != kind {
-        return Err(bad(format!(
-            "type: a {} cannot be stored under /{}",
-            given.type_name(),
-            kind.plural()
-        )));
-    }
-    let r = Resource::from_document(doc).map_err(|e| bad(e.to_string()))?;
+    r.metadata.created_by = Some(user.name.clone());
     if r.kind == Kind::CheckConfig {
         check_schedule(&r)?;
     }
@@ -96,25 +143,6 @@ pub(super) fn check_schedule(r: &Resource) -> ApiResult<()> {
     Ok(())
 }
 
-pub(super) fn kind_in_ns(plural: &str) -> ApiResult<Kind> {
-    Kind::from_plural(plural)
-        .filter(|k| k.namespaced())
-        .ok_or_else(|| {
-            ApiError(
-                StatusCode::NOT_FOUND,
-                format!(
-                    "no such collection {plural:?}; use {}",
-                    Kind::ALL
-                        .into_iter()
-                        .filter(|k| k.namespaced())
-                        .map(Kind::plural)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            )
-        })
-}
-
 pub(super) async fn require_namespace(st: &AppState, ns: &str) -> ApiResult<()> {
     let n = ns.to_string();
     if st
@@ -130,122 +158,65 @@ pub(super) async fn require_namespace(st: &AppState, ns: &str) -> ApiResult<()> 
     Ok(())
 }
 
-/// Adds the next page's token, when there is one, as the `Ward-Continue` header.
-pub(super) fn with_continue(mut r: Response, next: Option<String>) -> Response {
-    if let Some(n) = next {
-        let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(n);
-        if let Ok(v) = HeaderValue::from_str(&token) {
-            r.headers_mut().insert("ward-continue", v);
-        }
-    }
-    r
-}
-
-pub(super) fn listing(items: Vec<Resource>, next: Option<String>) -> Response {
-    let docs: Vec<Document> = items.iter().map(Resource::to_document).collect();
-    with_continue(Json(docs).into_response(), next)
-}
-
-/// GET of a collection: read access, then one page of `kind` in `namespace` (the kind is
-/// judged after authentication, so an anonymous request is a 401 whatever its path).
+/// GET of a collection: authentication, then the kind (so an anonymous request is a 401
+/// whatever its path), RBAC's `list`, then one page of flat resources, selected.
 pub(super) async fn list_page(
     st: &AppState,
     headers: &HeaderMap,
     kind: ApiResult<Kind>,
     namespace: Option<&str>,
-    p: &Page,
+    query: Option<&str>,
 ) -> ApiResult<Response> {
     let user = authenticate(st, headers).await?;
     let kind = kind?;
     permit(st, &user, need(Verb::List, kind.plural(), namespace, None))?;
-    let (ns, limit) = (namespace.map(str::to_string), p.limit.unwrap_or(500));
-    let after = decode_continue(p.cont.as_deref())?;
+    let q = ListQuery::parse(query)?;
+    let ns = namespace.map(str::to_string);
     let (items, next) = st
-        .db(move |s| s.list(kind, ns.as_deref(), limit, after.as_deref()))
+        .db(move |s| {
+            select_page(
+                q.limit,
+                q.after,
+                |after, n| {
+                    s.list(kind, ns.as_deref(), n, after)
+                        .map(|(rs, next)| (rs.iter().map(flat_with_key).collect(), next))
+                },
+                |r: &(Value, String)| r.1.clone(),
+                |r| admits(&q.selection, kind.type_name(), &r.0),
+            )
+        })
         .await?;
-    Ok(listing(items, next))
+    let flat: Vec<Value> = items.into_iter().map(|(v, _)| v).collect();
+    Ok(with_continue(Json(flat).into_response(), next))
 }
 
-pub(super) fn decode_continue(c: Option<&str>) -> ApiResult<Option<String>> {
-    c.map(|c| {
-        base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(c)
-            .ok()
-            .and_then(|b| String::from_utf8(b).ok())
-            .ok_or_else(|| bad("continue: not a token this server issued"))
-    })
-    .transpose()
+/// A resource as the API shows it: flat for core/v2 (Sensu's REST form), wrapped for
+/// the other API groups (store/v1's PostgresConfig), as Sensu's enterprise API does.
+pub(super) fn api_form(r: &Resource) -> Value {
+    if r.kind.api_version() == "core/v2" {
+        r.to_flat()
+    } else {
+        serde_json::to_value(r.to_document()).unwrap_or_default()
+    }
 }
 
-pub(super) async fn list_in_ns(
-    State(st): Shared,
-    headers: HeaderMap,
-    Path((ns, plural)): Path<(String, String)>,
-    Query(p): Query<Page>,
-) -> ApiResult<Response> {
-    list_page(&st, &headers, kind_in_ns(&plural), Some(&ns), &p).await
+/// A resource as a list holds it: its API form and its key in the store.
+pub(super) fn flat_with_key(r: &Resource) -> (Value, String) {
+    (
+        api_form(r),
+        format!(
+            "{}\u{0}{}",
+            r.metadata.namespace.as_deref().unwrap_or(""),
+            r.metadata.name
+        ),
+    )
 }
 
-pub(super) async fn create_in_ns(
-    State(st): Shared,
-    headers: HeaderMap,
-    Path((ns, plural)): Path<(String, String)>,
-    body: Bytes,
-) -> ApiResult<(StatusCode, Json<Document>)> {
-    let kind = kind_in_ns(&plural)?;
-    let req = need(Verb::Create, kind.plural(), Some(&ns), None);
-    let r = write_resource(&st, &headers, req, Some(&ns), true, |user| {
-        body_resource(&body, kind, Some(&ns), None, user)
-    })
-    .await?;
-    Ok((StatusCode::CREATED, Json(r.to_document())))
-}
-
-pub(super) async fn get_in_ns(
-    State(st): Shared,
-    headers: HeaderMap,
-    Path((ns, plural, name)): Path<(String, String, String)>,
-) -> ApiResult<Json<Document>> {
-    let user = authenticate(&st, &headers).await?;
-    let kind = kind_in_ns(&plural)?;
-    permit(
-        &st,
-        &user,
-        need(Verb::Get, kind.plural(), Some(&ns), Some(&name)),
-    )?;
-    let (n, c) = (ns.clone(), name.clone());
-    let r = st.db(move |s| s.get(kind, &n, &c)).await?.ok_or_else(|| {
-        ApiError(
-            StatusCode::NOT_FOUND,
-            format!(
-                "{} {name:?} not found in namespace {ns:?}",
-                kind.type_name()
-            ),
-        )
-    })?;
-    Ok(Json(r.to_document()))
-}
-
-pub(super) async fn put_in_ns(
-    State(st): Shared,
-    headers: HeaderMap,
-    Path((ns, plural, name)): Path<(String, String, String)>,
-    body: Bytes,
-) -> ApiResult<StatusCode> {
-    let kind = kind_in_ns(&plural)?;
-    let req = need(Verb::Update, kind.plural(), Some(&ns), Some(&name));
-    write_resource(&st, &headers, req, Some(&ns), false, |user| {
-        body_resource(&body, kind, Some(&ns), Some(&name), user)
-    })
-    .await?;
-    Ok(StatusCode::CREATED)
-}
-
-/// The one body of every resource write: authorise `req`; when
-/// `namespace` is given, it must exist (404); `parse` turns the body into a validated
-/// resource (it gets the user, who becomes `created_by`); then the resource is stored,
-/// refused with 409 when `create_only` and it exists. Nothing is stored unless every step
-/// before succeeded. Returns what was stored.
+/// The one body of every resource write: authorise `req`; when `namespace` is given, it
+/// must exist (404); `parse` turns the body into a validated resource (it gets the user,
+/// who becomes `created_by`); then the resource is stored, refused with 409 when
+/// `create_only` and it exists. Nothing is stored unless every step before succeeded.
+/// Returns what was stored.
 pub(super) async fn write_resource(
     st: &AppState,
     headers: &HeaderMap,
@@ -259,7 +230,224 @@ pub(super) async fn write_resource(
         require_namespace(st, ns).await?;
     }
     let r = parse(&user)?;
-    Ok(st.db(move |s| s.put(&r, create_only).map(|()| r)).await?)
+    let stored = st.db(move |s| s.put(&r, create_only).map(|()| r)).await?;
+    after_change(st, stored.kind).await?;
+    Ok(stored)
+}
+
+/// What follows a change to a `kind`: a new RBAC policy when it is a role or binding,
+/// in force before the change is answered.
+async fn after_change(st: &AppState, kind: Kind) -> ApiResult<()> {
+    if crate::rbac::KINDS.contains(&kind) {
+        let p = st.db(crate::rbac::load).await?;
+        st.policy.set(p);
+    }
+    Ok(())
+}
+
+/// The stored resource, or 404.
+async fn find(st: &AppState, kind: Kind, ns: Option<&str>, name: &str) -> ApiResult<Resource> {
+    let (n, c) = (ns.unwrap_or("").to_string(), name.to_string());
+    st.db(move |s| s.get(kind, &n, &c)).await?.ok_or_else(|| {
+        ApiError(
+            StatusCode::NOT_FOUND,
+            match ns {
+                Some(ns) => format!(
+                    "{} {name:?} not found in namespace {ns:?}",
+                    kind.type_name()
+                ),
+                None => format!("{} {name:?} not found", kind.type_name()),
+            },
+        )
+    })
+}
+
+async fn get_one(
+    st: &AppState,
+    headers: &HeaderMap,
+    kind: ApiResult<Kind>,
+    ns: Option<&str>,
+    name: &str,
+) -> ApiResult<Json<Value>> {
+    let user = authenticate(st, headers).await?;
+    let kind = kind?;
+    permit(st, &user, need(Verb::Get, kind.plural(), ns, Some(name)))?;
+    Ok(Json(find(st, kind, ns, name).await?.to_flat()))
+}
+
+/// POST (create, 409 if it exists) or PUT (create or replace): 201 with the stored
+/// resource, flat.
+async fn put_one(
+    st: &AppState,
+    headers: &HeaderMap,
+    kind: Kind,
+    ns: Option<&str>,
+    name: Option<&str>,
+    body: &[u8],
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let verb = if name.is_some() {
+        Verb::Update
+    } else {
+        Verb::Create
+    };
+    let r = write_resource(
+        st,
+        headers,
+        need(verb, kind.plural(), ns, name),
+        ns,
+        name.is_none(),
+        |user| body_resource(body, kind, ns, name, user),
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(r.to_flat())))
+}
+
+/// PATCH: an RFC 7396 merge patch (`application/merge-patch+json`, or no type) of the
+/// flat form; the name and namespace cannot change; the result is validated as a PUT
+/// would be. 200 with the patched resource.
+async fn patch_one(
+    st: &AppState,
+    headers: &HeaderMap,
+    kind: Kind,
+    ns: Option<&str>,
+    name: &str,
+    body: &[u8],
+) -> ApiResult<Json<Value>> {
+    let user = authorize(
+        st,
+        headers,
+        need(Verb::Update, kind.plural(), ns, Some(name)),
+    )
+    .await?;
+    match headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .as_deref()
+    {
+        None | Some("application/merge-patch+json") | Some("application/json") => {}
+        Some("application/json-patch+json") => {
+            return Err(bad("Content-Type: JSON Patch is not supported; send a merge patch (application/merge-patch+json)"))
+        }
+        Some(other) => {
+            return Err(ApiError(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!("Content-Type: {other:?} is not a merge patch; send application/merge-patch+json"),
+            ))
+        }
+    }
+    let patch: Value =
+        serde_json::from_slice(body).map_err(|e| bad(format!("body is not valid JSON: {e}")))?;
+    if !patch.is_object() {
+        return Err(bad("body: a merge patch must be a JSON object"));
+    }
+    for key in ["name", "namespace"] {
+        if let Some(v) = patch.pointer(&format!("/metadata/{key}")) {
+            let current = match key {
+                "name" => Some(name),
+                _ => ns,
+            };
+            if v.as_str() != current {
+                return Err(bad(format!(
+                    "metadata.{key}: a patch cannot change it; create a new resource instead"
+                )));
+            }
+        }
+    }
+    let mut v = find(st, kind, ns, name).await?.to_flat();
+    merge_patch(&mut v, &patch);
+    let text = serde_json::to_vec(&v).map_err(|e| bad(e.to_string()))?;
+    let r = body_resource(&text, kind, ns, Some(name), &user)?;
+    let stored = st.db(move |s| s.put(&r, false).map(|()| r)).await?;
+    after_change(st, kind).await?;
+    Ok(Json(stored.to_flat()))
+}
+
+/// RFC 7396: objects merge, `null` deletes, anything else (arrays included) replaces.
+pub(super) fn merge_patch(target: &mut Value, patch: &Value) {
+    let Value::Object(p) = patch else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = Value::Object(Map::new());
+    }
+    let Value::Object(t) = target else { return };
+    for (k, v) in p {
+        if v.is_null() {
+            t.remove(k);
+        } else {
+            merge_patch(t.entry(k.clone()).or_insert(Value::Null), v);
+        }
+    }
+}
+
+async fn delete_one(
+    st: &AppState,
+    headers: &HeaderMap,
+    kind: ApiResult<Kind>,
+    ns: Option<&str>,
+    name: &str,
+) -> ApiResult<StatusCode> {
+    let user = authenticate(st, headers).await?;
+    let kind = kind?;
+    permit(st, &user, need(Verb::Delete, kind.plural(), ns, Some(name)))?;
+    let (n, c) = (ns.unwrap_or("").to_string(), name.to_string());
+    st.db(move |s| s.delete(kind, &n, &c)).await?;
+    after_change(st, kind).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub(super) async fn list_in_ns(
+    State(st): Shared,
+    headers: HeaderMap,
+    Path((ns, plural)): Path<(String, String)>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
+    list_page(&st, &headers, kind_in_ns(&plural), Some(&ns), q.as_deref()).await
+}
+
+pub(super) async fn create_in_ns(
+    State(st): Shared,
+    headers: HeaderMap,
+    Path((ns, plural)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    put_one(&st, &headers, kind_in_ns(&plural)?, Some(&ns), None, &body).await
+}
+
+pub(super) async fn get_in_ns(
+    State(st): Shared,
+    headers: HeaderMap,
+    Path((ns, plural, name)): Path<(String, String, String)>,
+) -> ApiResult<Json<Value>> {
+    get_one(&st, &headers, kind_in_ns(&plural), Some(&ns), &name).await
+}
+
+pub(super) async fn put_in_ns(
+    State(st): Shared,
+    headers: HeaderMap,
+    Path((ns, plural, name)): Path<(String, String, String)>,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    put_one(
+        &st,
+        &headers,
+        kind_in_ns(&plural)?,
+        Some(&ns),
+        Some(&name),
+        &body,
+    )
+    .await
+}
+
+pub(super) async fn patch_in_ns(
+    State(st): Shared,
+    headers: HeaderMap,
+    Path((ns, plural, name)): Path<(String, String, String)>,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    patch_one(&st, &headers, kind_in_ns(&plural)?, Some(&ns), &name, &body).await
 }
 
 pub(super) async fn delete_in_ns(
@@ -267,13 +455,86 @@ pub(super) async fn delete_in_ns(
     headers: HeaderMap,
     Path((ns, plural, name)): Path<(String, String, String)>,
 ) -> ApiResult<StatusCode> {
-    let user = authenticate(&st, &headers).await?;
-    let kind = kind_in_ns(&plural)?;
-    permit(
+    delete_one(&st, &headers, kind_in_ns(&plural), Some(&ns), &name).await
+}
+
+/// `GET /api/core/v2/{plural}`: a cluster-wide kind, or a namespaced one in every
+/// namespace (which RBAC judges cluster-wide, as Sensu does).
+pub(super) async fn list_cluster(
+    State(st): Shared,
+    headers: HeaderMap,
+    Path(plural): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
+    list_page(&st, &headers, listed_kind(&plural), None, q.as_deref()).await
+}
+
+pub(super) async fn create_cluster(
+    State(st): Shared,
+    headers: HeaderMap,
+    Path(plural): Path<String>,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    put_one(&st, &headers, cluster_kind(&plural)?, None, None, &body).await
+}
+
+pub(super) async fn get_cluster(
+    State(st): Shared,
+    headers: HeaderMap,
+    Path((plural, name)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    get_one(&st, &headers, cluster_kind(&plural), None, &name).await
+}
+
+pub(super) async fn put_cluster(
+    State(st): Shared,
+    headers: HeaderMap,
+    Path((plural, name)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    put_one(
         &st,
-        &user,
-        need(Verb::Delete, kind.plural(), Some(&ns), Some(&name)),
-    )?;
-    st.db(move |s| s.delete(kind, &ns, &name)).await?;
-    Ok(StatusCode::NO_CONTENT)
+        &headers,
+        cluster_kind(&plural)?,
+        None,
+        Some(&name),
+        &body,
+    )
+    .await
+}
+
+pub(super) async fn patch_cluster(
+    State(st): Shared,
+    headers: HeaderMap,
+    Path((plural, name)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    patch_one(&st, &headers, cluster_kind(&plural)?, None, &name, &body).await
+}
+
+pub(super) async fn delete_cluster(
+    State(st): Shared,
+    headers: HeaderMap,
+    Path((plural, name)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    delete_one(&st, &headers, cluster_kind(&plural), None, &name).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::merge_patch;
+    use serde_json::json;
+
+    #[test]
+    fn merge_patches_follow_rfc_7396() {
+        let mut v = json!({"a": "b", "c": {"d": "e", "f": "g"}, "list": [1, 2]});
+        merge_patch(
+            &mut v,
+            &json!({"a": "z", "c": {"f": null}, "list": [3], "new": {"x": 1}}),
+        );
+        assert_eq!(
+            v,
+            json!({"a": "z", "c": {"d": "e"}, "list": [3], "new": {"x": 1}})
+        );
+    }
 }

@@ -197,7 +197,7 @@ async fn list(kind: Kind, cmd: ListCommand) -> Result<(), String> {
             let docs = ward_ctl::fetch_all(&mut s, kind).await?;
             let d: Vec<_> = docs
                 .into_iter()
-                .filter(|d| d.metadata.name == name)
+                .filter(|d| d.doc.metadata.name == name)
                 .collect();
             if d.is_empty() {
                 return Err(format!("{} {name:?} not found", kind.type_name()));
@@ -251,7 +251,12 @@ async fn run_async(cmd: CtlCommand) -> Result<(), String> {
         }
         CtlCommand::Dump(a) => {
             let kinds: Vec<Kind> = if a.types == "all" {
-                Kind::ALL.to_vec()
+                // API keys are left out: their secrets are never shown, so a dump could
+                // not bring them back.
+                Kind::ALL
+                    .into_iter()
+                    .filter(|k| *k != Kind::APIKey)
+                    .collect()
             } else {
                 a.types
                     .split(',')
@@ -267,7 +272,7 @@ async fn run_async(cmd: CtlCommand) -> Result<(), String> {
                 &docs,
                 match a.format {
                     DumpFormat::Yaml => Format::Yaml,
-                    DumpFormat::Json => Format::Json,
+                    DumpFormat::Json => Format::DocumentArray,
                     DumpFormat::WrappedJson => Format::WrappedJson,
                 },
             );
