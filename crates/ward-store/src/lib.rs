@@ -813,10 +813,12 @@ impl Store {
     }
 }
 
+/// A stored document, checked as stored: the rules between fields are not checked again,
+/// so that one stored before a rule was added stays readable (and a list of them works).
 fn decode(doc: &str) -> Result<Resource> {
     let d: Document = serde_json::from_str(doc)
         .map_err(|e| StoreError::Invalid(format!("stored document is corrupt: {e}")))?;
-    Resource::from_document(d)
+    Resource::from_stored(d)
         .map_err(|e| StoreError::Invalid(format!("stored document no longer validates: {e}")))
 }
 

@@ -228,3 +228,26 @@ fn all_checks(st: &AppState) -> Result<Vec<Resource>, String> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cron_takes_sensus_zone_prefix() {
+        for ok in [
+            "0 9 * * 1-5",
+            "CRON_TZ=Europe/Paris 0 9 * * *",
+            "TZ=UTC @hourly",
+        ] {
+            assert!(super::parse_cron(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "TZ= 0 9 * * *",
+            "CRON_TZ=UTC",
+            "CRON_TZ=../x 0 9 * * *",
+            "TZ=UTC nope",
+        ] {
+            let e = super::parse_cron(bad).unwrap_err();
+            assert!(e.starts_with("cron "), "{bad}: {e}");
+        }
+    }
+}

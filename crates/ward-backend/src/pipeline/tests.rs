@@ -6,13 +6,16 @@ use std::time::{Duration, Instant};
 use ward_store::Store;
 use ward_testkit::TempDir;
 
+/// Stores a handler as the store holds it: field types checked, the rules between fields
+/// not (so that one an earlier version accepted, a tcp handler without a socket, can be).
 fn handler(store: &Store, name: &str, spec: Value) {
-    let r = ward_store::resource_from_json(json!({
+    let doc = serde_json::from_value(json!({
         "type": "Handler", "api_version": "core/v2",
         "metadata": {"name": name, "namespace": "default"},
         "spec": spec,
     }))
     .unwrap();
+    let r = ward_types::Resource::from_stored(doc).unwrap();
     store.put(&r, false).unwrap();
 }
 
