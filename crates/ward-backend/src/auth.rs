@@ -64,6 +64,9 @@ pub fn basic(headers: &axum::http::HeaderMap) -> Option<(String, String)> {
 
 /// Checks `password` against a PHC hash.
 fn verify(hash: &str, password: &str) -> bool {
+    if is_bcrypt(hash) {
+        return bcrypt::verify(password, hash).unwrap_or(false);
+    }
     let Ok(parsed) = PasswordHash::new(hash) else {
         return false;
     };
@@ -76,6 +79,33 @@ fn verify(hash: &str, password: &str) -> bool {
 /// password, so that every answer costs one argon2 verification and the time taken does
 /// not tell which users exist); disabled users fail after the verification.
 /// `verifications` counts the argon2 verifications made.
+/// Replaces a user's bcrypt hash by an argon2id one after a successful login (best
+/// effort: a failure is logged, and the login stands).
+fn upgrade_hash(store: &Store, user: &User, password: &str) {
+    let result = hash_password(password)
+        .map_err(|e| e.to_string())
+        .and_then(|h| {
+            let mut u = user.clone();
+            u.password_hash = Some(h);
+            store.update_user(&u, None).map_err(|e| e.to_string())
+        });
+    match result {
+        Ok(()) => {
+            tracing::info!(user = %user.name, "replaced a bcrypt password hash (from Sensu) by argon2id")
+        }
+        Err(e) => {
+            tracing::warn!(user = %user.name, error = %e, "cannot replace a bcrypt password hash")
+        }
+    }
+}
+
+/// A bcrypt hash (`$2a$`, `$2b$`, `$2y$`), as Sensu stores them: accepted so that users
+/// come over from Sensu with their passwords, and replaced by argon2id at their first
+/// login.
+fn is_bcrypt(hash: &str) -> bool {
+    ["$2a$", "$2b$", "$2y$"].iter().any(|p| hash.starts_with(p))
+}
+
 pub fn check_password_timed(
     user: Option<&User>,
     password: &str,
@@ -323,11 +353,14 @@ impl Logins {
                 }
             };
             let u = store.user(&name)?;
-            Ok(
-                check_password_timed(u.as_ref(), &password, dummy, &verifications)
-                    .then_some(u)
-                    .flatten(),
-            )
+            let ok = check_password_timed(u.as_ref(), &password, dummy, &verifications);
+            let u = u.filter(|_| ok);
+            if let Some(user) = &u {
+                if user.password_hash.as_deref().is_some_and(is_bcrypt) {
+                    upgrade_hash(&store, user, &password);
+                }
+            }
+            Ok(u)
         })
         .await
         .map_err(|e| LoginError::Task(e.to_string()))??;

@@ -43,6 +43,17 @@ async fn connect_as(
     subscriptions: &str,
     password: &str,
 ) -> Result<Ws, (u16, String)> {
+    connect_user(b, "agent", password, name, subscriptions).await
+}
+
+/// Opens a session as entity `name`, authenticated as `user` with `password`.
+async fn connect_user(
+    b: &Backend,
+    user: &str,
+    password: &str,
+    name: &str,
+    subscriptions: &str,
+) -> Result<Ws, (u16, String)> {
     use base64::Engine;
     let mut req = format!("ws://127.0.0.1:{}/", b.agent_port)
         .into_client_request()
@@ -51,7 +62,7 @@ async fn connect_as(
     h.insert("Ward-AgentName", name.parse().unwrap());
     h.insert("Ward-Namespace", "default".parse().unwrap());
     h.insert("Ward-Subscriptions", subscriptions.parse().unwrap());
-    let cred = base64::engine::general_purpose::STANDARD.encode(format!("agent:{password}"));
+    let cred = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
     h.insert("Authorization", format!("Basic {cred}").parse().unwrap());
     let tcp = tokio::net::TcpStream::connect(("127.0.0.1", b.agent_port))
         .await
@@ -298,5 +309,44 @@ fn agent_logins_are_verified_and_throttled_as_api_logins_are() {
         assert_eq!(code, 429, "{body}");
         assert!(body.contains("too many failed logins"), "{body}");
         assert_eq!(verifications() - before, 10, "refused before hashing");
+    });
+}
+
+#[test]
+fn an_entity_registered_by_one_user_is_not_taken_over_by_another() {
+    let b = backend();
+    b.ctl()
+        .args(["user", "create", "alice", "--password", "alice-password"])
+        .args(["--groups", "system:agents"])
+        .run()
+        .ok();
+    rt().block_on(async {
+        let mut ws = connect_user(&b, "alice", "alice-password", "web-9", "")
+            .await
+            .expect("alice's agent connects");
+        ws.send(Message::text(keepalive("web-9", &[])))
+            .await
+            .unwrap();
+        let entity = wait_for(20, "web-9 registered", || {
+            ctl_json(&b, "entity")
+                .into_iter()
+                .find(|e| e["metadata"]["name"] == "web-9")
+        });
+        assert_eq!(entity["user"], "alice", "{entity}");
+        drop(ws);
+        // The shared `agent` user cannot take web-9 over.
+        let (code, body) = connect(&b, "web-9", "").await.err().expect("refused");
+        assert_eq!(code, 403, "{body}");
+        assert!(
+            body.contains("the entity \"web-9\" belongs to user \"alice\", not \"agent\""),
+            "{body}"
+        );
+        // Its own user still can; and `agent` keeps its own entities.
+        connect_user(&b, "alice", "alice-password", "web-9", "")
+            .await
+            .expect("alice reconnects");
+        connect(&b, "web-10", "")
+            .await
+            .expect("agent connects as web-10");
     });
 }

@@ -564,15 +564,32 @@ async fn upgrade(
             ),
         );
     }
-    let (store, ns) = (st.store.clone(), namespace.to_string());
-    let Ok(found) = tokio::task::spawn_blocking(move || store.get(Kind::Namespace, "", &ns)).await
+    // The namespace must exist; and an entity registered by one user is not taken over
+    // by another (the entity's `user`, set at registration).
+    let (store, ns, entity) = (st.store.clone(), namespace.to_string(), name.to_string());
+    let Ok(found) = tokio::task::spawn_blocking(move || {
+        Ok::<_, ward_store::StoreError>((
+            store.get(Kind::Namespace, "", &ns)?,
+            store.get(Kind::Entity, &ns, &entity)?,
+        ))
+    })
+    .await
     else {
         let (code, msg, retry) = unfinished();
         return refuse_retry(&st, code, peer, msg, retry);
     };
     match found {
-        Ok(Some(_)) => {}
-        Ok(None) => return refuse(&st, StatusCode::NOT_FOUND, peer, format!("agent {name:?}: no namespace {namespace:?}; create it (ward ctl namespace create {namespace})")),
+        Ok((Some(_), existing)) => {
+            let owner = existing
+                .as_ref()
+                .and_then(|e| e.spec.get("user"))
+                .and_then(serde_json::Value::as_str)
+                .filter(|o| !o.is_empty());
+            if let Some(owner) = owner.filter(|o| *o != user.name) {
+                return refuse(&st, StatusCode::FORBIDDEN, peer, format!("agent {name:?}: the entity {name:?} belongs to user {owner:?}, not {:?}; an agent may act only as an entity of its own user (give each agent its own user, or a client certificate)", user.name));
+            }
+        }
+        Ok((None, _)) => return refuse(&st, StatusCode::NOT_FOUND, peer, format!("agent {name:?}: no namespace {namespace:?}; create it (ward ctl namespace create {namespace})")),
         Err(e) => return refuse(&st, StatusCode::SERVICE_UNAVAILABLE, peer, format!("the store failed: {e}")),
     }
     let info = AgentInfo {

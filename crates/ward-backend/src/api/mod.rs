@@ -74,6 +74,19 @@ fn routes(base: Router<Arc<AppState>>, state: Arc<AppState>, tls: bool) -> Route
             get(get_user).put(put_user).delete(disable_user),
         )
         .route("/api/core/v2/users/{name}/password", put(change_password))
+        .route("/api/core/v2/users/{name}/reinstate", put(reinstate_user))
+        .route(
+            "/api/core/v2/users/{name}/reset_password",
+            put(reset_password),
+        )
+        .route(
+            "/api/core/v2/users/{name}/groups",
+            axum::routing::delete(remove_all_groups),
+        )
+        .route(
+            "/api/core/v2/users/{name}/groups/{group}",
+            put(add_group).delete(remove_group),
+        )
         .route(
             "/api/core/v2/apikeys",
             get(list_api_keys).post(create_api_key),

@@ -13,20 +13,10 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use ward_store::User;
+use ward_types::{Kind, Resource};
 
 pub(super) fn user_json(u: &User) -> Value {
     json!({"username": u.name, "groups": u.groups, "disabled": u.disabled})
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct UserBody {
-    username: Option<String>,
-    password: Option<String>,
-    #[serde(default)]
-    groups: Vec<String>,
-    #[serde(default)]
-    disabled: bool,
 }
 
 pub(super) async fn list_users(
@@ -87,14 +77,20 @@ async fn update_user(st: &AppState, u: User) -> ApiResult<()> {
     Ok(())
 }
 
-/// Parses a user body; the password, if any, is hashed off the workers.
+/// Parses a user body, Sensu's flat User (`{username, password, groups, disabled,
+/// password_hash}`, `metadata: {}` allowed) or its wrapped document. A `password` is
+/// hashed (argon2id) off the workers; without one, a `password_hash` (bcrypt from Sensu,
+/// or argon2) is kept as given, so users come over from Sensu with their passwords.
 async fn user_from_body(body: &[u8], name: Option<&str>) -> ApiResult<User> {
-    let b: UserBody = serde_json::from_slice(body).map_err(|e| bad(format!("body: {e}")))?;
-    let n = b
-        .username
-        .or(name.map(str::to_string))
-        .ok_or_else(|| bad("username: is required"))?;
-    ward_types::check_name("username", &n).map_err(|e| bad(e.to_string()))?;
+    let mut v: Value =
+        serde_json::from_slice(body).map_err(|e| bad(format!("body is not valid JSON: {e}")))?;
+    if let (Some(n), Some(o)) = (name, v.as_object_mut()) {
+        if !o.contains_key("username") && !o.contains_key("spec") {
+            o.insert("username".into(), n.into());
+        }
+    }
+    let r = Resource::from_api_body(Kind::User, v).map_err(|e| bad(e.to_string()))?;
+    let n = r.metadata.name.clone();
     if let Some(u) = name {
         if u != n {
             return Err(bad(format!(
@@ -102,15 +98,32 @@ async fn user_from_body(body: &[u8], name: Option<&str>) -> ApiResult<User> {
             )));
         }
     }
-    let hash = match b.password {
-        Some(p) => Some(hash_off_workers(p).await?),
-        None => None,
+    let text = |k: &str| r.spec.get(k).and_then(Value::as_str).map(str::to_string);
+    let hash = match (text("password"), text("password_hash")) {
+        (Some(p), _) => Some(hash_off_workers(p).await?),
+        (None, Some(h)) => Some(h),
+        (None, None) => None,
     };
+    let groups = r
+        .spec
+        .get("groups")
+        .and_then(Value::as_array)
+        .map(|g| {
+            g.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
     Ok(User {
         name: n,
         password_hash: hash,
-        groups: b.groups,
-        disabled: b.disabled,
+        groups,
+        disabled: r
+            .spec
+            .get("disabled")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
     })
 }
 
@@ -232,6 +245,126 @@ pub(super) async fn disable_user(
     .await?;
     let mut u = find_user(&st, &name).await?;
     u.disabled = true;
+    update_user(&st, u).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `PUT /users/{u}/reinstate`: enables a disabled user again.
+pub(super) async fn reinstate_user(
+    State(st): Shared,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
+    authorize(
+        &st,
+        &headers,
+        need(Verb::Update, "users", None, Some(&name)),
+    )
+    .await?;
+    let mut u = find_user(&st, &name).await?;
+    u.disabled = false;
+    update_user(&st, u).await?;
+    Ok(StatusCode::CREATED)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ResetBody {
+    #[serde(default)]
+    password: Option<String>,
+    #[serde(default)]
+    password_hash: Option<String>,
+    /// Sensu's clients send the username too; it must be the URL's.
+    #[serde(default)]
+    username: Option<String>,
+}
+
+/// `PUT /users/{u}/reset_password`: an administrator sets a user's password (no current
+/// password asked; RBAC's update on users).
+pub(super) async fn reset_password(
+    State(st): Shared,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> ApiResult<StatusCode> {
+    authorize(
+        &st,
+        &headers,
+        need(Verb::Update, "users", None, Some(&name)),
+    )
+    .await?;
+    let b: ResetBody = serde_json::from_slice(&body).map_err(|e| bad(format!("body: {e}")))?;
+    if b.username.as_deref().is_some_and(|u| u != name) {
+        return Err(bad("username: does not match the name in the URL"));
+    }
+    let mut u = find_user(&st, &name).await?;
+    u.password_hash = Some(match (b.password, b.password_hash) {
+        (Some(p), _) => hash_off_workers(p).await?,
+        (None, Some(h)) => {
+            // Validated as a User's password_hash is (bcrypt or argon2).
+            Resource::from_flat(Kind::User, json!({"username": name, "password_hash": h}))
+                .map_err(|e| bad(e.to_string()))?;
+            h
+        }
+        (None, None) => return Err(bad("password: is required")),
+    });
+    update_user(&st, u).await?;
+    Ok(StatusCode::CREATED)
+}
+
+/// `PUT /users/{u}/groups/{g}`: adds a group.
+pub(super) async fn add_group(
+    State(st): Shared,
+    headers: HeaderMap,
+    Path((name, group)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    authorize(
+        &st,
+        &headers,
+        need(Verb::Update, "users", None, Some(&name)),
+    )
+    .await?;
+    ward_types::check_name("group", &group).map_err(|e| bad(e.to_string()))?;
+    let mut u = find_user(&st, &name).await?;
+    if !u.groups.contains(&group) {
+        u.groups.push(group);
+    }
+    update_user(&st, u).await?;
+    Ok(StatusCode::CREATED)
+}
+
+/// `DELETE /users/{u}/groups/{g}`: removes a group (409 if that leaves no cluster admin).
+pub(super) async fn remove_group(
+    State(st): Shared,
+    headers: HeaderMap,
+    Path((name, group)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    authorize(
+        &st,
+        &headers,
+        need(Verb::Update, "users", None, Some(&name)),
+    )
+    .await?;
+    let mut u = find_user(&st, &name).await?;
+    u.groups.retain(|g| *g != group);
+    update_user(&st, u).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `DELETE /users/{u}/groups`: removes every group.
+pub(super) async fn remove_all_groups(
+    State(st): Shared,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
+    authorize(
+        &st,
+        &headers,
+        need(Verb::Update, "users", None, Some(&name)),
+    )
+    .await?;
+    let mut u = find_user(&st, &name).await?;
+    u.groups.clear();
     update_user(&st, u).await?;
     Ok(StatusCode::NO_CONTENT)
 }
