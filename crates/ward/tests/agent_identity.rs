@@ -335,7 +335,9 @@ fn an_entity_registered_by_one_user_is_not_taken_over_by_another() {
         assert_eq!(entity["user"], "alice", "{entity}");
         drop(ws);
         // The shared `agent` user cannot take web-9 over.
-        let (code, body) = connect(&b, "web-9", "").await.err().expect("refused");
+        let Err((code, body)) = connect(&b, "web-9", "").await else {
+            panic!("the agent user took over alice's entity web-9");
+        };
         assert_eq!(code, 403, "{body}");
         assert!(
             body.contains("the entity \"web-9\" belongs to user \"alice\", not \"agent\""),
