@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 use ward_store::User;
-use ward_types::{Document, Kind, Metadata, Resource};
+use ward_types::{Kind, Resource};
 
 pub(super) async fn list_namespaces(
     State(st): Shared,
@@ -37,43 +37,32 @@ pub(super) async fn list_namespaces(
     Ok(with_continue(Json(seen).into_response(), next))
 }
 
+/// A namespace from Sensu's `{"name": …}`, or a wrapped document (`spec: {name}` or
+/// `metadata: {name}`); PUT's URL names it when the body does not.
 pub(super) fn namespace_resource(
     body: &[u8],
     name: Option<&str>,
     user: &User,
 ) -> ApiResult<Resource> {
-    // Sensu's namespace body is {"name": "…"}; a document works too.
-    let v: Value =
+    let mut v: Value =
         serde_json::from_slice(body).map_err(|e| bad(format!("body is not valid JSON: {e}")))?;
-    let n = v
-        .get("name")
-        .and_then(Value::as_str)
-        .map(str::to_string)
-        .or_else(|| {
-            v.pointer("/metadata/name")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        })
-        .or(name.map(str::to_string))
-        .ok_or_else(|| bad("name: is required"))?;
+    let named = v.get("name").is_some()
+        || v.pointer("/metadata/name").is_some_and(|n| n != "")
+        || v.pointer("/spec/name").is_some();
+    if let (Some(n), false, Some(o)) = (name, named, v.as_object_mut()) {
+        o.insert("name".into(), n.into());
+    }
+    let mut r = Resource::from_api_body(Kind::Namespace, v).map_err(|e| bad(e.to_string()))?;
     if let Some(u) = name {
-        if n != u {
+        if r.metadata.name != u {
             return Err(bad(format!(
-                "name: {n:?} does not match the name in the URL ({u:?})"
+                "name: {:?} does not match the name in the URL ({u:?})",
+                r.metadata.name
             )));
         }
     }
-    Resource::from_document(Document {
-        type_name: "Namespace".into(),
-        api_version: "core/v2".into(),
-        metadata: Metadata {
-            name: n,
-            created_by: Some(user.name.clone()),
-            ..Default::default()
-        },
-        spec: Value::Null,
-    })
-    .map_err(|e| bad(e.to_string()))
+    r.metadata.created_by = Some(user.name.clone());
+    Ok(r)
 }
 
 pub(super) async fn create_namespace(
