@@ -171,10 +171,10 @@ fn authentication_and_authorisation_refuse_what_they_should() {
         &checks,
     ]);
     assert_eq!(code, 403, "{body}");
-    assert!(
-        body.contains(
-            "user \"viewer\" (groups: view) may not create checks in namespace \"default\""
-        ),
+    let message = serde_json::from_str::<serde_json::Value>(&body).unwrap()["message"].clone();
+    assert_eq!(
+        message,
+        "user \"viewer\" (groups: view) may not create checks in namespace \"default\": no role binding allows it",
         "{body}"
     );
     // Refresh gives a new pair; the refresh token is single-use.
