@@ -237,16 +237,23 @@ pub(super) async fn disable_user(
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
-    authorize(
-        &st,
-        &headers,
-        need(Verb::Delete, "users", None, Some(&name)),
-    )
-    .await?;
-    let mut u = find_user(&st, &name).await?;
-    u.disabled = true;
-    update_user(&st, u).await?;
+    change_user(&st, &headers, Verb::Delete, &name, |u| u.disabled = true).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The one body of the user changes below: RBAC's `verb` on the user, then `change`
+/// applied to the stored user and written (409 if it leaves no enabled cluster admin).
+async fn change_user(
+    st: &AppState,
+    headers: &HeaderMap,
+    verb: Verb,
+    name: &str,
+    change: impl FnOnce(&mut User),
+) -> ApiResult<()> {
+    authorize(st, headers, need(verb, "users", None, Some(name))).await?;
+    let mut u = find_user(st, name).await?;
+    change(&mut u);
+    update_user(st, u).await
 }
 
 /// `PUT /users/{u}/reinstate`: enables a disabled user again.
@@ -255,15 +262,7 @@ pub(super) async fn reinstate_user(
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
-    authorize(
-        &st,
-        &headers,
-        need(Verb::Update, "users", None, Some(&name)),
-    )
-    .await?;
-    let mut u = find_user(&st, &name).await?;
-    u.disabled = false;
-    update_user(&st, u).await?;
+    change_user(&st, &headers, Verb::Update, &name, |u| u.disabled = false).await?;
     Ok(StatusCode::CREATED)
 }
 
@@ -318,18 +317,13 @@ pub(super) async fn add_group(
     headers: HeaderMap,
     Path((name, group)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    authorize(
-        &st,
-        &headers,
-        need(Verb::Update, "users", None, Some(&name)),
-    )
-    .await?;
     ward_types::check_name("group", &group).map_err(|e| bad(e.to_string()))?;
-    let mut u = find_user(&st, &name).await?;
-    if !u.groups.contains(&group) {
-        u.groups.push(group);
-    }
-    update_user(&st, u).await?;
+    change_user(&st, &headers, Verb::Update, &name, |u| {
+        if !u.groups.contains(&group) {
+            u.groups.push(group);
+        }
+    })
+    .await?;
     Ok(StatusCode::CREATED)
 }
 
@@ -339,15 +333,10 @@ pub(super) async fn remove_group(
     headers: HeaderMap,
     Path((name, group)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    authorize(
-        &st,
-        &headers,
-        need(Verb::Update, "users", None, Some(&name)),
-    )
+    change_user(&st, &headers, Verb::Update, &name, |u| {
+        u.groups.retain(|g| *g != group)
+    })
     .await?;
-    let mut u = find_user(&st, &name).await?;
-    u.groups.retain(|g| *g != group);
-    update_user(&st, u).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -357,14 +346,6 @@ pub(super) async fn remove_all_groups(
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
-    authorize(
-        &st,
-        &headers,
-        need(Verb::Update, "users", None, Some(&name)),
-    )
-    .await?;
-    let mut u = find_user(&st, &name).await?;
-    u.groups.clear();
-    update_user(&st, u).await?;
+    change_user(&st, &headers, Verb::Update, &name, |u| u.groups.clear()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
