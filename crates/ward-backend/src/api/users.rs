@@ -175,12 +175,26 @@ pub(super) async fn put_user(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct PasswordBody {
-    /// The new password.
+    /// Ward's form: the new password. Sensu's form (with `password_hash`): the current one.
     password: String,
     /// The current password: required to change one's own (a stolen access token alone
     /// must not be enough to take the account over); not when an admin resets another's.
     #[serde(default)]
     current_password: Option<String>,
+    /// Sensu's form: the new password's hash (bcrypt or argon2), `password` then being
+    /// the current password.
+    #[serde(default)]
+    password_hash: Option<String>,
+    /// Sensu's clients send it; it must be the URL's.
+    #[serde(default)]
+    username: Option<String>,
+}
+
+/// A password hash as a User's `password_hash` must be (bcrypt or argon2), or a 400.
+fn valid_hash(name: &str, hash: &str) -> ApiResult<()> {
+    Resource::from_flat(Kind::User, json!({"username": name, "password_hash": hash}))
+        .map(|_| ())
+        .map_err(|e| bad(e.to_string()))
 }
 
 pub(super) async fn change_password(
@@ -192,8 +206,20 @@ pub(super) async fn change_password(
     let me = authenticate(&st, &headers).await?;
     permit_on_user(&st, &me, Verb::Update, &name)?;
     let b: PasswordBody = serde_json::from_slice(&body).map_err(|e| bad(format!("body: {e}")))?;
+    if b.username.as_deref().is_some_and(|u| u != name) {
+        return Err(bad("username: does not match the name in the URL"));
+    }
+    // Sensu's body carries the current password and the new hash; Ward's the new password
+    // and the current one.
+    let (current, new_hash, new_password) = match b.password_hash {
+        Some(h) => {
+            valid_hash(&name, &h)?;
+            (Some(b.password), Some(h), None)
+        }
+        None => (b.current_password, None, Some(b.password)),
+    };
     if me.name == name {
-        let Some(current) = b.current_password else {
+        let Some(current) = current else {
             return Err(bad(
                 "current_password: is required to change your own password (ward ctl user change-password --current-password …)",
             ));
@@ -226,8 +252,13 @@ pub(super) async fn change_password(
             }
         }
     }
+    let hash = match (new_hash, new_password) {
+        (Some(h), _) => h,
+        (None, Some(p)) => hash_off_workers(p).await?,
+        (None, None) => return Err(bad("password: is required")),
+    };
     let mut u = find_user(&st, &name).await?;
-    u.password_hash = Some(hash_off_workers(b.password).await?);
+    u.password_hash = Some(hash);
     update_user(&st, u).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -300,9 +331,7 @@ pub(super) async fn reset_password(
     u.password_hash = Some(match (b.password, b.password_hash) {
         (Some(p), _) => hash_off_workers(p).await?,
         (None, Some(h)) => {
-            // Validated as a User's password_hash is (bcrypt or argon2).
-            Resource::from_flat(Kind::User, json!({"username": name, "password_hash": h}))
-                .map_err(|e| bad(e.to_string()))?;
+            valid_hash(&name, &h)?;
             h
         }
         (None, None) => return Err(bad("password: is required")),
