@@ -45,6 +45,10 @@ fn when(v: &Value, p: &str) -> String {
     }
 }
 
+fn c(title: &'static str, cell: Cell) -> (&'static str, Cell) {
+    (title, cell)
+}
+
 fn name(v: &Value) -> String {
     s(v, "/metadata/name")
 }
@@ -52,16 +56,16 @@ fn name(v: &Value) -> String {
 fn columns(kind: Kind) -> Vec<(&'static str, Cell)> {
     match kind {
         Kind::CheckConfig => vec![
-            ("Name", name),
-            ("Command", |v| s(v, "/command")),
-            ("Interval", |v| s(v, "/interval")),
-            ("Cron", |v| s(v, "/cron")),
-            ("Timeout", |v| s(v, "/timeout")),
-            ("TTL", |v| s(v, "/ttl")),
-            ("Subscriptions", |v| list(v, "/subscriptions")),
-            ("Handlers", |v| list(v, "/handlers")),
-            ("Assets", |v| list(v, "/runtime_assets")),
-            ("Hooks", |v| {
+            c("Name", name),
+            c("Command", |v| s(v, "/command")),
+            c("Interval", |v| s(v, "/interval")),
+            c("Cron", |v| s(v, "/cron")),
+            c("Timeout", |v| s(v, "/timeout")),
+            c("TTL", |v| s(v, "/ttl")),
+            c("Subscriptions", |v| list(v, "/subscriptions")),
+            c("Handlers", |v| list(v, "/handlers")),
+            c("Assets", |v| list(v, "/runtime_assets")),
+            c("Hooks", |v| {
                 v["check_hooks"]
                     .as_array()
                     .into_iter()
@@ -74,29 +78,29 @@ fn columns(kind: Kind) -> Vec<(&'static str, Cell)> {
                     .collect::<Vec<_>>()
                     .join(",")
             }),
-            ("Publish?", |v| yes_no(v, "/publish")),
-            ("Stdin?", |v| yes_no(v, "/stdin")),
-            ("Metric Format", |v| s(v, "/output_metric_format")),
-            ("Metric Handlers", |v| list(v, "/output_metric_handlers")),
+            c("Publish?", |v| yes_no(v, "/publish")),
+            c("Stdin?", |v| yes_no(v, "/stdin")),
+            c("Metric Format", |v| s(v, "/output_metric_format")),
+            c("Metric Handlers", |v| list(v, "/output_metric_handlers")),
         ],
         Kind::Handler => vec![
-            ("Name", name),
-            ("Type", |v| s(v, "/type")),
-            ("Timeout", |v| s(v, "/timeout")),
-            ("Filters", |v| list(v, "/filters")),
-            ("Mutator", |v| s(v, "/mutator")),
-            ("Execute", |v| match v["type"].as_str().unwrap_or("pipe") {
-                "tcp" | "udp" => format!("SEND: {}:{}", s(v, "/socket/host"), s(v, "/socket/port")),
-                "set" => format!("CALL: {}", list(v, "/handlers")),
-                _ => format!("RUN: {}", s(v, "/command")),
+            c("Name", name),
+            c("Type", |v| s(v, "/type")),
+            c("Timeout", |v| s(v, "/timeout")),
+            c("Filters", |v| list(v, "/filters")),
+            c("Mutator", |v| s(v, "/mutator")),
+            c("Execute", |v| match v["type"].as_str().unwrap_or("pipe") {
+                "tcp" | "udp" => format!c("SEND: {}:{}", s(v, "/socket/host"), s(v, "/socket/port")),
+                "set" => format!c("CALL: {}", list(v, "/handlers")),
+                _ => format!c("RUN: {}", s(v, "/command")),
             }),
-            ("Environment Variables", |v| list(v, "/env_vars")),
-            ("Assets", |v| list(v, "/runtime_assets")),
+            c("Environment Variables", |v| list(v, "/env_vars")),
+            c("Assets", |v| list(v, "/runtime_assets")),
         ],
         Kind::EventFilter => vec![
-            ("Name", name),
-            ("Action", |v| s(v, "/action")),
-            ("Expressions", |v| {
+            c("Name", name),
+            c("Action", |v| s(v, "/action")),
+            c("Expressions", |v| {
                 v["expressions"]
                     .as_array()
                     .into_iter()
@@ -108,26 +112,26 @@ fn columns(kind: Kind) -> Vec<(&'static str, Cell)> {
             }),
         ],
         Kind::Mutator => vec![
-            ("Name", name),
-            ("Command", |v| s(v, "/command")),
-            ("Environment Variables", |v| list(v, "/env_vars")),
-            ("Timeout", |v| s(v, "/timeout")),
-            ("Assets", |v| list(v, "/runtime_assets")),
+            c("Name", name),
+            c("Command", |v| s(v, "/command")),
+            c("Environment Variables", |v| list(v, "/env_vars")),
+            c("Timeout", |v| s(v, "/timeout")),
+            c("Assets", |v| list(v, "/runtime_assets")),
         ],
         Kind::HookConfig => vec![
-            ("Name", name),
-            ("Command", |v| s(v, "/command")),
-            ("Timeout", |v| s(v, "/timeout")),
-            ("Stdin?", |v| yes_no(v, "/stdin")),
+            c("Name", name),
+            c("Command", |v| s(v, "/command")),
+            c("Timeout", |v| s(v, "/timeout")),
+            c("Stdin?", |v| yes_no(v, "/stdin")),
         ],
         Kind::Asset => vec![
-            ("Name", name),
-            ("URL", |v| s(v, "/url")),
-            ("Hash", |v| s(v, "/sha512").chars().take(7).collect()),
+            c("Name", name),
+            c("URL", |v| s(v, "/url")),
+            c("Hash", |v| s(v, "/sha512").chars().take(7).collect()),
         ],
         Kind::Pipeline => vec![
-            ("Name", name),
-            ("Workflows", |v| {
+            c("Name", name),
+            c("Workflows", |v| {
                 v["workflows"]
                     .as_array()
                     .into_iter()
@@ -138,57 +142,57 @@ fn columns(kind: Kind) -> Vec<(&'static str, Cell)> {
             }),
         ],
         Kind::Silenced => vec![
-            ("Name", name),
-            ("Subscription", |v| s(v, "/subscription")),
-            ("Check", |v| s(v, "/check")),
-            ("Begin", |v| when(v, "/begin")),
-            ("Expiration", |v| when(v, "/expire_at")),
-            ("ExpireOnResolve", |v| yes_no(v, "/expire_on_resolve")),
-            ("Creator", |v| s(v, "/creator")),
-            ("Reason", |v| s(v, "/reason")),
+            c("Name", name),
+            c("Subscription", |v| s(v, "/subscription")),
+            c("Check", |v| s(v, "/check")),
+            c("Begin", |v| when(v, "/begin")),
+            c("Expiration", |v| when(v, "/expire_at")),
+            c("ExpireOnResolve", |v| yes_no(v, "/expire_on_resolve")),
+            c("Creator", |v| s(v, "/creator")),
+            c("Reason", |v| s(v, "/reason")),
         ],
-        Kind::Namespace => vec![("Name", |v| s(v, "/name"))],
-        Kind::Role | Kind::ClusterRole => vec![("Name", name), ("Rules", |v| rules(v))],
+        Kind::Namespace => vec![c("Name", |v| s(v, "/name"))],
+        Kind::Role | Kind::ClusterRole => vec![c("Name", name), c("Rules", rules)],
         Kind::RoleBinding => vec![
-            ("Name", name),
-            ("Cluster Role", |v| role_ref(v, "ClusterRole")),
-            ("Role", |v| role_ref(v, "Role")),
-            ("Subjects", subjects),
+            c("Name", name),
+            c("Cluster Role", |v| role_ref(v, "ClusterRole")),
+            c("Role", |v| role_ref(v, "Role")),
+            c("Subjects", subjects),
         ],
         Kind::ClusterRoleBinding => vec![
-            ("Name", name),
-            ("Cluster Role", |v| role_ref(v, "ClusterRole")),
-            ("Subjects", subjects),
+            c("Name", name),
+            c("Cluster Role", |v| role_ref(v, "ClusterRole")),
+            c("Subjects", subjects),
         ],
         Kind::User => vec![
-            ("Username", |v| s(v, "/username")),
-            ("Groups", |v| list(v, "/groups")),
-            ("Enabled", |v| {
+            c("Username", |v| s(v, "/username")),
+            c("Groups", |v| list(v, "/groups")),
+            c("Enabled", |v| {
                 (!v["disabled"].as_bool().unwrap_or(false)).to_string()
             }),
         ],
         Kind::Entity => vec![
-            ("ID", name),
-            ("Class", |v| s(v, "/entity_class")),
-            ("OS", |v| s(v, "/system/os")),
-            ("Subscriptions", |v| list(v, "/subscriptions")),
-            ("Last Seen", |v| when(v, "/last_seen")),
+            c("ID", name),
+            c("Class", |v| s(v, "/entity_class")),
+            c("OS", |v| s(v, "/system/os")),
+            c("Subscriptions", |v| list(v, "/subscriptions")),
+            c("Last Seen", |v| when(v, "/last_seen")),
         ],
         // One column for ENTITY/CHECK, which `event info` also takes.
         Kind::Event => vec![
-            ("Entity/Check", |v| {
+            c("Entity/Check", |v| {
                 format!(
                     "{}/{}",
                     s(v, "/entity/metadata/name"),
                     s(v, "/check/metadata/name")
                 )
             }),
-            ("Output", |v| {
+            c("Output", |v| {
                 s(v, "/check/output").lines().next().unwrap_or("").into()
             }),
-            ("Status", |v| s(v, "/check/status")),
-            ("State", |v| s(v, "/check/state")),
-            ("Silenced", |v| {
+            c("Status", |v| s(v, "/check/status")),
+            c("State", |v| s(v, "/check/state")),
+            c("Silenced", |v| {
                 let by = list(v, "/check/silenced");
                 if by.is_empty() {
                     "false".into()
@@ -196,18 +200,18 @@ fn columns(kind: Kind) -> Vec<(&'static str, Cell)> {
                     format!("true ({by})")
                 }
             }),
-            ("Timestamp", |v| when(v, "/timestamp")),
-            ("UUID", |v| s(v, "/id")),
+            c("Timestamp", |v| when(v, "/timestamp")),
+            c("UUID", |v| s(v, "/id")),
         ],
         Kind::APIKey => vec![
-            ("Name", name),
-            ("Username", |v| s(v, "/username")),
-            ("Created At", |v| when(v, "/created_at")),
+            c("Name", name),
+            c("Username", |v| s(v, "/username")),
+            c("Created At", |v| when(v, "/created_at")),
         ],
         Kind::PostgresConfig => vec![
-            ("Name", name),
-            ("DSN", |v| crate::redact_dsn(&s(v, "/spec/dsn"))),
-            ("Pool Size", |v| s(v, "/spec/pool_size")),
+            c("Name", name),
+            c("DSN", |v| crate::redact_dsn(&s(v, "/spec/dsn"))),
+            c("Pool Size", |v| s(v, "/spec/pool_size")),
         ],
     }
 }

@@ -1,16 +1,15 @@
 //! `ward ctl …`: sensuctl's verbs.
 
-#[macro_use]
-mod resource;
 mod fields;
+mod resource;
 mod verbs;
 
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
 use fields::*;
 use resource::resource_verbs;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use ward_ctl::{Format, Session};
+use ward_ctl::Session;
 use ward_types::Kind;
 
 resource_verbs!(HandlerCommand, HandlerFields);
@@ -209,22 +208,22 @@ async fn run_async(cmd: CtlCommand) -> Result<(), String> {
         CtlCommand::Config(c) => verbs::config(c)?,
         CtlCommand::Version => verbs::version().await,
         CtlCommand::Check(c) => verbs::check(c).await?,
-        CtlCommand::Handler(c) => resource::run(Kind::Handler, c.into()).await?,
-        CtlCommand::Filter(c) => resource::run(Kind::EventFilter, c.into()).await?,
-        CtlCommand::Mutator(c) => resource::run(Kind::Mutator, c.into()).await?,
-        CtlCommand::Pipeline(c) => resource::run(Kind::Pipeline, c.into()).await?,
+        CtlCommand::Handler(c) => resource::run(Kind::Handler, c.verb()).await?,
+        CtlCommand::Filter(c) => resource::run(Kind::EventFilter, c.verb()).await?,
+        CtlCommand::Mutator(c) => resource::run(Kind::Mutator, c.verb()).await?,
+        CtlCommand::Pipeline(c) => resource::run(Kind::Pipeline, c.verb()).await?,
         CtlCommand::Silenced(c) => verbs::silenced(c).await?,
-        CtlCommand::Hook(c) => resource::run(Kind::HookConfig, c.into()).await?,
-        CtlCommand::Asset(c) => resource::run(Kind::Asset, c.into()).await?,
-        CtlCommand::Entity(c) => resource::run(Kind::Entity, c.into()).await?,
+        CtlCommand::Hook(c) => resource::run(Kind::HookConfig, c.verb()).await?,
+        CtlCommand::Asset(c) => resource::run(Kind::Asset, c.verb()).await?,
+        CtlCommand::Entity(c) => resource::run(Kind::Entity, c.verb()).await?,
         CtlCommand::Event(c) => verbs::event(c).await?,
         CtlCommand::Namespace(c) => verbs::namespace(c).await?,
         CtlCommand::User(c) => verbs::user(c).await?,
-        CtlCommand::Role(c) => resource::run(Kind::Role, c.into()).await?,
-        CtlCommand::RoleBinding(c) => resource::run(Kind::RoleBinding, c.into()).await?,
-        CtlCommand::ClusterRole(c) => resource::run(Kind::ClusterRole, c.into()).await?,
+        CtlCommand::Role(c) => resource::run(Kind::Role, c.verb()).await?,
+        CtlCommand::RoleBinding(c) => resource::run(Kind::RoleBinding, c.verb()).await?,
+        CtlCommand::ClusterRole(c) => resource::run(Kind::ClusterRole, c.verb()).await?,
         CtlCommand::ClusterRoleBinding(c) => {
-            resource::run(Kind::ClusterRoleBinding, c.into()).await?
+            resource::run(Kind::ClusterRoleBinding, c.verb()).await?
         }
         CtlCommand::ApiKey(c) => verbs::api_key(c).await?,
         CtlCommand::Cluster(ClusterCommand::Health) => {

@@ -126,10 +126,10 @@ macro_rules! resource_verbs {
             Delete(crate::cli::ctl::resource::DeleteArgs),
         }
 
-        impl From<$enum> for crate::cli::ctl::resource::Verb<$fields> {
-            fn from(c: $enum) -> Self {
+        impl $enum {
+            pub fn verb(self) -> crate::cli::ctl::resource::Verb<$fields> {
                 use crate::cli::ctl::resource::Verb;
-                match c {
+                match self {
                     $enum::List(a) => Verb::List(a),
                     $enum::Info(a) => Verb::Info(a),
                     $enum::Create { name, ns, fields } => Verb::Create { name, ns, fields },
