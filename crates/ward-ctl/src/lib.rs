@@ -4,6 +4,9 @@
 #![forbid(unsafe_code)]
 
 pub mod client;
+pub mod columns;
+pub mod edit;
+pub mod ops;
 
 use client::{Endpoint, Reply};
 use serde::{Deserialize, Serialize};
@@ -24,6 +27,9 @@ pub struct CtlConfig {
     pub access_token: String,
     pub refresh_token: String,
     pub expires_at: i64,
+    /// The default output format (`config set-format`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
 }
 
 /// Where the connection is saved: `$WARD_CTL_CONFIG`, else `$XDG_CONFIG_HOME/ward/ctl.json`,
@@ -49,7 +55,7 @@ fn trust(ca: Option<&Path>, insecure: bool) -> Option<Trust> {
     }
 }
 
-fn save(cfg: &CtlConfig) -> Result<PathBuf, String> {
+pub(crate) fn save(cfg: &CtlConfig) -> Result<PathBuf, String> {
     let path = config_path();
     let json = serde_json::to_string_pretty(cfg).map_err(|e| e.to_string())? + "\n";
     ward_io::files::write_one(
@@ -89,6 +95,7 @@ pub async fn configure(
         access_token: v["access_token"].as_str().unwrap_or_default().into(),
         refresh_token: v["refresh_token"].as_str().unwrap_or_default().into(),
         expires_at: v["expires_at"].as_i64().unwrap_or_default(),
+        format: None,
     };
     save(&cfg)
 }
@@ -246,7 +253,7 @@ pub fn read_resources(inputs: &[String]) -> Result<Vec<Resource>, String> {
 
 /// What `create -f` sends: the flat object for core/v2 (as sensuctl does), the
 /// document for other API groups; a User without its password hash.
-fn body_for(r: &Resource) -> Vec<u8> {
+pub(crate) fn body_for(r: &Resource) -> Vec<u8> {
     match r.kind {
         Kind::User => {
             let mut m = r.spec.clone();
@@ -315,6 +322,21 @@ pub enum Format {
     Table,
 }
 
+impl Format {
+    /// `tabular` (or `table`), `json`, `wrapped-json`, `yaml`.
+    pub fn parse(s: &str) -> Result<Format, String> {
+        match s {
+            "tabular" | "table" => Ok(Format::Table),
+            "json" => Ok(Format::Json),
+            "wrapped-json" => Ok(Format::WrappedJson),
+            "yaml" => Ok(Format::Yaml),
+            other => Err(format!(
+                "unknown format {other:?}; use tabular, json, wrapped-json or yaml"
+            )),
+        }
+    }
+}
+
 /// A resource as listed: the API's flat object and sensuctl's wrapped document of it.
 #[derive(Debug, Clone)]
 pub struct Listed {
@@ -373,18 +395,31 @@ pub fn wrap(kind: Kind, flat: Value) -> Listed {
 
 /// Every resource of a kind in the session's namespace (all pages).
 pub async fn fetch_all(s: &mut Session, kind: Kind) -> Result<Vec<Listed>, String> {
-    let ns = s.cfg.namespace.clone();
-    let base = if kind == Kind::Event {
-        format!("/api/core/v2/namespaces/{ns}/events")
-    } else {
-        collection_path(kind, &ns)
-    };
+    fetch_list(s, kind, &ops::Scope::default()).await
+}
+
+/// Every resource of a kind in a scope (all pages), selectors passed to the API.
+pub async fn fetch_list(
+    s: &mut Session,
+    kind: Kind,
+    scope: &ops::Scope,
+) -> Result<Vec<Listed>, String> {
+    let base = scope.collection(s, kind);
+    let mut query = String::from("limit=500");
+    for (k, v) in [
+        ("labelSelector", &scope.label_selector),
+        ("fieldSelector", &scope.field_selector),
+    ] {
+        if let Some(v) = v {
+            query.push_str(&format!("&{k}={}", ops::escape(v)));
+        }
+    }
     let mut out = Vec::new();
     let mut cont: Option<String> = None;
     loop {
         let path = match &cont {
-            Some(c) => format!("{base}?limit=500&continue={c}"),
-            None => format!("{base}?limit=500"),
+            Some(c) => format!("{base}?{query}&continue={}", ops::escape(c)),
+            None => format!("{base}?{query}"),
         };
         let r = s.call("GET", &path, None).await?;
         let page: Vec<Value> =
@@ -398,8 +433,9 @@ pub async fn fetch_all(s: &mut Session, kind: Kind) -> Result<Vec<Listed>, Strin
     Ok(out)
 }
 
-/// Renders listed resources.
-pub fn render(items: &[Listed], format: Format) -> String {
+/// Renders listed resources of `kind` (a dump mixes kinds: any kind will do for formats
+/// other than the table).
+pub fn render(kind: Kind, items: &[Listed], format: Format) -> String {
     match format {
         Format::Yaml => items
             .iter()
@@ -418,65 +454,19 @@ pub fn render(items: &[Listed], format: Format) -> String {
             let docs: Vec<&Document> = items.iter().map(|d| &d.doc).collect();
             serde_json::to_string_pretty(&docs).unwrap_or_default() + "\n"
         }
-        Format::Table => table(items.iter().map(|d| &d.doc)),
+        Format::Table => columns::table(kind, items),
     }
 }
 
-fn table<'a>(docs: impl Iterator<Item = &'a Document>) -> String {
-    let mut rows = vec![[
-        "NAME".to_string(),
-        "NAMESPACE".to_string(),
-        "SUMMARY".to_string(),
-    ]];
-    for d in docs {
-        let summary = d
-            .spec
-            .get("command")
-            .or_else(|| d.spec.get("dsn"))
-            .or_else(|| d.spec.get("type"))
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        let summary = match d.type_name.as_str() {
-            "PostgresConfig" => redact_dsn(&summary),
-            "Event" => format!(
-                "status {} ({}), {} occurrence(s): {}",
-                d.spec.pointer("/check/status").unwrap_or(&Value::Null),
-                d.spec
-                    .pointer("/check/state")
-                    .and_then(Value::as_str)
-                    .unwrap_or("?"),
-                d.spec.pointer("/check/occurrences").unwrap_or(&Value::Null),
-                d.spec
-                    .pointer("/check/output")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .lines()
-                    .next()
-                    .unwrap_or("")
-            ),
-            _ => summary,
-        };
-        // Names, namespaces and check output come from agents and API clients:
-        // shown escaped, so no escape sequence in them reaches the terminal.
-        rows.push([
-            ward_io::text::one_line(&d.metadata.name).into_owned(),
-            ward_io::text::one_line(d.metadata.namespace.as_deref().unwrap_or_default())
-                .into_owned(),
-            ward_io::text::one_line(&summary).into_owned(),
-        ]);
+/// Renders one resource (`info`): JSON is the flat object itself, as `sensuctl … info
+/// --format json`; the table is a list of fields.
+pub fn render_one(kind: Kind, item: &Listed, format: Format) -> String {
+    match format {
+        Format::Json => serde_json::to_string_pretty(&item.flat).unwrap_or_default() + "\n",
+        Format::Yaml => ward_types::to_yaml(&item.doc),
+        Format::Table => columns::info(kind, item),
+        f => render(kind, std::slice::from_ref(item), f),
     }
-    let w: Vec<usize> = (0..3)
-        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
-        .collect();
-    rows.iter()
-        .map(|r| {
-            format!("{:<a$}  {:<b$}  {}\n", r[0], r[1], r[2], a = w[0], b = w[1])
-                .trim_end()
-                .to_string()
-                + "\n"
-        })
-        .collect()
 }
 
 /// A DSN with its password hidden (for tables; dumps keep the document as stored).
@@ -518,9 +508,13 @@ pub fn health_table(v: &Value) -> String {
 }
 
 /// `event resolve ENTITY CHECK`: posts an OK result for that check.
-pub async fn resolve_event(s: &mut Session, entity: &str, check: &str) -> Result<Value, String> {
-    let ns = s.cfg.namespace.clone();
-    let path = format!("/api/core/v2/namespaces/{ns}/events/{entity}/{check}");
+pub async fn resolve_event(
+    s: &mut Session,
+    ns: &str,
+    entity: &str,
+    check: &str,
+) -> Result<Value, String> {
+    let path = ops::one_path(Kind::Event, ns, &format!("{entity}/{check}"));
     let current = s.call("GET", &path, None).await?.json();
     let mut ev = current.clone();
     // The fold's fields (history, occurrences, state…) and the timestamp are the backend's:
