@@ -90,9 +90,9 @@ fn columns(kind: Kind) -> Vec<(&'static str, Cell)> {
             c("Filters", |v| list(v, "/filters")),
             c("Mutator", |v| s(v, "/mutator")),
             c("Execute", |v| match v["type"].as_str().unwrap_or("pipe") {
-                "tcp" | "udp" => format!c("SEND: {}:{}", s(v, "/socket/host"), s(v, "/socket/port")),
-                "set" => format!c("CALL: {}", list(v, "/handlers")),
-                _ => format!c("RUN: {}", s(v, "/command")),
+                "tcp" | "udp" => format!("SEND: {}:{}", s(v, "/socket/host"), s(v, "/socket/port")),
+                "set" => format!("CALL: {}", list(v, "/handlers")),
+                _ => format!("RUN: {}", s(v, "/command")),
             }),
             c("Environment Variables", |v| list(v, "/env_vars")),
             c("Assets", |v| list(v, "/runtime_assets")),

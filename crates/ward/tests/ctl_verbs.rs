@@ -378,7 +378,7 @@ fn selectors_formats_and_bad_input() {
     b.ctl_login();
     let file = b.dir.join("checks.yml");
     let doc = |n: &str, region: &str| {
-        format!("---\ntype: CheckConfig\napi_version: core/v2\nmetadata:\n  name: {n}\n  labels:\n    region: {region}\nspec:\n  command: true\n  interval: 60\n  subscriptions: [linux]\n  publish: true\n")
+        format!("---\ntype: CheckConfig\napi_version: core/v2\nmetadata:\n  name: {n}\n  labels:\n    region: {region}\nspec:\n  command: \"true\"\n  interval: 60\n  subscriptions: [linux]\n  publish: true\n")
     };
     std::fs::write(&file, doc("a", "eu") + &doc("b", "us")).unwrap();
     b.ctl().args(["create", "-f"]).arg(&file).run().ok();
@@ -402,7 +402,7 @@ fn selectors_formats_and_bad_input() {
             "--format",
             "json",
             "--field-selector",
-            "check.name in (b)",
+            "check.name in [b]",
         ],
     );
     assert_eq!(names(&by_name), ["b"]);
@@ -531,7 +531,7 @@ fn events_execute_and_api_keys() {
     assert!(!listed.contains(&key), "{listed}");
     assert_eq!(
         names(&serde_json::from_str(&listed).unwrap()),
-        [name.clone()]
+        vec![name.as_str()]
     );
     let (code, _) = b.curl(&[
         "-H",

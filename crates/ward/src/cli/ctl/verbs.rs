@@ -116,7 +116,7 @@ impl EventKey {
     fn split(&self) -> Result<(String, String), String> {
         match (&self.check, self.entity.split_once('/')) {
             (Some(c), None) => Ok((self.entity.clone(), c.clone())),
-            (None, Some((e, c))) if !e.is_empty() && !c.is_empty() => Ok((e.into(), c.verb())),
+            (None, Some((e, c))) if !e.is_empty() && !c.is_empty() => Ok((e.into(), c.into())),
             _ => Err(format!(
                 "name the event as ENTITY CHECK or ENTITY/CHECK (got {:?})",
                 self.entity
@@ -294,7 +294,7 @@ pub async fn user(c: UserCommand) -> Result<(), String> {
         } => {
             let mut body = json!({ "password": new_password });
             if let Some(c) = current_password {
-                body["current_password"] = c.verb();
+                body["current_password"] = c.into();
             }
             (
                 "PUT",
