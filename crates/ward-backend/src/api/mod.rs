@@ -3,6 +3,7 @@
 
 mod access;
 mod apikeys;
+mod checks;
 pub mod error;
 mod events;
 mod headers;
@@ -26,6 +27,7 @@ use apikeys::*;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
+use checks::*;
 use events::*;
 use health::*;
 use login::*;
@@ -123,6 +125,14 @@ fn routes(base: Router<Arc<AppState>>, state: Arc<AppState>, tls: bool) -> Route
         .route(
             "/api/core/v2/namespaces/{ns}/checks/{name}/execute",
             post(execute_check),
+        )
+        .route(
+            "/api/core/v2/namespaces/{ns}/checks/{name}/hooks/{kind}",
+            put(add_check_hooks),
+        )
+        .route(
+            "/api/core/v2/namespaces/{ns}/checks/{name}/hooks/{kind}/hook/{hook}",
+            axum::routing::delete(remove_check_hook),
         )
         .route("/api/core/v2/events", get(list_all_events))
         .route(

@@ -246,7 +246,12 @@ async fn after_change(st: &AppState, kind: Kind) -> ApiResult<()> {
 }
 
 /// The stored resource, or 404.
-async fn find(st: &AppState, kind: Kind, ns: Option<&str>, name: &str) -> ApiResult<Resource> {
+pub(super) async fn find(
+    st: &AppState,
+    kind: Kind,
+    ns: Option<&str>,
+    name: &str,
+) -> ApiResult<Resource> {
     let (n, c) = (ns.unwrap_or("").to_string(), name.to_string());
     st.db(move |s| s.get(kind, &n, &c)).await?.ok_or_else(|| {
         ApiError(
