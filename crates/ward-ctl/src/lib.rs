@@ -193,6 +193,16 @@ impl Session {
 
 /// The URL path of one resource.
 pub fn resource_path(kind: Kind, namespace: &str, name: &str) -> String {
+    // An event's name is ENTITY/CHECK: two segments; any other name is one.
+    let name = if kind == Kind::Event {
+        name.split('/')
+            .map(ward_io::url::path_segment)
+            .collect::<Vec<_>>()
+            .join("/")
+    } else {
+        ward_io::url::path_segment(name)
+    };
+    let namespace = ward_io::url::path_segment(namespace);
     match kind {
         Kind::PostgresConfig => format!("/api/enterprise/store/v1/provider/{name}"),
         // Namespace, User, ClusterRole, ClusterRoleBinding, APIKey.
@@ -203,6 +213,7 @@ pub fn resource_path(kind: Kind, namespace: &str, name: &str) -> String {
 
 /// The collection path of a kind.
 pub fn collection_path(kind: Kind, namespace: &str) -> String {
+    let namespace = ward_io::url::path_segment(namespace);
     match kind {
         Kind::PostgresConfig => "/api/enterprise/store/v1/provider".into(),
         k if !k.namespaced() => format!("/api/core/v2/{}", k.plural()),
@@ -411,14 +422,14 @@ pub async fn fetch_list(
         ("fieldSelector", &scope.field_selector),
     ] {
         if let Some(v) = v {
-            query.push_str(&format!("&{k}={}", ops::escape(v)));
+            query.push_str(&format!("&{k}={}", ward_io::url::query_value(v)));
         }
     }
     let mut out = Vec::new();
     let mut cont: Option<String> = None;
     loop {
         let path = match &cont {
-            Some(c) => format!("{base}?{query}&continue={}", ops::escape(c)),
+            Some(c) => format!("{base}?{query}&continue={}", ward_io::url::query_value(c)),
             None => format!("{base}?{query}"),
         };
         let r = s.call("GET", &path, None).await?;

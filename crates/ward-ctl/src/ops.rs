@@ -32,31 +32,11 @@ impl Scope {
     }
 }
 
-/// Percent-encodes a query value or a path segment (RFC 3986 unreserved kept).
-pub fn escape(v: &str) -> String {
-    let mut out = String::with_capacity(v.len());
-    for b in v.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
+use ward_io::url::path_segment as escape;
 
 /// The path of one resource; an event's name is ENTITY/CHECK.
 pub fn one_path(kind: Kind, ns: &str, name: &str) -> String {
-    if kind == Kind::Event {
-        let (e, c) = name.split_once('/').unwrap_or((name, ""));
-        return format!(
-            "/api/core/v2/namespaces/{}/events/{}/{}",
-            escape(ns),
-            escape(e),
-            escape(c)
-        );
-    }
-    resource_path(kind, &escape(ns), &escape(name))
+    resource_path(kind, ns, name)
 }
 
 /// `KIND info NAME`.
@@ -89,7 +69,7 @@ pub fn new_object(kind: Kind, ns: &str, name: &str, fields: Map<String, Value>) 
 
 /// `KIND create NAME --flags…`: POST, so an existing resource is not replaced (409).
 pub async fn create(s: &mut Session, kind: Kind, ns: &str, body: &Value) -> Result<Value, String> {
-    let path = crate::collection_path(kind, &escape(ns));
+    let path = crate::collection_path(kind, ns);
     let r = s
         .call("POST", &path, Some(body.to_string().into_bytes()))
         .await?;

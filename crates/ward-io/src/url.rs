@@ -46,6 +46,26 @@ pub fn query_pairs(query: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// `segment` as one URL path segment: percent-encoded as the url crate encodes path
+/// segments (so `/` becomes `%2F`; `:` stays, as in `linux:check-cpu`).
+pub fn path_segment(segment: &str) -> String {
+    match url::Url::parse("http://x/") {
+        Ok(mut u) => {
+            if let Ok(mut p) = u.path_segments_mut() {
+                p.clear().push(segment);
+            }
+            u.path().trim_start_matches('/').to_string()
+        }
+        Err(_) => segment.to_string(),
+    }
+}
+
+/// `value` encoded for a query string (`application/x-www-form-urlencoded`, as
+/// `query_pairs` decodes it).
+pub fn query_value(value: &str) -> String {
+    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}
+
 pub fn parse_endpoint(s: &str, plain: &str, secure: &str) -> Result<Endpoint, String> {
     let example = format!("for example {secure}://backend-1.example.com:8081");
     let u = url::Url::parse(s.trim()).map_err(|e| format!("not a URL ({e}); {example}"))?;
@@ -120,6 +140,13 @@ pub fn parse_location(s: &str) -> Result<Location, String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn path_segments_keep_one_segment() {
+        assert_eq!(super::path_segment("sensu/check-cpu"), "sensu%2Fcheck-cpu");
+        assert_eq!(super::path_segment("linux:check-cpu"), "linux:check-cpu");
+        assert_eq!(super::path_segment("a b?#"), "a%20b%3F%23");
+    }
+
     use super::*;
 
     #[test]

@@ -316,11 +316,11 @@ pub async fn user(c: UserCommand) -> Result<(), String> {
             ("PUT", name, "/reinstate".into(), None, "reinstated user")
         }
         UserCommand::AddGroup { name, group } => {
-            let tail = format!("/groups/{}", ops::escape(&group));
+            let tail = format!("/groups/{}", ward_io::url::path_segment(&group));
             ("PUT", name, tail, None, "added a group to")
         }
         UserCommand::RemoveGroup { name, group } => {
-            let tail = format!("/groups/{}", ops::escape(&group));
+            let tail = format!("/groups/{}", ward_io::url::path_segment(&group));
             ("DELETE", name, tail, None, "removed a group from")
         }
         UserCommand::RemoveGroups { name } => (
