@@ -131,6 +131,23 @@ pub fn token_hash(token: &str) -> String {
     ward_io::text::hex(d.as_ref())
 }
 
+/// A random (version 4) UUID, as Sensu names API keys and events.
+pub fn new_uuid() -> Result<String, StoreError> {
+    let mut b = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut b).map_err(|_| StoreError::NoRandomness)?;
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = ward_io::text::hex(&b);
+    Ok(format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    ))
+}
+
 /// 256 random bits, URL-safe base64; an error (never zeroes) when the generator fails.
 pub fn new_token() -> Result<String, StoreError> {
     let mut b = [0u8; 32];

@@ -437,6 +437,19 @@ pub struct Prepared {
 }
 
 impl EventInput {
+    /// Whether the event was posted with an `id`.
+    pub fn has_id(&self) -> bool {
+        self.raw
+            .get("id")
+            .and_then(raw::as_string)
+            .is_some_and(|s| !s.is_empty())
+    }
+
+    /// Sets the event's `id` (a UUID, as Sensu gives events posted without one).
+    pub fn set_id(&mut self, id: &str) {
+        self.raw.insert("id", &id);
+    }
+
     /// Whether the event names handlers: only then does the pipeline need it once stored.
     pub fn has_handlers(&self) -> bool {
         self.check_object

@@ -243,8 +243,15 @@ fn build(
             };
             metadata.name = format!("{}:{}", side("subscription"), side("check"));
         }
-        // Sensu's events have no name; Ward's may.
+        // Sensu's events have no name; Ward's documents (dumps) name them ENTITY/CHECK.
         Kind::Event if metadata.name.is_empty() => {}
+        Kind::Event => match metadata.name.split_once('/') {
+            Some((entity, check)) => {
+                check_name("metadata.name", entity)?;
+                check_name("metadata.name", check)?;
+            }
+            None => check_name("metadata.name", &metadata.name)?,
+        },
         // Asset names may have `/` (`sensu/check-cpu-usage`), as Sensu's `AssetNameRegex`.
         Kind::Asset => {
             let n = &metadata.name;

@@ -545,7 +545,6 @@ fn two_users(api: &Api) {
 }
 
 #[test]
-#[ignore = "issue 13: PATCH /users/{name} is 405"]
 fn users_take_a_merge_patch() {
     let api = Api::start();
     two_users(&api);
@@ -556,7 +555,6 @@ fn users_take_a_merge_patch() {
 }
 
 #[test]
-#[ignore = "issue 13: GET /users ignores fieldSelector and labelSelector"]
 fn user_lists_are_selected() {
     let api = Api::start();
     two_users(&api);
@@ -568,7 +566,6 @@ fn user_lists_are_selected() {
 }
 
 #[test]
-#[ignore = "issue 13: a silence gets no creator, begin or expire_at"]
 fn a_silence_records_its_creator_begin_and_expiry() {
     let api = Api::start();
     let coll = &format!("{D}/silenced");
@@ -584,7 +581,6 @@ fn a_silence_records_its_creator_begin_and_expiry() {
 }
 
 #[test]
-#[ignore = "issue 13: an event posted without an id gets none"]
 fn an_event_gets_an_id() {
     let api = Api::start();
     let ev = &format!("{D}/events/server1/server-health");
@@ -736,7 +732,6 @@ fn a_dump_restores_everything_identically_after_a_delete() {
 }
 
 #[test]
-#[ignore = "issue 13: a dump with an event does not restore (its ENTITY/CHECK name is refused)"]
 fn a_dump_with_events_restores_them() {
     let api = Api::start();
     let ev = &format!("{D}/events/server1/server-health");
@@ -754,7 +749,6 @@ fn a_dump_with_events_restores_them() {
 }
 
 #[test]
-#[ignore = "issue 13: ctl create -f refuses an Event's ENTITY/CHECK name, the name dumps give it"]
 fn ctl_creates_an_event_from_its_wrapped_form() {
     let api = Api::start();
     let mut spec = event_body("server2", "disk", 0, 1_765_000_200);
@@ -771,7 +765,6 @@ fn ctl_creates_an_event_from_its_wrapped_form() {
 }
 
 #[test]
-#[ignore = "issue 13: ward ctl does not encode '/' in names: assets named sensu/x cannot be created or deleted"]
 fn ctl_creates_and_deletes_an_asset_named_with_a_slash() {
     let api = Api::start();
     let doc = json!({"type": "Asset", "api_version": "core/v2",
@@ -790,7 +783,6 @@ fn ctl_creates_and_deletes_an_asset_named_with_a_slash() {
 }
 
 #[test]
-#[ignore = "issue 13: `ward ctl dump` has no -f (sensuctl dump's short --file)"]
 fn dump_takes_dash_f_as_sensuctl_does() {
     let api = Api::start();
     let f = api.b.dir.join("d.yml");

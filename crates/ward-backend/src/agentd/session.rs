@@ -356,10 +356,18 @@ impl Session<'_> {
         pending: &mut FuturesUnordered<InFlight>,
     ) -> Option<Frame> {
         let now = unix_now();
-        let input = match ward_types::event::parse_event_object(event, &self.info.namespace, now) {
-            Ok(i) => i,
-            Err(e) => return self.rejected(id, e.to_string()),
-        };
+        let mut input =
+            match ward_types::event::parse_event_object(event, &self.info.namespace, now) {
+                Ok(i) => i,
+                Err(e) => return self.rejected(id, e.to_string()),
+            };
+        if !input.has_id() {
+            // Without randomness the event is stored without an id rather than lost.
+            match crate::auth::new_uuid() {
+                Ok(u) => input.set_id(&u),
+                Err(e) => tracing::error!(error = %e, "an agent's event is stored without an id"),
+            }
+        }
         // The session speaks for its own entity only: its certificate (or its user and the
         // name in the handshake) proves nothing about another agent's.
         if input.entity != self.info.name {

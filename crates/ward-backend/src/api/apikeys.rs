@@ -27,23 +27,6 @@ fn key_json(k: &ApiKey) -> Value {
     json!({"metadata": metadata, "username": k.username, "created_at": k.created_at})
 }
 
-/// A random (version 4) UUID, as Sensu names keys.
-fn new_uuid() -> Result<String, StoreError> {
-    let mut b = [0u8; 16];
-    aws_lc_rs::rand::fill(&mut b).map_err(|_| StoreError::NoRandomness)?;
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h = ward_io::text::hex(&b);
-    Ok(format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    ))
-}
-
 /// `POST /apikeys {"username": U}`: 201, `Location: /api/core/v2/apikeys/NAME`, and the
 /// key, once: `{"metadata": {"name"}, "username", "created_at", "key"}`.
 pub(super) async fn create_api_key(
@@ -74,7 +57,7 @@ pub(super) async fn create_api_key(
         .to_string();
     let key = crate::auth::new_token()?;
     let api_key = ApiKey {
-        name: new_uuid()?,
+        name: crate::auth::new_uuid()?,
         username,
         created_at: ward_types::unix_now(),
         created_by: me.name.clone(),
@@ -140,10 +123,10 @@ pub(super) async fn delete_api_key(
 mod tests {
     #[test]
     fn uuids_are_version_4() {
-        let u = super::new_uuid().unwrap();
+        let u = crate::auth::new_uuid().unwrap();
         assert_eq!(u.len(), 36);
         assert_eq!(&u[14..15], "4");
         assert!("89ab".contains(&u[19..20]), "{u}");
-        assert_ne!(u, super::new_uuid().unwrap());
+        assert_ne!(u, crate::auth::new_uuid().unwrap());
     }
 }

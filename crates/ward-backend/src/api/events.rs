@@ -89,10 +89,13 @@ pub(super) async fn store_event(
 ) -> ApiResult<String> {
     let now = unix_now();
     st.metrics.events_received.fetch_add(1, Ordering::Relaxed);
-    let input = ward_types::event::parse_event_slice(body, ns, now).map_err(|e| match e {
+    let mut input = ward_types::event::parse_event_slice(body, ns, now).map_err(|e| match e {
         ward_types::event::EventError::Json(e) => bad(format!("body is not valid JSON: {e}")),
         ward_types::event::EventError::Field(e) => bad(e.to_string()),
     })?;
+    if !input.has_id() {
+        input.set_id(&crate::auth::new_uuid()?);
+    }
     if let Some((entity, check)) = expect {
         if input.entity != entity || input.check != check {
             return Err(bad(format!(

@@ -73,7 +73,10 @@ fn routes(base: Router<Arc<AppState>>, state: Arc<AppState>, tls: bool) -> Route
         .route("/api/core/v2/users", get(list_users).post(create_user))
         .route(
             "/api/core/v2/users/{name}",
-            get(get_user).put(put_user).delete(disable_user),
+            get(get_user)
+                .put(put_user)
+                .patch(patch_user)
+                .delete(disable_user),
         )
         .route("/api/core/v2/users/{name}/password", put(change_password))
         .route("/api/core/v2/users/{name}/reinstate", put(reinstate_user))
@@ -165,6 +168,12 @@ fn routes(base: Router<Arc<AppState>>, state: Arc<AppState>, tls: bool) -> Route
             "/api/enterprise/store/v1/provider/{name}",
             get(get_provider).put(put_provider).delete(delete_provider),
         )
+        .fallback(|| async {
+            ApiError(
+                axum::http::StatusCode::NOT_FOUND,
+                "not found: no such path in the API (docs/api.md lists them)".into(),
+            )
+        })
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::map_response(
             move |r: axum::response::Response| async move { headers::secure(r, tls) },

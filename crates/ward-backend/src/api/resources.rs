@@ -128,7 +128,31 @@ pub(super) fn body_resource(
     if r.kind == Kind::CheckConfig {
         check_schedule(&r)?;
     }
+    if r.kind == Kind::Silenced {
+        silence_times(&mut r, &user.name, ward_types::unix_now());
+    }
     Ok(r)
+}
+
+/// What Sensu fills in on a silence: `creator` (the caller), `begin` (now) and, when it
+/// expires after `expire` seconds, `expire_at` (begin + expire). A silence without
+/// `expire` (or with -1) is kept until deleted or resolved.
+fn silence_times(r: &mut Resource, user: &str, now: i64) {
+    let int = |r: &Resource, k: &str| r.spec.get(k).and_then(Value::as_i64).unwrap_or(0);
+    if r.spec
+        .get("creator")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty)
+    {
+        r.spec.insert("creator".into(), user.into());
+    }
+    if int(r, "begin") <= 0 {
+        r.spec.insert("begin".into(), now.into());
+    }
+    let (begin, expire) = (int(r, "begin"), int(r, "expire"));
+    if expire > 0 && int(r, "expire_at") <= 0 {
+        r.spec.insert("expire_at".into(), (begin + expire).into());
+    }
 }
 
 /// A check's schedule must be one the scheduler can follow. (A published check with

@@ -2,12 +2,13 @@
 
 use super::access::{authenticate, authorize, need, permit};
 use super::error::{bad, ApiError, ApiResult};
+use super::listing::ListQuery;
 use super::state::AppState;
 use super::Shared;
 use crate::auth;
 use crate::rbac::Verb;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde::Deserialize;
@@ -19,13 +20,57 @@ pub(super) fn user_json(u: &User) -> Value {
     json!({"username": u.name, "groups": u.groups, "disabled": u.disabled})
 }
 
+/// `GET /users`: every user, flat, selected by `labelSelector`/`fieldSelector`
+/// (`user.username`, `user.groups`, `user.disabled`). Users are few: no paging.
 pub(super) async fn list_users(
     State(st): Shared,
     headers: HeaderMap,
+    RawQuery(q): RawQuery,
 ) -> ApiResult<Json<Vec<Value>>> {
     authorize(&st, &headers, need(Verb::List, "users", None, None)).await?;
+    let q = ListQuery::parse(q.as_deref())?;
     let users = st.db(|s| s.users()).await?;
-    Ok(Json(users.iter().map(user_json).collect()))
+    Ok(Json(
+        users
+            .iter()
+            .map(user_json)
+            .filter(|u| q.selection.is_empty() || q.selection.admits("User", u))
+            .collect(),
+    ))
+}
+
+/// `PATCH /users/{u}`: a merge patch of the flat user (`groups`, `disabled`, `password`);
+/// the username cannot change. 200 with the user.
+pub(super) async fn patch_user(
+    State(st): Shared,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    authorize(
+        &st,
+        &headers,
+        need(Verb::Update, "users", None, Some(&name)),
+    )
+    .await?;
+    let patch: Value =
+        serde_json::from_slice(&body).map_err(|e| bad(format!("body is not valid JSON: {e}")))?;
+    if !patch.is_object() {
+        return Err(bad("body: a merge patch must be a JSON object"));
+    }
+    if patch.get("username").is_some_and(|u| u != name.as_str()) {
+        return Err(bad("username: a patch cannot change it"));
+    }
+    let old = find_user(&st, &name).await?;
+    let mut v = user_json(&old);
+    super::resources::merge_patch(&mut v, &patch);
+    let mut u = user_from_body(&serde_json::to_vec(&v).unwrap_or_default(), Some(&name)).await?;
+    if u.password_hash.is_none() {
+        u.password_hash = old.password_hash;
+    }
+    let shown = user_json(&u);
+    update_user(&st, u).await?;
+    Ok(Json(shown))
 }
 
 pub(super) async fn get_user(
