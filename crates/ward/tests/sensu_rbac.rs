@@ -370,6 +370,15 @@ fn an_api_key_authenticates_as_its_user_until_revoked() {
     let (code, list) = call(&b, &admin, "GET", "/api/core/v2/apikeys", None);
     assert_eq!(code, 200, "{list}");
     assert!(list.contains(name) && !list.contains(key), "{list}");
+    // Selected by user, as Sensu's api_key.username field.
+    let selected = |who: &str| {
+        let path = format!("/api/core/v2/apikeys?fieldSelector=api_key.username%20%3D%3D%20{who}");
+        let (code, list) = call(&b, &admin, "GET", &path, None);
+        assert_eq!(code, 200, "{list}");
+        serde_json::from_str::<serde_json::Value>(&list).unwrap()
+    };
+    assert_eq!(selected("dev").as_array().map(Vec::len), Some(1));
+    assert_eq!(selected("nobody"), serde_json::json!([]));
     let (code, one) = call(
         &b,
         &admin,

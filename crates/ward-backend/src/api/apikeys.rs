@@ -7,10 +7,11 @@
 
 use super::access::{authenticate, authorize, need, permit};
 use super::error::{bad, ApiError, ApiResult};
+use super::listing::ListQuery;
 use super::Shared;
 use crate::rbac::Verb;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -80,13 +81,22 @@ pub(super) async fn create_api_key(
     Ok(r)
 }
 
+/// `GET /apikeys`: every key without its secret, selected by `fieldSelector`
+/// (`api_key.name`, `api_key.username`). Keys are few: no paging.
 pub(super) async fn list_api_keys(
     State(st): Shared,
     headers: HeaderMap,
+    RawQuery(q): RawQuery,
 ) -> ApiResult<Json<Vec<Value>>> {
     authorize(&st, &headers, need(Verb::List, "apikeys", None, None)).await?;
+    let q = ListQuery::parse(q.as_deref())?;
     let keys = st.db(|s| s.api_keys()).await?;
-    Ok(Json(keys.iter().map(key_json).collect()))
+    Ok(Json(
+        keys.iter()
+            .map(key_json)
+            .filter(|k| q.selection.is_empty() || q.selection.admits("APIKey", k))
+            .collect(),
+    ))
 }
 
 pub(super) async fn get_api_key(
