@@ -125,26 +125,33 @@ impl Resource {
     /// The flat form (Sensu's REST bodies). A User's `password` and `password_hash`, and
     /// an APIKey's `hash`, are never written.
     pub fn to_flat(&self) -> Value {
-        let mut m = Map::new();
-        match self.kind {
+        self.clone().into_flat()
+    }
+
+    /// `to_flat`, moving the spec instead of copying it (lists build one per item).
+    pub fn into_flat(self) -> Value {
+        let Resource {
+            kind,
+            metadata,
+            spec,
+        } = self;
+        let mut m = Map::with_capacity(spec.len() + 1);
+        match kind {
             Kind::Namespace => {
-                m.insert("name".into(), Value::String(self.metadata.name.clone()));
+                m.insert("name".into(), Value::String(metadata.name));
             }
             Kind::User => {
-                m.insert("username".into(), Value::String(self.metadata.name.clone()));
-                for (k, v) in &self.spec {
-                    if !matches!(k.as_str(), "username" | "password" | "password_hash") {
-                        m.insert(k.clone(), v.clone());
-                    }
-                }
+                m.insert("username".into(), Value::String(metadata.name));
+                m.extend(spec.into_iter().filter(|(k, _)| {
+                    !matches!(k.as_str(), "username" | "password" | "password_hash")
+                }));
             }
             _ => {
-                for (k, v) in &self.spec {
-                    if !(self.kind == Kind::APIKey && k == "hash") {
-                        m.insert(k.clone(), v.clone());
-                    }
-                }
-                let md = serde_json::to_value(&self.metadata).unwrap_or_default();
+                m.extend(
+                    spec.into_iter()
+                        .filter(|(k, _)| !(kind == Kind::APIKey && k == "hash")),
+                );
+                let md = serde_json::to_value(&metadata).unwrap_or_default();
                 m.insert("metadata".into(), md);
             }
         }

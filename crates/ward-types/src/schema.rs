@@ -307,22 +307,41 @@ pub(crate) fn check_types(
     prefix: &str,
     spec: &Map<String, Value>,
 ) -> Result<(), FieldError> {
-    check_obj(kind, prefix, spec, schema(kind))
+    check_obj(kind, &At::Root(prefix), spec, schema(kind))
+}
+
+/// Where a value is, built on the stack as the check descends and written out only for
+/// an error (a list of 1,000 resources is checked without one string per field).
+#[derive(Clone, Copy)]
+enum At<'a> {
+    Root(&'a str),
+    Key(&'a At<'a>, &'a str),
+    Index(&'a At<'a>, usize),
+}
+
+impl At<'_> {
+    fn render(&self) -> String {
+        match self {
+            At::Root(p) => p.to_string(),
+            At::Key(parent, k) => join(&parent.render(), k),
+            At::Index(parent, i) => format!("{}[{i}]", parent.render()),
+        }
+    }
 }
 
 fn check_obj(
     kind: Kind,
-    path: &str,
+    path: &At,
     m: &Map<String, Value>,
     fields: &[Field],
 ) -> Result<(), FieldError> {
     for (k, v) in m {
-        let at = join(path, k);
+        let at = At::Key(path, k);
         match fields.iter().find(|(name, _)| name == k) {
             Some((_, t)) => check_value(kind, &at, v, *t)?,
             None => {
                 return Err(field_error(
-                    at,
+                    at.render(),
                     format!(
                         "unknown field in a {}; known fields: {}",
                         kind.type_name(),
@@ -335,7 +354,7 @@ fn check_obj(
     Ok(())
 }
 
-fn check_value(kind: Kind, at: &str, v: &Value, t: Ty) -> Result<(), FieldError> {
+fn check_value(kind: Kind, at: &At, v: &Value, t: Ty) -> Result<(), FieldError> {
     if v.is_null() {
         return Ok(());
     }
@@ -355,9 +374,12 @@ fn check_value(kind: Kind, at: &str, v: &Value, t: Ty) -> Result<(), FieldError>
                     _ => Str,
                 };
                 for (i, x) in items.iter().enumerate() {
-                    let at = format!("{at}[{i}]");
+                    let at = At::Index(at, i);
                     if x.is_null() {
-                        return Err(field_error(at, format!("must be {}, not null", want(item))));
+                        return Err(field_error(
+                            at.render(),
+                            format!("must be {}, not null", want(item)),
+                        ));
                     }
                     check_value(kind, &at, x, item)?;
                 }
@@ -368,7 +390,7 @@ fn check_value(kind: Kind, at: &str, v: &Value, t: Ty) -> Result<(), FieldError>
         MapOf(item) => match v.as_object() {
             Some(m) => {
                 for (k, x) in m {
-                    check_value(kind, &join(at, k), x, *item)?;
+                    check_value(kind, &At::Key(at, k), x, *item)?;
                 }
                 true
             }
@@ -386,7 +408,7 @@ fn check_value(kind: Kind, at: &str, v: &Value, t: Ty) -> Result<(), FieldError>
         return Ok(());
     }
     Err(field_error(
-        at,
+        at.render(),
         format!(
             "must be {} in a {}, not {}",
             want(t),

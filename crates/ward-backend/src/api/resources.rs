@@ -203,7 +203,7 @@ pub(super) async fn list_page(
                 q.after,
                 |after, n| {
                     s.list(kind, ns.as_deref(), n, after)
-                        .map(|(rs, next)| (rs.iter().map(flat_with_key).collect(), next))
+                        .map(|(rs, next)| (rs.into_iter().map(flat_with_key).collect(), next))
                 },
                 |r: &(Value, String)| r.1.clone(),
                 |r| admits(&q.selection, kind.type_name(), &r.0),
@@ -216,24 +216,22 @@ pub(super) async fn list_page(
 
 /// A resource as the API shows it: flat for core/v2 (Sensu's REST form), wrapped for
 /// the other API groups (store/v1's PostgresConfig), as Sensu's enterprise API does.
-pub(super) fn api_form(r: &Resource) -> Value {
+pub(super) fn api_form(r: Resource) -> Value {
     if r.kind.api_version() == "core/v2" {
-        r.to_flat()
+        r.into_flat()
     } else {
         serde_json::to_value(r.to_document()).unwrap_or_default()
     }
 }
 
-/// A resource as a list holds it: its API form and its key in the store.
-pub(super) fn flat_with_key(r: &Resource) -> (Value, String) {
-    (
-        api_form(r),
-        format!(
-            "{}\u{0}{}",
-            r.metadata.namespace.as_deref().unwrap_or(""),
-            r.metadata.name
-        ),
-    )
+/// A resource as a list holds it: its key in the store and its API form.
+pub(super) fn flat_with_key(r: Resource) -> (Value, String) {
+    let key = format!(
+        "{}\u{0}{}",
+        r.metadata.namespace.as_deref().unwrap_or(""),
+        r.metadata.name
+    );
+    (api_form(r), key)
 }
 
 /// The one body of every resource write: authorise `req`; when `namespace` is given, it
