@@ -318,7 +318,7 @@ fn select_events(
 ) -> (Vec<String>, Option<String>) {
     let mut picked = Vec::new();
     for text in events {
-        let Some(v) = ward_types::selector::event_view(&text) else {
+        let Ok(v) = serde_json::from_str::<Value>(&text) else {
             continue;
         };
         if !selection.admits("Event", &v) {

@@ -420,38 +420,3 @@ pub fn event_labels(flat: &Value) -> BTreeMap<String, String> {
     out.extend(label_map(flat.get("check").and_then(own_labels)));
     out
 }
-
-/// Members of a stored event's `entity` and `check` that no selector can name and that
-/// are the bulk of an event (check output, history, command; the entity's system facts).
-const UNSELECTABLE: &[&str] = &[
-    "output", "history", "command", "hooks", "env_vars", "system", "redact", "metrics",
-];
-
-/// The part of a stored event's JSON text that selectors can look at (`metadata`,
-/// `timestamp`, and `entity`/`check` without their bulk), parsed; the whole event when
-/// the text cannot be read member by member. A list of 10,000 events is selected without
-/// building every output and history.
-pub fn event_view(text: &str) -> Option<Value> {
-    use crate::raw::RawObject;
-    let top = RawObject::from_slice(text.as_bytes()).ok()?;
-    let mut out = Map::new();
-    for (k, v) in top.iter() {
-        match k {
-            "entity" | "check" => {
-                let part = RawObject::parse(v)?;
-                let mut m = Map::new();
-                for (pk, pv) in part.iter() {
-                    if !UNSELECTABLE.contains(&pk) {
-                        m.insert(pk.to_string(), serde_json::from_str(pv.get()).ok()?);
-                    }
-                }
-                out.insert(k.to_string(), Value::Object(m));
-            }
-            "metadata" | "timestamp" => {
-                out.insert(k.to_string(), serde_json::from_str(v.get()).ok()?);
-            }
-            _ => {}
-        }
-    }
-    Some(Value::Object(out))
-}

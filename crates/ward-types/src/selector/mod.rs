@@ -30,7 +30,7 @@ mod parse;
 #[cfg(test)]
 mod tests;
 
-pub use fields::{event_labels, event_view, field, fields, labels};
+pub use fields::{event_labels, field, fields, labels};
 use fields::{field_of, kind_of, label_text, own_labels, Kind};
 use parse::{Lexer, Parser};
 

@@ -589,33 +589,3 @@ fn odd_resources_do_not_panic() {
     );
     assert_eq!(fields("Event", &docs[4])["event.check.status"], "-1");
 }
-
-#[test]
-fn an_event_view_selects_as_the_whole_event_does() {
-    let event = json!({
-        "entity": {"entity_class": "agent", "system": {"hostname": "h"}, "subscriptions": ["linux"],
-                   "metadata": {"name": "web-1", "namespace": "default", "labels": {"region": "eu"}}},
-        "check": {"status": 2, "output": "x".repeat(1000), "history": [{"status": 2, "executed": 1}],
-                  "handlers": ["slack"], "metadata": {"name": "cpu", "namespace": "default", "labels": {"team": "ops"}}},
-        "metadata": {"namespace": "default"}, "timestamp": 5, "id": "abc"
-    });
-    let view = event_view(&event.to_string()).unwrap();
-    assert!(view["check"].get("output").is_none() && view["entity"].get("system").is_none());
-    for (label, field) in [
-        ("region == eu", "event.check.status == 2"),
-        ("team == ops", "event.entity.name == 'web-1'"),
-        ("region == us", "event.check.status == 2"),
-        ("", "slack in event.check.handlers"),
-        ("", "event.entity.entity_class != agent"),
-        ("", "event.timestamp == 5"),
-    ] {
-        let labels: Vec<&str> = [label].into_iter().filter(|l| !l.is_empty()).collect();
-        let sel = Selection::parse(&labels, &[field]).unwrap();
-        assert_eq!(
-            sel.admits("Event", &view),
-            sel.admits("Event", &event),
-            "{label} / {field}"
-        );
-    }
-    assert!(event_view("not json").is_none());
-}
