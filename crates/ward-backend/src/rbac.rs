@@ -52,7 +52,22 @@ pub struct Request<'a> {
     pub name: Option<&'a str>,
 }
 
-impl Request<'_> {
+impl<'a> Request<'a> {
+    /// `verb` on `resource` in `namespace`, named `name`.
+    pub fn new(
+        verb: Verb,
+        resource: &'a str,
+        namespace: Option<&'a str>,
+        name: Option<&'a str>,
+    ) -> Request<'a> {
+        Request {
+            verb,
+            resource,
+            namespace,
+            name,
+        }
+    }
+
     fn describe(&self) -> String {
         let mut s = format!("{} {}", self.verb.as_str(), self.resource);
         if let Some(n) = self.name {
@@ -349,10 +364,16 @@ pub fn seeded_cluster_bindings() -> Vec<(&'static str, Value)> {
     use serde_json::json;
     let bind = |role: &str, group: &str| json!({"subjects": [{"type": "Group", "name": group}], "role_ref": {"type": "ClusterRole", "name": role}});
     vec![
-        ("cluster-admin", bind("cluster-admin", "cluster-admins")),
-        ("system:agent", bind("system:agent", "system:agents")),
+        (
+            "cluster-admin",
+            bind("cluster-admin", crate::auth::ADMIN_GROUP),
+        ),
+        (
+            "system:agent",
+            bind("system:agent", crate::auth::AGENT_GROUP),
+        ),
         ("system:user", bind("system:user", EVERY_USER_GROUP)),
-        ("view", bind("view", "view")),
+        ("view", bind("view", crate::auth::VIEW_GROUP)),
     ]
 }
 
@@ -422,27 +443,12 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn seeded() -> Policy {
-        Policy::seeded()
-    }
-
-    fn req<'a>(
-        verb: Verb,
-        resource: &'a str,
-        ns: Option<&'a str>,
-        name: Option<&'a str>,
-    ) -> Request<'a> {
-        Request {
-            verb,
-            resource,
-            namespace: ns,
-            name,
-        }
-    }
+    use Policy as P;
+    use Request as R;
 
     #[test]
     fn seeded_roles_allow_what_sensus_do() {
-        let p = seeded();
+        let p = P::seeded();
         let g = |x: &[&str]| x.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         let admin = g(&["cluster-admins"]);
         let agent = g(&["system:agents"]);
@@ -451,48 +457,48 @@ mod tests {
         let cases = [
             (
                 &admin,
-                req(Verb::Delete, "clusterroles", None, Some("x")),
+                R::new(Verb::Delete, "clusterroles", None, Some("x")),
                 true,
             ),
             (
                 &admin,
-                req(Verb::Create, "checks", Some("default"), None),
+                R::new(Verb::Create, "checks", Some("default"), None),
                 true,
             ),
             (
                 &agent,
-                req(Verb::Create, "events", Some("default"), None),
+                R::new(Verb::Create, "events", Some("default"), None),
                 true,
             ),
             (
                 &agent,
-                req(Verb::Update, "events", Some("prod"), Some("e/c")),
+                R::new(Verb::Update, "events", Some("prod"), Some("e/c")),
                 true,
             ),
             (
                 &agent,
-                req(Verb::Get, "checks", Some("default"), Some("c")),
+                R::new(Verb::Get, "checks", Some("default"), Some("c")),
                 false,
             ),
             (
                 &viewer,
-                req(Verb::List, "checks", Some("default"), None),
+                R::new(Verb::List, "checks", Some("default"), None),
                 true,
             ),
             (
                 &viewer,
-                req(Verb::Get, "namespaces", None, Some("default")),
+                R::new(Verb::Get, "namespaces", None, Some("default")),
                 true,
             ),
             (
                 &viewer,
-                req(Verb::Create, "checks", Some("default"), None),
+                R::new(Verb::Create, "checks", Some("default"), None),
                 false,
             ),
-            (&viewer, req(Verb::List, "users", None, None), false),
+            (&viewer, R::new(Verb::List, "users", None, None), false),
             (
                 &nobody,
-                req(Verb::Get, "checks", Some("default"), Some("c")),
+                R::new(Verb::Get, "checks", Some("default"), Some("c")),
                 false,
             ),
         ];
@@ -508,7 +514,7 @@ mod tests {
             .authorize(
                 "u",
                 &viewer,
-                &req(Verb::Create, "checks", Some("default"), None),
+                &R::new(Verb::Create, "checks", Some("default"), None),
             )
             .unwrap_err();
         assert!(
@@ -519,7 +525,7 @@ mod tests {
 
     #[test]
     fn role_bindings_apply_in_their_namespace_only() {
-        let mut p = seeded();
+        let mut p = P::seeded();
         p.add_role(
             "dev",
             "checker",
@@ -541,21 +547,21 @@ mod tests {
             .authorize(
                 "alice",
                 &none,
-                &req(Verb::Get, "checks", Some("dev"), Some("web"))
+                &R::new(Verb::Get, "checks", Some("dev"), Some("web"))
             )
             .is_ok());
         assert!(p
             .authorize(
                 "alice",
                 &none,
-                &req(Verb::Get, "checks", Some("dev"), Some("db"))
+                &R::new(Verb::Get, "checks", Some("dev"), Some("db"))
             )
             .is_err());
         assert!(
             p.authorize(
                 "alice",
                 &none,
-                &req(Verb::List, "checks", Some("dev"), None)
+                &R::new(Verb::List, "checks", Some("dev"), None)
             )
             .is_err(),
             "resource_names restrict lists too"
@@ -564,31 +570,39 @@ mod tests {
             .authorize(
                 "alice",
                 &none,
-                &req(Verb::Get, "checks", Some("ops"), Some("web"))
+                &R::new(Verb::Get, "checks", Some("ops"), Some("web"))
             )
             .is_err());
         assert!(p
-            .authorize("alice", &none, &req(Verb::Get, "checks", None, Some("web")))
+            .authorize(
+                "alice",
+                &none,
+                &R::new(Verb::Get, "checks", None, Some("web"))
+            )
             .is_err());
         assert!(p
             .authorize(
                 "bob",
                 &ops,
-                &req(Verb::Create, "handlers", Some("ops"), None)
+                &R::new(Verb::Create, "handlers", Some("ops"), None)
             )
             .is_ok());
         assert!(p
             .authorize(
                 "bob",
                 &ops,
-                &req(Verb::Create, "handlers", Some("dev"), None)
+                &R::new(Verb::Create, "handlers", Some("dev"), None)
             )
             .is_err());
         assert!(p
-            .authorize("bob", &ops, &req(Verb::Create, "roles", Some("ops"), None))
+            .authorize(
+                "bob",
+                &ops,
+                &R::new(Verb::Create, "roles", Some("ops"), None)
+            )
             .is_err());
         assert!(
-            p.authorize("bob", &ops, &req(Verb::List, "checks", None, None))
+            p.authorize("bob", &ops, &R::new(Verb::List, "checks", None, None))
                 .is_err(),
             "a list across namespaces needs a cluster binding"
         );
@@ -606,7 +620,7 @@ mod tests {
             .authorize(
                 "alice",
                 &[],
-                &req(Verb::Get, "checks", Some("dev"), Some("x")),
+                &R::new(Verb::Get, "checks", Some("dev"), Some("x")),
             )
             .unwrap_err();
         assert!(

@@ -1,6 +1,7 @@
 //! `edit KIND NAME`: the resource in `$VISUAL`/`$EDITOR`, validated before it is sent.
 
-use crate::ops::{info, one_path};
+use crate::ops::info;
+use crate::resource_path;
 use crate::Session;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -126,9 +127,13 @@ pub async fn edit(
             "edit does not move a resource to another namespace (from {ns:?} to {target_ns:?})"
         )));
     }
-    s.call("PUT", &one_path(kind, ns, name), Some(crate::body_for(r)))
-        .await
-        .map_err(kept)?;
+    s.call(
+        "PUT",
+        &resource_path(kind, ns, name),
+        Some(crate::body_for(r)),
+    )
+    .await
+    .map_err(kept)?;
     let _ = std::fs::remove_file(&path);
     Ok(Edited::Saved)
 }

@@ -525,7 +525,7 @@ pub async fn resolve_event(
     entity: &str,
     check: &str,
 ) -> Result<Value, String> {
-    let path = ops::one_path(Kind::Event, ns, &format!("{entity}/{check}"));
+    let path = resource_path(Kind::Event, ns, &format!("{entity}/{check}"));
     let current = s.call("GET", &path, None).await?.json();
     let mut ev = current.clone();
     // The fold's fields (history, occurrences, state…) and the timestamp are the backend's:

@@ -34,14 +34,9 @@ impl Scope {
 
 use ward_io::url::path_segment as escape;
 
-/// The path of one resource; an event's name is ENTITY/CHECK.
-pub fn one_path(kind: Kind, ns: &str, name: &str) -> String {
-    resource_path(kind, ns, name)
-}
-
 /// `KIND info NAME`.
 pub async fn info(s: &mut Session, kind: Kind, ns: &str, name: &str) -> Result<Listed, String> {
-    let r = s.call("GET", &one_path(kind, ns, name), None).await?;
+    let r = s.call("GET", &resource_path(kind, ns, name), None).await?;
     let v: Value = serde_json::from_slice(&r.body).map_err(|e| format!("{name}: {e}"))?;
     Ok(wrap(kind, v))
 }
@@ -93,7 +88,7 @@ pub async fn update(
     let r = s
         .call(
             "PATCH",
-            &one_path(kind, ns, name),
+            &resource_path(kind, ns, name),
             Some(Value::Object(fields).to_string().into_bytes()),
         )
         .await?;
@@ -102,7 +97,8 @@ pub async fn update(
 
 /// `KIND delete NAME`.
 pub async fn delete(s: &mut Session, kind: Kind, ns: &str, name: &str) -> Result<(), String> {
-    s.call("DELETE", &one_path(kind, ns, name), None).await?;
+    s.call("DELETE", &resource_path(kind, ns, name), None)
+        .await?;
     Ok(())
 }
 

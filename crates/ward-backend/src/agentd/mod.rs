@@ -546,12 +546,7 @@ async fn upgrade(
     let may = st.policy.get().authorize(
         &user.name,
         &user.groups,
-        &crate::rbac::Request {
-            verb: crate::rbac::Verb::Create,
-            resource: "events",
-            namespace: Some(namespace),
-            name: None,
-        },
+        &crate::rbac::Request::new(crate::rbac::Verb::Create, "events", Some(namespace), None),
     );
     if let Err(why) = may {
         return refuse(

@@ -3,7 +3,7 @@
 use super::error::{ApiError, ApiResult};
 use super::state::AppState;
 use crate::auth;
-use crate::rbac::{Request, Verb};
+use crate::rbac::Request;
 use axum::http::{header, HeaderMap, StatusCode};
 use std::sync::atomic::Ordering;
 use ward_store::User;
@@ -23,21 +23,6 @@ fn credential<'a>(headers: &'a HeaderMap, scheme: &str) -> Option<&'a str> {
 
 pub(super) fn bearer(headers: &HeaderMap) -> Option<&str> {
     credential(headers, "Bearer")
-}
-
-/// What a request does, for RBAC: `verb` on `resource` in `namespace`, named `name`.
-pub(super) fn need<'a>(
-    verb: Verb,
-    resource: &'a str,
-    namespace: Option<&'a str>,
-    name: Option<&'a str>,
-) -> Request<'a> {
-    Request {
-        verb,
-        resource,
-        namespace,
-        name,
-    }
 }
 
 /// The caller, if RBAC allows `req`; 401 without valid credentials, 403 naming the

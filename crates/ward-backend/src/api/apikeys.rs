@@ -5,11 +5,11 @@
 //! show and DELETE takes) and a separate 256-bit secret, returned once, in the answer to
 //! the POST that creates it, and stored only as its SHA-256.
 
-use super::access::{authenticate, authorize, need, permit};
+use super::access::{authenticate, authorize, permit};
 use super::error::{bad, ApiError, ApiResult};
 use super::listing::ListQuery;
 use super::Shared;
-use crate::rbac::Verb;
+use crate::rbac::{Request, Verb};
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -35,7 +35,12 @@ pub(super) async fn create_api_key(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let me = authorize(&st, &headers, need(Verb::Create, "apikeys", None, None)).await?;
+    let me = authorize(
+        &st,
+        &headers,
+        Request::new(Verb::Create, "apikeys", None, None),
+    )
+    .await?;
     let v: Value =
         serde_json::from_slice(&body).map_err(|e| bad(format!("body is not valid JSON: {e}")))?;
     let Some(obj) = v.as_object() else {
@@ -88,7 +93,12 @@ pub(super) async fn list_api_keys(
     headers: HeaderMap,
     RawQuery(q): RawQuery,
 ) -> ApiResult<Json<Vec<Value>>> {
-    authorize(&st, &headers, need(Verb::List, "apikeys", None, None)).await?;
+    authorize(
+        &st,
+        &headers,
+        Request::new(Verb::List, "apikeys", None, None),
+    )
+    .await?;
     let q = ListQuery::parse(q.as_deref())?;
     let keys = st.db(|s| s.api_keys()).await?;
     Ok(Json(
@@ -105,7 +115,11 @@ pub(super) async fn get_api_key(
     Path(name): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let me = authenticate(&st, &headers).await?;
-    permit(&st, &me, need(Verb::Get, "apikeys", None, Some(&name)))?;
+    permit(
+        &st,
+        &me,
+        Request::new(Verb::Get, "apikeys", None, Some(&name)),
+    )?;
     let n = name.clone();
     let k = st
         .db(move |s| s.api_key(&n))
@@ -122,7 +136,7 @@ pub(super) async fn delete_api_key(
     authorize(
         &st,
         &headers,
-        need(Verb::Delete, "apikeys", None, Some(&name)),
+        Request::new(Verb::Delete, "apikeys", None, Some(&name)),
     )
     .await?;
     st.db(move |s| s.delete_api_key(&name)).await?;

@@ -1,11 +1,11 @@
 //! A check's hooks, as Sensu's `PUT …/checks/{check}/hooks/{type}` and
 //! `DELETE …/checks/{check}/hooks/{type}/hook/{hook}` change them.
 
-use super::access::{authorize, need};
+use super::access::authorize;
 use super::error::{bad, ApiResult};
 use super::resources::find;
 use super::Shared;
-use crate::rbac::Verb;
+use crate::rbac::{Request, Verb};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -61,7 +61,7 @@ pub(super) async fn add_check_hooks(
     authorize(
         &st,
         &headers,
-        need(Verb::Update, "checks", Some(&ns), Some(&name)),
+        Request::new(Verb::Update, "checks", Some(&ns), Some(&name)),
     )
     .await?;
     let v: Value =
@@ -95,7 +95,7 @@ pub(super) async fn remove_check_hook(
     authorize(
         &st,
         &headers,
-        need(Verb::Update, "checks", Some(&ns), Some(&name)),
+        Request::new(Verb::Update, "checks", Some(&ns), Some(&name)),
     )
     .await?;
     let check = find(&st, Kind::CheckConfig, Some(&ns), &name).await?;

@@ -1,12 +1,12 @@
 //! Events: `/api/core/v2/namespaces/{ns}/events…` and on-demand check execution.
 
-use super::access::{authorize, need};
+use super::access::authorize;
 use super::error::{bad, unavailable, ApiError, ApiResult};
 use super::listing::{json_array, ListQuery};
 use super::resources::*;
 use super::state::AppState;
 use super::Shared;
-use crate::rbac::Verb;
+use crate::rbac::{Request, Verb};
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -156,7 +156,7 @@ pub(super) async fn execute_check(
     let user = authorize(
         &st,
         &headers,
-        need(Verb::Create, "checks", Some(&ns), Some(&name)),
+        Request::new(Verb::Create, "checks", Some(&ns), Some(&name)),
     )
     .await?;
     require_namespace(&st, &ns).await?;
@@ -208,7 +208,12 @@ pub(super) async fn post_event(
     Path(ns): Path<String>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    authorize(&st, &headers, need(Verb::Create, "events", Some(&ns), None)).await?;
+    authorize(
+        &st,
+        &headers,
+        Request::new(Verb::Create, "events", Some(&ns), None),
+    )
+    .await?;
     require_namespace(&st, &ns).await?;
     let ev = store_event(&st, &ns, &body, None).await?;
     Ok(created_json(ev))
@@ -228,7 +233,12 @@ pub(super) async fn put_event(
     } else {
         Verb::Update
     };
-    authorize(&st, &headers, need(verb, "events", Some(&ns), Some(&id))).await?;
+    authorize(
+        &st,
+        &headers,
+        Request::new(verb, "events", Some(&ns), Some(&id)),
+    )
+    .await?;
     require_namespace(&st, &ns).await?;
     let ev = store_event(&st, &ns, &body, Some((&entity, &check))).await?;
     Ok(created_json(ev))
@@ -271,7 +281,7 @@ async fn list(
     entity: Option<&str>,
     query: Option<&str>,
 ) -> ApiResult<Response> {
-    authorize(st, headers, need(Verb::List, "events", ns, None)).await?;
+    authorize(st, headers, Request::new(Verb::List, "events", ns, None)).await?;
     let q = ListQuery::parse(query)?;
     if q.selection.is_empty() {
         let (events, next) = st
@@ -351,7 +361,7 @@ pub(super) async fn get_event(
     authorize(
         &st,
         &headers,
-        need(Verb::Get, "events", Some(&ns), Some(&id)),
+        Request::new(Verb::Get, "events", Some(&ns), Some(&id)),
     )
     .await?;
     let ev = st
@@ -376,7 +386,7 @@ pub(super) async fn delete_event(
     authorize(
         &st,
         &headers,
-        need(Verb::Delete, "events", Some(&ns), Some(&id)),
+        Request::new(Verb::Delete, "events", Some(&ns), Some(&id)),
     )
     .await?;
     st.events.delete_event(&ns, &entity, &check).await?;

@@ -1,11 +1,11 @@
 //! `/api/core/v2/namespaces`.
 
-use super::access::{authenticate, authorize, need};
+use super::access::{authenticate, authorize};
 use super::error::{bad, ApiError, ApiResult};
 use super::listing::{with_continue, ListQuery};
 use super::resources::*;
 use super::Shared;
-use crate::rbac::Verb;
+use crate::rbac::{Request, Verb};
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -70,7 +70,7 @@ pub(super) async fn create_namespace(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<StatusCode> {
-    let req = need(Verb::Create, "namespaces", None, None);
+    let req = Request::new(Verb::Create, "namespaces", None, None);
     write_resource(&st, &headers, req, None, true, |user| {
         namespace_resource(&body, None, user)
     })
@@ -84,7 +84,7 @@ pub(super) async fn put_namespace(
     Path(ns): Path<String>,
     body: Bytes,
 ) -> ApiResult<StatusCode> {
-    let req = need(Verb::Update, "namespaces", None, Some(&ns));
+    let req = Request::new(Verb::Update, "namespaces", None, Some(&ns));
     write_resource(&st, &headers, req, None, false, |user| {
         namespace_resource(&body, Some(&ns), user)
     })
@@ -119,7 +119,7 @@ pub(super) async fn delete_namespace(
     authorize(
         &st,
         &headers,
-        need(Verb::Delete, "namespaces", None, Some(&ns)),
+        Request::new(Verb::Delete, "namespaces", None, Some(&ns)),
     )
     .await?;
     for k in Kind::ALL.into_iter().filter(|k| k.namespaced()) {

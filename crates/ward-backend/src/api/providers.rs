@@ -1,11 +1,11 @@
 //! `/api/enterprise/store/v1/provider`: the PostgresConfig that makes PostgreSQL the event store.
 
-use super::access::{authorize, need};
+use super::access::authorize;
 use super::error::{bad, ApiError, ApiResult};
 use super::resources::*;
 use super::state::AppState;
 use super::Shared;
-use crate::rbac::Verb;
+use crate::rbac::{Request, Verb};
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -27,7 +27,12 @@ pub(super) async fn create_provider(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<StatusCode> {
-    let user = authorize(&st, &headers, need(Verb::Create, "provider", None, None)).await?;
+    let user = authorize(
+        &st,
+        &headers,
+        Request::new(Verb::Create, "provider", None, None),
+    )
+    .await?;
     let r = body_resource(&body, Kind::PostgresConfig, None, None, &user)?;
     use_provider(&st, r, true).await
 }
@@ -41,7 +46,7 @@ pub(super) async fn put_provider(
     let user = authorize(
         &st,
         &headers,
-        need(Verb::Update, "provider", None, Some(&name)),
+        Request::new(Verb::Update, "provider", None, Some(&name)),
     )
     .await?;
     let r = body_resource(&body, Kind::PostgresConfig, None, Some(&name), &user)?;
@@ -100,7 +105,7 @@ pub(super) async fn get_provider(
     authorize(
         &st,
         &headers,
-        need(Verb::Get, "provider", None, Some(&name)),
+        Request::new(Verb::Get, "provider", None, Some(&name)),
     )
     .await?;
     let n = name.clone();
@@ -124,7 +129,7 @@ pub(super) async fn delete_provider(
     authorize(
         &st,
         &headers,
-        need(Verb::Delete, "provider", None, Some(&name)),
+        Request::new(Verb::Delete, "provider", None, Some(&name)),
     )
     .await?;
     let n = name.clone();

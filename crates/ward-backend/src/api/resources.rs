@@ -7,7 +7,7 @@
 //! Bodies may be flat (Sensu's REST form) or wrapped (`{type, api_version, metadata,
 //! spec}`, sensuctl's form); answers are flat.
 
-use super::access::{authenticate, authorize, need, permit};
+use super::access::{authenticate, authorize, permit};
 use super::error::{bad, ApiError, ApiResult};
 use super::listing::{admits, select_page, with_continue, ListQuery};
 use super::state::AppState;
@@ -193,7 +193,11 @@ pub(super) async fn list_page(
 ) -> ApiResult<Response> {
     let user = authenticate(st, headers).await?;
     let kind = kind?;
-    permit(st, &user, need(Verb::List, kind.plural(), namespace, None))?;
+    permit(
+        st,
+        &user,
+        Request::new(Verb::List, kind.plural(), namespace, None),
+    )?;
     let q = ListQuery::parse(query)?;
     let ns = namespace.map(str::to_string);
     let (items, next) = st
@@ -298,7 +302,11 @@ async fn get_one(
 ) -> ApiResult<Json<Value>> {
     let user = authenticate(st, headers).await?;
     let kind = kind?;
-    permit(st, &user, need(Verb::Get, kind.plural(), ns, Some(name)))?;
+    permit(
+        st,
+        &user,
+        Request::new(Verb::Get, kind.plural(), ns, Some(name)),
+    )?;
     Ok(Json(find(st, kind, ns, name).await?.to_flat()))
 }
 
@@ -320,7 +328,7 @@ async fn put_one(
     let r = write_resource(
         st,
         headers,
-        need(verb, kind.plural(), ns, name),
+        Request::new(verb, kind.plural(), ns, name),
         ns,
         name.is_none(),
         |user| body_resource(body, kind, ns, name, user),
@@ -343,7 +351,7 @@ async fn patch_one(
     let user = authorize(
         st,
         headers,
-        need(Verb::Update, kind.plural(), ns, Some(name)),
+        Request::new(Verb::Update, kind.plural(), ns, Some(name)),
     )
     .await?;
     match headers
@@ -418,7 +426,11 @@ async fn delete_one(
 ) -> ApiResult<StatusCode> {
     let user = authenticate(st, headers).await?;
     let kind = kind?;
-    permit(st, &user, need(Verb::Delete, kind.plural(), ns, Some(name)))?;
+    permit(
+        st,
+        &user,
+        Request::new(Verb::Delete, kind.plural(), ns, Some(name)),
+    )?;
     let (n, c) = (ns.unwrap_or("").to_string(), name.to_string());
     st.db(move |s| s.delete(kind, &n, &c)).await?;
     after_change(st, kind).await?;

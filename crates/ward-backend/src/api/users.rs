@@ -1,12 +1,12 @@
 //! `/api/core/v2/users`: users, their groups and passwords.
 
-use super::access::{authenticate, authorize, need, permit};
+use super::access::{authenticate, authorize, permit};
 use super::error::{bad, ApiError, ApiResult};
 use super::listing::ListQuery;
 use super::state::AppState;
 use super::Shared;
 use crate::auth;
-use crate::rbac::Verb;
+use crate::rbac::{Request, Verb};
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -27,7 +27,7 @@ pub(super) async fn list_users(
     headers: HeaderMap,
     RawQuery(q): RawQuery,
 ) -> ApiResult<Json<Vec<Value>>> {
-    authorize(&st, &headers, need(Verb::List, "users", None, None)).await?;
+    authorize(&st, &headers, Request::new(Verb::List, "users", None, None)).await?;
     let q = ListQuery::parse(q.as_deref())?;
     let users = st.db(|s| s.users()).await?;
     Ok(Json(
@@ -50,7 +50,7 @@ pub(super) async fn patch_user(
     authorize(
         &st,
         &headers,
-        need(Verb::Update, "users", None, Some(&name)),
+        Request::new(Verb::Update, "users", None, Some(&name)),
     )
     .await?;
     let patch: Value =
@@ -87,10 +87,10 @@ pub(super) async fn get_user(
 /// RBAC for `verb` on the user `name`: as Sensu, users may read themselves and change
 /// their own password through the `localselfuser` resource (ClusterRole system:user).
 fn permit_on_user(st: &AppState, me: &User, verb: Verb, name: &str) -> ApiResult<()> {
-    if me.name == name && permit(st, me, need(verb, "localselfuser", None, None)).is_ok() {
+    if me.name == name && permit(st, me, Request::new(verb, "localselfuser", None, None)).is_ok() {
         return Ok(());
     }
-    permit(st, me, need(verb, "users", None, Some(name)))
+    permit(st, me, Request::new(verb, "users", None, Some(name)))
 }
 
 /// The user called `name`, or 404.
@@ -177,7 +177,12 @@ pub(super) async fn create_user(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<StatusCode> {
-    authorize(&st, &headers, need(Verb::Create, "users", None, None)).await?;
+    authorize(
+        &st,
+        &headers,
+        Request::new(Verb::Create, "users", None, None),
+    )
+    .await?;
     let u = user_from_body(&body, None).await?;
     if u.password_hash.is_none() {
         return Err(bad("password: is required for a new user"));
@@ -195,7 +200,7 @@ pub(super) async fn put_user(
     authorize(
         &st,
         &headers,
-        need(Verb::Update, "users", None, Some(&name)),
+        Request::new(Verb::Update, "users", None, Some(&name)),
     )
     .await?;
     let mut u = user_from_body(&body, Some(&name)).await?;
@@ -326,7 +331,7 @@ async fn change_user(
     name: &str,
     change: impl FnOnce(&mut User),
 ) -> ApiResult<()> {
-    authorize(st, headers, need(verb, "users", None, Some(name))).await?;
+    authorize(st, headers, Request::new(verb, "users", None, Some(name))).await?;
     let mut u = find_user(st, name).await?;
     change(&mut u);
     update_user(st, u).await
@@ -365,7 +370,7 @@ pub(super) async fn reset_password(
     authorize(
         &st,
         &headers,
-        need(Verb::Update, "users", None, Some(&name)),
+        Request::new(Verb::Update, "users", None, Some(&name)),
     )
     .await?;
     let b: ResetBody = serde_json::from_slice(&body).map_err(|e| bad(format!("body: {e}")))?;
