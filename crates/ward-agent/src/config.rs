@@ -26,6 +26,10 @@ pub const KEYS: &[&str] = &[
     "keepalive-interval",
     "keepalive-warning-timeout",
     "keepalive-critical-timeout",
+    "keepalive-handlers",
+    "keepalive-pipelines",
+    "deregister",
+    "deregistration-handler",
     "cache-dir",
     "cache-max-events",
     "backend-heartbeat-interval",
@@ -48,6 +52,15 @@ pub const SCHEMA: Schema = Schema {
     alias_prefix: None,
     foreign: &[],
 };
+
+/// A list of resource names (handlers), each checked.
+fn names(s: &Settings, key: &str) -> Result<Vec<String>, ConfigError> {
+    let v = s.list(key);
+    for n in &v {
+        ward_types::check_name(key, n).map_err(|e| s.error(key, format!("{n:?}: {}", e.reason)))?;
+    }
+    Ok(v)
+}
 
 /// The default configuration file, used when it exists and `--config-file` is not given.
 pub const DEFAULT_CONFIG_FILE: &str = "/etc/ward/agent.yml";
@@ -133,6 +146,15 @@ pub struct AgentConfig {
     pub keepalive_warning_timeout: Duration,
     /// Zero: no critical keepalive event.
     pub keepalive_critical_timeout: Duration,
+    /// `keepalive-handlers`: the handlers of this agent's keepalive events (none: Sensu's
+    /// `keepalive`).
+    pub keepalive_handlers: Vec<String>,
+    /// `keepalive-pipelines`: pipeline names (from `core/v2.Pipeline.NAME` or `NAME`).
+    pub keepalive_pipelines: Vec<String>,
+    /// `deregister`: the backend removes the entity when the agent leaves.
+    pub deregister: bool,
+    /// `deregistration-handler`: the handler the backend tells when it does.
+    pub deregistration_handler: String,
     /// Holds the durable event queue (`queue.db`).
     pub cache_dir: PathBuf,
     /// Events the queue holds at most; beyond that new events are refused.
@@ -271,6 +293,25 @@ impl AgentConfig {
                 Duration::ZERO,
                 true,
             )?,
+            keepalive_handlers: names(&s, "keepalive-handlers")?,
+            keepalive_pipelines: s
+                .list("keepalive-pipelines")
+                .iter()
+                .map(|p| {
+                    ward_types::agent::pipeline_ref_name(p)
+                        .map(str::to_string)
+                        .map_err(|e| s.error("keepalive-pipelines", e))
+                })
+                .collect::<Result<_, _>>()?,
+            deregister: s.boolean("deregister", false)?,
+            deregistration_handler: match s.text("deregistration-handler") {
+                Some(h) if !h.is_empty() => {
+                    ward_types::check_name("deregistration-handler", &h)
+                        .map_err(|e| s.error("deregistration-handler", e.reason))?;
+                    h
+                }
+                _ => String::new(),
+            },
             cache_dir: s
                 .path("cache-dir")
                 .unwrap_or_else(|| PathBuf::from("/var/cache/ward/agent")),

@@ -148,11 +148,15 @@ impl Session<'_> {
                 annotations: cfg.annotations.clone(),
                 system,
                 agent_version: env!("CARGO_PKG_VERSION").to_string(),
+                deregister: cfg.deregister,
+                deregistration_handler: cfg.deregistration_handler.clone(),
+                keepalive_handlers: cfg.keepalive_handlers.clone(),
             },
             interval: secs(cfg.keepalive_interval).max(1),
             warning_timeout: secs(cfg.keepalive_warning_timeout).max(1),
             critical_timeout: secs(cfg.keepalive_critical_timeout),
             timestamp: crate::check::unix_now(),
+            pipelines: cfg.keepalive_pipelines.clone(),
         });
         self.send(Message::Binary(frame.encode().into()))
     }

@@ -11,6 +11,7 @@ pub mod eventd;
 pub mod pipeline;
 pub mod rbac;
 pub mod server;
+pub mod silences;
 
 use api::{AppState, Metrics};
 use config::BackendConfig;
@@ -134,6 +135,7 @@ pub async fn start(cfg: BackendConfig) -> Result<(), String> {
     let metrics = Arc::new(Metrics::default());
     // The RBAC roles and bindings (seeded once, on a new store).
     let policy = rbac::load(&store).map_err(|e| format!("RBAC: {e}"))?;
+    let silenced = silences::Silences::load(&store).map_err(|e| format!("silences: {e}"))?;
     let store = Arc::new(store);
     let events = eventd::EventRouter::new(store.clone(), member_id, metrics.clone());
     // A PostgresConfig kept from before is the event store again (its DSN resolved with
@@ -168,8 +170,10 @@ pub async fn start(cfg: BackendConfig) -> Result<(), String> {
         pipeline,
         logins: Default::default(),
         policy: Default::default(),
+        silences: Default::default(),
     });
     state.policy.set(policy);
+    state.silences.set(silenced);
     state.agents.cert_session_max.store(
         cfg.agent_auth_session_max.as_secs(),
         std::sync::atomic::Ordering::Relaxed,
@@ -249,6 +253,10 @@ pub async fn start(cfg: BackendConfig) -> Result<(), String> {
         rx.clone(),
     ));
     tokio::spawn(agentd::keepalived::run(ready_state.clone()));
+    tokio::spawn(silences::sweep(
+        ready_state.store.clone(),
+        ready_state.silences.clone(),
+    ));
     tokio::spawn(agentd::schedulerd::run(ready_state.clone()));
     let c = tokio::spawn(server::serve(
         dashboard,

@@ -104,6 +104,10 @@ pub struct Keepalive {
     pub critical_timeout: u32,
     /// When the agent sent it (Unix seconds).
     pub timestamp: i64,
+    /// `keepalive-pipelines`: the pipelines the backend's keepalive events for this agent
+    /// go to (names of core/v2 Pipelines).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pipelines: Vec<String>,
 }
 
 /// An agent entity: what the first keepalive registers and every keepalive refreshes.
@@ -123,6 +127,29 @@ pub struct AgentEntity {
     /// The agent's version (`ward --version`).
     #[serde(default)]
     pub agent_version: String,
+    /// `deregister`: remove the entity (and its events) when the agent leaves.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deregister: bool,
+    /// `deregistration-handler`: the handler told when it is removed.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub deregistration_handler: String,
+    /// `keepalive-handlers`: the handlers of its keepalive events (Sensu's default:
+    /// `keepalive`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keepalive_handlers: Vec<String>,
+}
+
+/// A `keepalive-pipelines` entry: Sensu's string reference `core/v2.Pipeline.NAME`, or a
+/// bare pipeline name. Returns the pipeline's name.
+pub fn pipeline_ref_name(s: &str) -> Result<&str, String> {
+    let name = match s.strip_prefix("core/v2.") {
+        Some(rest) => rest.strip_prefix("Pipeline.").ok_or_else(|| {
+            format!("{s:?}: a keepalive pipeline is core/v2.Pipeline.NAME (or NAME)")
+        })?,
+        None => s,
+    };
+    crate::check_name("keepalive-pipelines", name).map_err(|e| format!("{s:?}: {}", e.reason))?;
+    Ok(name)
 }
 
 /// System facts, as Sensu's `entity.system`.
@@ -398,6 +425,7 @@ mod tests {
             warning_timeout: 120,
             critical_timeout: 0,
             timestamp: 1_700_000_000,
+            pipelines: vec!["ka".into()],
         }));
         roundtrip(Frame::Event {
             id: 7,

@@ -450,12 +450,60 @@ impl EventInput {
         self.raw.insert("id", &id);
     }
 
-    /// Whether the event names handlers: only then does the pipeline need it once stored.
+    /// What silencing reads from the event (`crate::silence`).
+    pub fn silence_target(&self) -> crate::silence::Target {
+        let list = |o: &RawObject| -> Vec<String> {
+            o.get("subscriptions")
+                .and_then(|h| serde_json::from_str::<Vec<Value>>(h.get()).ok())
+                .map(|a| {
+                    a.into_iter()
+                        .filter_map(|v| v.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        crate::silence::Target {
+            check: self.check.clone(),
+            entity: self.entity.clone(),
+            entity_subscriptions: list(&self.entity_object),
+            check_subscriptions: list(&self.check_object),
+            proxy: self
+                .check_object
+                .get("proxy_entity_name")
+                .and_then(raw::as_string)
+                .is_some_and(|s| !s.is_empty()),
+        }
+    }
+
+    /// Whether the posted check says anything about silencing (`silenced`, `is_silenced`).
+    pub fn claims_silenced(&self) -> bool {
+        self.check_object.get("silenced").is_some()
+            || self.check_object.get("is_silenced").is_some()
+    }
+
+    /// Sets `check.silenced` (the entries that silence it) and `check.is_silenced`, as
+    /// eventd does: what a sender posted in them is replaced.
+    pub fn set_silenced(&mut self, names: &[String]) {
+        self.check_object.insert("silenced", &names);
+        self.check_object.insert("is_silenced", &!names.is_empty());
+    }
+
+    /// Whether the event names handlers or pipelines (in `check.handlers`,
+    /// `check.pipelines`, the event's `pipelines` or `metrics.handlers`): only then does the
+    /// pipeline need it once stored.
     pub fn has_handlers(&self) -> bool {
-        self.check_object
-            .get("handlers")
-            .and_then(|h| serde_json::from_str::<Vec<Value>>(h.get()).ok())
-            .is_some_and(|h| h.iter().any(Value::is_string))
+        let named = |o: Option<&serde_json::value::RawValue>| {
+            o.and_then(|h| serde_json::from_str::<Vec<Value>>(h.get()).ok())
+                .is_some_and(|h| !h.is_empty())
+        };
+        named(self.check_object.get("handlers"))
+            || named(self.check_object.get("pipelines"))
+            || named(self.raw.get("pipelines"))
+            || self
+                .raw
+                .get("metrics")
+                .and_then(RawObject::parse)
+                .is_some_and(|m| named(m.get("handlers")))
     }
 
     /// The posted entity's `entity_class`, if it says one.
@@ -582,6 +630,36 @@ pub fn apply(prev: Option<&Value>, input: &EventInput, now: i64) -> Value {
     let prev = prev.and_then(|v| Fold::from_stored(&v.to_string()));
     let text = p.render(&Fold::next(prev.as_ref(), &p), now);
     serde_json::from_str(&text).unwrap_or(Value::Null)
+}
+
+/// The status of an event's check (0 when absent).
+fn status_of(event: &Value) -> u64 {
+    event
+        .pointer("/check/status")
+        .and_then(Value::as_u64)
+        .unwrap_or(0)
+}
+
+/// Sensu's `Event.IsIncident`: the event has a check and its status is not 0.
+pub fn is_incident(event: &Value) -> bool {
+    event.get("check").is_some_and(|c| !c.is_null()) && status_of(event) != 0
+}
+
+/// Sensu's `Event.IsResolution`: status 0 now, and the history's entry before this one
+/// (the history includes the current event) was not 0.
+pub fn is_resolution(event: &Value) -> bool {
+    let history = event
+        .pointer("/check/history")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    event.get("check").is_some_and(|c| !c.is_null())
+        && status_of(event) == 0
+        && history.len() >= 2
+        && history[history.len() - 2]
+            .get("status")
+            .and_then(Value::as_u64)
+            .is_some_and(|s| s != 0)
 }
 
 #[cfg(test)]

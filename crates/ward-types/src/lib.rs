@@ -19,6 +19,7 @@ mod rules_check;
 mod schema;
 pub mod selector;
 pub mod settings;
+pub mod silence;
 #[cfg(test)]
 mod tests_errors;
 #[cfg(test)]

@@ -16,13 +16,26 @@ use ward_types::{Kind, Resource};
 /// How often silences are looked for, and entity writes committed.
 pub const TICK: Duration = Duration::from_secs(1);
 
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 struct Track {
     last_seen: i64,
     warning: u32,
     critical: u32,
     /// The keepalive status last stored: 0 ok, 1 warning, 2 critical.
     status: u64,
+    routes: Arc<Routes>,
+}
+
+/// Where an agent's keepalive events go, and whether it deregisters: what its last
+/// keepalive said (or, after a backend restart, its stored entity and keepalive event).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Routes {
+    /// `keepalive-handlers`; empty: Sensu's `keepalive`.
+    pub handlers: Vec<String>,
+    /// `keepalive-pipelines`: Pipeline names.
+    pub pipelines: Vec<String>,
+    pub deregister: bool,
+    pub deregistration_handler: String,
 }
 
 #[derive(Default)]
@@ -60,7 +73,14 @@ impl Keepalived {
     }
 
     /// Records a keepalive; returns the status the agent had (non-zero: it was silent).
-    pub fn touch(&self, namespace: &str, name: &str, now: i64, warning: u32, critical: u32) -> u64 {
+    pub fn touch(
+        &self,
+        namespace: &str,
+        name: &str,
+        now: i64,
+        (warning, critical): (u32, u32),
+        routes: Arc<Routes>,
+    ) -> u64 {
         let Ok(mut t) = self.tracks.lock() else {
             return 0;
         };
@@ -69,6 +89,7 @@ impl Keepalived {
             warning,
             critical,
             status: 0,
+            routes,
         };
         t.insert((namespace.to_string(), name.to_string()), track)
             .map(|old| old.status)
@@ -89,23 +110,22 @@ impl Keepalived {
 
     /// Tracks an agent known from the store (after a backend restart) as last seen at
     /// `last_seen`, unless a keepalive already arrived.
-    fn seed(
-        &self,
-        namespace: &str,
-        name: &str,
-        last_seen: i64,
-        warning: u32,
-        critical: u32,
-        status: u64,
-    ) {
+    fn seed(&self, namespace: &str, name: &str, track: Track) {
         if let Ok(mut t) = self.tracks.lock() {
             t.entry((namespace.to_string(), name.to_string()))
-                .or_insert(Track {
-                    last_seen,
-                    warning,
-                    critical,
-                    status,
-                });
+                .or_insert(track);
+        }
+    }
+
+    /// Stops watching an agent and drops its queued entity writes (it is deregistered).
+    pub(super) fn forget(&self, namespace: &str, name: &str) {
+        let key = (namespace.to_string(), name.to_string());
+        if let Ok(mut t) = self.tracks.lock() {
+            t.remove(&key);
+        }
+        if let Ok(mut w) = self.writes.lock() {
+            w.register.remove(&key);
+            w.seen.remove(&key);
         }
     }
 
@@ -127,7 +147,7 @@ impl Keepalived {
             };
             if status > tr.status {
                 tr.status = status;
-                out.push((ns.clone(), name.clone(), status, *tr));
+                out.push((ns.clone(), name.clone(), status, tr.clone()));
             }
         }
         out
@@ -163,7 +183,9 @@ impl Keepalived {
     }
 }
 
-/// A keepalive event for `name`: status 0 from a keepalive, 1 or 2 from a silence.
+/// A keepalive event for `name`: status 0 from a keepalive, 1 or 2 from a silence. Its
+/// handlers are the agent's `keepalive-handlers` (Sensu's `keepalive` when it has none),
+/// its `pipelines` the agent's `keepalive-pipelines`.
 #[allow(clippy::too_many_arguments)]
 pub fn keepalive_event(
     namespace: &str,
@@ -172,10 +194,20 @@ pub fn keepalive_event(
     output: String,
     now: i64,
     interval: u32,
-    warning: u32,
-    critical: u32,
+    (warning, critical): (u32, u32),
+    routes: &Routes,
 ) -> Result<EventInput, ward_types::FieldError> {
-    let v = json!({
+    let handlers = if routes.handlers.is_empty() {
+        vec![KEEPALIVE_HANDLER.to_string()]
+    } else {
+        routes.handlers.clone()
+    };
+    let pipelines: Vec<serde_json::Value> = routes
+        .pipelines
+        .iter()
+        .map(|p| json!({"name": p, "type": "Pipeline", "api_version": "core/v2"}))
+        .collect();
+    let mut v = json!({
         "entity": {"metadata": {"name": name, "namespace": namespace}, "entity_class": "agent"},
         "check": {
             "metadata": {"name": ward_types::agent::KEEPALIVE_CHECK, "namespace": namespace},
@@ -186,14 +218,20 @@ pub fn keepalive_event(
             "interval": interval,
             "timeout": warning,
             "ttl": critical,
-            "handlers": ["keepalive"],
+            "handlers": handlers,
         },
         "timestamp": now,
     });
+    if !pipelines.is_empty() {
+        v["pipelines"] = json!(pipelines);
+    }
     ward_types::event::parse_event(&v, namespace, now)
 }
 
 use ward_types::unix_now;
+
+/// Sensu's default handler of keepalive events.
+pub const KEEPALIVE_HANDLER: &str = "keepalive";
 
 /// Seeds the tracker from the agents the store knows (so an agent that never comes back
 /// after a backend restart still raises its keepalive event), then watches.
@@ -223,6 +261,18 @@ pub async fn run(st: Arc<AppState>) {
         let now = unix_now();
         for (ns, name, status, tr) in st.agents.keepalived.due(now) {
             let silent = now - tr.last_seen;
+            if tr.routes.deregister {
+                // Sensu deregisters at the first missed keepalive, instead of an event.
+                st.agents.keepalived.forget(&ns, &name);
+                tokio::spawn(super::deregister::deregister(
+                    st.clone(),
+                    ns,
+                    name,
+                    tr.routes.clone(),
+                    format!("no keepalive for {silent} seconds"),
+                ));
+                continue;
+            }
             let limit = if status == 2 { tr.critical } else { tr.warning };
             let output = format!(
                 "No keepalive sent from {name} for {silent} seconds (>= {limit}: the {} timeout)",
@@ -236,8 +286,8 @@ pub async fn run(st: Arc<AppState>) {
                 output,
                 now,
                 0,
-                tr.warning,
-                tr.critical,
+                (tr.warning, tr.critical),
+                &tr.routes,
             ) {
                 Ok(i) => i,
                 Err(e) => {
@@ -248,6 +298,8 @@ pub async fn run(st: Arc<AppState>) {
             let st = st.clone();
             tokio::spawn(async move {
                 let handlers = input.has_handlers();
+                let mut input = input;
+                st.silences.apply(&mut input, unix_now());
                 match st.events.submit(input.prepare()).await {
                     Ok(stored) => {
                         st.metrics
@@ -300,13 +352,47 @@ fn seed(st: &AppState, started: i64) -> Result<usize, String> {
                     .and_then(|v| v.as_u64())
                     .unwrap_or(d)
             };
+            let strings = |v: Option<&serde_json::Value>| -> Vec<String> {
+                v.and_then(|v| v.as_array())
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|x| x.as_str().map(str::to_string))
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            };
+            let routes = Routes {
+                handlers: strings(r.spec.get("keepalive_handlers")),
+                pipelines: ka
+                    .as_ref()
+                    .and_then(|e| e.get("pipelines"))
+                    .and_then(|p| p.as_array())
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|p| p.get("name").and_then(|n| n.as_str()))
+                            .map(str::to_string)
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                deregister: r.spec.get("deregister").and_then(|v| v.as_bool()) == Some(true),
+                deregistration_handler: r
+                    .spec
+                    .get("deregistration")
+                    .and_then(|d| d.get("handler"))
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("")
+                    .to_string(),
+            };
             st.agents.keepalived.seed(
                 &ns,
                 &r.metadata.name,
-                last_seen.max(started),
-                num("timeout", 120) as u32,
-                num("ttl", 0) as u32,
-                num("status", 0),
+                Track {
+                    last_seen: last_seen.max(started),
+                    warning: num("timeout", 120) as u32,
+                    critical: num("ttl", 0) as u32,
+                    status: num("status", 0),
+                    routes: Arc::new(routes),
+                },
             );
             n += 1;
         }

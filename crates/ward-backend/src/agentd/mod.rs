@@ -3,6 +3,7 @@
 //! client certificate's CN; events acknowledged only once stored; keepalives register the
 //! entity and feed keepalived; check requests pushed by schedulerd.
 
+mod deregister;
 pub mod keepalived;
 pub mod schedulerd;
 mod session;
@@ -91,6 +92,14 @@ impl Agents {
         if let Ok(mut m) = self.sessions.lock() {
             m.remove(&id);
         }
+    }
+
+    /// Whether a session of this agent is open.
+    pub fn connected(&self, namespace: &str, name: &str) -> bool {
+        self.sessions.lock().is_ok_and(|m| {
+            m.values()
+                .any(|s| s.namespace == namespace && s.name == name)
+        })
     }
 
     /// Sessions open now.

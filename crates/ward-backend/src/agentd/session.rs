@@ -75,16 +75,31 @@ pub(crate) async fn run(mut ws: WebSocket, st: Arc<AppState>, info: AgentInfo) {
         .sessions_opened
         .fetch_add(1, Ordering::Relaxed);
     tracing::info!(agent = %info.name, namespace = %info.namespace, user = %info.user, peer = %info.peer, "agent connected");
-    let end = Session {
+    let mut session = Session {
         st: &st,
         info: &info,
         known_entities: HashSet::new(),
         last_keepalive: None,
         retried: HashSet::new(),
-    }
-    .serve(&mut ws, rx)
-    .await;
+        routes: None,
+    };
+    let end = session.serve(&mut ws, rx).await;
+    let routes = session.routes.take();
     st.agents.unregister(id);
+    // An agent that deregisters and left on its own (it closed the session): its entity
+    // goes now, unless it is connected again by another session already.
+    if let (End::Closed, Some(routes)) = (&end, routes.filter(|r| r.deregister)) {
+        if !st.agents.connected(&info.namespace, &info.name) {
+            st.agents.keepalived.forget(&info.namespace, &info.name);
+            tokio::spawn(super::deregister::deregister(
+                st.clone(),
+                info.namespace.clone(),
+                info.name.clone(),
+                routes,
+                "the agent closed its session".into(),
+            ));
+        }
+    }
     let (code, text) = match &end {
         End::Closed => (None, "closed by the agent".to_string()),
         End::Renew => (
@@ -131,6 +146,8 @@ struct Session<'a> {
     /// Checks with an event answered `retry` in this session: their later events are
     /// answered `retry` too, so that the agent's resend keeps their order.
     retried: HashSet<(String, String)>,
+    /// What the last keepalive said about keepalive handlers and deregistration.
+    routes: Option<Arc<super::keepalived::Routes>>,
 }
 
 impl Session<'_> {
@@ -328,6 +345,8 @@ impl Session<'_> {
         // A full store buffer or a store switch: wait here (the session stops reading, so
         // TCP pushes back on the agent) rather than send the event back out of order.
         let mut waited = Duration::ZERO;
+        let mut input = input;
+        self.st.silences.apply(&mut input, unix_now());
         let mut input = Some(input.prepare());
         loop {
             let i = input.take()?;
@@ -464,13 +483,34 @@ impl Session<'_> {
         let mut subs = k.entity.subscriptions.clone();
         subs.extend(info.subscriptions.iter().cloned());
         let subscriptions = agent::subscriptions_with_entity(&info.name, &subs);
-        let spec = json!({
+        let mut spec = json!({
             "entity_class": "agent",
             "subscriptions": subscriptions,
             "system": k.entity.system,
             "user": info.user,
             "sensu_agent_version": k.entity.agent_version,
+            "deregister": k.entity.deregister,
         });
+        if !k.entity.deregistration_handler.is_empty() {
+            spec["deregistration"] = json!({"handler": k.entity.deregistration_handler});
+        }
+        if !k.entity.keepalive_handlers.is_empty() {
+            spec["keepalive_handlers"] = json!(k.entity.keepalive_handlers);
+        }
+        let routes = super::keepalived::Routes {
+            handlers: k.entity.keepalive_handlers.clone(),
+            pipelines: k.pipelines.clone(),
+            deregister: k.entity.deregister,
+            deregistration_handler: k.entity.deregistration_handler.clone(),
+        };
+        let routes = match &self.routes {
+            Some(r) if **r == routes => r.clone(),
+            _ => {
+                let r = Arc::new(routes);
+                self.routes = Some(r.clone());
+                r
+            }
+        };
         let facts = json!([spec, k.entity.labels, k.entity.annotations]);
         if self.last_keepalive.as_ref() != Some(&facts) {
             let mut spec = spec;
@@ -497,11 +537,13 @@ impl Session<'_> {
                 .keepalived
                 .seen(&info.namespace, &info.name, now);
         }
-        let previous =
-            self.st
-                .agents
-                .keepalived
-                .touch(&info.namespace, &info.name, now, warning, critical);
+        let previous = self.st.agents.keepalived.touch(
+            &info.namespace,
+            &info.name,
+            now,
+            (warning, critical),
+            routes.clone(),
+        );
         let output = if previous > 0 {
             format!("Keepalive received from {} again at {now}", info.name)
         } else {
@@ -514,8 +556,8 @@ impl Session<'_> {
             output,
             now,
             interval,
-            warning,
-            critical,
+            (warning, critical),
+            &routes,
         )
         .map_err(|e| format!("keepalive: {e}"))?;
         let key = (input.entity.clone(), input.check.clone());

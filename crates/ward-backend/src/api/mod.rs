@@ -207,6 +207,7 @@ mod tests {
             pipeline: crate::pipeline::Pipeline::new(store_for_pipeline),
             logins: Default::default(),
             policy: Default::default(),
+            silences: Default::default(),
         })
     }
 

@@ -268,6 +268,10 @@ async fn after_change(st: &AppState, kind: Kind) -> ApiResult<()> {
         let p = st.db(crate::rbac::load).await?;
         st.policy.set(p);
     }
+    if kind == Kind::Silenced {
+        let s = st.db(crate::silences::Silences::load).await?;
+        st.silences.set(s);
+    }
     Ok(())
 }
 

@@ -28,6 +28,8 @@ pub struct AppState {
     pub logins: crate::auth::Logins,
     /// The RBAC roles and bindings in force (`crate::rbac`).
     pub policy: crate::rbac::PolicyCell,
+    /// The Silenced entries in force (`crate::silences`).
+    pub silences: Arc<crate::silences::Silences>,
 }
 
 impl AppState {
@@ -50,7 +52,10 @@ impl AppState {
     /// again.
     pub fn after_store(&self, namespace: &str, stored: &str) {
         match serde_json::from_str::<Value>(stored) {
-            Ok(v) => self.pipeline.handle(namespace, &v),
+            Ok(mut v) => {
+                crate::silences::on_resolution(&self.store, &self.silences, namespace, &mut v);
+                self.pipeline.handle(namespace, &v)
+            }
             Err(e) => tracing::error!(error = %e, "a stored event is not JSON; not handled"),
         }
     }

@@ -198,6 +198,7 @@ where
             warning_timeout: a.keepalive_interval.saturating_mul(6).max(5),
             critical_timeout: 0,
             timestamp: now,
+            pipelines: Vec::new(),
         })
     };
     let send = |f: &Frame| Message::Binary(f.encode().into());

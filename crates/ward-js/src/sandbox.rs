@@ -1,0 +1,331 @@
+//! The QuickJS runtime behind [`Sandbox`], and the one-shot runs of mutators.
+
+use crate::{JsError, Limits, CACHE};
+use rquickjs::context::EvalOptions;
+use rquickjs::convert::Coerced;
+use rquickjs::{
+    CatchResultExt, CaughtError, Context, Ctx, FromJs, Function, Persistent, Runtime, Value,
+};
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+/// The stack scripts may use, bytes (well inside a 2 MiB thread stack).
+const STACK: usize = 256 * 1024;
+
+/// Sensu's helpers (otto's `addTimeFuncs`): timestamps are Unix seconds read in UTC, and
+/// each returns 0 when called without one.
+const HELPERS: &str = r#"(function (g) {
+  function at(ts) { return new Date(Number(ts) * 1000); }
+  g.seconds_since = function (ts) { return arguments.length === 0 ? 0 : Date.now() / 1000 - Number(ts); };
+  g.second = function (ts) { return arguments.length === 0 ? 0 : at(ts).getUTCSeconds(); };
+  g.minute = function (ts) { return arguments.length === 0 ? 0 : at(ts).getUTCMinutes(); };
+  g.hour = function (ts) { return arguments.length === 0 ? 0 : at(ts).getUTCHours(); };
+  g.weekday = function (ts) { return arguments.length === 0 ? 0 : at(ts).getUTCDay(); };
+  g.sensu = {};
+})(globalThis);"#;
+
+/// Freezes the global object and everything reachable from it (the built-ins and their
+/// prototypes), so that no evaluation can leave state for the next.
+const FREEZE: &str = r#"(function () {
+  var seen = new Set();
+  function freeze(o) {
+    if (o === null || (typeof o !== "object" && typeof o !== "function") || seen.has(o)) return;
+    seen.add(o);
+    Object.freeze(o);
+    Reflect.ownKeys(o).forEach(function (k) {
+      var d = Object.getOwnPropertyDescriptor(o, k);
+      if (!d) return;
+      if ("value" in d) freeze(d.value);
+      if (d.get) freeze(d.get);
+      if (d.set) freeze(d.set);
+    });
+    freeze(Object.getPrototypeOf(o));
+  }
+  freeze(globalThis);
+})();"#;
+
+/// Evaluates a script as otto does: global code, not strict (Sensu's scripts assign
+/// undeclared variables).
+fn sloppy<'js, V: FromJs<'js>, S: Into<Vec<u8>>>(ctx: &Ctx<'js>, src: S) -> rquickjs::Result<V> {
+    let mut o = EvalOptions::default();
+    o.global = true;
+    o.strict = false;
+    o.filename = Some("script".into());
+    ctx.eval_with_options(src, o)
+}
+
+/// A runtime with its limits and a deadline its interrupt handler watches.
+struct Engine {
+    // Dropped in this order: the context before its runtime.
+    ctx: Context,
+    rt: Runtime,
+    deadline: Rc<Cell<Option<Instant>>>,
+    limits: Limits,
+}
+
+impl Engine {
+    fn new(limits: Limits) -> Result<Engine, JsError> {
+        let engine = |e: rquickjs::Error| JsError::Engine(e.to_string());
+        let rt = Runtime::new().map_err(engine)?;
+        rt.set_memory_limit(limits.memory);
+        rt.set_max_stack_size(STACK);
+        let deadline: Rc<Cell<Option<Instant>>> = Rc::new(Cell::new(None));
+        let d = deadline.clone();
+        rt.set_interrupt_handler(Some(Box::new(move || {
+            d.get().is_some_and(|t| Instant::now() >= t)
+        })));
+        let ctx = Context::full(&rt).map_err(engine)?;
+        let e = Engine {
+            ctx,
+            rt,
+            deadline,
+            limits,
+        };
+        e.run(|ctx| {
+            sloppy::<(), _>(&ctx, HELPERS)
+                .catch(&ctx)
+                .map_err(|c| e.caught(c))
+        })?;
+        Ok(e)
+    }
+
+    /// Runs `f` under the time limit.
+    fn run<R>(&self, f: impl FnOnce(Ctx<'_>) -> Result<R, JsError>) -> Result<R, JsError> {
+        self.deadline.set(Some(Instant::now() + self.limits.time));
+        let r = self.ctx.with(f);
+        self.deadline.set(None);
+        if r.is_err() {
+            // What a stopped script had allocated goes now, not at the next one's expense.
+            self.rt.run_gc();
+        }
+        r
+    }
+
+    /// What went wrong, from what QuickJS threw.
+    fn caught(&self, e: CaughtError<'_>) -> JsError {
+        let timed_out = self.deadline.get().is_some_and(|t| Instant::now() >= t);
+        match e {
+            CaughtError::Exception(ex) => {
+                let message = ex.message().unwrap_or_default();
+                let name: String = ex.get("name").unwrap_or_default();
+                if timed_out && message == "interrupted" {
+                    JsError::Timeout(self.limits.time)
+                } else if message.contains("out of memory")
+                    || message.contains("stack overflow")
+                    || message.contains("call stack size exceeded")
+                {
+                    JsError::Memory
+                } else if name == "SyntaxError" {
+                    let (line, column) = position(&ex.stack().unwrap_or_default());
+                    JsError::Syntax {
+                        // The script's text starts on the wrapper's second line.
+                        line: line.saturating_sub(1).max(1),
+                        column: column.max(1),
+                        message,
+                    }
+                } else if name.is_empty() {
+                    JsError::Thrown(message)
+                } else {
+                    JsError::Thrown(format!("{name}: {message}"))
+                }
+            }
+            // QuickJS throws null when it cannot even allocate the error.
+            CaughtError::Value(v) if v.is_null() => JsError::Memory,
+            CaughtError::Value(v) => JsError::Thrown(format!("threw {}", describe(&v))),
+            CaughtError::Error(rquickjs::Error::Allocation) => JsError::Memory,
+            CaughtError::Error(e) => JsError::Thrown(e.to_string()),
+        }
+    }
+}
+
+/// The last `:LINE:COLUMN` of a stack's first line that has one.
+fn position(stack: &str) -> (u32, u32) {
+    for l in stack.lines() {
+        let l = l.trim().trim_end_matches(')');
+        let mut parts = l.rsplitn(3, ':');
+        if let (Some(c), Some(line), Some(_)) = (parts.next(), parts.next(), parts.next()) {
+            if let (Ok(line), Ok(c)) = (line.parse(), c.parse()) {
+                return (line, c);
+            }
+        }
+    }
+    (0, 0)
+}
+
+fn describe(v: &Value<'_>) -> String {
+    v.type_name().to_string()
+}
+
+/// Filter expressions: one runtime, its built-ins frozen, compiled expressions cached.
+pub struct Sandbox {
+    // Dropped before the engine: these hold values of its runtime.
+    compiled: HashMap<(String, String), Persistent<Function<'static>>>,
+    engine: Engine,
+}
+
+impl Sandbox {
+    pub fn new(limits: Limits) -> Result<Sandbox, JsError> {
+        let engine = Engine::new(limits)?;
+        engine.run(|ctx| {
+            sloppy::<(), _>(&ctx, FREEZE)
+                .catch(&ctx)
+                .map_err(|c| engine.caught(c))
+        })?;
+        Ok(Sandbox {
+            compiled: HashMap::new(),
+            engine,
+        })
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.engine.limits
+    }
+
+    /// Compiles `expr` as `function (ARG) { return (EXPR); }`, once.
+    fn compile(&mut self, arg: &str, expr: &str) -> Result<Persistent<Function<'static>>, JsError> {
+        let key = (arg.to_string(), expr.to_string());
+        if let Some(f) = self.compiled.get(&key) {
+            return Ok(f.clone());
+        }
+        let src = format!("(function ({arg}) {{ return (\n{expr}\n); }})");
+        let e = &self.engine;
+        let f = e.run(|ctx| {
+            let f: Function = sloppy(&ctx, src).catch(&ctx).map_err(|c| e.caught(c))?;
+            Ok(Persistent::save(&ctx, f))
+        })?;
+        if self.compiled.len() >= CACHE {
+            self.compiled.clear();
+        }
+        self.compiled.insert(key, f.clone());
+        Ok(f)
+    }
+
+    /// Evaluates each expression with `ARG` bound to the object `json` describes (parsed
+    /// once for them all), by JavaScript truthiness. Each has its own result and time
+    /// limit; one that fails does not stop the others.
+    pub fn predicates(
+        &mut self,
+        arg: &str,
+        exprs: &[String],
+        json: &str,
+    ) -> Vec<Result<bool, JsError>> {
+        let funcs: Vec<Result<Persistent<Function<'static>>, JsError>> =
+            exprs.iter().map(|x| self.compile(arg, x)).collect();
+        let e = &self.engine;
+        let object = e.run(|ctx| {
+            let v = ctx.json_parse(json).catch(&ctx).map_err(|c| e.caught(c))?;
+            Ok(Persistent::save(&ctx, v))
+        });
+        let object = match object {
+            Ok(o) => o,
+            Err(err) => return exprs.iter().map(|_| Err(err.clone())).collect(),
+        };
+        funcs
+            .into_iter()
+            .map(|f| {
+                let f = f?;
+                e.run(|ctx| {
+                    let restore = |x: rquickjs::Error| JsError::Engine(x.to_string());
+                    let f = f.restore(&ctx).map_err(restore)?;
+                    let o = object.clone().restore(&ctx).map_err(restore)?;
+                    let b: Coerced<bool> = f.call((o,)).catch(&ctx).map_err(|c| e.caught(c))?;
+                    Ok(b.0)
+                })
+            })
+            .collect()
+    }
+}
+
+thread_local! {
+    static SANDBOX: RefCell<Option<Sandbox>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with this thread's sandbox (made on first use, and again when `limits`
+/// change). Meant for the threads of a blocking pool: each keeps its own.
+pub fn with_sandbox<R>(limits: Limits, f: impl FnOnce(&mut Sandbox) -> R) -> Result<R, JsError> {
+    SANDBOX.with(|cell| {
+        let mut slot = cell
+            .try_borrow_mut()
+            .map_err(|_| JsError::Engine("the sandbox is already in use on this thread".into()))?;
+        if slot.as_ref().is_none_or(|s| s.limits() != limits) {
+            *slot = None;
+            *slot = Some(Sandbox::new(limits)?);
+        }
+        match slot.as_mut() {
+            Some(s) => Ok(f(s)),
+            None => Err(JsError::Engine("no sandbox".into())),
+        }
+    })
+}
+
+/// Checks that `expr` is one expression that compiles (nothing is evaluated), with the
+/// position of the first error in its own text.
+pub fn check_expression(expr: &str) -> Result<(), JsError> {
+    if expr.trim().is_empty() {
+        return Err(JsError::Syntax {
+            line: 1,
+            column: 1,
+            message: "the expression is empty".into(),
+        });
+    }
+    let limits = Limits::default();
+    with_sandbox(limits, |s| s.compile("event", expr).map(|_| ()))?
+}
+
+/// Checks that `body` compiles as a function body (a JavaScript mutator's `eval`).
+pub fn check_function_body(body: &str) -> Result<(), JsError> {
+    let e = Engine::new(Limits::default())?;
+    let src = format!("(function () {{\n{body}\n}})");
+    e.run(|ctx| {
+        sloppy::<Function, _>(&ctx, src)
+            .catch(&ctx)
+            .map(|_| ())
+            .map_err(|c| e.caught(c))
+    })
+}
+
+/// Runs a JavaScript mutator's `eval` as a function body in a runtime of its own, with
+/// `event` the event `event_json` describes and `globals` as string variables. Returns
+/// what it returned when a string, else the (possibly changed) event as JSON.
+pub fn run_mutator(
+    body: &str,
+    event_json: &str,
+    globals: &[(String, String)],
+    time: Duration,
+    memory: usize,
+) -> Result<String, JsError> {
+    let e = Engine::new(Limits { time, memory })?;
+    let src = format!("(function () {{\n{body}\n}}())");
+    e.run(|ctx| {
+        let g = ctx.globals();
+        for (k, v) in globals {
+            g.set(k.as_str(), v.as_str())
+                .catch(&ctx)
+                .map_err(|c| e.caught(c))?;
+        }
+        let event = ctx
+            .json_parse(event_json)
+            .catch(&ctx)
+            .map_err(|c| e.caught(c))?;
+        g.set("event", event.clone())
+            .catch(&ctx)
+            .map_err(|c| e.caught(c))?;
+        let out: Value = sloppy(&ctx, src).catch(&ctx).map_err(|c| e.caught(c))?;
+        if out.is_undefined() || out.is_null() {
+            let text = ctx
+                .json_stringify(event)
+                .catch(&ctx)
+                .map_err(|c| e.caught(c))?;
+            return match text {
+                Some(t) => t.to_string().map_err(|x| JsError::Engine(x.to_string())),
+                None => Err(JsError::Returned("an event that is not JSON".into())),
+            };
+        }
+        match out.as_string() {
+            Some(s) => s.to_string().map_err(|x| JsError::Engine(x.to_string())),
+            None => Err(JsError::Returned(describe(&out))),
+        }
+    })
+}

@@ -1,0 +1,170 @@
+use super::*;
+use std::time::{Duration, Instant};
+
+const EVENT: &str = r#"{"timestamp": 1700000000, "check": {"name": "http", "status": 2, "occurrences": 1,
+  "history": [{"status": 0, "executed": 1}, {"status": 2, "executed": 2}]},
+  "entity": {"name": "web-1", "labels": {"region": "us-west-1"}, "subscriptions": ["linux"]}}"#;
+
+fn eval(exprs: &[&str]) -> Vec<Result<bool, JsError>> {
+    let exprs: Vec<String> = exprs.iter().map(|s| s.to_string()).collect();
+    with_sandbox(Limits::default(), |s| s.predicates("event", &exprs, EVENT)).unwrap()
+}
+
+#[test]
+fn expressions_see_the_event_and_are_judged_by_truthiness() {
+    let r = eval(&[
+        "event.check.occurrences == 1",
+        "event.entity.labels.region == 'us-west-1' && event.check.status != 0",
+        "event.entity.labels.region === 'eu-1'",
+        "event.check.history.length",
+        "event.check.history.filter(function (h) { return h.status == 0 }).length == 0",
+        "''",
+    ]);
+    assert_eq!(
+        r,
+        vec![
+            Ok(true),
+            Ok(true),
+            Ok(false),
+            Ok(true),
+            Ok(false),
+            Ok(false)
+        ]
+    );
+}
+
+#[test]
+fn sensus_time_helpers_read_unix_seconds_in_utc() {
+    // 1700000000 is Tuesday 2023-11-14 22:13:20 UTC.
+    let r = eval(&[
+        "hour(event.timestamp) == 22",
+        "minute(event.timestamp) == 13",
+        "second(event.timestamp) == 20",
+        "weekday(event.timestamp) == 2",
+        "seconds_since(event.timestamp) > 90000000",
+        "hour() === 0 && seconds_since() === 0",
+        "typeof sensu == 'object'",
+    ]);
+    assert!(r.iter().all(|x| *x == Ok(true)), "{r:?}");
+}
+
+#[test]
+fn a_throwing_expression_is_an_error_of_its_own() {
+    let r = eval(&["event.check.nope.deeper == 1", "true"]);
+    match &r[0] {
+        Err(JsError::Thrown(m)) => assert!(m.starts_with("TypeError"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(r[1], Ok(true));
+}
+
+#[test]
+fn syntax_errors_name_the_line_and_column_in_the_expressions_own_text() {
+    match check_expression("event.check.status == ") {
+        Err(JsError::Syntax { line, message, .. }) => {
+            assert!(line <= 2, "{line}");
+            assert!(!message.is_empty());
+        }
+        other => panic!("{other:?}"),
+    }
+    match check_expression("event.check.status == 1 &&\n  event.entity.name ==== 'x'") {
+        Err(JsError::Syntax { line, column, .. }) => assert_eq!((line, column > 1), (2, true)),
+        other => panic!("{other:?}"),
+    }
+    assert!(check_expression("").is_err());
+    assert_eq!(
+        check_expression("event.check.occurrences == 1 && hour(event.timestamp) >= 9"),
+        Ok(())
+    );
+}
+
+#[test]
+fn a_loop_forever_is_stopped_at_the_limit_and_the_sandbox_goes_on() {
+    let limits = Limits {
+        time: Duration::from_millis(50),
+        memory: 32 << 20,
+    };
+    let exprs = vec![
+        "(function () { while (true) {} })()".to_string(),
+        "/(a+)+$/.test('a'.repeat(40) + 'b')".to_string(),
+    ];
+    let started = Instant::now();
+    let r = with_sandbox(limits, |s| s.predicates("event", &exprs, EVENT)).unwrap();
+    assert_eq!(r[0], Err(JsError::Timeout(limits.time)));
+    assert_eq!(r[1], Err(JsError::Timeout(limits.time)));
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let ok = with_sandbox(limits, |s| {
+        s.predicates("event", &["event.check.status == 2".to_string()], EVENT)
+    })
+    .unwrap();
+    assert_eq!(ok, vec![Ok(true)]);
+}
+
+#[test]
+fn memory_and_stack_hogs_are_stopped() {
+    let r = eval(&[
+        "(function () { var a = []; while (true) a.push(new Array(100000).fill(1)); })()",
+        "(function f() { return f() + 1; })()",
+        "event.check.status == 2",
+    ]);
+    assert_eq!(r[0], Err(JsError::Memory));
+    assert_eq!(r[1], Err(JsError::Memory));
+    assert_eq!(r[2], Ok(true));
+}
+
+#[test]
+fn nothing_outlives_an_evaluation_and_there_is_no_way_out() {
+    let r = eval(&[
+        "(Object.prototype.polluted = 1, true)",
+        "({}).polluted === undefined",
+        "(leaked = 1, true)",
+        "typeof leaked == 'undefined'",
+        "(event.check.status = 0, true)",
+        "typeof require == 'undefined' && typeof std == 'undefined' && typeof os == 'undefined' && typeof fetch == 'undefined'",
+    ]);
+    // The first and third cannot write (frozen) but do not throw in sloppy mode.
+    assert_eq!(r[1], Ok(true));
+    assert_eq!(r[3], Ok(true));
+    assert_eq!(r[5], Ok(true));
+    // The next evaluation gets a fresh event.
+    assert_eq!(eval(&["event.check.status == 2"]), vec![Ok(true)]);
+}
+
+#[test]
+fn mutators_return_a_string_or_the_changed_event() {
+    let t = Duration::from_millis(200);
+    let out = run_mutator(
+        "data = JSON.parse(JSON.stringify(event)); delete data.check.name; return JSON.stringify(data)",
+        EVENT,
+        &[],
+        t,
+        32 << 20,
+    )
+    .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(v["check"].get("name").is_none());
+    assert_eq!(v["entity"]["name"], "web-1");
+    let out = run_mutator(
+        "event.check.output = 'via ' + TEAM",
+        EVENT,
+        &[("TEAM".into(), "ops".into())],
+        t,
+        32 << 20,
+    )
+    .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["check"]["output"], "via ops");
+    assert_eq!(
+        run_mutator("return 42", EVENT, &[], t, 32 << 20),
+        Err(JsError::Returned("int".into()))
+    );
+    assert_eq!(
+        run_mutator("while (true) {}", EVENT, &[], t, 32 << 20),
+        Err(JsError::Timeout(t))
+    );
+    assert!(matches!(
+        check_function_body("return (;"),
+        Err(JsError::Syntax { line: 1, .. })
+    ));
+    assert_eq!(check_function_body("return JSON.stringify(event)"), Ok(()));
+}
