@@ -82,7 +82,7 @@ async fn run(
         stdin: stdin.map(Arc::from),
         timeout,
         max_output,
-        capture_stdout: true,
+        capture: ward_exec::Capture::Both,
     })
     .await?;
     let mut s = output_text(&done);

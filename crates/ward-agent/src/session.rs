@@ -139,7 +139,7 @@ impl Session<'_> {
         let system = tokio::task::spawn_blocking(crate::system::facts)
             .await
             .unwrap_or_default();
-        let frame = Frame::Keepalive(Keepalive {
+        let frame = Frame::Keepalive(Box::new(Keepalive {
             entity: AgentEntity {
                 name: cfg.name.clone(),
                 namespace: cfg.namespace.clone(),
@@ -157,7 +157,7 @@ impl Session<'_> {
             critical_timeout: secs(cfg.keepalive_critical_timeout),
             timestamp: crate::check::unix_now(),
             pipelines: cfg.keepalive_pipelines.clone(),
-        });
+        }));
         self.send(Message::Binary(frame.encode().into()))
     }
 

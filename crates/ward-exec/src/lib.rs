@@ -43,9 +43,19 @@ pub struct Spec<'a> {
     pub timeout: Duration,
     /// Output bytes kept (at least 1).
     pub max_output: usize,
-    /// What is read: stdout and stderr interleaved into one buffer (`true`, a check's
-    /// output), or stderr only with stdout discarded (`false`, a handler's).
-    pub capture_stdout: bool,
+    /// What is read into `output`.
+    pub capture: Capture,
+}
+
+/// What a run reads into its output; the rest is discarded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Capture {
+    /// stdout and stderr interleaved into one buffer (a check's output).
+    Both,
+    /// stderr only (a handler's, for its log line).
+    Stderr,
+    /// stdout only (a pipe mutator's payload).
+    Stdout,
 }
 
 /// How the command ended.
@@ -111,13 +121,21 @@ pub async fn run(spec: Spec<'_>) -> io::Result<Finished> {
     } else {
         Stdio::null()
     });
-    if spec.capture_stdout {
-        let writer2: OwnedFd = writer.try_clone()?;
-        cmd.stdout(Stdio::from(writer2));
-    } else {
-        cmd.stdout(Stdio::null());
+    match spec.capture {
+        Capture::Both => {
+            let writer2: OwnedFd = writer.try_clone()?;
+            cmd.stdout(Stdio::from(writer2));
+            cmd.stderr(Stdio::from(writer));
+        }
+        Capture::Stderr => {
+            cmd.stdout(Stdio::null());
+            cmd.stderr(Stdio::from(writer));
+        }
+        Capture::Stdout => {
+            cmd.stdout(Stdio::from(writer));
+            cmd.stderr(Stdio::null());
+        }
     }
-    cmd.stderr(Stdio::from(writer));
     let mut child = cmd.spawn()?;
     // The command holds our copies of the pipe's write end: drop it, or the read below
     // never sees end-of-file.
@@ -202,7 +220,7 @@ mod tests {
             stdin: None,
             timeout: Duration::from_secs(30),
             max_output: 1024,
-            capture_stdout: true,
+            capture: Capture::Both,
         }
     }
 
@@ -276,9 +294,13 @@ mod tests {
         assert_eq!(done.output.len(), 10);
         assert_eq!(done.total, 100_004);
         let mut s = spec("echo out; echo err >&2");
-        s.capture_stdout = false;
+        s.capture = Capture::Stderr;
         let done = run(s).await.unwrap();
         assert_eq!(done.output, b"err\n");
+        let mut s = spec("echo out; echo err >&2");
+        s.capture = Capture::Stdout;
+        let done = run(s).await.unwrap();
+        assert_eq!(done.output, b"out\n");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

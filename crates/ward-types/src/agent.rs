@@ -66,7 +66,7 @@ pub const KEEPALIVE_CHECK: &str = "keepalive";
 /// One frame of the agent transport.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Frame {
-    Keepalive(Keepalive),
+    Keepalive(Box<Keepalive>),
     /// The event's members kept as their text: the backend checks a few and stores the rest
     /// as sent (`RawObject`).
     Event {
@@ -355,7 +355,7 @@ impl Frame {
         }
         let id = id.unwrap_or(0);
         match ty {
-            "keepalive" => typed("keepalive", payload).map(Frame::Keepalive),
+            "keepalive" => typed("keepalive", payload).map(|k| Frame::Keepalive(Box::new(k))),
             "event" => RawObject::from_slice(payload)
                 .map(|event| Frame::Event { id, event })
                 .map_err(|e| match e {
@@ -414,7 +414,7 @@ mod tests {
 
     #[test]
     fn every_frame_type_round_trips() {
-        roundtrip(Frame::Keepalive(Keepalive {
+        roundtrip(Frame::Keepalive(Box::new(Keepalive {
             entity: AgentEntity {
                 name: "web-1".into(),
                 namespace: "default".into(),
@@ -426,7 +426,7 @@ mod tests {
             critical_timeout: 0,
             timestamp: 1_700_000_000,
             pipelines: vec!["ka".into()],
-        }));
+        })));
         roundtrip(Frame::Event {
             id: 7,
             event: RawObject::from_value(&json!({"entity": {"metadata": {"name": "a"}}, "check": {"metadata": {"name": "c"}}})).unwrap(),

@@ -24,6 +24,7 @@ pub mod silence;
 mod tests_errors;
 #[cfg(test)]
 mod tests_kinds;
+pub mod when;
 
 pub use kind::Kind;
 pub use resource::{Document, Metadata, Resource};

@@ -215,7 +215,7 @@ impl Session<'_> {
                     };
                     match frame {
                         Frame::Keepalive(k) => {
-                            if let Err(e) = self.keepalive(k, &mut pending).await {
+                            if let Err(e) = self.keepalive(*k, &mut pending).await {
                                 return End::Protocol(e);
                             }
                         }

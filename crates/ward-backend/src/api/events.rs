@@ -107,7 +107,6 @@ pub(super) async fn store_event(
     ensure_entity_off_workers(st, ns, &input, now).await?;
     let started = std::time::Instant::now();
     let handlers = input.has_handlers();
-    let mut input = input;
     st.silences.apply(&mut input, now);
     let stored = st
         .events

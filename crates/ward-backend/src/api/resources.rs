@@ -134,6 +134,60 @@ pub(super) fn body_resource(
     Ok(r)
 }
 
+/// [`check_scripts`] off the runtime's workers (compiling is CPU work under a time limit).
+async fn checked_scripts(r: Resource) -> ApiResult<Resource> {
+    if !matches!(r.kind, Kind::EventFilter | Kind::Mutator) {
+        return Ok(r);
+    }
+    tokio::task::spawn_blocking(move || check_scripts(&r).map(|()| r))
+        .await
+        .map_err(|e| {
+            ApiError(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("a script check failed: {e}"),
+            )
+        })?
+}
+
+/// An EventFilter's expressions and `when`, and a JavaScript mutator's `eval`, must
+/// compile: a 400 names the resource, the field and the position, at creation rather than
+/// at the first event.
+fn check_scripts(r: &Resource) -> ApiResult<()> {
+    let name = &r.metadata.name;
+    let at = |field: String, e: ward_js::JsError| match e {
+        ward_js::JsError::Syntax {
+            line,
+            column,
+            message,
+        } => bad(format!(
+            "{} {name:?}: {field}: does not parse at line {line}, column {column}: {message}",
+            r.kind.type_name()
+        )),
+        other => bad(format!("{} {name:?}: {field}: {other}", r.kind.type_name())),
+    };
+    match r.kind {
+        Kind::EventFilter => {
+            if let Some(when) = r.spec.get("when").filter(|w| !w.is_null()) {
+                ward_types::when::check(when)
+                    .map_err(|e| bad(format!("EventFilter {name:?}: spec.{e}")))?;
+            }
+            let exprs = r.spec.get("expressions").and_then(Value::as_array);
+            for (i, x) in exprs.into_iter().flatten().enumerate() {
+                if let Some(x) = x.as_str() {
+                    ward_js::check_expression(x)
+                        .map_err(|e| at(format!("spec.expressions[{i}]"), e))?;
+                }
+            }
+        }
+        Kind::Mutator if r.spec.get("type").and_then(Value::as_str) == Some("javascript") => {
+            let body = r.spec.get("eval").and_then(Value::as_str).unwrap_or("");
+            ward_js::check_function_body(body).map_err(|e| at("spec.eval".into(), e))?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
 /// What Sensu fills in on a silence: `creator` (the caller), `begin` (now) and, when it
 /// expires after `expire` seconds, `expire_at` (begin + expire). A silence without
 /// `expire` (or with -1) is kept until deleted or resolved.
@@ -255,7 +309,7 @@ pub(super) async fn write_resource(
     if let Some(ns) = namespace {
         require_namespace(st, ns).await?;
     }
-    let r = parse(&user)?;
+    let r = checked_scripts(parse(&user)?).await?;
     let stored = st.db(move |s| s.put(&r, create_only).map(|()| r)).await?;
     after_change(st, stored.kind).await?;
     Ok(stored)
@@ -271,6 +325,10 @@ async fn after_change(st: &AppState, kind: Kind) -> ApiResult<()> {
     if kind == Kind::Silenced {
         let s = st.db(crate::silences::Silences::load).await?;
         st.silences.set(s);
+    }
+    if crate::pipeline::Pipeline::reads(kind) {
+        let p = st.pipeline.clone();
+        st.db(move |_| p.reload()).await?;
     }
     Ok(())
 }
@@ -396,7 +454,7 @@ async fn patch_one(
     let mut v = find(st, kind, ns, name).await?.to_flat();
     merge_patch(&mut v, &patch);
     let text = serde_json::to_vec(&v).map_err(|e| bad(e.to_string()))?;
-    let r = body_resource(&text, kind, ns, Some(name), &user)?;
+    let r = checked_scripts(body_resource(&text, kind, ns, Some(name), &user)?).await?;
     let stored = st.db(move |s| s.put(&r, false).map(|()| r)).await?;
     after_change(st, kind).await?;
     Ok(Json(stored.to_flat()))

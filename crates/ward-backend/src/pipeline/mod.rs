@@ -1,36 +1,39 @@
-//! The event pipeline: what happens to an event after it is stored.
+//! The event pipeline: what happens to an event after it is stored, as Sensu's pipelined.
 //!
-//! [`Pipeline::handle`] takes a stored event and never blocks: it applies the built-in
-//! `is_incident` filter on the spot and queues the rest (a bounded queue: when it is full
-//! the event is not handled — it is already stored — and that is logged and counted). One
-//! Tokio task works the queue: it looks up the check's `handlers` in the embedded store,
-//! expands `set` handlers, applies each handler's filters and runs it, at most
-//! [`MAX_RUNNING`] handlers at a time. While that many run, the worker waits, the queue
-//! fills, and new events are dropped: storage never waits on handlers.
+//! [`Pipeline::handle`] takes a stored event and never blocks: an event that names
+//! handlers or pipelines is queued (a bounded queue: when it is full the event is not
+//! handled — it is already stored — and that is logged and counted). One Tokio task works
+//! the queue: for each event it builds the workflows ([`plan`]: the Pipelines it names and
+//! the legacy pipeline of `check.handlers`), applies each workflow's filters ([`filter`]:
+//! the built-ins and EventFilters with JavaScript expressions), makes the handler's input
+//! ([`mutate`]: `json`, `only_check_output`, JavaScript and pipe mutators) and runs the
+//! handler ([`run`]), at most [`MAX_RUNNING`] at a time. While that many run, the worker
+//! waits, the queue fills, and new events are dropped: storage never waits on handlers.
+//! Handlers, filters, mutators and pipelines are read from memory ([`config`]), reloaded
+//! after each API write to them.
 //!
-//! - `is_incident` always applies: an event reaches handlers when its status is not 0, or
-//!   when it is a resolution (status 0 and the previous entry of `check.history` not 0).
-//! - `pipe`: `sh -c COMMAND` in its own process group, the event JSON on stdin, stdout
+//! As in Sensu, no filter applies unless named: a handler without `is_incident` gets
+//! every event, OK ones included. Unlike Sensu, a step that fails stops only its own
+//! workflow (Sensu gives up on the rest of the pipeline), a set's own `filters` apply to its
+//! members (Sensu ignores them), and handlers run concurrently.
+//!
+//! - `pipe`: `sh -c COMMAND` in its own process group, the payload on stdin, stdout
 //!   discarded, `PATH` and the handler's `env_vars` as its whole environment (not the
 //!   backend's, which may hold the env file's PG* secrets), killed (the whole group) after
 //!   `timeout` seconds — [`DEFAULT_TIMEOUT`] when 0 or absent. A non-zero exit, a failure
 //!   to start or a timeout is logged with the handler, entity and check and the first line
 //!   of stderr, and counted.
-//! - `tcp` / `udp`: the event JSON written to `socket.host:socket.port` (TCP: connect,
+//! - `tcp` / `udp`: the payload written to `socket.host:socket.port` (TCP: connect,
 //!   write, close, within `timeout`; UDP: one datagram).
 //! - `set`: its `handlers`, recursively; each handler runs once per event however many
 //!   sets name it. Unknown names, cycles and sets nested deeper than [`MAX_SET_DEPTH`] are
 //!   logged once per event and not followed.
-//! - Filters: `is_incident` (always on), `not_silenced` (stops events whose
-//!   `check.is_silenced` is true) and `has_metrics` (stops events without `metrics`) are
-//!   built in. A handler naming any other filter, a mutator other than `json` or
-//!   `only_check_output`, `runtime_assets` or `secrets` is skipped and logged: Ward never
-//!   runs a handler without something it asked for.
-//!
-//! The code: [`queue`] takes events in and works the queue, [`plan`] turns an event into the
-//! handler runs it needs, [`run`] runs them (pipe handlers through `ward_exec`, the
-//! subprocess runner the agent's checks use too).
+//! - Handlers, filters and mutators with `runtime_assets` or `secrets` are not run (logged
+//!   and counted as `unsupported`): Ward never runs one without something it asked for.
 
+mod config;
+mod filter;
+mod mutate;
 mod plan;
 mod queue;
 mod run;
@@ -77,10 +80,14 @@ enum Reason {
     Set,
     /// The store could not be read.
     Store,
+    /// A filter expression threw or ran past its limit, or a filter could not be judged.
+    Filter,
+    /// A mutator failed: the handler did not run.
+    Mutator,
 }
 
 impl Reason {
-    const ALL: [Reason; 9] = [
+    const ALL: [Reason; 11] = [
         Reason::Spawn,
         Reason::Exit,
         Reason::Timeout,
@@ -90,6 +97,8 @@ impl Reason {
         Reason::NotFound,
         Reason::Set,
         Reason::Store,
+        Reason::Filter,
+        Reason::Mutator,
     ];
 
     fn label(self) -> &'static str {
@@ -103,6 +112,8 @@ impl Reason {
             Reason::NotFound => "not_found",
             Reason::Set => "set",
             Reason::Store => "store",
+            Reason::Filter => "filter",
+            Reason::Mutator => "mutator",
         }
     }
 }
@@ -112,6 +123,10 @@ struct Counters {
     runs: AtomicU64,
     dropped: AtomicU64,
     filtered: AtomicU64,
+    /// Filter expressions evaluated.
+    evaluations: AtomicU64,
+    /// Unix second of the last rate-limited log line.
+    last_limited_log: AtomicU64,
     failures: [AtomicU64; Reason::ALL.len()],
     /// Unix second of the last "queue full" log line (one a second at most).
     last_drop_log: AtomicU64,
@@ -120,6 +135,20 @@ struct Counters {
 impl Counters {
     fn failed(&self, r: Reason) {
         self.failures[r as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Runs `log` unless a rate-limited line was logged this second already.
+    fn log_limited(&self, log: impl FnOnce()) {
+        let now = u64::try_from(ward_types::unix_now()).unwrap_or(0);
+        let last = self.last_limited_log.load(Ordering::Relaxed);
+        if now > last
+            && self
+                .last_limited_log
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            log();
+        }
     }
 
     #[cfg(test)]
@@ -160,3 +189,5 @@ impl EventCtx {
         }
     }
 }
+#[cfg(test)]
+mod tests_flow;

@@ -1,14 +1,18 @@
 //! Events in: the bounded queue, the worker that plans and starts each event's handlers,
 //! and the pipeline's metrics.
 
-use super::plan::plan;
-use super::run::execute;
+use super::config::{Config, Snapshot};
+use super::filter::Decisions;
+use super::mutate::mutate;
+use super::plan::workflows;
+use super::run::{action, execute, Run};
 use super::{Counters, EventCtx, Reason, MAX_RUNNING, QUEUE};
 use serde_json::Value;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::{mpsc, Semaphore};
 use ward_store::Store;
+use ward_types::Kind;
 
 struct Job {
     namespace: String,
@@ -20,11 +24,14 @@ struct Job {
 pub struct Pipeline {
     tx: mpsc::Sender<Job>,
     pub(super) counters: Arc<Counters>,
+    config: Arc<Config>,
+    store: Arc<Store>,
 }
 
 impl Pipeline {
     /// A pipeline with a queue of [`QUEUE`] events and [`MAX_RUNNING`] handlers at once.
-    /// Must be called inside a Tokio runtime (it spawns the worker task).
+    /// Must be called inside a Tokio runtime (it spawns the worker task). Reads the
+    /// handlers, filters, mutators and pipelines from the store once (blocking).
     pub fn new(store: Arc<Store>) -> Arc<Pipeline> {
         Self::with_limits(store, QUEUE, MAX_RUNNING)
     }
@@ -34,28 +41,53 @@ impl Pipeline {
     pub fn with_limits(store: Arc<Store>, queue: usize, max_running: usize) -> Arc<Pipeline> {
         let (tx, rx) = mpsc::channel(queue.max(1));
         let counters = Arc::new(Counters::default());
+        let config = Arc::new(Config::default());
+        match Snapshot::load(&store) {
+            Ok(s) => config.set(s),
+            Err(e) => {
+                tracing::error!(error = %e, "pipeline: cannot read handlers, filters, mutators and pipelines; none run until one is written")
+            }
+        }
         tokio::spawn(worker(
             rx,
-            store,
+            config.clone(),
             counters.clone(),
             Arc::new(Semaphore::new(max_running.max(1))),
         ));
-        Arc::new(Pipeline { tx, counters })
+        Arc::new(Pipeline {
+            tx,
+            counters,
+            config,
+            store,
+        })
+    }
+
+    /// Whether a change to `kind` concerns the pipeline.
+    pub fn reads(kind: Kind) -> bool {
+        super::config::KINDS.contains(&kind)
+    }
+
+    /// Reads the pipeline's resources again (after an API write to one). Blocking.
+    pub fn reload(&self) -> Result<(), ward_store::StoreError> {
+        self.config.set(Snapshot::load(&self.store)?);
+        Ok(())
     }
 
     /// Hands a stored event to the pipeline. Never blocks or delays the caller: events
-    /// without handlers are ignored, `is_incident` is applied here, and the rest is queued;
-    /// when the queue is full the event is not handled (it is stored), logged and counted.
+    /// that name no handler or pipeline are ignored, the rest queued; when the queue is
+    /// full the event is not handled (it is stored), logged and counted.
     pub fn handle(&self, namespace: &str, event: &Value) {
-        let has_handlers = event
-            .pointer("/check/handlers")
-            .and_then(Value::as_array)
-            .is_some_and(|h| h.iter().any(Value::is_string));
-        if !has_handlers {
-            return;
-        }
-        if !is_incident(event) {
-            self.counters.filtered.fetch_add(1, Ordering::Relaxed);
+        let named = |p: &str| {
+            event
+                .pointer(p)
+                .and_then(Value::as_array)
+                .is_some_and(|h| !h.is_empty())
+        };
+        if !(named("/check/handlers")
+            || named("/check/pipelines")
+            || named("/pipelines")
+            || named("/metrics/handlers"))
+        {
             return;
         }
         let namespace = if namespace.is_empty() {
@@ -128,32 +160,16 @@ impl Pipeline {
         counter(
             out,
             "ward_handler_filtered_total",
-            "Events with handlers stopped by is_incident, and handlers a built-in filter skipped.",
+            "Workflows (a handler for an event) a filter stopped.",
             &c.filtered,
         );
+        counter(
+            out,
+            "ward_filter_evaluations_total",
+            "Filter expressions evaluated.",
+            &c.evaluations,
+        );
     }
-}
-
-/// Sensu's `is_incident`: a non-zero status, or a resolution (status 0 after a non-zero
-/// one: the previous entry of the history).
-fn is_incident(event: &Value) -> bool {
-    let status = event
-        .pointer("/check/status")
-        .and_then(Value::as_u64)
-        .unwrap_or(0);
-    if status != 0 {
-        return true;
-    }
-    let history = event
-        .pointer("/check/history")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default();
-    history.len() >= 2
-        && history[history.len() - 2]
-            .get("status")
-            .and_then(Value::as_u64)
-            .is_some_and(|s| s != 0)
 }
 
 pub(super) fn name_of(event: &Value, part: &str) -> String {
@@ -176,7 +192,7 @@ fn event_namespace(event: &Value) -> String {
 
 async fn worker(
     mut rx: mpsc::Receiver<Job>,
-    store: Arc<Store>,
+    config: Arc<Config>,
     counters: Arc<Counters>,
     running: Arc<Semaphore>,
 ) {
@@ -186,10 +202,10 @@ async fn worker(
             check: name_of(&job.event, "check"),
             namespace: job.namespace,
         });
-        // The store is read synchronously: off the runtime's threads.
+        // Filters and JavaScript mutators run here: off the runtime's threads.
         let planned = {
-            let (store, counters, ctx) = (store.clone(), counters.clone(), ctx.clone());
-            tokio::task::spawn_blocking(move || plan(&store, &counters, &ctx, &job.event)).await
+            let (snap, counters, ctx) = (config.get(), counters.clone(), ctx.clone());
+            tokio::task::spawn_blocking(move || prepare(&snap, &counters, &ctx, &job.event)).await
         };
         let runs = match planned {
             Ok(r) => r,
@@ -209,4 +225,48 @@ async fn worker(
             });
         }
     }
+}
+
+/// The event's workflows, filtered and mutated (but for pipe mutators, which run with
+/// their handler): what is left to run. Blocking.
+fn prepare(snap: &Snapshot, counters: &Counters, ctx: &EventCtx, event: &Value) -> Vec<Run> {
+    let mut decisions = Decisions::default();
+    let mut json: Option<Arc<[u8]>> = None;
+    let mut runs = Vec::new();
+    for wf in workflows(snap, counters, ctx, event) {
+        match decisions.pass_all(snap, counters, ctx, event, &wf.filters) {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(p) => {
+                ctx.fail(counters, &wf.label, p.reason, &p.what, "");
+                continue;
+            }
+        }
+        let (act, timeout) = match action(&wf.handler) {
+            Ok(a) => a,
+            Err((reason, what)) => {
+                ctx.fail(counters, &wf.label, reason, &what, "");
+                continue;
+            }
+        };
+        let payload = match mutate(snap, ctx, event, &mut json, wf.mutator.as_deref()) {
+            Ok(p) => p,
+            Err(f) => {
+                let what = format!("{}; the handler does not run", f.what);
+                ctx.fail(counters, &wf.label, f.reason, &what, "");
+                continue;
+            }
+        };
+        let event_json = json
+            .get_or_insert_with(|| Arc::from(serde_json::to_vec(event).unwrap_or_default()))
+            .clone();
+        runs.push(Run {
+            name: wf.handler.metadata.name.clone(),
+            action: act,
+            payload,
+            timeout,
+            event_json,
+        });
+    }
+    runs
 }

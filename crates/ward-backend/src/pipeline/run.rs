@@ -1,26 +1,158 @@
-//! Running one planned handler: `pipe` through `ward_exec` (the subprocess runner shared
+//! Running one workflow's end: a pipe mutator when it has one (its stdout becomes the
+//! payload), then the handler: `pipe` through `ward_exec` (the subprocess runner shared
 //! with the agent's checks: its own process group, killed whole on timeout), `tcp` and
 //! `udp` over a socket. Failures are logged and counted by reason.
 
-use super::plan::{Action, Run};
-use super::{Counters, EventCtx, Reason, DEFAULT_PATH, STDERR_LINE};
+use super::mutate::{Payload, MAX_PAYLOAD};
+use super::{Counters, EventCtx, Reason, DEFAULT_PATH, DEFAULT_TIMEOUT, STDERR_LINE};
+use serde_json::Value;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use ward_types::Resource;
+
+/// A workflow ready to run.
+pub(super) struct Run {
+    /// The handler's name.
+    pub(super) name: String,
+    pub(super) action: Action,
+    pub(super) payload: Payload,
+    pub(super) timeout: Duration,
+    /// The event's JSON: a pipe mutator's stdin.
+    pub(super) event_json: Arc<[u8]>,
+}
+
+pub(super) enum Action {
+    Pipe {
+        command: String,
+        env: Vec<(String, String)>,
+    },
+    Tcp {
+        host: String,
+        port: u16,
+    },
+    Udp {
+        host: String,
+        port: u16,
+    },
+}
+
+/// What a handler resource asks to be done, and its timeout.
+pub(super) fn action(h: &Resource) -> Result<(Action, Duration), (Reason, String)> {
+    let name = &h.metadata.name;
+    for field in ["runtime_assets", "secrets"] {
+        if h.spec
+            .get(field)
+            .and_then(Value::as_array)
+            .is_some_and(|a| !a.is_empty())
+        {
+            return Err((
+                Reason::Unsupported,
+                format!("{field} are not supported yet; the handler is skipped"),
+            ));
+        }
+    }
+    let timeout = Duration::from_secs(
+        h.spec
+            .get("timeout")
+            .and_then(Value::as_u64)
+            .filter(|t| *t > 0)
+            .unwrap_or(DEFAULT_TIMEOUT),
+    );
+    let ty = h.spec.get("type").and_then(Value::as_str).unwrap_or("");
+    let action = match ty {
+        "pipe" => {
+            let command = h
+                .spec
+                .get("command")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .trim()
+                .to_string();
+            if command.is_empty() {
+                return Err((Reason::Config, "a pipe handler without a command".into()));
+            }
+            let mut env = Vec::new();
+            for kv in super::plan::strings(h.spec.get("env_vars")) {
+                match kv.split_once('=') {
+                    Some((k, v)) if !k.is_empty() => env.push((k.to_string(), v.to_string())),
+                    // A warning, not a failure: the handler runs without it.
+                    _ => tracing::warn!(
+                        handler = %name,
+                        "handler: an env_vars entry ({} bytes, not shown: it may hold a secret) is not KEY=VALUE; it is left out",
+                        kv.len()
+                    ),
+                }
+            }
+            Action::Pipe { command, env }
+        }
+        "tcp" | "udp" => {
+            let host = h
+                .spec
+                .get("socket")
+                .and_then(|s| s.get("host"))
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let port = h
+                .spec
+                .get("socket")
+                .and_then(|s| s.get("port"))
+                .and_then(Value::as_u64)
+                .and_then(|p| u16::try_from(p).ok())
+                .filter(|p| *p > 0);
+            let Some(port) = port.filter(|_| !host.is_empty()) else {
+                return Err((
+                    Reason::Config,
+                    format!("a {ty} handler needs socket.host and socket.port (1-65535); unsupported without them"),
+                ));
+            };
+            let host = host.to_string();
+            if ty == "tcp" {
+                Action::Tcp { host, port }
+            } else {
+                Action::Udp { host, port }
+            }
+        }
+        other => {
+            return Err((
+                Reason::Config,
+                format!("{other:?} is not a handler type Ward runs"),
+            ))
+        }
+    };
+    Ok((action, timeout))
+}
 
 pub(super) async fn execute(run: Run, counters: &Counters, ctx: &EventCtx) {
+    let payload = match run.payload {
+        Payload::Ready(p) => p,
+        Payload::Pipe {
+            mutator,
+            command,
+            env,
+            timeout,
+        } => match run_pipe(&command, &env, timeout, run.event_json.clone(), true).await {
+            Ok(out) => Arc::from(out),
+            Err(f) => {
+                let what = format!("mutator {mutator:?}: {}; the handler does not run", f.what);
+                let reason = if f.reason == Reason::Timeout {
+                    Reason::Timeout
+                } else {
+                    Reason::Mutator
+                };
+                ctx.fail(counters, &run.name, reason, &what, &f.stderr);
+                return;
+            }
+        },
+    };
     counters.runs.fetch_add(1, Ordering::Relaxed);
     let started = Instant::now();
     let result = match run.action {
-        Action::Pipe { command, env } => {
-            run_pipe(&command, &env, run.timeout, run.payload.clone()).await
-        }
-        Action::Tcp { host, port } => {
-            send_socket(false, &host, port, run.timeout, &run.payload).await
-        }
-        Action::Udp { host, port } => {
-            send_socket(true, &host, port, run.timeout, &run.payload).await
-        }
+        Action::Pipe { command, env } => run_pipe(&command, &env, run.timeout, payload, false)
+            .await
+            .map(|_| ()),
+        Action::Tcp { host, port } => send_socket(false, &host, port, run.timeout, &payload).await,
+        Action::Udp { host, port } => send_socket(true, &host, port, run.timeout, &payload).await,
     };
     match result {
         Ok(()) => {
@@ -40,14 +172,17 @@ struct Failed {
 /// Stderr kept from a pipe handler: only its first non-blank line is logged.
 const STDERR_KEPT: usize = 16 * 1024;
 
-/// Runs a pipe handler to completion or its timeout: `sh -c COMMAND`, the payload on
-/// stdin, stdout discarded, `PATH` and the handler's `env_vars` as its whole environment.
+/// Runs a pipe handler or mutator to completion or its timeout: `sh -c COMMAND`, the
+/// payload on stdin, `PATH` and its `env_vars` as its whole environment. A handler's stdout
+/// is discarded (its stderr's first line is logged on failure); a mutator's (`mutator`)
+/// is returned, and its stderr discarded.
 async fn run_pipe(
     command: &str,
     env: &[(String, String)],
     timeout: Duration,
     payload: Arc<[u8]>,
-) -> Result<(), Failed> {
+    mutator: bool,
+) -> Result<Vec<u8>, Failed> {
     // A PATH that is not UTF-8 is not passed on: the default one is used instead.
     let path = std::env::var("PATH").unwrap_or_else(|_| DEFAULT_PATH.into());
     let mut vars = Vec::with_capacity(env.len() + 1);
@@ -59,8 +194,12 @@ async fn run_pipe(
         env: Some(&vars),
         stdin: Some(payload),
         timeout,
-        max_output: STDERR_KEPT,
-        capture_stdout: false,
+        max_output: if mutator { MAX_PAYLOAD } else { STDERR_KEPT },
+        capture: if mutator {
+            ward_exec::Capture::Stdout
+        } else {
+            ward_exec::Capture::Stderr
+        },
     })
     .await
     .map_err(|e| Failed {
@@ -68,9 +207,18 @@ async fn run_pipe(
         what: format!("cannot start sh: {e}"),
         stderr: String::new(),
     })?;
-    let stderr = first_line(&done.output);
+    let stderr = if mutator {
+        String::new()
+    } else {
+        first_line(&done.output)
+    };
     match done.exit {
-        ward_exec::Exit::Code(0) => Ok(()),
+        ward_exec::Exit::Code(0) if mutator && done.total > done.output.len() => Err(Failed {
+            reason: Reason::Exit,
+            what: format!("wrote more than {MAX_PAYLOAD} bytes"),
+            stderr,
+        }),
+        ward_exec::Exit::Code(0) => Ok(done.output),
         ward_exec::Exit::Code(c) => Err(Failed {
             reason: Reason::Exit,
             what: format!("the command exited with status {c}"),

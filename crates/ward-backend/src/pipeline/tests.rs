@@ -55,12 +55,17 @@ fn sh_quote(p: &std::path::Path) -> String {
 /// A pipe handler that writes its stdin to `out` (atomically, so it is complete once
 /// it exists).
 fn recorder(store: &Store, name: &str, out: &std::path::Path) {
+    recorder_with(store, name, out, json!({}));
+}
+
+/// [`recorder`] with more spec fields (filters, mutator).
+fn recorder_with(store: &Store, name: &str, out: &std::path::Path, more: Value) {
     let tmp = out.with_extension("tmp");
-    handler(
-        store,
-        name,
-        json!({"type": "pipe", "command": format!("cat > {} && mv {} {}", sh_quote(&tmp), sh_quote(&tmp), sh_quote(out))}),
-    );
+    let mut spec = json!({"type": "pipe", "command": format!("cat > {} && mv {} {}", sh_quote(&tmp), sh_quote(&tmp), sh_quote(out))});
+    for (k, v) in more.as_object().unwrap() {
+        spec[k] = v.clone();
+    }
+    handler(store, name, spec);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -89,18 +94,26 @@ async fn a_failing_event_reaches_a_pipe_handler_with_its_whole_json() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn passing_events_are_filtered_and_a_resolution_is_handled() {
+async fn is_incident_filters_passing_events_and_passes_a_resolution() {
     let (dir, store) = setup();
     let out = dir.join("got.json");
-    recorder(&store, "rec", &out);
+    recorder_with(&store, "rec", &out, json!({"filters": ["is_incident"]}));
+    let every = dir.join("every.json");
+    recorder(&store, "every", &every);
     let p = Pipeline::new(store);
+    // Without a filter a handler gets OK events too, as in Sensu.
+    p.handle("default", &event(&[0], &["every"], "ok"));
+    wait_for("the OK event", 10, || every.exists()).await;
     p.handle("default", &event(&[0], &["rec"], "ok"));
     p.handle("default", &event(&[0, 0, 0], &["rec"], "ok"));
     p.handle("default", &event(&[2, 0, 0], &["rec"], "ok"));
-    assert_eq!(p.counters.filtered.load(Ordering::Relaxed), 3);
+    wait_for("three filtered", 10, || {
+        p.counters.filtered.load(Ordering::Relaxed) == 3
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!out.exists(), "a passing event reached the handler");
-    assert_eq!(p.counters.runs.load(Ordering::Relaxed), 0);
+    assert_eq!(p.counters.runs.load(Ordering::Relaxed), 1);
     let resolution = event(&[0, 2, 2, 0], &["rec"], "back");
     p.handle("default", &resolution);
     wait_for("the resolution", 10, || out.exists()).await;
@@ -160,7 +173,7 @@ async fn sets_expand_once_and_cycles_and_unknown_names_are_not_followed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn deep_sets_are_cut_and_named_filters_skip_the_handler() {
+async fn deep_sets_are_cut_and_a_missing_filter_skips_the_handler() {
     let (dir, store) = setup();
     let f = dir.join("leaf");
     handler(
@@ -192,7 +205,7 @@ async fn deep_sets_are_cut_and_named_filters_skip_the_handler() {
     );
     wait_for("the problems", 10, || {
         p.counters.failures(Reason::Set) == 1
-            && p.counters.failures(Reason::Unsupported) == 1
+            && p.counters.failures(Reason::NotFound) == 1
             && p.counters.filtered.load(Ordering::Relaxed) == 1
     })
     .await;

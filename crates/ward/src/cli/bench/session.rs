@@ -186,7 +186,7 @@ where
     let _guard = SessionGuard(&sh.stats.sessions);
     let a = &sh.args;
     let keepalive = |now: i64| {
-        Frame::Keepalive(Keepalive {
+        Frame::Keepalive(Box::new(Keepalive {
             entity: AgentEntity {
                 name: name.to_string(),
                 namespace: a.namespace.clone(),
@@ -199,7 +199,7 @@ where
             critical_timeout: 0,
             timestamp: now,
             pipelines: Vec::new(),
-        })
+        }))
     };
     let send = |f: &Frame| Message::Binary(f.encode().into());
     ws.send(send(&keepalive(unix_now())))
