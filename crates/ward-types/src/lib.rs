@@ -12,6 +12,7 @@
 pub mod agent;
 pub mod event;
 mod kind;
+pub mod metrics;
 pub mod raw;
 mod resource;
 mod rules;
