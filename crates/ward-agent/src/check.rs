@@ -131,13 +131,77 @@ pub fn check_event(entity: &Value, req: &CheckRequest, result: &CheckResult) -> 
     if let Some(ttl) = c.ttl {
         check["ttl"] = json!(ttl);
     }
+    for (k, v) in [
+        ("output_metric_format", json!(c.output_metric_format)),
+        ("output_metric_handlers", json!(c.output_metric_handlers)),
+        ("output_metric_tags", c.output_metric_tags.clone()),
+        (
+            "output_metric_thresholds",
+            c.output_metric_thresholds.clone(),
+        ),
+        ("pipelines", c.pipelines.clone()),
+    ] {
+        if !(v.is_null() || v == "" || v.as_array().is_some_and(Vec::is_empty)) {
+            check[k] = v;
+        }
+    }
     let mut event = json!({
         "entity": entity,
         "check": check,
         "timestamp": unix_now(),
     });
+    if !c.pipelines.is_null() {
+        // As Sensu's agent: the check's pipelines are the event's.
+        event["pipelines"] = c.pipelines.clone();
+    }
+    add_metrics(&mut event, c, result);
     fit_output(&mut event, MAX_EVENT_BYTES);
     event
+}
+
+/// `output_metric_format`: the output parsed into `metrics.points` (the check's
+/// `output_metric_tags` added), `metrics.handlers` from `output_metric_handlers`, and
+/// `output_metric_thresholds` applied to a check that exited 0 (its status and
+/// annotations), as Sensu's agent does. Lines that do not parse are left out; how many is
+/// said in the annotation `ward.io/output_metric_errors`.
+fn add_metrics(event: &mut Value, c: &ward_types::agent::CheckSpec, result: &CheckResult) {
+    use ward_types::metrics;
+    let Some(format) = metrics::Format::from_name(&c.output_metric_format) else {
+        return;
+    };
+    let mut parsed = metrics::parse(format, &result.output, result.executed, unix_now());
+    metrics::add_tags(format, &mut parsed.points, &c.output_metric_tags);
+    let verdict = metrics::thresholds(&c.output_metric_thresholds, &parsed.points, result.status);
+    let points: Vec<Value> = parsed.points.iter().map(metrics::Point::to_json).collect();
+    event["metrics"] = json!({"handlers": c.output_metric_handlers, "points": points});
+    let check = &mut event["check"];
+    if let Some(status) = verdict.status {
+        check["status"] = json!(status);
+    }
+    let mut notes = serde_json::Map::new();
+    for (k, v) in verdict.annotations {
+        notes.insert(k, json!(v));
+    }
+    if !parsed.errors.is_empty() {
+        let first = &parsed.errors[0];
+        notes.insert(
+            "ward.io/output_metric_errors".into(),
+            json!(format!(
+                "{} line(s) not parsed as {}; first: {first}",
+                parsed.errors.len(),
+                format.name()
+            )),
+        );
+    }
+    if !notes.is_empty() {
+        let md = &mut check["metadata"];
+        let annotations = md
+            .as_object_mut()
+            .map(|m| m.entry("annotations").or_insert_with(|| json!({})));
+        if let Some(Value::Object(a)) = annotations {
+            a.extend(notes);
+        }
+    }
 }
 
 /// Shortens `check.output` until the serialised event is at most `max` bytes. Escaping can

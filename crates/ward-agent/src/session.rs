@@ -346,7 +346,7 @@ impl Session<'_> {
                     }
                 }
             }
-            Ok(Frame::CheckRequest(req)) => self.agent.start_check(req),
+            Ok(Frame::CheckRequest(req)) => self.agent.start_check(*req),
             Ok(Frame::EntityConfig(v)) => {
                 tracing::debug!(entity = %v, "entity_config from the backend");
                 *self

@@ -186,7 +186,7 @@ async fn password_agents_run_checks_and_a_hung_check_blocks_nothing() {
     assert!(matches!(next_frame(&mut s.ws).await, Frame::Keepalive(_)));
 
     let request = |name: &str, command: &str, timeout: u32| {
-        Frame::CheckRequest(CheckRequest {
+        Frame::CheckRequest(Box::new(CheckRequest {
             check: CheckSpec {
                 name: name.into(),
                 namespace: "default".into(),
@@ -197,7 +197,7 @@ async fn password_agents_run_checks_and_a_hung_check_blocks_nothing() {
                 ..Default::default()
             },
             issued: 1_700_000_000,
-        })
+        }))
     };
     send(&mut s.ws, request("hung", "sleep 60", 0)).await;
     send(

@@ -77,7 +77,7 @@ pub enum Frame {
         id: u64,
         ack: Ack,
     },
-    CheckRequest(CheckRequest),
+    CheckRequest(Box<CheckRequest>),
     EntityConfig(Value),
 }
 
@@ -235,6 +235,21 @@ pub struct CheckSpec {
     pub stdin: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl: Option<u64>,
+    /// `output_metric_format` (empty: none): the agent parses the output into
+    /// `event.metrics.points` (`crate::metrics`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub output_metric_format: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub output_metric_handlers: Vec<String>,
+    /// Sensu's `[{name, value}]`, as the CheckConfig holds it.
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub output_metric_tags: serde_json::Value,
+    /// Sensu's `[{name, tags, thresholds: [{min, max, status}], null_status}]`.
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub output_metric_thresholds: serde_json::Value,
+    /// The check's `pipelines` (resource references), copied into the event's.
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub pipelines: serde_json::Value,
 }
 
 impl Frame {
@@ -363,7 +378,9 @@ impl Frame {
                     NotAnObject::Json(e) => err(format!("event: the payload is not JSON: {e}")),
                 }),
             "ack" => typed("ack", payload).map(|ack| Frame::Ack { id, ack }),
-            "check_request" => typed("check_request", payload).map(Frame::CheckRequest),
+            "check_request" => {
+                typed("check_request", payload).map(|c| Frame::CheckRequest(Box::new(c)))
+            }
             "entity_config" => match typed::<Value>("entity_config", payload)? {
                 v @ Value::Object(_) => Ok(Frame::EntityConfig(v)),
                 _ => Err(err("entity_config: the payload must be a JSON object")),
@@ -441,16 +458,18 @@ mod tests {
                 error: "busy".into(),
             },
         });
-        roundtrip(Frame::CheckRequest(CheckRequest {
+        roundtrip(Frame::CheckRequest(Box::new(CheckRequest {
             check: CheckSpec {
                 name: "expired_certs".into(),
                 namespace: "default".into(),
                 command: "true".into(),
                 interval: 60,
+                output_metric_format: "graphite_plaintext".into(),
+                output_metric_tags: json!([{"name": "dc", "value": "eu"}]),
                 ..Default::default()
             },
             issued: 5,
-        }));
+        })));
         roundtrip(Frame::EntityConfig(json!({"metadata": {"name": "a"}})));
     }
 

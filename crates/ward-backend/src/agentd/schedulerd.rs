@@ -40,6 +40,10 @@ pub fn check_spec(r: &Resource) -> CheckSpec {
             })
             .unwrap_or_default()
     };
+    let value = |k: &str| match s.get(k) {
+        Some(v) if v.as_array().is_some_and(|a| !a.is_empty()) => v.clone(),
+        _ => serde_json::Value::Null,
+    };
     CheckSpec {
         name: r.metadata.name.clone(),
         namespace: r.metadata.namespace.clone().unwrap_or_default(),
@@ -52,6 +56,11 @@ pub fn check_spec(r: &Resource) -> CheckSpec {
         max_output_size: num("max_output_size"),
         stdin: s.get("stdin").and_then(|v| v.as_bool()).unwrap_or(false),
         ttl: s.get("ttl").and_then(|v| v.as_u64()),
+        output_metric_format: text("output_metric_format"),
+        output_metric_handlers: list("output_metric_handlers"),
+        output_metric_tags: value("output_metric_tags"),
+        output_metric_thresholds: value("output_metric_thresholds"),
+        pipelines: value("pipelines"),
     }
 }
 
@@ -96,10 +105,10 @@ pub fn publish(
     } else {
         targets
     };
-    let frame = Frame::CheckRequest(CheckRequest {
+    let frame = Frame::CheckRequest(Box::new(CheckRequest {
         check: spec,
         issued: unix_now(),
-    });
+    }));
     let mut sent = 0;
     for s in chosen {
         if super::offer(&s, frame.clone()) {
