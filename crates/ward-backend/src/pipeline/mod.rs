@@ -190,4 +190,6 @@ impl EventCtx {
     }
 }
 #[cfg(test)]
+mod tests_docs;
+#[cfg(test)]
 mod tests_flow;
