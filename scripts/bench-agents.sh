@@ -9,7 +9,10 @@
 # RESTART=1 (kill -9 the backend a quarter into sending and start it again: reconnect storm),
 # SOURCES (loopback source addresses, 16), PERF=FILE (perf record the backend into FILE),
 # API=1 (during the sending phase, an authenticated GET of the checks list 10 times a second
-# on one keep-alive HTTPS connection, as a dashboard would poll; prints its p50/p99).
+# on one keep-alive HTTPS connection, as a dashboard would poll; prints its p50/p99),
+# PIPELINE=none|handler|filters (check results with status 2 naming a udp handler `sink`:
+# `handler` runs it with no filter, `filters` behind three EventFilters with expressions and
+# a JavaScript mutator; prints the pipeline's counters from /metrics at the end).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v curl >/dev/null || { echo "error: curl is not installed (apt-get install curl)" >&2; exit 1; }
@@ -58,6 +61,24 @@ if [ -n "${PERF:-}" ]; then
   # PERF=/tmp/ward.perf: a flat CPU profile of the backend for the whole run.
   perf record -F 499 ${PERF_OPTS:-} -p "$BPID" -o "$PERF" >/dev/null 2>&1 &
 fi
+PIPE_ARGS=()
+if [ -n "${PIPELINE:-}" ] && [ "$PIPELINE" != none ]; then
+  TOKEN=$(curl -s --cacert "$B/tls/ca.pem" -u admin:bench-password "https://localhost:$AP/auth" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+  api() { curl -s -o /dev/null -w '%{http_code}' --cacert "$B/tls/ca.pem" -H "Authorization: Bearer $TOKEN" \
+    -X PUT -H 'Content-Type: application/json' "https://localhost:$AP/api/core/v2/namespaces/default/$1" -d "$2"; }
+  SINK=$(free_port)
+  if [ "$PIPELINE" = filters ]; then
+    api eventfilters/f1 '{"metadata":{"name":"f1"},"action":"allow","expressions":["event.check.occurrences >= 1","event.entity.entity_class == \"agent\""]}' >/dev/null
+    api eventfilters/f2 '{"metadata":{"name":"f2"},"action":"deny","expressions":["event.entity.labels.maintenance == \"true\""]}' >/dev/null
+    api eventfilters/f3 '{"metadata":{"name":"f3"},"action":"allow","expressions":["hour(event.timestamp) >= 0 && event.check.name.match(/^bench/)"]}' >/dev/null
+    api mutators/short '{"metadata":{"name":"short"},"type":"javascript","eval":"return JSON.stringify({entity: event.entity.metadata.name, status: event.check.status})"}' >/dev/null
+    api handlers/sink "{\"metadata\":{\"name\":\"sink\"},\"type\":\"udp\",\"socket\":{\"host\":\"127.0.0.1\",\"port\":$SINK},\"filters\":[\"is_incident\",\"f1\",\"f2\",\"f3\"],\"mutator\":\"short\"}" >/dev/null
+  else
+    api handlers/sink "{\"metadata\":{\"name\":\"sink\"},\"type\":\"udp\",\"socket\":{\"host\":\"127.0.0.1\",\"port\":$SINK}}" >/dev/null
+  fi
+  PIPE_ARGS=(--status 2 --handlers sink)
+fi
 if [ "${RESTART:-0}" = 1 ]; then
   (
     # A quarter into the sending phase (connecting takes about COUNT/1000 s).
@@ -84,7 +105,12 @@ if [ "${API:-0}" = 1 ]; then
 fi
 "$WARD" bench agents --backend-url "wss://localhost:$GP" --trusted-ca-file "$B/tls/ca.pem" \
   --certs "$B/tls" --count "$COUNT" --rate "$RATE" --duration "$DUR" --sources "$SOURCES" \
-  --api-url "https://localhost:$AP" --connect-rate 2000
+  --api-url "https://localhost:$AP" --connect-rate 2000 "${PIPE_ARGS[@]}"
+if [ ${#PIPE_ARGS[@]} -gt 0 ]; then
+  sleep 2
+  curl -s --cacert "$B/tls/ca.pem" "https://localhost:$AP/metrics" |
+    grep -E '^ward_(handler_(runs|dropped|filtered)_total|filter_evaluations_total|handler_failures_total\{reason="(filter|mutator|socket|timeout)"\}) ' >&2 || true
+fi
 if [ -n "${APIPID:-}" ]; then
   wait "$APIPID" || true
   python3 - "$B/api.txt" >&2 <<'PY'

@@ -27,8 +27,17 @@ const HELPERS: &str = r#"(function (g) {
 })(globalThis);"#;
 
 /// Freezes the global object and everything reachable from it (the built-ins and their
-/// prototypes), so that no evaluation can leave state for the next.
+/// prototypes), so that no evaluation can leave state for the next; and defines
+/// `__ward_freeze`, which does the same to an event before expressions see it.
 const FREEZE: &str = r#"(function () {
+  function deep(o) {
+    if (o === null || typeof o !== "object" || Object.isFrozen(o)) return o;
+    Object.freeze(o);
+    var ks = Object.keys(o);
+    for (var i = 0; i < ks.length; i++) deep(o[ks[i]]);
+    return o;
+  }
+  Object.defineProperty(globalThis, "__ward_freeze", { value: deep });
   var seen = new Set();
   function freeze(o) {
     if (o === null || (typeof o !== "object" && typeof o !== "function") || seen.has(o)) return;
@@ -71,6 +80,9 @@ impl Engine {
         let rt = Runtime::new().map_err(engine)?;
         rt.set_memory_limit(limits.memory);
         rt.set_max_stack_size(STACK);
+        // Collect when a few MiB were allocated, not every 256 KiB (QuickJS's default):
+        // each collection walks every built-in, which costs more than an event's parse.
+        rt.set_gc_threshold((limits.memory / 8).max(256 << 10));
         let deadline: Rc<Cell<Option<Instant>>> = Rc::new(Cell::new(None));
         let d = deadline.clone();
         rt.set_interrupt_handler(Some(Box::new(move || {
@@ -162,6 +174,9 @@ fn describe(v: &Value<'_>) -> String {
 pub struct Sandbox {
     // Dropped before the engine: these hold values of its runtime.
     compiled: HashMap<(String, String), Persistent<Function<'static>>>,
+    /// The last value parsed (its JSON text and the frozen object), so that the filters of
+    /// one event parse it once.
+    last: Option<(String, Persistent<Value<'static>>)>,
     engine: Engine,
 }
 
@@ -175,6 +190,7 @@ impl Sandbox {
         })?;
         Ok(Sandbox {
             compiled: HashMap::new(),
+            last: None,
             engine,
         })
     }
@@ -202,6 +218,30 @@ impl Sandbox {
         Ok(f)
     }
 
+    /// `json` parsed and deep-frozen (no expression can change what the next one sees),
+    /// once for consecutive calls with the same text.
+    fn parsed(&mut self, json: &str) -> Result<Persistent<Value<'static>>, JsError> {
+        if let Some((text, v)) = &self.last {
+            if text == json {
+                return Ok(v.clone());
+            }
+        }
+        self.last = None;
+        let e = &self.engine;
+        let v = e.run(|ctx| {
+            let v = ctx.json_parse(json).catch(&ctx).map_err(|c| e.caught(c))?;
+            let freeze: Function = ctx
+                .globals()
+                .get("__ward_freeze")
+                .catch(&ctx)
+                .map_err(|c| e.caught(c))?;
+            let v: Value = freeze.call((v,)).catch(&ctx).map_err(|c| e.caught(c))?;
+            Ok(Persistent::save(&ctx, v))
+        })?;
+        self.last = Some((json.to_string(), v.clone()));
+        Ok(v)
+    }
+
     /// Evaluates each expression with `ARG` bound to the object `json` describes (parsed
     /// once for them all), by JavaScript truthiness. Each has its own result and time
     /// limit; one that fails does not stop the others.
@@ -213,15 +253,11 @@ impl Sandbox {
     ) -> Vec<Result<bool, JsError>> {
         let funcs: Vec<Result<Persistent<Function<'static>>, JsError>> =
             exprs.iter().map(|x| self.compile(arg, x)).collect();
-        let e = &self.engine;
-        let object = e.run(|ctx| {
-            let v = ctx.json_parse(json).catch(&ctx).map_err(|c| e.caught(c))?;
-            Ok(Persistent::save(&ctx, v))
-        });
-        let object = match object {
+        let object = match self.parsed(json) {
             Ok(o) => o,
             Err(err) => return exprs.iter().map(|_| Err(err.clone())).collect(),
         };
+        let e = &self.engine;
         funcs
             .into_iter()
             .map(|f| {

@@ -6,7 +6,7 @@ use super::filter::Decisions;
 use super::mutate::mutate;
 use super::plan::workflows;
 use super::run::{action, execute, Run};
-use super::{Counters, EventCtx, Reason, MAX_RUNNING, QUEUE};
+use super::{Counters, EventCtx, Reason, MAX_RUNNING, PLANNERS, QUEUE};
 use serde_json::Value;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -196,34 +196,43 @@ async fn worker(
     counters: Arc<Counters>,
     running: Arc<Semaphore>,
 ) {
+    let planners = Arc::new(Semaphore::new(PLANNERS));
     while let Some(job) = rx.recv().await {
+        let Ok(planning) = planners.clone().acquire_owned().await else {
+            return;
+        };
         let ctx = Arc::new(EventCtx {
             entity: name_of(&job.event, "entity"),
             check: name_of(&job.event, "check"),
             namespace: job.namespace,
         });
-        // Filters and JavaScript mutators run here: off the runtime's threads.
-        let planned = {
-            let (snap, counters, ctx) = (config.get(), counters.clone(), ctx.clone());
-            tokio::task::spawn_blocking(move || prepare(&snap, &counters, &ctx, &job.event)).await
-        };
-        let runs = match planned {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::error!(error = %e, "the pipeline could not plan an event's handlers");
-                continue;
-            }
-        };
-        for run in runs {
-            let Ok(permit) = running.clone().acquire_owned().await else {
-                return;
+        let (snap, counters, running) = (config.get(), counters.clone(), running.clone());
+        tokio::spawn(async move {
+            // Filters and JavaScript mutators run here: off the runtime's threads.
+            let planned = {
+                let (counters, ctx) = (counters.clone(), ctx.clone());
+                tokio::task::spawn_blocking(move || prepare(&snap, &counters, &ctx, &job.event))
+                    .await
             };
-            let (counters, ctx) = (counters.clone(), ctx.clone());
-            tokio::spawn(async move {
-                execute(run, &counters, &ctx).await;
-                drop(permit);
-            });
-        }
+            drop(planning);
+            let runs = match planned {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(error = %e, "the pipeline could not plan an event's handlers");
+                    return;
+                }
+            };
+            for run in runs {
+                let Ok(permit) = running.clone().acquire_owned().await else {
+                    return;
+                };
+                let (counters, ctx) = (counters.clone(), ctx.clone());
+                tokio::spawn(async move {
+                    execute(run, &counters, &ctx).await;
+                    drop(permit);
+                });
+            }
+        });
     }
 }
 

@@ -61,6 +61,13 @@ pub struct AgentsArgs {
     connect_rate: u32,
     #[arg(long = "keepalive-interval", default_value_t = 20)]
     keepalive_interval: u32,
+    /// The status of every check result (non-zero: incidents, which `is_incident` passes).
+    #[arg(long, default_value_t = 0)]
+    status: u32,
+    /// Handlers the check results name (comma-separated): the backend's pipeline runs
+    /// them for every stored result.
+    #[arg(long, value_delimiter = ',')]
+    handlers: Vec<String>,
     /// Processes to spread the agents over (0: as many as the open-file limit needs).
     #[arg(long, default_value_t = 0)]
     processes: usize,

@@ -158,12 +158,19 @@ pub(super) async fn session(
 }
 
 /// One simulated check result's JSON, up to `executed`: this agent's entity and the
-/// `bench` check.
-pub(super) fn event_head(name: &str, namespace: &str, interval: u64) -> String {
+/// `bench` check, with `status` and naming `handlers`.
+pub(super) fn event_head(
+    name: &str,
+    namespace: &str,
+    interval: u64,
+    status: u32,
+    handlers: &[String],
+) -> String {
     format!(
-        "{{\"entity\":{{\"metadata\":{{\"name\":{n},\"namespace\":{ns}}},\"entity_class\":\"agent\"}},\"check\":{{\"metadata\":{{\"name\":\"bench\",\"namespace\":{ns}}},\"status\":0,\"output\":\"ok\",\"interval\":{interval},\"executed\":",
+        "{{\"entity\":{{\"metadata\":{{\"name\":{n},\"namespace\":{ns}}},\"entity_class\":\"agent\"}},\"check\":{{\"metadata\":{{\"name\":\"bench\",\"namespace\":{ns}}},\"status\":{status},\"handlers\":{h},\"output\":\"ok\",\"interval\":{interval},\"executed\":",
         n = serde_json::Value::from(name),
         ns = serde_json::Value::from(namespace),
+        h = serde_json::Value::from(handlers.to_vec()),
     )
 }
 
@@ -212,7 +219,13 @@ where
     let mut ev = tokio::time::interval_at(first, every);
     ev.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut seq: u64 = 0;
-    let event_head = event_head(name, &a.namespace, every.as_secs().max(1));
+    let event_head = event_head(
+        name,
+        &a.namespace,
+        every.as_secs().max(1),
+        a.status,
+        &a.handlers,
+    );
     let mut inflight: std::collections::VecDeque<(u64, Instant)> = Default::default();
     loop {
         if sh.stop.load(Ordering::Relaxed) {
@@ -277,10 +290,14 @@ mod tests {
 
     #[test]
     fn the_event_template_is_the_frame_an_agent_sends() {
-        let frame = event_frame(&event_head("web \"1\"", "default", 5), 7, 1_700_000_000);
+        let frame = event_frame(
+            &event_head("web \"1\"", "default", 5, 2, &["pager".to_string()]),
+            7,
+            1_700_000_000,
+        );
         let expected = serde_json::json!({
             "entity": {"metadata": {"name": "web \"1\"", "namespace": "default"}, "entity_class": "agent"},
-            "check": {"metadata": {"name": "bench", "namespace": "default"}, "status": 0, "output": "ok", "interval": 5, "executed": 1_700_000_000, "issued": 1_700_000_000},
+            "check": {"metadata": {"name": "bench", "namespace": "default"}, "status": 2, "handlers": ["pager"], "output": "ok", "interval": 5, "executed": 1_700_000_000, "issued": 1_700_000_000},
             "timestamp": 1_700_000_000,
         });
         let Frame::Event { id, event } = Frame::decode(frame.as_bytes()).unwrap() else {
