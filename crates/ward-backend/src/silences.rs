@@ -144,6 +144,7 @@ pub fn on_resolution(
     }
     let kept: Vec<&String> = names.iter().filter(|n| !doomed.contains(n)).collect();
     if let Some(check) = event.get_mut("check").and_then(Value::as_object_mut) {
+        check.insert("is_silenced".into(), Value::Bool(!kept.is_empty()));
         check.insert("silenced".into(), serde_json::json!(kept));
     }
     let (store, cache, ns) = (store.clone(), cache.clone(), namespace.to_string());

@@ -206,11 +206,20 @@ impl Sandbox {
             return Ok(f.clone());
         }
         let src = format!("(function ({arg}) {{ return (\n{expr}\n); }})");
+        // The same text between brackets of another kind: a script that parses in both is
+        // one expression (closing Ward's parenthesis needs a `)` that is a syntax error
+        // between `[` and `]`, and the other way round).
+        let other = format!("(function ({arg}) {{ return [\n{expr}\n]; }})");
         let e = &self.engine;
-        let f = e.run(|ctx| {
-            let f: Function = sloppy(&ctx, src).catch(&ctx).map_err(|c| e.caught(c))?;
-            Ok(Persistent::save(&ctx, f))
-        })?;
+        let f = e
+            .run(|ctx| {
+                let f: Function = sloppy(&ctx, src).catch(&ctx).map_err(|c| e.caught(c))?;
+                sloppy::<Function, _>(&ctx, other)
+                    .catch(&ctx)
+                    .map_err(|c| e.caught(c))?;
+                Ok(Persistent::save(&ctx, f))
+            })
+            .map_err(|err| in_text(err, expr))?;
         if self.compiled.len() >= CACHE {
             self.compiled.clear();
         }
@@ -313,13 +322,53 @@ pub fn check_expression(expr: &str) -> Result<(), JsError> {
 /// Checks that `body` compiles as a function body (a JavaScript mutator's `eval`).
 pub fn check_function_body(body: &str) -> Result<(), JsError> {
     let e = Engine::new(Limits::default())?;
-    let src = format!("(function () {{\n{body}\n}})");
+    body_compiles(&e, body)
+}
+
+/// `body` compiles as one function body: it parses both as `(function () {…})` and as
+/// `[function () {…}]`, which no text that closes the function can do.
+fn body_compiles(e: &Engine, body: &str) -> Result<(), JsError> {
+    let a = format!("(function () {{\n{body}\n}})");
+    let b = format!("[function () {{\n{body}\n}}]");
     e.run(|ctx| {
-        sloppy::<Function, _>(&ctx, src)
-            .catch(&ctx)
-            .map(|_| ())
-            .map_err(|c| e.caught(c))
+        for src in [a, b] {
+            sloppy::<Value, _>(&ctx, src)
+                .catch(&ctx)
+                .map_err(|c| e.caught(c))?;
+        }
+        Ok(())
     })
+    .map_err(|err| in_text(err, body))
+}
+
+/// A syntax error placed in the script's own text: one past its end when QuickJS found it
+/// in the wrapper around it (the script ended too early, or closed the wrapper).
+fn in_text(err: JsError, script: &str) -> JsError {
+    match err {
+        JsError::Syntax {
+            line,
+            column,
+            message,
+        } => {
+            let lines: Vec<&str> = script.split('\n').collect();
+            let n = lines.len() as u32;
+            if line > n {
+                let last = lines.last().map(|l| l.chars().count()).unwrap_or(0) as u32;
+                JsError::Syntax {
+                    line: n,
+                    column: last + 1,
+                    message: format!("at the end of the script: {message} (it is not complete, or it closes a bracket it did not open)"),
+                }
+            } else {
+                JsError::Syntax {
+                    line,
+                    column,
+                    message,
+                }
+            }
+        }
+        other => other,
+    }
 }
 
 /// Runs a JavaScript mutator's `eval` as a function body in a runtime of its own, with
@@ -333,6 +382,7 @@ pub fn run_mutator(
     memory: usize,
 ) -> Result<String, JsError> {
     let e = Engine::new(Limits { time, memory })?;
+    body_compiles(&e, body)?;
     let src = format!("(function () {{\n{body}\n}}())");
     e.run(|ctx| {
         let g = ctx.globals();

@@ -168,3 +168,34 @@ fn mutators_return_a_string_or_the_changed_event() {
     ));
     assert_eq!(check_function_body("return JSON.stringify(event)"), Ok(()));
 }
+
+#[test]
+fn a_script_cannot_close_wards_wrapper_and_errors_at_the_end_stay_in_its_text() {
+    for x in ["true); (1", "true)\nvar x = (1", "1]); ([2"] {
+        assert!(
+            matches!(check_expression(x), Err(JsError::Syntax { .. })),
+            "{x:?} was accepted"
+        );
+    }
+    assert_eq!(check_expression("(1), (2)"), Ok(()));
+    match check_expression("event.check.status ==") {
+        Err(JsError::Syntax { line, column, .. }) => assert_eq!((line, column), (1, 22)),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        check_function_body("return 'x'; }); (function () {"),
+        Err(JsError::Syntax { .. })
+    ));
+    match check_function_body("return {") {
+        Err(JsError::Syntax { line, column, .. }) => assert_eq!((line, column), (1, 9)),
+        other => panic!("{other:?}"),
+    }
+    assert!(run_mutator(
+        "return 'x'; }); (function () {",
+        "{}",
+        &[],
+        Duration::from_millis(100),
+        32 << 20
+    )
+    .is_err());
+}
