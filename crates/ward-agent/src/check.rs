@@ -117,6 +117,7 @@ pub fn check_event(entity: &Value, req: &CheckRequest, result: &CheckResult) -> 
     let c = &req.check;
     let mut check = json!({
         "metadata": {"name": c.name, "namespace": c.namespace},
+        "processed_by": entity.pointer("/metadata/name").cloned().unwrap_or_default(),
         "command": c.command,
         "interval": c.interval,
         "timeout": c.timeout,
@@ -145,15 +146,33 @@ pub fn check_event(entity: &Value, req: &CheckRequest, result: &CheckResult) -> 
             check[k] = v;
         }
     }
+    // The check's configuration (Sensu's agent sends it whole), under the run's results.
+    if let Value::Object(run) = check {
+        let mut whole = c.config.clone();
+        let metadata = whole.remove("metadata");
+        for (k, v) in run {
+            whole.insert(k, v);
+        }
+        // The configuration's metadata (its labels and annotations), minus created_by.
+        if let Some(Value::Object(mut md)) = metadata {
+            md.remove("created_by");
+            md.insert("name".into(), json!(c.name));
+            md.insert("namespace".into(), json!(c.namespace));
+            whole.insert("metadata".into(), Value::Object(md));
+        }
+        check = Value::Object(whole);
+    }
     let mut event = json!({
         "entity": entity,
         "check": check,
         "timestamp": unix_now(),
     });
-    if !c.pipelines.is_null() {
-        // As Sensu's agent: the check's pipelines are the event's.
-        event["pipelines"] = c.pipelines.clone();
-    }
+    // As Sensu's agent: the check's pipelines are the event's.
+    event["pipelines"] = if c.pipelines.is_null() {
+        json!([])
+    } else {
+        c.pipelines.clone()
+    };
     add_metrics(&mut event, c, result);
     fit_output(&mut event, MAX_EVENT_BYTES);
     event

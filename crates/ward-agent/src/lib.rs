@@ -51,6 +51,19 @@ use std::time::{Duration, Instant};
 use tokio::sync::{watch, Notify};
 use ward_types::agent::{subscriptions_with_entity, CheckRequest};
 
+/// Sensu's default `redact` list: the entity fields whose values are hidden.
+pub const REDACT: [&str; 9] = [
+    "password",
+    "passwd",
+    "pass",
+    "api_key",
+    "api_token",
+    "access_key",
+    "secret_key",
+    "private_key",
+    "secret",
+];
+
 /// What the transport, the check runner and the local API share.
 pub(crate) struct Agent {
     cfg: AgentConfig,
@@ -60,6 +73,8 @@ pub(crate) struct Agent {
     metrics: Metrics,
     /// The latest `entity_config` from the backend.
     entity_config: Mutex<Option<Value>>,
+    /// The system facts the last keepalive sent (events carry them in `entity.system`).
+    system: Mutex<Option<Value>>,
     /// `namespace/check` of the checks running now: a check still running when it is
     /// requested again is not started twice.
     running: Mutex<HashSet<String>>,
@@ -70,12 +85,30 @@ pub(crate) struct Agent {
 
 impl Agent {
     /// This agent as an event's entity.
+    /// Sensu's agent entity, as the agent's events carry it.
     fn entity(&self) -> Value {
-        json!({
-            "metadata": {"name": self.cfg.name, "namespace": self.cfg.namespace},
+        let c = &self.cfg;
+        let mut e = json!({
+            "metadata": {"name": c.name, "namespace": c.namespace, "labels": c.labels, "annotations": c.annotations, "created_by": c.user},
             "entity_class": "agent",
-            "subscriptions": subscriptions_with_entity(&self.cfg.name, &self.cfg.subscriptions),
-        })
+            "subscriptions": subscriptions_with_entity(&c.name, &c.subscriptions),
+            "last_seen": check::unix_now(),
+            "deregister": c.deregister,
+            "deregistration": {},
+            "user": c.user,
+            "redact": REDACT,
+            "sensu_agent_version": env!("CARGO_PKG_VERSION"),
+        });
+        if !c.deregistration_handler.is_empty() {
+            e["deregistration"] = json!({"handler": c.deregistration_handler});
+        }
+        if !c.keepalive_handlers.is_empty() {
+            e["keepalive_handlers"] = json!(c.keepalive_handlers);
+        }
+        if let Some(s) = self.system.lock().ok().and_then(|s| s.clone()) {
+            e["system"] = s;
+        }
+        e
     }
 
     /// Appends an event to the queue (on the blocking pool: it fsyncs) and wakes the
@@ -220,6 +253,7 @@ pub async fn run(cfg: AgentConfig, shutdown: impl Future<Output = ()>) -> Result
         wake: Notify::new(),
         metrics: Metrics::default(),
         entity_config: Mutex::new(None),
+        system: Mutex::new(None),
         running: Mutex::new(HashSet::new()),
         checks: Mutex::new(tokio::task::JoinSet::new()),
     });
@@ -377,6 +411,7 @@ mod tests {
             wake: Notify::new(),
             metrics: Metrics::default(),
             entity_config: Mutex::new(None),
+            system: Mutex::new(None),
             running: Mutex::new(HashSet::new()),
             checks: Mutex::new(tokio::task::JoinSet::new()),
         }

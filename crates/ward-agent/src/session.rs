@@ -139,6 +139,9 @@ impl Session<'_> {
         let system = tokio::task::spawn_blocking(crate::system::facts)
             .await
             .unwrap_or_default();
+        if let (Ok(v), Ok(mut kept)) = (serde_json::to_value(&system), self.agent.system.lock()) {
+            *kept = Some(v);
+        }
         let frame = Frame::Keepalive(Box::new(Keepalive {
             entity: AgentEntity {
                 name: cfg.name.clone(),

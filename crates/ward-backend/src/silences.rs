@@ -62,18 +62,16 @@ impl Silences {
             .unwrap_or_else(|p| p.into_inner().clone())
     }
 
-    /// Sets `check.silenced` and `check.is_silenced` on an event about to be stored. Costs
-    /// one map lookup when its namespace has no entries.
+    /// Sets `check.silenced` (when any entry matches) and `check.is_silenced` on an event
+    /// about to be stored, as Sensu's eventd. Costs one map lookup when its namespace has no
+    /// entries.
     pub fn apply(&self, input: &mut EventInput, now: i64) {
         let all = self.snapshot();
-        match all.get(&input.namespace).filter(|e| !e.is_empty()) {
-            Some(entries) => {
-                let names = silenced_by(entries, &input.silence_target(), now);
-                input.set_silenced(&names);
-            }
-            None if input.claims_silenced() => input.set_silenced(&[]),
-            None => {}
-        }
+        let names = match all.get(&input.namespace).filter(|e| !e.is_empty()) {
+            Some(entries) => silenced_by(entries, &input.silence_target(), now),
+            None => Vec::new(),
+        };
+        input.set_silenced(&names);
     }
 
     /// Of `names` (an event's `check.silenced`), those that expire on resolution.

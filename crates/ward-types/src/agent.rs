@@ -250,6 +250,10 @@ pub struct CheckSpec {
     /// The check's `pipelines` (resource references), copied into the event's.
     #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
     pub pipelines: serde_json::Value,
+    /// The whole CheckConfig, flat (`metadata` and its spec's fields), as Sensu's agent
+    /// copies it into the event's `check` (under the run's results).
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub config: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Frame {

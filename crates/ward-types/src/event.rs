@@ -475,16 +475,14 @@ impl EventInput {
         }
     }
 
-    /// Whether the posted check says anything about silencing (`silenced`, `is_silenced`).
-    pub fn claims_silenced(&self) -> bool {
-        self.check_object.get("silenced").is_some()
-            || self.check_object.get("is_silenced").is_some()
-    }
-
     /// Sets `check.silenced` (the entries that silence it) and `check.is_silenced`, as
     /// eventd does: what a sender posted in them is replaced.
     pub fn set_silenced(&mut self, names: &[String]) {
-        self.check_object.insert("silenced", &names);
+        if names.is_empty() {
+            self.check_object.remove("silenced");
+        } else {
+            self.check_object.insert("silenced", &names);
+        }
         self.check_object.insert("is_silenced", &!names.is_empty());
     }
 

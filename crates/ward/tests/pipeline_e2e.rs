@@ -622,3 +622,127 @@ fn check_output_metrics_in_every_format_reach_the_metric_handler() {
         }
     }
 }
+
+/// Every `path: type` of a JSON value (`a.b[].c`), nulls left out.
+fn shapes(v: &Value, at: &str, out: &mut std::collections::BTreeMap<String, &'static str>) {
+    let kind = match v {
+        Value::Null => return,
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(a) => {
+            for x in a {
+                shapes(x, &format!("{at}[]"), out);
+            }
+            "array"
+        }
+        Value::Object(o) => {
+            for (k, x) in o {
+                let p = if at.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{at}.{k}")
+                };
+                shapes(x, &p, out);
+            }
+            "object"
+        }
+    };
+    out.insert(at.to_string(), kind);
+}
+
+/// What Sensu's documented agent events have that a Ward agent's event does not, and why.
+const EVENT_GAPS: &[(&str, &str)] = &[
+    ("check.hooks", "check hooks run on the agent: issue 15"),
+    (
+        "entity.system.processes",
+        "processes are issue 15 (and off by default in Sensu)",
+    ),
+    (
+        "entity.system.cloud_provider",
+        "detect-cloud-provider is issue 15",
+    ),
+    ("entity.system.vm_system", "VM detection is issue 15"),
+    ("entity.system.vm_role", "VM detection is issue 15"),
+    ("entity.system.libc_type", "libc detection is issue 15"),
+    ("entity.system.float_type", "issue 15"),
+    ("entity.system.arm_version", "ARM only"),
+    ("sequence", "Sensu's per-check event counter on the agent"),
+    ("check.subdue", "subdues are issue 15"),
+];
+
+#[test]
+fn an_agents_event_has_the_fields_of_sensus_documented_events() {
+    let api = Api::start();
+    api.handler("rec", &[], None);
+    api.post(&format!("{D}/checks"), json!({
+        "metadata": {"name": "fidelity", "labels": {"team": "ops"}}, "command": "echo fine", "interval": 1,
+        "publish": true, "subscriptions": ["fid"], "handlers": ["rec"], "timeout": 10}));
+    let yaml = format!(
+        "{}subscriptions: [fid]\nlabels:\n  region: eu\n",
+        Agent::password_yaml(&api.b, AGENT_PASSWORD)
+    );
+    let _a = Agent::start("fidelity-1", &yaml);
+    // The second event: the first keepalive (system facts) is in by then.
+    let ev = wait_for(30, "two events at rec", || {
+        let evs = api.events("rec");
+        (evs.len() >= 2).then(|| evs[1].clone())
+    });
+    let mut ward = std::collections::BTreeMap::new();
+    shapes(&ev, "", &mut ward);
+    let dir = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../conformance/sensu-docs/resources/Event"
+    );
+    let mut compared = 0;
+    let mut missing = Vec::new();
+    for f in std::fs::read_dir(dir).unwrap() {
+        let path = f.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("json") {
+            continue;
+        }
+        let doc: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let spec = doc.get("spec").unwrap_or(&doc);
+        if spec.pointer("/entity/entity_class") != Some(&json!("agent")) {
+            continue;
+        }
+        compared += 1;
+        let mut sensu = std::collections::BTreeMap::new();
+        shapes(spec, "", &mut sensu);
+        for (p, t) in &sensu {
+            if EVENT_GAPS.iter().any(|(g, _)| {
+                p == g || p.starts_with(&format!("{g}.")) || p.starts_with(&format!("{g}[]"))
+            }) {
+                continue;
+            }
+            // Free-form maps: their keys are the example's own.
+            if [
+                "labels.",
+                "annotations.",
+                "metrics.points[]",
+                "check.history[]",
+            ]
+            .iter()
+            .any(|m| p.contains(m) && !p.ends_with(m.trim_end_matches('.')))
+            {
+                continue;
+            }
+            match ward.get(p) {
+                Some(w) if w == t => {}
+                // An empty list in Ward where the example has items: the list is there.
+                None if p.contains("[]")
+                    && ward.get(&p[..p.find("[]").unwrap()]) == Some(&"array") => {}
+                got => missing.push(format!(
+                    "{}: {p} is {t} in Sensu, {got:?} in Ward",
+                    path.display()
+                )),
+            }
+        }
+    }
+    assert!(compared >= 1, "no documented agent event in {dir}");
+    assert!(
+        missing.is_empty(),
+        "{}\nWard's event: {ev}",
+        missing.join("\n")
+    );
+}

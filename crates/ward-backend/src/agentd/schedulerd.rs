@@ -61,7 +61,44 @@ pub fn check_spec(r: &Resource) -> CheckSpec {
         output_metric_tags: value("output_metric_tags"),
         output_metric_thresholds: value("output_metric_thresholds"),
         pipelines: value("pipelines"),
+        config: with_defaults(r.to_flat()),
     }
+}
+
+/// A CheckConfig's fields as Sensu's agent puts them in an event: every field, the ones
+/// not set at their defaults (Go's zero values, `scheduler` memory).
+fn with_defaults(flat: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
+    use serde_json::{json, Value};
+    let mut m = match flat {
+        Value::Object(m) => m,
+        _ => serde_json::Map::new(),
+    };
+    let defaults = [
+        ("check_hooks", Value::Null),
+        ("env_vars", Value::Null),
+        ("handlers", json!([])),
+        ("high_flap_threshold", json!(0)),
+        ("low_flap_threshold", json!(0)),
+        ("output_metric_format", json!("")),
+        ("output_metric_handlers", Value::Null),
+        ("pipelines", json!([])),
+        ("proxy_entity_name", json!("")),
+        ("publish", json!(false)),
+        ("round_robin", json!(false)),
+        ("runtime_assets", json!([])),
+        ("scheduler", json!("memory")),
+        ("secrets", Value::Null),
+        ("stdin", json!(false)),
+        ("subdue", Value::Null),
+        ("subscriptions", json!([])),
+        ("timeout", json!(0)),
+        ("ttl", json!(0)),
+        ("is_silenced", json!(false)),
+    ];
+    for (k, v) in defaults {
+        m.entry(k).or_insert(v);
+    }
+    m
 }
 
 /// Parses a CheckConfig's `cron` (5 fields, or 6 with seconds; `@hourly` and friends),
