@@ -65,17 +65,20 @@ PIPE_ARGS=()
 if [ -n "${PIPELINE:-}" ] && [ "$PIPELINE" != none ]; then
   TOKEN=$(curl -s --cacert "$B/tls/ca.pem" -u admin:bench-password "https://localhost:$AP/auth" |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
-  api() { curl -s -o /dev/null -w '%{http_code}' --cacert "$B/tls/ca.pem" -H "Authorization: Bearer $TOKEN" \
-    -X PUT -H 'Content-Type: application/json' "https://localhost:$AP/api/core/v2/namespaces/default/$1" -d "$2"; }
+  api() {
+    code=$(curl -s -o "$B/put.txt" -w '%{http_code}' --cacert "$B/tls/ca.pem" -H "Authorization: Bearer $TOKEN" \
+      -X PUT -H 'Content-Type: application/json' "https://localhost:$AP/api/core/v2/namespaces/default/$1" -d "$2")
+    [ "$code" = 201 ] || { echo "error: PUT $1: $code $(cat "$B/put.txt")" >&2; exit 1; }
+  }
   SINK=$(free_port)
   if [ "$PIPELINE" = filters ]; then
-    api eventfilters/f1 '{"metadata":{"name":"f1"},"action":"allow","expressions":["event.check.occurrences >= 1","event.entity.entity_class == \"agent\""]}' >/dev/null
-    api eventfilters/f2 '{"metadata":{"name":"f2"},"action":"deny","expressions":["event.entity.labels.maintenance == \"true\""]}' >/dev/null
-    api eventfilters/f3 '{"metadata":{"name":"f3"},"action":"allow","expressions":["hour(event.timestamp) >= 0 && event.check.name.match(/^bench/)"]}' >/dev/null
-    api mutators/short '{"metadata":{"name":"short"},"type":"javascript","eval":"return JSON.stringify({entity: event.entity.metadata.name, status: event.check.status})"}' >/dev/null
-    api handlers/sink "{\"metadata\":{\"name\":\"sink\"},\"type\":\"udp\",\"socket\":{\"host\":\"127.0.0.1\",\"port\":$SINK},\"filters\":[\"is_incident\",\"f1\",\"f2\",\"f3\"],\"mutator\":\"short\"}" >/dev/null
+    api filters/f1 '{"metadata":{"name":"f1"},"action":"allow","expressions":["event.check.occurrences >= 1","event.entity.entity_class == \"agent\""]}'
+    api filters/f2 '{"metadata":{"name":"f2"},"action":"deny","expressions":["event.entity.labels.maintenance == \"true\""]}'
+    api filters/f3 '{"metadata":{"name":"f3"},"action":"allow","expressions":["hour(event.timestamp) >= 0 && event.check.name.match(/^bench/)"]}'
+    api mutators/short '{"metadata":{"name":"short"},"type":"javascript","eval":"return JSON.stringify({entity: event.entity.metadata.name, status: event.check.status})"}'
+    api handlers/sink "{\"metadata\":{\"name\":\"sink\"},\"type\":\"udp\",\"socket\":{\"host\":\"127.0.0.1\",\"port\":$SINK},\"filters\":[\"is_incident\",\"f1\",\"f2\",\"f3\"],\"mutator\":\"short\"}"
   else
-    api handlers/sink "{\"metadata\":{\"name\":\"sink\"},\"type\":\"udp\",\"socket\":{\"host\":\"127.0.0.1\",\"port\":$SINK}}" >/dev/null
+    api handlers/sink "{\"metadata\":{\"name\":\"sink\"},\"type\":\"udp\",\"socket\":{\"host\":\"127.0.0.1\",\"port\":$SINK}}"
   fi
   PIPE_ARGS=(--status 2 --handlers sink)
 fi

@@ -11,8 +11,9 @@
 //! - **No state between evaluations**: expressions run with a fresh `event` object each
 //!   time, in a context whose global object and built-ins are frozen after start-up (a
 //!   filter cannot leave anything behind for another, in any namespace). JavaScript
-//!   mutators, whose documented idiom assigns globals (`data = …`), get a fresh runtime
-//!   each run.
+//!   mutators, whose documented idiom assigns globals (`data = …`), run in a runtime of
+//!   their own whose built-ins and globals are read-only, and every global a run adds is
+//!   deleted after it.
 //! - **Compiled once**: a [`Sandbox`] keeps each expression's compiled function, keyed by
 //!   its text (so a changed filter is compiled anew), up to [`CACHE`] of them.
 //!

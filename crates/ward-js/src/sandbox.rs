@@ -55,6 +55,48 @@ const FREEZE: &str = r#"(function () {
   freeze(globalThis);
 })();"#;
 
+/// A mutator runtime, used for many runs: the built-ins frozen, the global object's own
+/// properties made read-only, and `__ward_reset`, which deletes every global a run added
+/// (Sensu's documented mutators assign undeclared variables: `data = …`).
+const MUTATOR_SETUP: &str = r#"(function () {
+  var seen = new Set();
+  function freeze(o) {
+    if (o === null || (typeof o !== "object" && typeof o !== "function") || seen.has(o)) return;
+    seen.add(o);
+    Object.freeze(o);
+    Reflect.ownKeys(o).forEach(function (k) {
+      var d = Object.getOwnPropertyDescriptor(o, k);
+      if (!d) return;
+      if ("value" in d) freeze(d.value);
+      if (d.get) freeze(d.get);
+      if (d.set) freeze(d.set);
+    });
+    freeze(Object.getPrototypeOf(o));
+  }
+  seen.add(globalThis);
+  freeze(Object.getPrototypeOf(globalThis));
+  var keep = new Set(Reflect.ownKeys(globalThis));
+  keep.forEach(function (k) {
+    var d = Object.getOwnPropertyDescriptor(globalThis, k);
+    if ("value" in d) freeze(d.value);
+    if (d.get) freeze(d.get);
+    if (d.set) freeze(d.set);
+    if (d.configurable) {
+      Object.defineProperty(globalThis, k, "value" in d ? { writable: false, configurable: false } : { configurable: false });
+    } else if (d.writable) {
+      Object.defineProperty(globalThis, k, { writable: false });
+    }
+  });
+  var ownKeys = Reflect.ownKeys;
+  Object.defineProperty(globalThis, "__ward_reset", { value: function () {
+    ownKeys(globalThis).forEach(function (k) { if (!keep.has(k)) delete globalThis[k]; });
+  } });
+})();"#;
+
+/// Runs a mutator runtime serves before it is made anew (pending promise jobs and the
+/// like, which a run can leave behind, go with it).
+const MUTATOR_RUNS: u32 = 10_000;
+
 /// Evaluates a script as otto does: global code, not strict (Sensu's scripts assign
 /// undeclared variables).
 fn sloppy<'js, V: FromJs<'js>, S: Into<Vec<u8>>>(ctx: &Ctx<'js>, src: S) -> rquickjs::Result<V> {
@@ -72,6 +114,8 @@ struct Engine {
     rt: Runtime,
     deadline: Rc<Cell<Option<Instant>>>,
     limits: Limits,
+    /// The time limit of the run under way (what a timeout reports).
+    timed: Cell<Duration>,
 }
 
 impl Engine {
@@ -94,6 +138,7 @@ impl Engine {
             rt,
             deadline,
             limits,
+            timed: Cell::new(limits.time),
         };
         e.run(|ctx| {
             sloppy::<(), _>(&ctx, HELPERS)
@@ -105,7 +150,17 @@ impl Engine {
 
     /// Runs `f` under the time limit.
     fn run<R>(&self, f: impl FnOnce(Ctx<'_>) -> Result<R, JsError>) -> Result<R, JsError> {
-        self.deadline.set(Some(Instant::now() + self.limits.time));
+        self.run_within(self.limits.time, f)
+    }
+
+    /// Runs `f` under a time limit of `time`.
+    fn run_within<R>(
+        &self,
+        time: Duration,
+        f: impl FnOnce(Ctx<'_>) -> Result<R, JsError>,
+    ) -> Result<R, JsError> {
+        self.deadline.set(Some(Instant::now() + time));
+        self.timed.set(time);
         let r = self.ctx.with(f);
         self.deadline.set(None);
         if r.is_err() {
@@ -123,7 +178,7 @@ impl Engine {
                 let message = ex.message().unwrap_or_default();
                 let name: String = ex.get("name").unwrap_or_default();
                 if timed_out && message == "interrupted" {
-                    JsError::Timeout(self.limits.time)
+                    JsError::Timeout(self.timed.get())
                 } else if message.contains("out of memory")
                     || message.contains("stack overflow")
                     || message.contains("call stack size exceeded")
@@ -371,9 +426,17 @@ fn in_text(err: JsError, script: &str) -> JsError {
     }
 }
 
-/// Runs a JavaScript mutator's `eval` as a function body in a runtime of its own, with
-/// `event` the event `event_json` describes and `globals` as string variables. Returns
-/// what it returned when a string, else the (possibly changed) event as JSON.
+thread_local! {
+    /// This thread's mutator runtime and how many runs it has served.
+    static MUTATOR: RefCell<Option<(Engine, u32)>> = const { RefCell::new(None) };
+}
+
+/// Runs a JavaScript mutator's `eval` as a function body, with `event` the event
+/// `event_json` describes and `globals` as string variables, within `time`. Returns what it
+/// returned when a string, else the (possibly changed) event as JSON. The runtime is this
+/// thread's mutator runtime (`memory` its heap): every global a run adds is deleted after
+/// it, the built-ins and the runtime's own globals cannot be changed, and after a failure
+/// or [`MUTATOR_RUNS`] runs the runtime is made anew.
 pub fn run_mutator(
     body: &str,
     event_json: &str,
@@ -381,10 +444,54 @@ pub fn run_mutator(
     time: Duration,
     memory: usize,
 ) -> Result<String, JsError> {
-    let e = Engine::new(Limits { time, memory })?;
-    body_compiles(&e, body)?;
+    MUTATOR.with(|cell| {
+        let mut slot = cell.try_borrow_mut().map_err(|_| {
+            JsError::Engine("the mutator runtime is already in use on this thread".into())
+        })?;
+        let fresh = match slot.as_ref() {
+            Some((e, runs)) => e.limits.memory != memory || *runs >= MUTATOR_RUNS,
+            None => true,
+        };
+        if fresh {
+            *slot = None;
+            let e = Engine::new(Limits { time, memory })?;
+            e.run(|ctx| {
+                sloppy::<(), _>(&ctx, MUTATOR_SETUP)
+                    .catch(&ctx)
+                    .map_err(|c| e.caught(c))
+            })?;
+            *slot = Some((e, 0));
+        }
+        let Some((e, runs)) = slot.as_mut() else {
+            return Err(JsError::Engine("no mutator runtime".into()));
+        };
+        *runs += 1;
+        let out = mutate_once(e, body, event_json, globals, time);
+        let reset = e.run(|ctx| {
+            let reset: Function = ctx
+                .globals()
+                .get("__ward_reset")
+                .catch(&ctx)
+                .map_err(|c| e.caught(c))?;
+            reset.call::<_, ()>(()).catch(&ctx).map_err(|c| e.caught(c))
+        });
+        if out.is_err() || reset.is_err() {
+            *slot = None;
+        }
+        out
+    })
+}
+
+fn mutate_once(
+    e: &Engine,
+    body: &str,
+    event_json: &str,
+    globals: &[(String, String)],
+    time: Duration,
+) -> Result<String, JsError> {
+    body_compiles(e, body)?;
     let src = format!("(function () {{\n{body}\n}}())");
-    e.run(|ctx| {
+    e.run_within(time, |ctx| {
         let g = ctx.globals();
         for (k, v) in globals {
             g.set(k.as_str(), v.as_str())

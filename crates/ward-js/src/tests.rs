@@ -199,3 +199,27 @@ fn a_script_cannot_close_wards_wrapper_and_errors_at_the_end_stay_in_its_text() 
     )
     .is_err());
 }
+
+#[test]
+fn a_mutator_run_leaves_nothing_for_the_next() {
+    let t = Duration::from_millis(200);
+    let first = run_mutator(
+        "leak = 'x'; hour = null; JSON = null; Object.prototype.p = 1; return 'a'",
+        EVENT,
+        &[("SECRET".into(), "s".into())],
+        t,
+        32 << 20,
+    );
+    assert_eq!(first, Ok("a".into()));
+    let second = run_mutator(
+        "return [typeof leak, typeof hour, typeof JSON, typeof ({}).p, typeof SECRET].join()",
+        EVENT,
+        &[],
+        t,
+        32 << 20,
+    );
+    assert_eq!(
+        second,
+        Ok("undefined,function,object,undefined,undefined".into())
+    );
+}

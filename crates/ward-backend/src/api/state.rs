@@ -51,6 +51,11 @@ impl AppState {
     /// when the event names handlers (`EventInput::has_handlers`): only then is it parsed
     /// again.
     pub fn after_store(&self, namespace: &str, stored: &str) {
+        // A full queue drops the handling: the event is not parsed for nothing.
+        if !self.pipeline.has_room() {
+            self.pipeline.drop_one(namespace);
+            return;
+        }
         match serde_json::from_str::<Value>(stored) {
             Ok(mut v) => {
                 crate::silences::on_resolution(&self.store, &self.silences, namespace, &mut v);

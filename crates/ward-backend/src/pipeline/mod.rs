@@ -48,7 +48,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub const QUEUE: usize = 1024;
 /// Handlers running at once.
 pub const MAX_RUNNING: usize = 32;
-/// Events whose filters and JavaScript mutators are evaluated at once (each on a thread of
+/// Events taken from the queue at once, filtered and mutated together.
+pub const BATCH: usize = 256;
+/// Batches whose filters and JavaScript mutators are evaluated at once (each on a thread of
 /// the blocking pool, with its own JavaScript sandbox).
 pub const PLANNERS: usize = 4;
 /// Seconds a `pipe` or `tcp` handler may take when its `timeout` is 0 or absent.

@@ -6,7 +6,7 @@ use super::filter::Decisions;
 use super::mutate::mutate;
 use super::plan::workflows;
 use super::run::{action, execute, Run};
-use super::{Counters, EventCtx, Reason, MAX_RUNNING, PLANNERS, QUEUE};
+use super::{Counters, EventCtx, Reason, BATCH, MAX_RUNNING, PLANNERS, QUEUE};
 use serde_json::Value;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -100,31 +100,44 @@ impl Pipeline {
             event: event.clone(),
         };
         if let Err(e) = self.tx.try_send(job) {
-            let dropped = self.counters.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-            let job = match &e {
-                mpsc::error::TrySendError::Full(j) | mpsc::error::TrySendError::Closed(j) => j,
+            let (job, why) = match &e {
+                mpsc::error::TrySendError::Full(j) => (j, "the handler queue is full"),
+                mpsc::error::TrySendError::Closed(j) => (j, "the pipeline has stopped"),
             };
-            let now = u64::try_from(ward_types::unix_now()).unwrap_or(0);
-            let last = self.counters.last_drop_log.load(Ordering::Relaxed);
-            if now > last
-                && self
-                    .counters
-                    .last_drop_log
-                    .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                    .is_ok()
-            {
-                let why = match &e {
-                    mpsc::error::TrySendError::Full(_) => "the handler queue is full",
-                    mpsc::error::TrySendError::Closed(_) => "the pipeline has stopped",
-                };
-                tracing::warn!(
-                    namespace = %job.namespace,
-                    entity = %name_of(&job.event, "entity"),
-                    check = %name_of(&job.event, "check"),
-                    dropped_total = dropped,
-                    "{why}: the event is stored but not handled (logged at most once a second; see ward_handler_dropped_total)"
-                );
-            }
+            let (entity, check) = (name_of(&job.event, "entity"), name_of(&job.event, "check"));
+            self.dropped(&job.namespace, &entity, &check, why);
+        }
+    }
+
+    /// Whether the queue has room for an event now (else `handle` would drop it).
+    pub fn has_room(&self) -> bool {
+        self.tx.capacity() > 0
+    }
+
+    /// Counts (and logs, at most once a second) an event stored but not handled because
+    /// the queue was full, without reading it.
+    pub fn drop_one(&self, namespace: &str) {
+        self.dropped(namespace, "", "", "the handler queue is full");
+    }
+
+    fn dropped(&self, namespace: &str, entity: &str, check: &str, why: &str) {
+        let dropped = self.counters.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+        let now = u64::try_from(ward_types::unix_now()).unwrap_or(0);
+        let last = self.counters.last_drop_log.load(Ordering::Relaxed);
+        if now > last
+            && self
+                .counters
+                .last_drop_log
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            tracing::warn!(
+                namespace = %namespace,
+                entity = %entity,
+                check = %check,
+                dropped_total = dropped,
+                "{why}: the event is stored but not handled (logged at most once a second; see ward_handler_dropped_total)"
+            );
         }
     }
 
@@ -197,40 +210,59 @@ async fn worker(
     running: Arc<Semaphore>,
 ) {
     let planners = Arc::new(Semaphore::new(PLANNERS));
-    while let Some(job) = rx.recv().await {
+    let mut batch = Vec::with_capacity(BATCH);
+    // Events are taken a batch at a time: under load every task hop waits behind the agent
+    // sessions' tasks, so each hop is paid per batch, not per event.
+    while rx.recv_many(&mut batch, BATCH).await > 0 {
         let Ok(planning) = planners.clone().acquire_owned().await else {
             return;
         };
-        let ctx = Arc::new(EventCtx {
-            entity: name_of(&job.event, "entity"),
-            check: name_of(&job.event, "check"),
-            namespace: job.namespace,
-        });
+        let jobs = std::mem::take(&mut batch);
         let (snap, counters, running) = (config.get(), counters.clone(), running.clone());
         tokio::spawn(async move {
             // Filters and JavaScript mutators run here: off the runtime's threads.
             let planned = {
-                let (counters, ctx) = (counters.clone(), ctx.clone());
-                tokio::task::spawn_blocking(move || prepare(&snap, &counters, &ctx, &job.event))
-                    .await
+                let counters = counters.clone();
+                tokio::task::spawn_blocking(move || {
+                    jobs.into_iter()
+                        .map(|job| {
+                            let ctx = Arc::new(EventCtx {
+                                entity: name_of(&job.event, "entity"),
+                                check: name_of(&job.event, "check"),
+                                namespace: job.namespace,
+                            });
+                            let runs = prepare(&snap, &counters, &ctx, &job.event);
+                            (ctx, runs)
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .await
             };
             drop(planning);
-            let runs = match planned {
-                Ok(r) => r,
+            let planned = match planned {
+                Ok(p) => p,
                 Err(e) => {
-                    tracing::error!(error = %e, "the pipeline could not plan an event's handlers");
+                    tracing::error!(error = %e, "the pipeline could not plan events' handlers");
                     return;
                 }
             };
-            for run in runs {
-                let Ok(permit) = running.clone().acquire_owned().await else {
-                    return;
-                };
-                let (counters, ctx) = (counters.clone(), ctx.clone());
-                tokio::spawn(async move {
-                    execute(run, &counters, &ctx).await;
-                    drop(permit);
-                });
+            for (ctx, runs) in planned {
+                for run in runs {
+                    // A udp datagram is sent here; anything that may wait (a process, a
+                    // connection) gets a task of its own, at most MAX_RUNNING at once.
+                    if run.sends_datagram() {
+                        execute(run, &counters, &ctx).await;
+                        continue;
+                    }
+                    let Ok(permit) = running.clone().acquire_owned().await else {
+                        return;
+                    };
+                    let (counters, ctx) = (counters.clone(), ctx.clone());
+                    tokio::spawn(async move {
+                        execute(run, &counters, &ctx).await;
+                        drop(permit);
+                    });
+                }
             }
         });
     }

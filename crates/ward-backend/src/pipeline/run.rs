@@ -37,6 +37,16 @@ pub(super) enum Action {
     },
 }
 
+impl Run {
+    /// A udp handler with its payload ready: nothing to wait for.
+    pub(super) fn sends_datagram(&self) -> bool {
+        matches!(
+            (&self.action, &self.payload),
+            (Action::Udp { .. }, Payload::Ready(_))
+        )
+    }
+}
+
 /// What a handler resource asks to be done, and its timeout.
 pub(super) fn action(h: &Resource) -> Result<(Action, Duration), (Reason, String)> {
     let name = &h.metadata.name;
