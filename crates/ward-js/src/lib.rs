@@ -8,8 +8,8 @@
 //!   interrupt handler QuickJS polls while running bytecode and regular expressions), the
 //!   runtime under a heap limit and a stack limit. A script past one is stopped with
 //!   [`JsError::Timeout`] or [`JsError::Memory`]; the sandbox stays usable.
-//! - **No state between evaluations**: expressions run with a fresh `event` object each
-//!   time, in a context whose global object and built-ins are frozen after start-up (a
+//! - **No state between evaluations**: each call gets a `event` object of its own (the
+//!   expressions of one filter share it, as in Sensu), in a context whose global object and built-ins are frozen after start-up (a
 //!   filter cannot leave anything behind for another, in any namespace). JavaScript
 //!   mutators, whose documented idiom assigns globals (`data = …`), run in a runtime of
 //!   their own whose built-ins and globals are read-only, and every global a run adds is

@@ -27,17 +27,8 @@ const HELPERS: &str = r#"(function (g) {
 })(globalThis);"#;
 
 /// Freezes the global object and everything reachable from it (the built-ins and their
-/// prototypes), so that no evaluation can leave state for the next; and defines
-/// `__ward_freeze`, which does the same to an event before expressions see it.
+/// prototypes), so that no evaluation can leave state for the next.
 const FREEZE: &str = r#"(function () {
-  function deep(o) {
-    if (o === null || typeof o !== "object" || Object.isFrozen(o)) return o;
-    Object.freeze(o);
-    var ks = Object.keys(o);
-    for (var i = 0; i < ks.length; i++) deep(o[ks[i]]);
-    return o;
-  }
-  Object.defineProperty(globalThis, "__ward_freeze", { value: deep });
   var seen = new Set();
   function freeze(o) {
     if (o === null || (typeof o !== "object" && typeof o !== "function") || seen.has(o)) return;
@@ -229,9 +220,6 @@ fn describe(v: &Value<'_>) -> String {
 pub struct Sandbox {
     // Dropped before the engine: these hold values of its runtime.
     compiled: HashMap<(String, String), Persistent<Function<'static>>>,
-    /// The last value parsed (its JSON text and the frozen object), so that the filters of
-    /// one event parse it once.
-    last: Option<(String, Persistent<Value<'static>>)>,
     engine: Engine,
 }
 
@@ -245,7 +233,6 @@ impl Sandbox {
         })?;
         Ok(Sandbox {
             compiled: HashMap::new(),
-            last: None,
             engine,
         })
     }
@@ -282,28 +269,14 @@ impl Sandbox {
         Ok(f)
     }
 
-    /// `json` parsed and deep-frozen (no expression can change what the next one sees),
-    /// once for consecutive calls with the same text.
+    /// `json` parsed: a new object for each call, so that nothing one filter's expressions
+    /// do to it is seen by another filter.
     fn parsed(&mut self, json: &str) -> Result<Persistent<Value<'static>>, JsError> {
-        if let Some((text, v)) = &self.last {
-            if text == json {
-                return Ok(v.clone());
-            }
-        }
-        self.last = None;
         let e = &self.engine;
-        let v = e.run(|ctx| {
+        e.run(|ctx| {
             let v = ctx.json_parse(json).catch(&ctx).map_err(|c| e.caught(c))?;
-            let freeze: Function = ctx
-                .globals()
-                .get("__ward_freeze")
-                .catch(&ctx)
-                .map_err(|c| e.caught(c))?;
-            let v: Value = freeze.call((v,)).catch(&ctx).map_err(|c| e.caught(c))?;
             Ok(Persistent::save(&ctx, v))
-        })?;
-        self.last = Some((json.to_string(), v.clone()));
-        Ok(v)
+        })
     }
 
     /// Evaluates each expression with `ARG` bound to the object `json` describes (parsed

@@ -2,8 +2,8 @@
 //!
 //! - none, or `json`: the event's JSON; `only_check_output`: the check's `output` (an error
 //!   when the event has no check).
-//! - A `javascript` Mutator: its `eval` as a function body in `ward_js` (a runtime of its
-//!   own per run), `event` the event (as stored: `event.check.metadata.name`) and each
+//! - A `javascript` Mutator: its `eval` as a function body in `ward_js` (a mutator runtime
+//!   per thread; nothing a run adds outlives it), `event` the event (as stored: `event.check.metadata.name`) and each
 //!   `env_vars` `KEY=VALUE` a global string. It returns a string (the payload), or
 //!   undefined/null (the event, as it changed, in JSON); anything else is an error. A bare
 //!   `NAME` in `env_vars` would copy the backend's own variable (Sensu 6.5.2): Ward refuses
