@@ -133,6 +133,8 @@ struct Counters {
     /// Unix second of the last rate-limited log line.
     last_limited_log: AtomicU64,
     failures: [AtomicU64; Reason::ALL.len()],
+    /// Unix second of the last log line of each reason (one a second at most).
+    last_failure_log: [AtomicU64; Reason::ALL.len()],
     /// Unix second of the last "queue full" log line (one a second at most).
     last_drop_log: AtomicU64,
 }
@@ -144,14 +146,7 @@ impl Counters {
 
     /// Runs `log` unless a rate-limited line was logged this second already.
     fn log_limited(&self, log: impl FnOnce()) {
-        let now = u64::try_from(ward_types::unix_now()).unwrap_or(0);
-        let last = self.last_limited_log.load(Ordering::Relaxed);
-        if now > last
-            && self
-                .last_limited_log
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-        {
+        if once_a_second(&self.last_limited_log) {
             log();
         }
     }
@@ -162,6 +157,16 @@ impl Counters {
     }
 }
 
+/// True at most once a second for `last` (the Unix second it last was).
+fn once_a_second(last: &AtomicU64) -> bool {
+    let now = u64::try_from(ward_types::unix_now()).unwrap_or(0);
+    let seen = last.load(Ordering::Relaxed);
+    now > seen
+        && last
+            .compare_exchange(seen, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+}
+
 /// What the log lines of one event carry.
 struct EventCtx {
     namespace: String,
@@ -170,8 +175,13 @@ struct EventCtx {
 }
 
 impl EventCtx {
+    /// Counts a failure and logs it: one line a second per reason at most (a missing handler
+    /// or a failing command repeats with every event; the counters have them all).
     fn fail(&self, counters: &Counters, handler: &str, reason: Reason, what: &str, stderr: &str) {
         counters.failed(reason);
+        if !once_a_second(&counters.last_failure_log[reason as usize]) {
+            return;
+        }
         if stderr.is_empty() {
             tracing::warn!(
                 namespace = %self.namespace,

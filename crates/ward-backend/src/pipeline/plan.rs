@@ -11,6 +11,7 @@
 
 use super::config::Snapshot;
 use super::{Counters, EventCtx, Reason, MAX_SET_DEPTH};
+use crate::agentd::keepalived::KEEPALIVE_HANDLER;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -153,6 +154,15 @@ pub(super) fn workflows(
         if !names.iter().any(|n| n == h) {
             names.push(h.to_string());
         }
+    }
+    // Keepalive events name Sensu's `keepalive` handler when the agent names none; most
+    // installations have no such handler, and that is no problem to report every time.
+    if ctx.check == ward_types::agent::KEEPALIVE_CHECK
+        && snap
+            .get(Kind::Handler, &ctx.namespace, KEEPALIVE_HANDLER)
+            .is_none()
+    {
+        names.retain(|n| n != KEEPALIVE_HANDLER);
     }
     if names.is_empty() {
         return out;
