@@ -63,7 +63,7 @@ fn main() {
         // A filter of one expression, and of the same expression ten times: the
         // difference is nine evaluations on a parsed event.
         let ten: Vec<String> = std::iter::repeat_n(x.clone(), 10).collect();
-        let mut time = |list: &[String]| {
+        let time = |list: &[String]| {
             per_op(n, |i| {
                 let r = with_sandbox(limits, |s| s.predicates("event", list, &events[i % 1000]))
                     .unwrap();

@@ -26,9 +26,11 @@ const HELPERS: &str = r#"(function (g) {
   g.sensu = {};
 })(globalThis);"#;
 
-/// Freezes the global object and everything reachable from it (the built-ins and their
-/// prototypes), so that no evaluation can leave state for the next.
-const FREEZE: &str = r#"(function () {
+/// `freeze(o)`: freezes `o` and everything reachable from it (properties, accessors,
+/// prototypes), each object once (`seen`). The start of the two set-up scripts below.
+macro_rules! freeze_fn {
+    () => {
+        r#"(function () {
   var seen = new Set();
   function freeze(o) {
     if (o === null || (typeof o !== "object" && typeof o !== "function") || seen.has(o)) return;
@@ -43,28 +45,20 @@ const FREEZE: &str = r#"(function () {
     });
     freeze(Object.getPrototypeOf(o));
   }
-  freeze(globalThis);
-})();"#;
+"#
+    };
+}
+
+/// Freezes the global object and everything reachable from it (the built-ins and their
+/// prototypes), so that no evaluation can leave state for the next.
+const FREEZE: &str = concat!(freeze_fn!(), "  freeze(globalThis);\n})();");
 
 /// A mutator runtime, used for many runs: the built-ins frozen, the global object's own
 /// properties made read-only, and `__ward_reset`, which deletes every global a run added
 /// (Sensu's documented mutators assign undeclared variables: `data = …`).
-const MUTATOR_SETUP: &str = r#"(function () {
-  var seen = new Set();
-  function freeze(o) {
-    if (o === null || (typeof o !== "object" && typeof o !== "function") || seen.has(o)) return;
-    seen.add(o);
-    Object.freeze(o);
-    Reflect.ownKeys(o).forEach(function (k) {
-      var d = Object.getOwnPropertyDescriptor(o, k);
-      if (!d) return;
-      if ("value" in d) freeze(d.value);
-      if (d.get) freeze(d.get);
-      if (d.set) freeze(d.set);
-    });
-    freeze(Object.getPrototypeOf(o));
-  }
-  seen.add(globalThis);
+const MUTATOR_SETUP: &str = concat!(
+    freeze_fn!(),
+    r#"  seen.add(globalThis);
   freeze(Object.getPrototypeOf(globalThis));
   var keep = new Set(Reflect.ownKeys(globalThis));
   keep.forEach(function (k) {
@@ -82,7 +76,8 @@ const MUTATOR_SETUP: &str = r#"(function () {
   Object.defineProperty(globalThis, "__ward_reset", { value: function () {
     ownKeys(globalThis).forEach(function (k) { if (!keep.has(k)) delete globalThis[k]; });
   } });
-})();"#;
+})();"#
+);
 
 /// Runs a mutator runtime serves before it is made anew (pending promise jobs and the
 /// like, which a run can leave behind, go with it).

@@ -25,15 +25,7 @@ fn kitchen(field: &str, s: &str) -> Result<u32, String> {
     Ok((h % 12 + if pm { 12 } else { 0 }) * 60 + m)
 }
 
-const DAYS: [&str; 7] = [
-    "sunday",
-    "monday",
-    "tuesday",
-    "wednesday",
-    "thursday",
-    "friday",
-    "saturday",
-];
+use crate::schema::DAYS;
 
 /// Checks every window of a `when`: the error names the field.
 pub fn check(when: &Value) -> Result<(), String> {
@@ -49,10 +41,10 @@ pub fn in_windows(when: &Value, now: i64) -> Result<bool, String> {
     let secs_of_day = now.rem_euclid(86_400);
     let minute = (secs_of_day / 60) as u32;
     let second = (secs_of_day % 60) as u32;
-    // 1970-01-01 was a Thursday.
-    let weekday = DAYS[((now.div_euclid(86_400) + 4).rem_euclid(7)) as usize];
+    // 1970-01-01 was a Thursday; DAYS is `all`, then Sunday to Saturday.
+    let weekday = DAYS[1 + (now.div_euclid(86_400) + 4).rem_euclid(7) as usize];
     let mut inside = false;
-    for day in std::iter::once("all").chain(DAYS) {
+    for day in DAYS {
         let Some(list) = days.get(day).and_then(Value::as_array) else {
             continue;
         };

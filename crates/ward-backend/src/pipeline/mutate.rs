@@ -138,19 +138,12 @@ pub(super) fn mutate(
                 })
         }
         "pipe" => {
-            let command = m
-                .spec
-                .get("command")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .trim()
-                .to_string();
-            if command.is_empty() {
+            let Some(command) = super::run::pipe_command(&m.spec) else {
                 return Err(fail(
                     Reason::Config,
                     format!("mutator {name:?}: a pipe mutator without a command"),
                 ));
-            }
+            };
             Ok(Payload::Pipe {
                 mutator: name.to_string(),
                 command,

@@ -47,6 +47,16 @@ impl Run {
     }
 }
 
+/// The `command` of a pipe handler or mutator, trimmed; None when there is none.
+pub(super) fn pipe_command(spec: &serde_json::Map<String, Value>) -> Option<String> {
+    let c = spec
+        .get("command")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .trim();
+    (!c.is_empty()).then(|| c.to_string())
+}
+
 /// What a handler resource asks to be done, and its timeout.
 pub(super) fn action(h: &Resource) -> Result<(Action, Duration), (Reason, String)> {
     let name = &h.metadata.name;
@@ -72,16 +82,9 @@ pub(super) fn action(h: &Resource) -> Result<(Action, Duration), (Reason, String
     let ty = h.spec.get("type").and_then(Value::as_str).unwrap_or("");
     let action = match ty {
         "pipe" => {
-            let command = h
-                .spec
-                .get("command")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .trim()
-                .to_string();
-            if command.is_empty() {
+            let Some(command) = pipe_command(&h.spec) else {
                 return Err((Reason::Config, "a pipe handler without a command".into()));
-            }
+            };
             let mut env = Vec::new();
             for kv in super::plan::strings(h.spec.get("env_vars")) {
                 match kv.split_once('=') {
