@@ -113,3 +113,91 @@ fn documented_expressions_make_the_documented_decisions() {
         assert_eq!(decide(expr, ev), *want, "{expr}");
     }
 }
+
+/// A documented Pipeline from the corpus, stored in `store`.
+fn put_documented_pipeline(store: &ward_store::Store, file: &str) -> String {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../conformance/sensu-docs/resources/Pipeline/"
+    )
+    .to_string()
+        + file;
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut r = ward_types::parse_stream(&path, &text).unwrap().remove(0);
+    r.metadata.namespace = Some("default".into());
+    store.put(&r, false).unwrap();
+    r.metadata.name
+}
+
+/// A pipe handler `name` that appends each payload's check status to `out`.
+fn status_recorder(store: &ward_store::Store, name: &str, out: &std::path::Path) {
+    let doc = serde_json::from_value(json!({
+        "type": "Handler", "api_version": "core/v2",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"type": "pipe", "command": format!("sed -n 's/.*\"status\":\\([0-9]*\\).*/\\1/p' | head -c 3 >> '{}'; echo >> '{}'", out.display(), out.display())},
+    }))
+    .unwrap();
+    store
+        .put(&ward_types::Resource::from_stored(doc).unwrap(), false)
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn documented_pipelines_route_as_their_pages_say() {
+    use super::Pipeline;
+    use std::sync::Arc;
+    let dir = ward_testkit::TempDir::new();
+    let store = Arc::new(ward_store::Store::open(dir.path()).unwrap());
+    // filters.md: incident_alerts (is_incident, not_silenced → slack) and
+    // metrics_pipeline (has_metrics → influxdb).
+    let incidents = put_documented_pipeline(&store, "003.yml");
+    let metrics = put_documented_pipeline(&store, "005.yml");
+    let (slack, influx) = (dir.join("slack"), dir.join("influx"));
+    status_recorder(&store, "slack", &slack);
+    status_recorder(&store, "influxdb", &influx);
+    let p = Pipeline::new(store);
+    let refs = json!([{"name": incidents, "type": "Pipeline", "api_version": "core/v2"},
+                      {"name": metrics, "type": "Pipeline", "api_version": "core/v2"}]);
+    let send = |status: u64, prev: u64, silenced: bool, with_metrics: bool| {
+        let mut ev = event(|e| {
+            e["check"]["status"] = json!(status);
+            e["check"]["history"] =
+                json!([{"status": prev, "executed": 1}, {"status": status, "executed": 2}]);
+            e["pipelines"] = refs.clone();
+        });
+        if silenced {
+            ev["check"]["silenced"] = json!(["entity:server01:*"]);
+        }
+        if with_metrics {
+            ev["metrics"] =
+                json!({"points": [{"name": "cpu", "value": 1, "timestamp": 1, "tags": []}]});
+        }
+        p.handle("default", &ev);
+    };
+    send(2, 0, false, false); // an incident: slack
+    send(0, 0, false, true); // OK with metrics: influxdb only
+    send(2, 2, true, false); // silenced: nothing
+    send(0, 2, false, false); // a resolution: slack
+    let lines = |f: &std::path::Path| -> Vec<String> {
+        std::fs::read_to_string(f)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    };
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !(lines(&slack).len() == 2 && lines(&influx).len() == 1) {
+        assert!(
+            std::time::Instant::now() < until,
+            "slack {:?} influx {:?}",
+            lines(&slack),
+            lines(&influx)
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let mut got = lines(&slack);
+    got.sort();
+    assert_eq!(got, vec!["0", "2"]);
+    assert_eq!(lines(&influx), vec!["0"]);
+}
