@@ -150,6 +150,16 @@ pub fn check_event(entity: &Value, req: &CheckRequest, result: &CheckResult) -> 
     if let Value::Object(run) = check {
         let mut whole = c.config.clone();
         let metadata = whole.remove("metadata");
+        // env_vars may hold credentials: events (stored, read through the API, given to
+        // handlers) name the variables only.
+        if let Some(Value::Array(vars)) = whole.get_mut("env_vars") {
+            for v in vars.iter_mut() {
+                if let Some(kv) = v.as_str() {
+                    let key = kv.split_once('=').map_or(kv, |(k, _)| k);
+                    *v = json!(format!("{key}=REDACTED"));
+                }
+            }
+        }
         for (k, v) in run {
             whole.insert(k, v);
         }
@@ -174,6 +184,20 @@ pub fn check_event(entity: &Value, req: &CheckRequest, result: &CheckResult) -> 
         c.pipelines.clone()
     };
     add_metrics(&mut event, c, result);
+    // Points can outweigh the output (several times): when the event does not fit one
+    // frame, they go first (an annotation says so), then the output is cut.
+    if serde_json::to_vec(&event).map_or(0, |v| v.len()) > MAX_EVENT_BYTES {
+        if let Some(points) = event.pointer_mut("/metrics/points") {
+            let n = points.as_array().map_or(0, Vec::len);
+            *points = json!([]);
+            if let Some(Value::Object(md)) = event.pointer_mut("/check/metadata") {
+                let notes = md.entry("annotations").or_insert_with(|| json!({}));
+                notes["ward.io/output_metric_errors"] = json!(format!(
+                    "{n} points left out: the event did not fit one frame"
+                ));
+            }
+        }
+    }
     fit_output(&mut event, MAX_EVENT_BYTES);
     event
 }
@@ -368,6 +392,68 @@ mod tests {
         assert_eq!(
             (parsed.entity.as_str(), parsed.check.as_str(), parsed.status),
             ("web-1", "disk", 2)
+        );
+    }
+
+    #[test]
+    fn metrics_are_parsed_env_vars_redacted_and_points_go_before_the_output() {
+        let mut config = serde_json::Map::new();
+        config.insert("metadata".into(), json!({"name": "m", "namespace": "default", "labels": {"team": "ops"}, "created_by": "admin"}));
+        config.insert("env_vars".into(), json!(["TOKEN=s3cret", "BARE"]));
+        let req = CheckRequest {
+            check: CheckSpec {
+                name: "m".into(),
+                namespace: "default".into(),
+                command: "x".into(),
+                output_metric_format: "graphite_plaintext".into(),
+                output_metric_handlers: vec!["influx".into()],
+                output_metric_tags: json!([{"name": "env", "value": "test"}]),
+                config,
+                ..Default::default()
+            },
+            issued: 1,
+        };
+        let entity = json!({"metadata": {"name": "web-1", "namespace": "default"}});
+        let small = CheckResult {
+            status: 0,
+            output: "cpu.user 12.5 1700000000\nbad line\n".into(),
+            executed: 1_700_000_001,
+            duration: 0.1,
+        };
+        let ev = check_event(&entity, &req, &small);
+        assert_eq!(ev["metrics"]["handlers"], json!(["influx"]));
+        assert_eq!(ev["metrics"]["points"][0]["name"], "cpu.user");
+        assert_eq!(ev["metrics"]["points"][0]["value"], 12.5);
+        assert_eq!(
+            ev["metrics"]["points"][0]["tags"],
+            json!([{"name": "env", "value": "test"}])
+        );
+        assert_eq!(
+            ev["check"]["env_vars"],
+            json!(["TOKEN=REDACTED", "BARE=REDACTED"])
+        );
+        assert_eq!(ev["check"]["metadata"]["labels"]["team"], "ops");
+        assert!(ev["check"]["metadata"].get("created_by").is_none());
+        assert!(
+            ev["check"]["metadata"]["annotations"]["ward.io/output_metric_errors"]
+                .as_str()
+                .unwrap()
+                .starts_with("1 line(s) not parsed")
+        );
+        // 30,000 points: more than a frame; the output itself fits.
+        let big = CheckResult {
+            output: (0..30_000)
+                .map(|i| format!("a.b.{i} {i} 1700000000\n"))
+                .collect(),
+            ..small
+        };
+        assert!(big.output.len() < MAX_EVENT_BYTES);
+        let ev = check_event(&entity, &req, &big);
+        assert!(serde_json::to_vec(&ev).unwrap().len() <= MAX_EVENT_BYTES);
+        assert_eq!(ev["metrics"]["points"], json!([]));
+        assert_eq!(
+            ev["check"]["output"].as_str().unwrap().len(),
+            big.output.len()
         );
     }
 }

@@ -212,9 +212,22 @@ impl Agent {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(&key);
-            let event = check::check_event(&agent.entity(), &req, &result);
+            // Parsing metrics and fitting a frame are CPU work on up to 1 MiB of output.
+            let entity = agent.entity();
+            let event = match tokio::task::spawn_blocking(move || {
+                check::check_event(&entity, &req, &result)
+            })
+            .await
+            {
+                Ok(e) => e,
+                Err(e) => {
+                    tracing::error!(check = %key, error = %e, "the check result could not be built");
+                    return;
+                }
+            };
+            let status = event.pointer("/check/status").cloned().unwrap_or_default();
             if let Err(QueueError::Full { .. }) = agent.enqueue(&event).await {
-                tracing::warn!(check = %key, status = result.status, "the check result is dropped: the queue is full");
+                tracing::warn!(check = %key, status = %status, "the check result is dropped: the queue is full");
             }
         });
     }

@@ -27,6 +27,9 @@ type ByNamespace = HashMap<String, Vec<Entry>>;
 #[derive(Default)]
 pub struct Silences {
     entries: RwLock<Arc<ByNamespace>>,
+    /// Held while the store is read and the cache set: reloads happen one at a time, so
+    /// a load that began earlier never replaces one that began later.
+    reloading: std::sync::Mutex<()>,
 }
 
 impl Silences {
@@ -47,6 +50,13 @@ impl Silences {
                 None => return Ok(out),
             }
         }
+    }
+
+    /// Reads the entries again and puts them in force. Blocking.
+    pub fn reload(&self, store: &Store) -> Result<(), StoreError> {
+        let _one = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
+        self.set(Self::load(store)?);
+        Ok(())
     }
 
     pub fn set(&self, entries: ByNamespace) {
@@ -107,8 +117,7 @@ fn remove(store: &Store, cache: &Silences, doomed: &[(String, String)]) -> Resul
     for (ns, name) in doomed {
         store.delete(Kind::Silenced, ns, name)?;
     }
-    cache.set(Silences::load(store)?);
-    Ok(())
+    cache.reload(store)
 }
 
 /// The resolution side of `expire_on_resolve`: for a stored event that is a resolution,
@@ -167,7 +176,7 @@ pub const SWEEP: Duration = Duration::from_secs(1);
 /// Loads the cache, then deletes expired entries as their time comes.
 pub async fn sweep(store: Arc<Store>, cache: Arc<Silences>) {
     let (s, c) = (store.clone(), cache.clone());
-    match tokio::task::spawn_blocking(move || Silences::load(&s).map(|e| c.set(e))).await {
+    match tokio::task::spawn_blocking(move || c.reload(&s)).await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => {
             tracing::error!(error = %e, "could not load the silences; events are not silenced until one is written")

@@ -15,7 +15,9 @@
 //!   their own whose built-ins and globals are read-only, and every global a run adds is
 //!   deleted after it.
 //! - **Compiled once**: a [`Sandbox`] keeps each expression's compiled function, keyed by
-//!   its text (so a changed filter is compiled anew), up to [`CACHE`] of them.
+//!   its text (so a changed filter is compiled anew), up to [`CACHE`] of them and
+//!   [`CACHE_BYTES`] of text. Expressions run in strict mode. A sandbox that ran out of
+//!   memory or was left with promise jobs is made anew.
 //!
 //! Expressions are single ECMAScript expressions (as every example in Sensu's
 //! documentation): `event.check.occurrences == 1 && hour(event.timestamp) >= 9`. The result
@@ -33,6 +35,8 @@ use std::time::Duration;
 
 /// Compiled expressions a sandbox keeps; past this the cache starts again.
 pub const CACHE: usize = 4096;
+/// The text of the compiled expressions a sandbox keeps, bytes at most.
+pub const CACHE_BYTES: usize = 4 << 20;
 
 /// What a sandbox may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

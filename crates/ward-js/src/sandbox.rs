@@ -1,6 +1,6 @@
 //! The QuickJS runtime behind [`Sandbox`], and the one-shot runs of mutators.
 
-use crate::{JsError, Limits, CACHE};
+use crate::{JsError, Limits, CACHE, CACHE_BYTES};
 use rquickjs::context::EvalOptions;
 use rquickjs::convert::Coerced;
 use rquickjs::{
@@ -75,6 +75,7 @@ const MUTATOR_SETUP: &str = concat!(
   var ownKeys = Reflect.ownKeys;
   Object.defineProperty(globalThis, "__ward_reset", { value: function () {
     ownKeys(globalThis).forEach(function (k) { if (!keep.has(k)) delete globalThis[k]; });
+    return ownKeys(globalThis).length === keep.size;
   } });
 })();"#
 );
@@ -215,6 +216,11 @@ fn describe(v: &Value<'_>) -> String {
 pub struct Sandbox {
     // Dropped before the engine: these hold values of its runtime.
     compiled: HashMap<(String, String), Persistent<Function<'static>>>,
+    /// The text of the cached expressions, bytes.
+    cached_bytes: usize,
+    /// Set when an evaluation ran out of memory or left promise jobs behind: the sandbox
+    /// is made anew before the next use.
+    spoiled: bool,
     engine: Engine,
 }
 
@@ -228,6 +234,8 @@ impl Sandbox {
         })?;
         Ok(Sandbox {
             compiled: HashMap::new(),
+            cached_bytes: 0,
+            spoiled: false,
             engine,
         })
     }
@@ -236,17 +244,24 @@ impl Sandbox {
         self.engine.limits
     }
 
-    /// Compiles `expr` as `function (ARG) { return (EXPR); }`, once.
-    fn compile(&mut self, arg: &str, expr: &str) -> Result<Persistent<Function<'static>>, JsError> {
+    /// Compiles `expr` as `function (ARG) { "use strict"; return (EXPR); }`, once when
+    /// `keep` (strict: `arguments.callee` and undeclared globals, the ways an expression
+    /// could keep state in its cached function or the global object, are errors).
+    fn compile(
+        &mut self,
+        arg: &str,
+        expr: &str,
+        keep: bool,
+    ) -> Result<Persistent<Function<'static>>, JsError> {
         let key = (arg.to_string(), expr.to_string());
         if let Some(f) = self.compiled.get(&key) {
             return Ok(f.clone());
         }
-        let src = format!("(function ({arg}) {{ return (\n{expr}\n); }})");
+        let src = format!("(function ({arg}) {{ \"use strict\"; return (\n{expr}\n); }})");
         // The same text between brackets of another kind: a script that parses in both is
         // one expression (closing Ward's parenthesis needs a `)` that is a syntax error
         // between `[` and `]`, and the other way round).
-        let other = format!("(function ({arg}) {{ return [\n{expr}\n]; }})");
+        let other = format!("(function ({arg}) {{ \"use strict\"; return [\n{expr}\n]; }})");
         let e = &self.engine;
         let f = e
             .run(|ctx| {
@@ -257,9 +272,14 @@ impl Sandbox {
                 Ok(Persistent::save(&ctx, f))
             })
             .map_err(|err| in_text(err, expr))?;
-        if self.compiled.len() >= CACHE {
-            self.compiled.clear();
+        if !keep {
+            return Ok(f);
         }
+        if self.compiled.len() >= CACHE || self.cached_bytes + expr.len() > CACHE_BYTES {
+            self.compiled.clear();
+            self.cached_bytes = 0;
+        }
+        self.cached_bytes += expr.len();
         self.compiled.insert(key, f.clone());
         Ok(f)
     }
@@ -284,13 +304,13 @@ impl Sandbox {
         json: &str,
     ) -> Vec<Result<bool, JsError>> {
         let funcs: Vec<Result<Persistent<Function<'static>>, JsError>> =
-            exprs.iter().map(|x| self.compile(arg, x)).collect();
+            exprs.iter().map(|x| self.compile(arg, x, true)).collect();
         let object = match self.parsed(json) {
             Ok(o) => o,
             Err(err) => return exprs.iter().map(|_| Err(err.clone())).collect(),
         };
         let e = &self.engine;
-        funcs
+        let results = funcs
             .into_iter()
             .map(|f| {
                 let f = f?;
@@ -302,7 +322,11 @@ impl Sandbox {
                     Ok(b.0)
                 })
             })
-            .collect()
+            .collect::<Vec<_>>();
+        if results.contains(&Err(JsError::Memory)) || self.engine.rt.is_job_pending() {
+            self.spoiled = true;
+        }
+        results
     }
 }
 
@@ -317,7 +341,10 @@ pub fn with_sandbox<R>(limits: Limits, f: impl FnOnce(&mut Sandbox) -> R) -> Res
         let mut slot = cell
             .try_borrow_mut()
             .map_err(|_| JsError::Engine("the sandbox is already in use on this thread".into()))?;
-        if slot.as_ref().is_none_or(|s| s.limits() != limits) {
+        if slot
+            .as_ref()
+            .is_none_or(|s| s.limits() != limits || s.spoiled)
+        {
             *slot = None;
             *slot = Some(Sandbox::new(limits)?);
         }
@@ -339,7 +366,7 @@ pub fn check_expression(expr: &str) -> Result<(), JsError> {
         });
     }
     let limits = Limits::default();
-    with_sandbox(limits, |s| s.compile("event", expr).map(|_| ()))?
+    with_sandbox(limits, |s| s.compile("event", expr, false).map(|_| ()))?
 }
 
 /// Checks that `body` compiles as a function body (a JavaScript mutator's `eval`).
@@ -441,9 +468,14 @@ pub fn run_mutator(
                 .get("__ward_reset")
                 .catch(&ctx)
                 .map_err(|c| e.caught(c))?;
-            reset.call::<_, ()>(()).catch(&ctx).map_err(|c| e.caught(c))
+            reset
+                .call::<_, bool>(())
+                .catch(&ctx)
+                .map_err(|c| e.caught(c))
         });
-        if out.is_err() || reset.is_err() {
+        // A global that would not go (defined non-configurable), a failure, or promise
+        // jobs left behind: the runtime is not used again.
+        if out.is_err() || reset != Ok(true) || e.rt.is_job_pending() {
             *slot = None;
         }
         out

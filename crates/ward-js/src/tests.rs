@@ -223,3 +223,32 @@ fn a_mutator_run_leaves_nothing_for_the_next() {
         Ok("undefined,function,object,undefined,undefined".into())
     );
 }
+
+#[test]
+fn an_expression_cannot_keep_state_in_its_function_or_in_promises() {
+    let keeper = "(arguments.callee.k = (arguments.callee.k || 0) + 1) > 1";
+    let r = eval(&[keeper]);
+    assert!(
+        matches!(&r[0], Err(JsError::Thrown(m)) if m.starts_with("TypeError")),
+        "{r:?}"
+    );
+    // A promise job is never run, and the sandbox holding it is made anew.
+    let r = eval(&["(Promise.resolve(event).then(function (e) { throw e; }), true)"]);
+    assert_eq!(r, vec![Ok(true)]);
+    assert_eq!(eval(&["event.check.status == 2"]), vec![Ok(true)]);
+}
+
+#[test]
+fn a_mutator_that_pins_a_global_gets_its_runtime_thrown_away() {
+    let t = Duration::from_millis(200);
+    let pin = "Object.defineProperty(globalThis, 'event', {get: function () { return 1 }, set: function (v) { stolen = v }, configurable: false}); return 'x'";
+    assert_eq!(run_mutator(pin, EVENT, &[], t, 32 << 20), Ok("x".into()));
+    let next = run_mutator(
+        "return typeof stolen + ':' + typeof event.check",
+        EVENT,
+        &[],
+        t,
+        32 << 20,
+    );
+    assert_eq!(next, Ok("undefined:object".into()));
+}

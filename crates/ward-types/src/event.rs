@@ -450,6 +450,12 @@ impl EventInput {
         self.raw.insert("id", &id);
     }
 
+    /// Whether the stored event is needed back: it names handlers or pipelines, or it is
+    /// OK and silenced (a resolution may end silences that expire on resolution).
+    pub fn needs_after_store(&self) -> bool {
+        self.has_handlers() || (self.status == 0 && self.check_object.get("silenced").is_some())
+    }
+
     /// What silencing reads from the event (`crate::silence`).
     pub fn silence_target(&self) -> crate::silence::Target {
         let list = |o: &RawObject| -> Vec<String> {

@@ -7,6 +7,10 @@
 //! `deregistration-handler`, a `deregistration` event (status 1) for that handler. Unlike
 //! Sensu these go straight to the pipeline and are not stored: stored, they would bring
 //! back events of an entity that no longer exists.
+//!
+//! An agent that is connected again (a restart) before its entity is deleted keeps it: the
+//! connection is looked at before anything is deleted and again before the entity is.
+//! Events it stored in between are kept. Each agent is deregistered once at a time.
 
 use super::keepalived::Routes;
 use crate::api::AppState;
@@ -14,7 +18,8 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 use ward_types::Kind;
 
-/// Removes the agent's entity and events and tells the handlers.
+/// Removes the agent's entity and events and tells the handlers, unless the agent is
+/// connected again (a restart) or another deregistration of it is under way.
 pub async fn deregister(
     st: Arc<AppState>,
     namespace: String,
@@ -22,6 +27,26 @@ pub async fn deregister(
     routes: Arc<Routes>,
     why: String,
 ) {
+    let k = &st.agents.keepalived;
+    if !k.begin_deregistration(&namespace, &name) {
+        return;
+    }
+    run(&st, &namespace, &name, &routes, &why).await;
+    k.end_deregistration(&namespace, &name);
+}
+
+async fn run(st: &Arc<AppState>, namespace: &str, name: &str, routes: &Routes, why: &str) {
+    let back = |when: &str| {
+        let connected = st.agents.connected(namespace, name);
+        if connected {
+            tracing::info!(agent = %name, namespace = %namespace, "not deregistered: the agent is connected again ({when})");
+        }
+        connected
+    };
+    if back("before anything was deleted") {
+        return;
+    }
+    let (namespace, name) = (namespace.to_string(), name.to_string());
     let entity = {
         let (ns, n) = (namespace.clone(), name.clone());
         st.db(move |s| s.get(Kind::Entity, &ns, &n)).await
@@ -75,6 +100,9 @@ pub async fn deregister(
             Some(n) => after = Some(n),
             None => break,
         }
+    }
+    if back("its events were deleted; its entity is kept") {
+        return;
     }
     let (ns, n) = (namespace.clone(), name.clone());
     if let Err(e) = st.db(move |s| s.delete(Kind::Entity, &ns, &n)).await {

@@ -50,6 +50,8 @@ struct Writes {
 pub struct Keepalived {
     tracks: Mutex<HashMap<(String, String), Track>>,
     writes: Mutex<Writes>,
+    /// Agents being deregistered now (each once, whoever noticed first).
+    deregistering: Mutex<std::collections::HashSet<(String, String)>>,
 }
 
 impl Keepalived {
@@ -114,6 +116,19 @@ impl Keepalived {
         if let Ok(mut t) = self.tracks.lock() {
             t.entry((namespace.to_string(), name.to_string()))
                 .or_insert(track);
+        }
+    }
+
+    /// Marks an agent as being deregistered; false when it already is.
+    pub(super) fn begin_deregistration(&self, namespace: &str, name: &str) -> bool {
+        self.deregistering
+            .lock()
+            .is_ok_and(|mut d| d.insert((namespace.to_string(), name.to_string())))
+    }
+
+    pub(super) fn end_deregistration(&self, namespace: &str, name: &str) {
+        if let Ok(mut d) = self.deregistering.lock() {
+            d.remove(&(namespace.to_string(), name.to_string()));
         }
     }
 
@@ -297,9 +312,9 @@ pub async fn run(st: Arc<AppState>) {
             };
             let st = st.clone();
             tokio::spawn(async move {
-                let handlers = input.has_handlers();
                 let mut input = input;
                 st.silences.apply(&mut input, unix_now());
+                let handlers = input.needs_after_store();
                 match st.events.submit(input.prepare()).await {
                     Ok(stored) => {
                         st.metrics

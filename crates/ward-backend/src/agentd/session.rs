@@ -340,13 +340,13 @@ impl Session<'_> {
             .metrics
             .events_received
             .fetch_add(1, Ordering::Relaxed);
-        // The stored event is needed back only for handlers.
-        let keep = input.has_handlers();
+        let mut input = input;
+        self.st.silences.apply(&mut input, unix_now());
+        // The stored event is needed back only for handlers and silences.
+        let keep = input.needs_after_store();
         // A full store buffer or a store switch: wait here (the session stops reading, so
         // TCP pushes back on the agent) rather than send the event back out of order.
         let mut waited = Duration::ZERO;
-        let mut input = input;
-        self.st.silences.apply(&mut input, unix_now());
         let mut input = Some(input.prepare());
         loop {
             let i = input.take()?;

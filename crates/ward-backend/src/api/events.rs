@@ -106,8 +106,8 @@ pub(super) async fn store_event(
     }
     ensure_entity_off_workers(st, ns, &input, now).await?;
     let started = std::time::Instant::now();
-    let handlers = input.has_handlers();
     st.silences.apply(&mut input, now);
+    let handlers = input.needs_after_store();
     let stored = st
         .events
         .submit(input.prepare())

@@ -323,8 +323,8 @@ async fn after_change(st: &AppState, kind: Kind) -> ApiResult<()> {
         st.policy.set(p);
     }
     if kind == Kind::Silenced {
-        let s = st.db(crate::silences::Silences::load).await?;
-        st.silences.set(s);
+        let s = st.silences.clone();
+        st.db(move |store| s.reload(store)).await?;
     }
     if crate::pipeline::Pipeline::reads(kind) {
         let p = st.pipeline.clone();

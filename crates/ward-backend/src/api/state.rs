@@ -46,19 +46,23 @@ impl AppState {
             .map_err(|e| StoreError::Invalid(format!("a store task failed: {e}")))?
     }
 
-    /// What happens to an event once it is stored (it is already acknowledged): its JSON
-    /// text goes to the handler pipeline, which never delays storage. Callers pass it only
-    /// when the event names handlers (`EventInput::has_handlers`): only then is it parsed
-    /// again.
+    /// What happens to an event once it is stored (it is already acknowledged): a
+    /// resolution ends the silences that expire on resolution, and its JSON text goes to
+    /// the handler pipeline, which never delays storage. Callers pass it only when
+    /// `EventInput::needs_after_store`: only then is it parsed again.
     pub fn after_store(&self, namespace: &str, stored: &str) {
+        // `silenced` is only stored when an entry matched.
+        let silenced = stored.contains("\"silenced\":[");
         // A full queue drops the handling: the event is not parsed for nothing.
-        if !self.pipeline.has_room() {
+        if !silenced && !self.pipeline.has_room() {
             self.pipeline.drop_one(namespace);
             return;
         }
         match serde_json::from_str::<Value>(stored) {
             Ok(mut v) => {
-                crate::silences::on_resolution(&self.store, &self.silences, namespace, &mut v);
+                if silenced {
+                    crate::silences::on_resolution(&self.store, &self.silences, namespace, &mut v);
+                }
                 self.pipeline.handle(namespace, &v)
             }
             Err(e) => tracing::error!(error = %e, "a stored event is not JSON; not handled"),

@@ -25,6 +25,9 @@ use ward_types::Kind;
 pub(super) const MAX_PAYLOAD: usize = 16 << 20;
 /// Heap of a JavaScript mutator's runtime.
 const JS_MEMORY: usize = 64 << 20;
+/// The most a JavaScript mutator may run, whatever its `timeout`: it computes, it waits on
+/// nothing, and it runs on a thread that filters every namespace's events.
+pub(super) const JS_TIME: Duration = Duration::from_secs(1);
 
 /// A handler's input, or how to make it.
 pub(super) enum Payload {
@@ -127,7 +130,7 @@ pub(super) fn mutate(
         "javascript" => {
             let body = m.spec.get("eval").and_then(Value::as_str).unwrap_or("");
             let text = String::from_utf8_lossy(&event_json()).into_owned();
-            ward_js::run_mutator(body, &text, &env, timeout, JS_MEMORY)
+            ward_js::run_mutator(body, &text, &env, timeout.min(JS_TIME), JS_MEMORY)
                 .map(|out| Payload::Ready(Arc::from(out.into_bytes())))
                 .map_err(|e| {
                     let reason = match e {

@@ -26,6 +26,7 @@ pub struct Pipeline {
     pub(super) counters: Arc<Counters>,
     config: Arc<Config>,
     store: Arc<Store>,
+    reloading: std::sync::Mutex<()>,
 }
 
 impl Pipeline {
@@ -59,6 +60,7 @@ impl Pipeline {
             counters,
             config,
             store,
+            reloading: std::sync::Mutex::new(()),
         })
     }
 
@@ -67,8 +69,10 @@ impl Pipeline {
         super::config::KINDS.contains(&kind)
     }
 
-    /// Reads the pipeline's resources again (after an API write to one). Blocking.
+    /// Reads the pipeline's resources again (after an API write to one). Blocking. One
+    /// reload at a time, so a load that began earlier never replaces a later one.
     pub fn reload(&self) -> Result<(), ward_store::StoreError> {
+        let _one = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
         self.config.set(Snapshot::load(&self.store)?);
         Ok(())
     }
@@ -238,7 +242,6 @@ async fn worker(
                 })
                 .await
             };
-            drop(planning);
             let planned = match planned {
                 Ok(p) => p,
                 Err(e) => {
@@ -264,6 +267,10 @@ async fn worker(
                     });
                 }
             }
+            // Held until every run of the batch has started: while handlers are busy, no
+            // more batches are taken, the queue fills and new events are dropped (counted),
+            // instead of planned runs piling up in memory.
+            drop(planning);
         });
     }
 }

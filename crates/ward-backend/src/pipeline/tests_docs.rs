@@ -134,7 +134,8 @@ fn status_recorder(store: &ward_store::Store, name: &str, out: &std::path::Path)
     let doc = serde_json::from_value(json!({
         "type": "Handler", "api_version": "core/v2",
         "metadata": {"name": name, "namespace": "default"},
-        "spec": {"type": "pipe", "command": format!("sed -n 's/.*\"status\":\\([0-9]*\\).*/\\1/p' | head -c 3 >> '{}'; echo >> '{}'", out.display(), out.display())},
+        // One write of one short line (O_APPEND): handlers running at once do not interleave.
+        "spec": {"type": "pipe", "command": format!("s=$(sed -n 's/.*\"status\":\\([0-9]*\\).*/\\1/p' | head -c 3); printf '%s\\n' \"$s\" >> '{}'", out.display())},
     }))
     .unwrap();
     store

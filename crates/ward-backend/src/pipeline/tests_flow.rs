@@ -24,10 +24,10 @@ fn q(p: &std::path::Path) -> String {
     format!("'{}'", p.display())
 }
 
-/// A pipe handler appending its stdin and a newline to `out`.
+/// A pipe handler appending its stdin and a newline to `out`, in one write (handlers run
+/// at once do not interleave).
 fn appender(store: &Store, name: &str, out: &std::path::Path, more: Value) {
-    let mut spec =
-        json!({"type": "pipe", "command": format!("cat >> {}; echo >> {}", q(out), q(out))});
+    let mut spec = json!({"type": "pipe", "command": format!("s=$(cat); printf '%s\\n' \"$s\" >> {}", q(out))});
     for (k, v) in more.as_object().unwrap() {
         spec[k] = v.clone();
     }
