@@ -164,6 +164,20 @@ impl Backend {
     }
 
     /// `curl` against the API: `-s -w '\n%{http_code}'`, trusting the test CA.
+    /// An access token for `user` (`POST /auth` with Basic credentials), checking that
+    /// the login answers Sensu's body (access and refresh tokens, expiry).
+    pub fn token(&self, user: &str, password: &str) -> String {
+        let (code, body) = self.curl(&[
+            "-u",
+            &format!("{user}:{password}"),
+            &format!("{}/auth", self.url()),
+        ]);
+        assert_eq!(code, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert!(v["expires_at"].as_i64().unwrap() > 0 && v["refresh_token"].is_string());
+        v["access_token"].as_str().unwrap().to_string()
+    }
+
     pub fn curl(&self, args: &[&str]) -> (u16, String) {
         let mut c = crate::Command::new("curl").args(["-s", "-w", "\n%{http_code}"]);
         if let Some(ca) = self.ca() {

@@ -6,18 +6,6 @@ use ward_testkit::{pki, require_tool, ward, TempDir};
 const GUIDE_PG: &str = "type: PostgresConfig\napi_version: store/v1\nmetadata:\n  name: sensu_postgres\nspec:\n  dsn: \"postgresql://sensu:mypass@postgres.example.com:5432/sensu_events\"\n  pool_size: 20\n  strict: false\n";
 const GUIDE_CHECK: &str = "---\ntype: CheckConfig\napi_version: core/v2\nmetadata:\n  name: expired_certs\nspec:\n  command: openssl x509 -noout -enddate -in <cert-name>.pem\n  subscriptions:\n  - system\n  publish: true\n";
 
-fn token(b: &Backend, user: &str, password: &str) -> String {
-    let (code, body) = b.curl(&[
-        "-u",
-        &format!("{user}:{password}"),
-        &format!("{}/auth", b.url()),
-    ]);
-    assert_eq!(code, 200, "{body}");
-    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert!(v["expires_at"].as_i64().unwrap() > 0 && v["refresh_token"].is_string());
-    v["access_token"].as_str().unwrap().to_string()
-}
-
 fn parse_yaml_docs(text: &str) -> Vec<serde_json::Value> {
     ward_types::parse_stream("t", text)
         .unwrap()
@@ -118,7 +106,7 @@ fn authentication_and_authorisation_refuse_what_they_should() {
         .0,
         401
     );
-    let t = token(&b, ADMIN, ADMIN_PASSWORD);
+    let t = b.token(ADMIN, ADMIN_PASSWORD);
     assert_eq!(
         b.curl(&["-H", &format!("Authorization: Bearer {t}"), &checks])
             .0,
@@ -146,7 +134,7 @@ fn authentication_and_authorisation_refuse_what_they_should() {
         401
     );
     // A view user reads but may not write: 403.
-    let admin = token(&b, ADMIN, ADMIN_PASSWORD);
+    let admin = b.token(ADMIN, ADMIN_PASSWORD);
     let auth = format!("Authorization: Bearer {admin}");
     let (code, body) = b.curl(&[
         "-X",
@@ -158,7 +146,7 @@ fn authentication_and_authorisation_refuse_what_they_should() {
         &format!("{url}/api/core/v2/users"),
     ]);
     assert_eq!(code, 201, "{body}");
-    let viewer = token(&b, "viewer", "viewer-password");
+    let viewer = b.token("viewer", "viewer-password");
     let vauth = format!("Authorization: Bearer {viewer}");
     assert_eq!(b.curl(&["-H", &vauth, &checks]).0, 200);
     let (code, body) = b.curl(&[
@@ -227,7 +215,7 @@ fn bad_requests_get_a_4xx_naming_the_problem_and_store_nothing() {
     require_tool("curl");
     let b = Backend::start(false);
     let url = b.url();
-    let t = token(&b, ADMIN, ADMIN_PASSWORD);
+    let t = b.token(ADMIN, ADMIN_PASSWORD);
     let auth = format!("Authorization: Bearer {t}");
     let checks = format!("{url}/api/core/v2/namespaces/default/checks");
     let cases: &[(&str, u16, &str)] = &[
@@ -732,7 +720,7 @@ fn event_json(entity: &str, check: &str, status: u32) -> String {
 fn events_keep_their_history_and_ward_ctl_resolves_them() {
     require_tool("curl");
     let b = Backend::start(true);
-    let t = token(&b, ADMIN, ADMIN_PASSWORD);
+    let t = b.token(ADMIN, ADMIN_PASSWORD);
     let auth = format!("Authorization: Bearer {t}");
     let events = format!("{}/api/core/v2/namespaces/default/events", b.url());
     for status in [2, 2, 2, 0] {
@@ -822,7 +810,7 @@ fn events_keep_their_history_and_ward_ctl_resolves_them() {
 fn every_acknowledged_event_survives_kill_9() {
     require_tool("curl");
     let mut b = Backend::start(true);
-    let t = token(&b, ADMIN, ADMIN_PASSWORD);
+    let t = b.token(ADMIN, ADMIN_PASSWORD);
     let url = format!("{}/api/core/v2/namespaces/default/events", b.url());
     // One curl process posting 2,000 events over one keep-alive connection, one status
     // line per request, while the backend is killed with SIGKILL.
@@ -873,7 +861,7 @@ fn every_acknowledged_event_survives_kill_9() {
     );
     eprintln!("{} of 2000 events acknowledged before SIGKILL", acked.len());
     b.spawn();
-    let t = token(&b, ADMIN, ADMIN_PASSWORD);
+    let t = b.token(ADMIN, ADMIN_PASSWORD);
     let (code, body) = b.curl(&[
         "-H",
         &format!("Authorization: Bearer {t}"),
@@ -917,7 +905,7 @@ fn the_dashboard_serves_its_page_over_tls_and_metrics_count_events() {
         0,
         "TLS only"
     );
-    let t = token(&b, ADMIN, ADMIN_PASSWORD);
+    let t = b.token(ADMIN, ADMIN_PASSWORD);
     let auth = format!("Authorization: Bearer {t}");
     b.curl(&[
         "-X",
@@ -953,7 +941,7 @@ fn the_dashboard_serves_its_page_over_tls_and_metrics_count_events() {
 fn expired_tokens_are_refused_and_ward_ctl_manages_users() {
     require_tool("curl");
     let b = Backend::start_with(true, &["--access-token-ttl", "2s"]);
-    let t = token(&b, ADMIN, ADMIN_PASSWORD);
+    let t = b.token(ADMIN, ADMIN_PASSWORD);
     let checks = format!("{}/api/core/v2/namespaces/default/checks", b.url());
     assert_eq!(
         b.curl(&["-H", &format!("Authorization: Bearer {t}"), &checks])

@@ -7,17 +7,6 @@ use ward_testkit::backend::{Backend, ADMIN, ADMIN_PASSWORD};
 use ward_testkit::postgres::GuidePg;
 use ward_testkit::{require_tool, TempDir};
 
-fn token(b: &Backend) -> String {
-    let (code, body) = b.curl(&[
-        "-u",
-        &format!("{ADMIN}:{ADMIN_PASSWORD}"),
-        &format!("{}/auth", b.url()),
-    ]);
-    assert_eq!(code, 200, "{body}");
-    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-    v["access_token"].as_str().unwrap().to_string()
-}
-
 fn event_json(entity: &str, check: &str, status: u32) -> String {
     format!(
         r#"{{"entity":{{"entity_class":"agent","metadata":{{"name":"{entity}"}}}},"check":{{"metadata":{{"name":"{check}"}},"status":{status},"output":"out {status}","interval":60}}}}"#
@@ -167,7 +156,7 @@ fn the_guides_health_scenario_reproduces_exactly() {
     b.spawn();
     wait_for_health(&b, (true, true), Duration::from_secs(20));
     // And events really go there, over verify-full TLS with the client certificate.
-    let t = token(&b);
+    let t = b.token(ADMIN, ADMIN_PASSWORD);
     let (code, body) = post_event(&b, &t, "web-1", "http", 2);
     assert_eq!(code, 201, "{body}");
     assert_eq!(count_in_pg(&pg, "web-1"), 1);
@@ -185,7 +174,7 @@ fn events_are_stored_in_postgresql_and_deleting_the_config_switches_back() {
     require_tool("curl");
     let pg = GuidePg::start();
     let (_env, b) = backend_with_env_file(&guide_env_file(&pg, true));
-    let t = token(&b);
+    let t = b.token(ADMIN, ADMIN_PASSWORD);
     // Before: the embedded store.
     assert_eq!(post_event(&b, &t, "web-1", "before", 0).0, 201);
     create_config(&b, &postgres_config(pg.cluster.port, "ward", true)).ok();
@@ -397,7 +386,7 @@ fn crash_postgresql_mid_stream(strict: bool, outage: Duration) -> (GuidePg, Back
     let (_env, b) = backend_with_env_file(&guide_env_file(&pg, true));
     create_config(&b, &postgres_config(pg.cluster.port, "ward", strict)).ok();
     wait_for_health(&b, (true, true), Duration::from_secs(20));
-    let t = token(&b);
+    let t = b.token(ADMIN, ADMIN_PASSWORD);
     let mut child = stream_events(&b, &t);
     std::thread::sleep(Duration::from_millis(800));
     assert!(
@@ -528,7 +517,7 @@ fn no_event_is_lost_when_postgresql_crashes_with_strict_true() {
     assert_eq!(metric(&b, "ward_pg_fallback_events_total"), 0);
     let (_, body) = b.curl(&[
         "-H",
-        &format!("Authorization: Bearer {}", token(&b)),
+        &format!("Authorization: Bearer {}", b.token(ADMIN, ADMIN_PASSWORD)),
         &format!("{}/fleet?limit=5000", events_url(&b)),
     ]);
     assert_eq!(

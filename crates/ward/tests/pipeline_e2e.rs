@@ -25,17 +25,7 @@ impl Api {
     fn start() -> Api {
         require_tool("curl");
         let b = password_backend(&[]);
-        let (code, body) = b.curl(&[
-            "-u",
-            &format!("{ADMIN}:{ADMIN_PASSWORD}"),
-            &format!("{}/auth", b.url()),
-        ]);
-        assert_eq!(code, 200, "{body}");
-        let v: Value = serde_json::from_str(&body).unwrap();
-        let auth = format!(
-            "Authorization: Bearer {}",
-            v["access_token"].as_str().unwrap()
-        );
+        let auth = format!("Authorization: Bearer {}", b.token(ADMIN, ADMIN_PASSWORD));
         let out = b.dir.join("out");
         std::fs::create_dir(&out).unwrap();
         let api = Api { b, auth, out };

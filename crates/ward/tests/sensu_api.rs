@@ -22,17 +22,7 @@ impl Api {
         require_tool("curl");
         let b = Backend::start(false);
         b.ctl_login();
-        let (code, body) = b.curl(&[
-            "-u",
-            &format!("{ADMIN}:{ADMIN_PASSWORD}"),
-            &format!("{}/auth", b.url()),
-        ]);
-        assert_eq!(code, 200, "{body}");
-        let v: Value = serde_json::from_str(&body).unwrap();
-        let auth = format!(
-            "Authorization: Bearer {}",
-            v["access_token"].as_str().unwrap()
-        );
+        let auth = format!("Authorization: Bearer {}", b.token(ADMIN, ADMIN_PASSWORD));
         Api { b, auth }
     }
 

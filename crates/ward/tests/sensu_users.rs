@@ -15,17 +15,6 @@ fn login(b: &Backend, user: &str, password: &str) -> u16 {
     .0
 }
 
-fn token(b: &Backend) -> String {
-    let (code, body) = b.curl(&[
-        "-u",
-        &format!("{ADMIN}:{ADMIN_PASSWORD}"),
-        &format!("{}/auth", b.url()),
-    ]);
-    assert_eq!(code, 200, "{body}");
-    let v: Value = serde_json::from_str(&body).unwrap();
-    v["access_token"].as_str().unwrap().to_string()
-}
-
 /// (status, body) of `method path [body]` as the admin.
 fn call(b: &Backend, t: &str, method: &str, path: &str, body: Option<Value>) -> (u16, String) {
     let auth = format!("Authorization: Bearer {t}");
@@ -68,7 +57,7 @@ fn users_come_over_from_sensu_with_their_bcrypt_hashes() {
     require_tool("curl");
     require_tool("sqlite3");
     let b = Backend::start(false);
-    let t = token(&b);
+    let t = b.token(ADMIN, ADMIN_PASSWORD);
     // A hash as Sensu (Go's bcrypt) writes it: $2a$.
     let hash = bcrypt::hash_with_result("sensu-password", 4)
         .unwrap()
@@ -110,7 +99,7 @@ fn users_come_over_from_sensu_with_their_bcrypt_hashes() {
 fn groups_disable_reinstate_and_reset_as_sensus_api() {
     require_tool("curl");
     let b = Backend::start(false);
-    let t = token(&b);
+    let t = b.token(ADMIN, ADMIN_PASSWORD);
     let (code, body) = call(
         &b,
         &t,
