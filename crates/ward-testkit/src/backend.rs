@@ -70,6 +70,19 @@ impl Backend {
             child: None,
             extra: extra.iter().map(|s| s.to_string()).collect(),
         };
+        // A free port can be taken by a test running beside this one before the backend
+        // binds it: then it is tried again on other ports.
+        for _ in 0..4 {
+            match b.try_spawn() {
+                Ok(()) => return b,
+                Err(e) if e.contains("Address already in use") => {
+                    b.kill9();
+                    (b.api_port, b.agent_port, b.dashboard_port) =
+                        (free_port(), free_port(), free_port());
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
         b.spawn();
         b
     }
@@ -90,6 +103,13 @@ impl Backend {
 
     /// (Re)starts the process and waits until it accepts connections.
     pub fn spawn(&mut self) {
+        if let Err(e) = self.try_spawn() {
+            panic!("{e}");
+        }
+    }
+
+    /// `spawn`, with a start that failed (the process exited, with its log) as an error.
+    fn try_spawn(&mut self) -> Result<(), String> {
         let mut cmd = std::process::Command::new(ward_bin());
         cmd.args(["backend", "start", "--state-dir"])
             .arg(self.dir.join("state"))
@@ -119,7 +139,7 @@ impl Backend {
         }
         let (port, log) = (self.api_port, self.dir.join("backend.log"));
         let child = self.child.insert(cmd.spawn().expect("start ward backend"));
-        crate::wait_listening(child, port, "ward backend", &log);
+        crate::try_wait_listening(child, port, "ward backend", &log)
     }
 
     pub fn pid(&self) -> u32 {

@@ -69,11 +69,24 @@ pub fn free_port() -> u16 {
 /// with its log file if it exits first or never listens. The caller keeps the child where
 /// its Drop stops it, so a failed start leaves no process behind.
 pub fn wait_listening(child: &mut std::process::Child, port: u16, what: &str, log: &Path) {
+    if let Err(e) = try_wait_listening(child, port, what, log) {
+        panic!("{e}");
+    }
+}
+
+/// `wait_listening`, with the process's early exit (and its log) as an error rather than
+/// a panic, for callers that may try again (another test took a port meanwhile).
+pub fn try_wait_listening(
+    child: &mut std::process::Child,
+    port: u16,
+    what: &str,
+    log: &Path,
+) -> Result<(), String> {
     let log = || std::fs::read_to_string(log).unwrap_or_default();
     let start = std::time::Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         if let Ok(Some(status)) = child.try_wait() {
-            panic!("{what} exited ({status}): {}", log());
+            return Err(format!("{what} exited ({status}): {}", log()));
         }
         assert!(
             start.elapsed() < std::time::Duration::from_secs(20),
@@ -82,6 +95,7 @@ pub fn wait_listening(child: &mut std::process::Child, port: u16, what: &str, lo
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+    Ok(())
 }
 
 /// The `ward` binary under test: `CARGO_BIN_EXE_ward` when the test belongs to the `ward`
