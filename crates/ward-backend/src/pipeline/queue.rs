@@ -126,15 +126,7 @@ impl Pipeline {
 
     fn dropped(&self, namespace: &str, entity: &str, check: &str, why: &str) {
         let dropped = self.counters.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-        let now = u64::try_from(ward_types::unix_now()).unwrap_or(0);
-        let last = self.counters.last_drop_log.load(Ordering::Relaxed);
-        if now > last
-            && self
-                .counters
-                .last_drop_log
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-        {
+        if super::once_a_second(&self.counters.last_drop_log) {
             tracing::warn!(
                 namespace = %namespace,
                 entity = %entity,
