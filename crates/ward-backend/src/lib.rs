@@ -173,6 +173,10 @@ pub async fn start(cfg: BackendConfig) -> Result<(), String> {
         silences: Default::default(),
     });
     state.policy.set(policy);
+    let state_reads: Arc<dyn pipeline::EventReads> = state.clone();
+    let reads = Arc::downgrade(&state_reads);
+    drop(state_reads);
+    state.pipeline.set_event_reads(reads);
     state.silences.set(silenced);
     state.agents.cert_session_max.store(
         cfg.agent_auth_session_max.as_secs(),

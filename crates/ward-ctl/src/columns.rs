@@ -141,6 +141,17 @@ fn columns(kind: Kind) -> Vec<(&'static str, Cell)> {
                     .join(",")
             }),
         ],
+        Kind::TCPStreamHandler => vec![
+            c("Name", name),
+            c("Address", |v| s(v, "/address")),
+            c("TLS", |v| {
+                let tls = ["/tls_ca_cert_file", "/tls_cert_file"]
+                    .iter()
+                    .any(|p| !s(v, p).is_empty());
+                if tls { "true" } else { "false" }.to_string()
+            }),
+            c("Max connections", |v| s(v, "/max_connections")),
+        ],
         Kind::Silenced => vec![
             c("Name", name),
             c("Subscription", |v| s(v, "/subscription")),

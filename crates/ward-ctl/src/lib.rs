@@ -206,8 +206,12 @@ pub fn resource_path(kind: Kind, namespace: &str, name: &str) -> String {
     match kind {
         Kind::PostgresConfig => format!("/api/enterprise/store/v1/provider/{name}"),
         // Namespace, User, ClusterRole, ClusterRoleBinding, APIKey.
-        k if !k.namespaced() => format!("/api/core/v2/{}/{name}", k.plural()),
-        k => format!("/api/core/v2/namespaces/{namespace}/{}/{name}", k.plural()),
+        k if !k.namespaced() => format!("{}/{}/{name}", k.api_prefix(), k.plural()),
+        k => format!(
+            "{}/namespaces/{namespace}/{}/{name}",
+            k.api_prefix(),
+            k.plural()
+        ),
     }
 }
 
@@ -216,8 +220,8 @@ pub fn collection_path(kind: Kind, namespace: &str) -> String {
     let namespace = ward_io::url::path_segment(namespace);
     match kind {
         Kind::PostgresConfig => "/api/enterprise/store/v1/provider".into(),
-        k if !k.namespaced() => format!("/api/core/v2/{}", k.plural()),
-        k => format!("/api/core/v2/namespaces/{namespace}/{}", k.plural()),
+        k if !k.namespaced() => format!("{}/{}", k.api_prefix(), k.plural()),
+        k => format!("{}/namespaces/{namespace}/{}", k.api_prefix(), k.plural()),
     }
 }
 

@@ -185,6 +185,7 @@ pub fn kind_word(kind: Kind) -> &'static str {
         Kind::ClusterRoleBinding => "cluster-role-binding",
         Kind::APIKey => "api-key",
         Kind::PostgresConfig => "postgres-config",
+        Kind::TCPStreamHandler => "tcp-stream-handler",
     }
 }
 

@@ -2,8 +2,9 @@
 //! JavaScript mutators, as Sensu's otto environment runs them, with limits Sensu lacks.
 //!
 //! - **No way out**: QuickJS's core has no file, network, process or timer API (its `std`
-//!   and `os` modules are not built); scripts see the ECMAScript built-ins, `event` and
-//!   Sensu's time helpers only.
+//!   and `os` modules are not built); scripts see the ECMAScript built-ins, `event`,
+//!   Sensu's time helpers, and Sensu's event functions (`sensu.FetchEvent`, …), which read
+//!   what the caller's [`EventLookup`] gives them.
 //! - **Limits**: every compile and every evaluation runs under a wall-clock deadline (an
 //!   interrupt handler QuickJS polls while running bytecode and regular expressions), the
 //!   runtime under a heap limit and a stack limit. A script past one is stopped with
@@ -25,10 +26,12 @@
 
 #![forbid(unsafe_code)]
 
+mod events;
 mod sandbox;
 #[cfg(test)]
 mod tests;
 
+pub use events::{with_events, EventLookup, MAX_LISTED};
 pub use sandbox::{check_expression, check_function_body, run_mutator, with_sandbox, Sandbox};
 
 use std::time::Duration;

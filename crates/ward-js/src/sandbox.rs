@@ -23,7 +23,6 @@ const HELPERS: &str = r#"(function (g) {
   g.minute = function (ts) { return arguments.length === 0 ? 0 : at(ts).getUTCMinutes(); };
   g.hour = function (ts) { return arguments.length === 0 ? 0 : at(ts).getUTCHours(); };
   g.weekday = function (ts) { return arguments.length === 0 ? 0 : at(ts).getUTCDay(); };
-  g.sensu = {};
 })(globalThis);"#;
 
 /// `freeze(o)`: freezes `o` and everything reachable from it (properties, accessors,
@@ -128,9 +127,15 @@ impl Engine {
             timed: Cell::new(limits.time),
         };
         e.run(|ctx| {
-            sloppy::<(), _>(&ctx, HELPERS)
+            crate::events::install(&ctx)
                 .catch(&ctx)
-                .map_err(|c| e.caught(c))
+                .map_err(|c| e.caught(c))?;
+            for src in [HELPERS, crate::events::SENSU] {
+                sloppy::<(), _>(&ctx, src)
+                    .catch(&ctx)
+                    .map_err(|c| e.caught(c))?;
+            }
+            Ok(())
         })?;
         Ok(e)
     }

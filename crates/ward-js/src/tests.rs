@@ -252,3 +252,110 @@ fn a_mutator_that_pins_a_global_gets_its_runtime_thrown_away() {
     );
     assert_eq!(next, Ok("undefined:object".into()));
 }
+
+/// Events by (entity, check), with their check status.
+struct Events(Vec<(&'static str, &'static str, u32)>);
+
+impl EventLookup for Events {
+    fn entity(&self) -> &str {
+        "web-1"
+    }
+    fn fetch(&self, entity: &str, check: &str) -> Result<Option<String>, String> {
+        Ok(self
+            .0
+            .iter()
+            .find(|(e, c, _)| *e == entity && *c == check)
+            .map(|(e, c, s)| {
+                format!(r#"{{"entity": {{"metadata": {{"name": "{e}"}}}}, "check": {{"metadata": {{"name": "{c}"}}, "status": {s}}}}}"#)
+            }))
+    }
+    fn list(&self, limit: usize) -> Result<(Vec<String>, bool), String> {
+        let all: Vec<String> = self
+            .0
+            .iter()
+            .map(|(e, c, _)| self.fetch(e, c).unwrap().unwrap())
+            .collect();
+        let more = all.len() > limit;
+        Ok((all.into_iter().take(limit).collect(), more))
+    }
+}
+
+#[test]
+fn sensus_event_functions_read_the_namespaces_events_as_documented() {
+    let events = std::rc::Rc::new(Events(vec![
+        ("web-1", "database", 0),
+        ("web-1", "disk", 0),
+        ("web-1", "port1", 2),
+        ("server01", "disk", 0),
+        ("router", "port1", 0),
+        ("router", "port2", 1),
+    ]));
+    let r = with_events(events, || {
+        eval(&[
+            // filters.md: FetchEvent(entity, check).
+            r#"sensu.FetchEvent("server01", "disk").check.status == 0"#,
+            // EventStatus: names (this event's entity) and objects.
+            r#"sensu.EventStatus("database", "port1").join() == "0,2""#,
+            r#"sensu.EventStatus({entity: "router", check: "port2"}).join() == "1""#,
+            r#"sensu.EventStatus().length == 0"#,
+            // sensu-query-expressions.md: CheckDependencies' five documented forms.
+            r#"sensu.CheckDependencies("database", "disk")"#,
+            r#"sensu.CheckDependencies({entity: "server01", check: "disk"}, {entity: "web-1", check: "database"})"#,
+            r#"sensu.CheckDependencies("disk", {entity: "server01", check: "disk"})"#,
+            r#"sensu.CheckDependencies(["database", "port1"])"#,
+            r#"sensu.CheckDependencies([{entity: "router", check: "port1"}, {entity: "router", check: "port2"}])"#,
+            r#"sensu.CheckDependencies()"#,
+            r#"sensu.ListEvents().length == 6"#,
+            // A check with no event: an error, as in Sensu.
+            r#"sensu.FetchEvent("web-1", "nothing")"#,
+            r#"sensu.CheckDependencies(42)"#,
+        ])
+    });
+    let (ok, errs) = r.split_at(11);
+    assert_eq!(
+        ok,
+        [
+            Ok(true),
+            Ok(true),
+            Ok(true),
+            Ok(true),
+            Ok(true),
+            Ok(true),
+            Ok(true),
+            Ok(false),
+            Ok(false),
+            Ok(true),
+            Ok(true)
+        ]
+    );
+    assert!(
+        matches!(&errs[0], Err(JsError::Thrown(m)) if m.contains("no event for entity \"web-1\" and check \"nothing\"")),
+        "{errs:?}"
+    );
+    assert!(
+        matches!(&errs[1], Err(JsError::Thrown(m)) if m.contains("{entity: NAME, check: NAME}")),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn event_functions_throw_outside_a_lookup_and_list_is_bounded() {
+    let r = eval(&[r#"sensu.ListEvents()"#]);
+    assert!(
+        matches!(&r[0], Err(JsError::Thrown(m)) if m.contains("only available in event filter")),
+        "{r:?}"
+    );
+    let many: Vec<(&'static str, &'static str, u32)> = (0..MAX_LISTED + 1)
+        .map(|i| ("e", &*Box::leak(format!("c{i}").into_boxed_str()), 0))
+        .collect();
+    let r = with_events(std::rc::Rc::new(Events(many)), || {
+        eval(&["sensu.ListEvents()"])
+    });
+    assert!(
+        matches!(&r[0], Err(JsError::Thrown(m)) if m.contains("more than 1000 events")),
+        "{r:?}"
+    );
+    // The global object cannot be given another lookup by a script.
+    let r = eval(&["typeof __ward_events == 'undefined' && Object.isFrozen(sensu)"]);
+    assert_eq!(r, vec![Ok(true)]);
+}

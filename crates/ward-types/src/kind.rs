@@ -24,10 +24,13 @@ pub enum Kind {
     ClusterRole,
     ClusterRoleBinding,
     APIKey,
+    /// pipeline/v1 `TCPStreamHandler`: a pool of persistent (optionally TLS) connections
+    /// that events are written to, for use in Pipelines only.
+    TCPStreamHandler,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 18] = [
+    pub const ALL: [Kind; 19] = [
         Kind::Namespace,
         Kind::User,
         Kind::Entity,
@@ -46,6 +49,7 @@ impl Kind {
         Kind::ClusterRole,
         Kind::ClusterRoleBinding,
         Kind::APIKey,
+        Kind::TCPStreamHandler,
     ];
 
     /// `type` in documents.
@@ -69,6 +73,7 @@ impl Kind {
             Kind::ClusterRole => "ClusterRole",
             Kind::ClusterRoleBinding => "ClusterRoleBinding",
             Kind::APIKey => "APIKey",
+            Kind::TCPStreamHandler => "TCPStreamHandler",
         }
     }
 
@@ -76,7 +81,18 @@ impl Kind {
     pub fn api_version(self) -> &'static str {
         match self {
             Kind::PostgresConfig => "store/v1",
+            Kind::TCPStreamHandler => "pipeline/v1",
             _ => "core/v2",
+        }
+    }
+
+    /// Where the kind's collections are in the API: `/api/core/v2`, or the `enterprise`
+    /// group Sensu serves it under.
+    pub fn api_prefix(self) -> &'static str {
+        match self {
+            Kind::PostgresConfig => "/api/enterprise/store/v1",
+            Kind::TCPStreamHandler => "/api/enterprise/pipeline/v1",
+            _ => "/api/core/v2",
         }
     }
 
@@ -101,6 +117,7 @@ impl Kind {
             Kind::ClusterRole => "clusterroles",
             Kind::ClusterRoleBinding => "clusterrolebindings",
             Kind::APIKey => "apikeys",
+            Kind::TCPStreamHandler => "tcp-stream-handlers",
         }
     }
 
@@ -120,6 +137,7 @@ impl Kind {
                 | Kind::Asset
                 | Kind::Role
                 | Kind::RoleBinding
+                | Kind::TCPStreamHandler
         )
     }
 
@@ -235,7 +253,7 @@ mod tests {
             assert!(e.reason.contains("ClusterRoleBinding"), "{e}");
         }
         let namespaced = Kind::ALL.iter().filter(|k| k.namespaced()).count();
-        assert_eq!(namespaced, 12);
+        assert_eq!(namespaced, 13);
         assert!(!Kind::APIKey.namespaced() && !Kind::ClusterRole.namespaced());
     }
 }

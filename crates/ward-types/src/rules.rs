@@ -124,7 +124,8 @@ pub(crate) fn secrets(p: &str, spec: &Spec) -> Result<(), FieldError> {
     Ok(())
 }
 
-/// A `ResourceReference`: name, type and api_version, from the allowed `types`.
+/// A `ResourceReference`: name, type and api_version, from the allowed `types`
+/// (`API_VERSION.Type`).
 pub(crate) fn reference(at: &str, r: Option<&Spec>, types: &[&str]) -> Result<(), FieldError> {
     let r = r.cloned().unwrap_or_default();
     for k in ["name", "type", "api_version"] {
@@ -132,22 +133,77 @@ pub(crate) fn reference(at: &str, r: Option<&Spec>, types: &[&str]) -> Result<()
             return Err(field_error(format!("{at}.{k}"), "is required"));
         }
     }
-    let (t, a) = (
-        text(&r, "type").unwrap_or_default(),
+    let given = format!(
+        "{}.{}",
         text(&r, "api_version").unwrap_or_default(),
+        text(&r, "type").unwrap_or_default()
     );
-    if a != "core/v2" || !types.contains(&t) {
-        let want = types
-            .iter()
-            .map(|t| format!("core/v2.{t}"))
-            .collect::<Vec<_>>()
-            .join(" or ");
+    if !types.contains(&given.as_str()) {
+        let why = if given == "pipeline/v1.SumoLogicMetricsHandler" {
+            " (Ward has no Sumo Logic handler: a pipe handler can post to Sumo Logic's HTTP source)"
+        } else {
+            ""
+        };
         return Err(field_error(
             format!("{at}.type"),
-            format!("{a}.{t} cannot be referenced here; use {want}"),
+            format!(
+                "{given} cannot be referenced here{why}; use {}",
+                types.join(" or ")
+            ),
         ));
     }
     Ok(())
+}
+
+/// A pipeline/v1 TCPStreamHandler: `address` HOST:PORT, a pool size, reconnect delays
+/// from min to max, and TLS files that make sense together.
+fn tcp_stream_handler(p: &str, spec: &Spec) -> Result<(), FieldError> {
+    required(Kind::TCPStreamHandler, p, spec, "address")?;
+    let address = text(spec, "address").unwrap_or_default();
+    let port_ok = address
+        .rsplit_once(':')
+        .filter(|(h, _)| !h.is_empty())
+        .and_then(|(_, port)| port.parse::<u16>().ok())
+        .is_some_and(|port| port > 0);
+    if !port_ok {
+        return Err(field_error(
+            join(p, "address"),
+            format!("{address:?} is not HOST:PORT (a port from 1 to 65535; [::1]:4242 for IPv6)"),
+        ));
+    }
+    if spec.get("max_connections").is_none_or(Value::is_null) {
+        return Err(field_error(
+            join(p, "max_connections"),
+            "is required (0 opens a connection per event)",
+        ));
+    }
+    let mut delays = [std::time::Duration::ZERO; 2];
+    for (i, k) in ["min_reconnect_delay", "max_reconnect_delay"]
+        .iter()
+        .enumerate()
+    {
+        required(Kind::TCPStreamHandler, p, spec, k)?;
+        let v = text(spec, k).unwrap_or_default();
+        delays[i] = ward_io::duration::parse_duration(k, v)
+            .map_err(|e| field_error(join(p, k), format!("{e}; write it as 10ms or 10s")))?;
+    }
+    if delays[0] > delays[1] {
+        return Err(field_error(
+            join(p, "min_reconnect_delay"),
+            "is longer than max_reconnect_delay",
+        ));
+    }
+    match (text(spec, "tls_cert_file"), text(spec, "tls_key_file")) {
+        (Some(_), None) => Err(field_error(
+            join(p, "tls_key_file"),
+            "is required with tls_cert_file (the client certificate's key)",
+        )),
+        (None, Some(_)) => Err(field_error(
+            join(p, "tls_cert_file"),
+            "is required with tls_key_file (the client certificate)",
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn handler(p: &str, spec: &Spec) -> Result<(), FieldError> {
@@ -318,14 +374,18 @@ fn pipeline(p: &str, spec: &Spec) -> Result<(), FieldError> {
             reference(
                 &format!("{at}.filters[{j}]"),
                 f.as_object(),
-                &["EventFilter"],
+                &["core/v2.EventFilter"],
             )?;
         }
         if let Some(m) = obj(&w, "mutator") {
-            reference(&format!("{at}.mutator"), Some(m), &["Mutator"])?;
+            reference(&format!("{at}.mutator"), Some(m), &["core/v2.Mutator"])?;
         }
         match obj(&w, "handler") {
-            Some(h) => reference(&format!("{at}.handler"), Some(h), &["Handler"])?,
+            Some(h) => reference(
+                &format!("{at}.handler"),
+                Some(h),
+                &["core/v2.Handler", "pipeline/v1.TCPStreamHandler"],
+            )?,
             None => return Err(field_error(format!("{at}.handler"), "is required")),
         }
     }
@@ -363,6 +423,7 @@ pub(crate) fn check_rules(kind: Kind, p: &str, spec: &mut Spec) -> Result<(), Fi
         Kind::CheckConfig => crate::rules_check::check_config(p, spec),
         Kind::Handler => handler(p, spec),
         Kind::PostgresConfig => required(kind, p, spec, "dsn"),
+        Kind::TCPStreamHandler => tcp_stream_handler(p, spec),
         Kind::EventFilter => {
             let a = text(spec, "action").unwrap_or_default();
             if a != "allow" && a != "deny" {

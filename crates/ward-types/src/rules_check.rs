@@ -383,7 +383,7 @@ pub(crate) fn check_config(p: &str, spec: &Spec) -> Result<(), FieldError> {
         reference(
             &format!("{}[{i}]", join(p, "pipelines")),
             r.as_object(),
-            &["Pipeline"],
+            &["core/v2.Pipeline"],
         )?;
     }
     if let Some(f) = obj(spec, "fallback_pipeline") {
@@ -393,7 +393,11 @@ pub(crate) fn check_config(p: &str, spec: &Spec) -> Result<(), FieldError> {
                 "set either pipelines or fallback_pipeline, not both",
             ));
         }
-        reference(&join(p, "fallback_pipeline"), Some(f), &["Pipeline"])?;
+        reference(
+            &join(p, "fallback_pipeline"),
+            Some(f),
+            &["core/v2.Pipeline"],
+        )?;
     }
     Ok(())
 }

@@ -221,6 +221,15 @@ pub(crate) fn schema(kind: Kind) -> &'static [Field] {
             ("eval", Str),
         ],
         Kind::Pipeline => &[("workflows", WORKFLOWS), ("continue_on_error", Bool)],
+        Kind::TCPStreamHandler => &[
+            ("address", Str),
+            ("tls_ca_cert_file", Str),
+            ("tls_cert_file", Str),
+            ("tls_key_file", Str),
+            ("max_connections", U32),
+            ("min_reconnect_delay", Str),
+            ("max_reconnect_delay", Str),
+        ],
         Kind::Silenced => &[
             ("expire", Int),
             ("expire_on_resolve", Bool),

@@ -405,6 +405,42 @@ fn bad_flat_bodies_name_the_field() {
             "EventFilter",
         ),
         (
+            Kind::Pipeline,
+            json!({"workflows": [{"name": "w", "handler": {"name": "h", "type": "SumoLogicMetricsHandler", "api_version": "pipeline/v1"}}], "metadata": {"name": "p"}}),
+            "workflows[0].handler.type",
+            "no Sumo Logic handler",
+        ),
+        (
+            Kind::TCPStreamHandler,
+            json!({"address": "logstash", "max_connections": 1, "min_reconnect_delay": "10ms", "max_reconnect_delay": "10s", "metadata": {"name": "t"}}),
+            "address",
+            "HOST:PORT",
+        ),
+        (
+            Kind::TCPStreamHandler,
+            json!({"address": "127.0.0.1:4242", "min_reconnect_delay": "10ms", "max_reconnect_delay": "10s", "metadata": {"name": "t"}}),
+            "max_connections",
+            "is required",
+        ),
+        (
+            Kind::TCPStreamHandler,
+            json!({"address": "127.0.0.1:4242", "max_connections": 1, "min_reconnect_delay": "10", "max_reconnect_delay": "10s", "metadata": {"name": "t"}}),
+            "min_reconnect_delay",
+            "10ms or 10s",
+        ),
+        (
+            Kind::TCPStreamHandler,
+            json!({"address": "127.0.0.1:4242", "max_connections": 1, "min_reconnect_delay": "1m", "max_reconnect_delay": "10s", "metadata": {"name": "t"}}),
+            "min_reconnect_delay",
+            "longer than max_reconnect_delay",
+        ),
+        (
+            Kind::TCPStreamHandler,
+            json!({"address": "127.0.0.1:4242", "max_connections": 1, "min_reconnect_delay": "1s", "max_reconnect_delay": "10s", "tls_cert_file": "/c.pem", "metadata": {"name": "t"}}),
+            "tls_key_file",
+            "is required with tls_cert_file",
+        ),
+        (
             Kind::User,
             json!({"username": "bob", "password_hash": "md5:abc"}),
             "password_hash",

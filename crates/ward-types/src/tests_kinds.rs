@@ -72,7 +72,9 @@ fn examples() -> Vec<(Kind, Value)> {
             Kind::Pipeline,
             json!({"workflows": [{"name": "alerts", "filters": [{"name": "is_incident", "type": "EventFilter", "api_version": "core/v2"}],
                                   "mutator": {"name": "js_mutator", "type": "Mutator", "api_version": "core/v2"},
-                                  "handler": {"name": "slack", "type": "Handler", "api_version": "core/v2"}}],
+                                  "handler": {"name": "slack", "type": "Handler", "api_version": "core/v2"}},
+                                 {"name": "log_all_incidents", "filters": [{"name": "is_incident", "type": "EventFilter", "api_version": "core/v2"}],
+                                  "handler": {"name": "logstash", "type": "TCPStreamHandler", "api_version": "pipeline/v1"}}],
                    "metadata": {"name": "incident_alerts", "namespace": "default"}}),
         ),
         (
@@ -108,6 +110,13 @@ fn examples() -> Vec<(Kind, Value)> {
             Kind::ClusterRoleBinding,
             json!({"subjects": [{"type": "User", "name": "alice"}], "role_ref": {"type": "ClusterRole", "name": "global-admin"},
                    "metadata": {"name": "alice-admin"}}),
+        ),
+        (
+            Kind::TCPStreamHandler,
+            json!({"address": "127.0.0.1:4242", "tls_ca_cert_file": "/path/to/tls/ca.pem",
+                   "tls_cert_file": "/path/to/tls/cert.pem", "tls_key_file": "/path/to/tls/key.pem",
+                   "max_connections": 10, "min_reconnect_delay": "10ms", "max_reconnect_delay": "10s",
+                   "metadata": {"name": "logstash", "namespace": "default"}}),
         ),
         (
             Kind::APIKey,

@@ -736,3 +736,199 @@ fn an_agents_event_has_the_fields_of_sensus_documented_events() {
         missing.join("\n")
     );
 }
+
+/// `openssl s_server` on a free port, requiring a client certificate from `ca`, writing
+/// what it receives to `out`. Killed on drop.
+struct TlsPeer {
+    child: std::process::Child,
+    port: u16,
+    out: PathBuf,
+    /// Held open: s_server ends a session when its stdin closes.
+    _stdin: std::process::ChildStdin,
+}
+
+impl TlsPeer {
+    fn start(
+        dir: &std::path::Path,
+        server: &ward_testkit::fixtures::Leaf,
+        ca: &std::path::Path,
+    ) -> TlsPeer {
+        let port = free_port();
+        let out = dir.join(format!("s_server-{port}.out"));
+        let log = dir.join(format!("s_server-{port}.log"));
+        let mut child = std::process::Command::new(require_tool("openssl"))
+            .args(["s_server", "-quiet", "-Verify", "1", "-verify_return_error"])
+            .arg("-accept")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("-cert")
+            .arg(&server.cert)
+            .arg("-key")
+            .arg(&server.key)
+            .arg("-CAfile")
+            .arg(ca)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::fs::File::create(&out).unwrap())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        ward_testkit::wait_listening(&mut child, port, "openssl s_server", &log);
+        TlsPeer {
+            child,
+            port,
+            out,
+            _stdin: stdin,
+        }
+    }
+
+    fn lines(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.out)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+impl Drop for TlsPeer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_tcp_stream_handler_sends_events_over_tls_with_its_client_certificate() {
+    let api = Api::start();
+    let pki = api.b.dir.join("stream-pki");
+    std::fs::create_dir(&pki).unwrap();
+    let ca = ward_testkit::fixtures::TestCa::create(&pki, "logstash CA");
+    let server = ca.issue("logstash", "server", "127.0.0.1");
+    let client = ca.issue("ward-backend", "client", "ward-backend");
+    let peer = TlsPeer::start(&pki, &server, &ca.cert_path());
+    // The documented example, at the peer, through the enterprise/pipeline/v1 API.
+    let streams = "/api/enterprise/pipeline/v1/namespaces/default/tcp-stream-handlers";
+    api.post(
+        streams,
+        json!({"type": "TCPStreamHandler", "api_version": "pipeline/v1",
+               "metadata": {"name": "logstash"},
+               "spec": {"address": format!("127.0.0.1:{}", peer.port),
+                        "tls_ca_cert_file": ca.cert_path(), "tls_cert_file": client.cert,
+                        "tls_key_file": client.key, "max_connections": 1,
+                        "min_reconnect_delay": "10ms", "max_reconnect_delay": "10s"}}),
+    );
+    let (code, got) = api.get(&format!("{streams}/logstash"));
+    assert_eq!(
+        (code, got["max_connections"].as_u64()),
+        (200, Some(1)),
+        "{got}"
+    );
+    // Not in core/v2, as in Sensu.
+    let (code, _) = api.get(&format!("{D}/tcp-stream-handlers"));
+    assert_eq!(code, 404);
+    api.post(
+        &format!("{D}/pipelines"),
+        json!({"metadata": {"name": "tcp_logging_workflows"},
+               "workflows": [{"name": "log_all_incidents",
+                   "filters": [{"name": "is_incident", "type": "EventFilter", "api_version": "core/v2"}],
+                   "handler": {"name": "logstash", "type": "TCPStreamHandler", "api_version": "pipeline/v1"}}]}),
+    );
+    let pipelines =
+        json!([{"name": "tcp_logging_workflows", "type": "Pipeline", "api_version": "core/v2"}]);
+    for (i, status) in [2, 2, 0, 0].iter().enumerate() {
+        api.post(
+            &format!("{D}/events"),
+            json!({"entity": {"entity_class": "proxy", "metadata": {"name": "web-1"}},
+                   "check": {"metadata": {"name": "http"}, "status": status, "interval": 60,
+                             "output": format!("run {i}"), "pipelines": pipelines}}),
+        );
+    }
+    // Incidents and the first resolution (is_incident), one event per line, over one
+    // connection that s_server accepted only with the client certificate.
+    wait_for(30, "three events at s_server", || {
+        (peer.lines().len() >= 3).then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let outputs: Vec<String> = peer
+        .lines()
+        .iter()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .map(|e| e["check"]["output"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(outputs, ["run 0", "run 1", "run 2"]);
+
+    // A peer whose certificate another CA issued: the handshake is refused on Ward's side,
+    // and the log says which certificate and why.
+    let other_dir = api.b.dir.join("other-pki");
+    std::fs::create_dir(&other_dir).unwrap();
+    let other = ward_testkit::fixtures::TestCa::create(&other_dir, "other CA");
+    let stranger = other.issue("stranger", "server", "127.0.0.1");
+    let wrong = TlsPeer::start(&pki, &stranger, &ca.cert_path());
+    let (code, out) = api.call(
+        "PUT",
+        &format!("{streams}/logstash"),
+        Some(&json!({"metadata": {"name": "logstash"},
+                     "address": format!("127.0.0.1:{}", wrong.port),
+                     "tls_ca_cert_file": ca.cert_path(), "tls_cert_file": client.cert,
+                     "tls_key_file": client.key, "max_connections": 1,
+                     "min_reconnect_delay": "10ms", "max_reconnect_delay": "1s"})),
+    );
+    assert!(code == 200 || code == 201, "{code} {out}");
+    api.post(
+        &format!("{D}/events"),
+        json!({"entity": {"entity_class": "proxy", "metadata": {"name": "web-1"}},
+               "check": {"metadata": {"name": "http"}, "status": 2, "interval": 60,
+                         "output": "to a stranger", "pipelines": pipelines}}),
+    );
+    wait_for(30, "the refused handshake in the log", || {
+        api.b.log().contains("TLS handshake failed").then_some(())
+    });
+    let log = api.b.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("TLS handshake failed"))
+        .unwrap();
+    assert!(
+        line.contains("logstash") && line.contains(&wrong.port.to_string()),
+        "{line}"
+    );
+    eprintln!("{line}");
+    assert!(wrong.lines().is_empty());
+    assert!(api.metric("ward_handler_failures_total{reason=\"socket\"}") >= 1.0);
+}
+
+#[test]
+fn sensus_event_functions_let_a_filter_follow_another_checks_result() {
+    let api = Api::start();
+    // Page about the app only while the database it depends on passes (otherwise the
+    // database's own alert says it all), as sensu-query-expressions.md's example.
+    api.post(
+        &format!("{D}/filters"),
+        json!({"metadata": {"name": "deps"}, "action": "allow",
+               "expressions": ["sensu.CheckDependencies(\"database\")",
+                               "sensu.FetchEvent(event.entity.name, \"database\").check.output.indexOf(\"database\") == 0"]}),
+    );
+    api.handler("app-pager", &["deps"], Some("only_check_output"));
+    api.send("web-1", "database", 2, &[]);
+    api.send("web-1", "app", 2, &["app-pager"]);
+    api.settle();
+    assert!(api.received("app-pager").is_empty());
+    api.send("web-1", "database", 0, &[]);
+    api.send("web-1", "app", 2, &["app-pager"]);
+    api.settle();
+    assert_eq!(api.received("app-pager"), ["app status 2"]);
+    // No database event on this entity: the expression throws; the filter is skipped
+    // and counted, and the event handled, as Sensu does.
+    let before = api.metric("ward_handler_failures_total{reason=\"filter\"}");
+    api.send("web-2", "app", 2, &["app-pager"]);
+    api.settle();
+    assert_eq!(api.received("app-pager").len(), 2);
+    assert!(api.metric("ward_handler_failures_total{reason=\"filter\"}") > before);
+    assert!(
+        api.b
+            .log()
+            .contains("no event for entity \\\"web-2\\\" and check \\\"database\\\""),
+        "{}",
+        api.b.log()
+    );
+}

@@ -160,6 +160,9 @@ fn family(path: &str) -> (String, bool) {
             (format!("core/v2 {}", kind_after(3)), !out)
         }
         ["api", "enterprise", "store", "v1", ..] => (format!("store/v1 {}", kind_after(4)), true),
+        ["api", "enterprise", "pipeline", "v1", ..] if kind_after(4) == "tcp-stream-handlers" => {
+            ("pipeline/v1 tcp-stream-handlers".into(), true)
+        }
         ["api", "enterprise", group, version, ..] => (
             format!("enterprise {group}/{version} {}", kind_after(4))
                 .trim_end()

@@ -14,7 +14,7 @@ use super::state::AppState;
 use super::Shared;
 use crate::rbac::{Request, Verb};
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{MatchedPath, Path, RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -30,42 +30,51 @@ fn own_module(kind: Kind) -> bool {
     )
 }
 
-fn no_collection(plural: &str, namespaced: bool) -> ApiError {
+fn no_collection(plural: &str, namespaced: bool, prefix: &str) -> ApiError {
     let known: Vec<&str> = Kind::ALL
         .into_iter()
-        .filter(|k| !own_module(*k) && k.namespaced() == namespaced)
+        .filter(|k| !own_module(*k) && k.namespaced() == namespaced && k.api_prefix() == prefix)
         .map(Kind::plural)
         .collect();
     ApiError(
         StatusCode::NOT_FOUND,
         format!(
-            "no such collection {plural:?}{}; use {}",
+            "no such collection {plural:?}{} under {prefix}; use {}",
             if namespaced { " in a namespace" } else { "" },
             known.join(", ")
         ),
     )
 }
 
-/// The kind at `/namespaces/{ns}/{plural}`.
-pub(super) fn kind_in_ns(plural: &str) -> ApiResult<Kind> {
-    Kind::from_plural(plural)
-        .filter(|k| k.namespaced() && !own_module(*k))
-        .ok_or_else(|| no_collection(plural, true))
+/// The API group (`/api/core/v2`, `/api/enterprise/pipeline/v1`) of a matched route.
+fn group(path: &MatchedPath) -> &str {
+    let p = path.as_str();
+    p.find("/namespaces/").map_or(p, |i| &p[..i])
 }
+
+/// The kind at `{group}/namespaces/{ns}/{plural}`.
+pub(super) fn kind_in_ns(plural: &str, path: &MatchedPath) -> ApiResult<Kind> {
+    let prefix = group(path);
+    Kind::from_plural(plural)
+        .filter(|k| k.namespaced() && !own_module(*k) && k.api_prefix() == prefix)
+        .ok_or_else(|| no_collection(plural, true, prefix))
+}
+
+const CORE: &str = "/api/core/v2";
 
 /// The cluster-wide kind at `/{plural}`.
 fn cluster_kind(plural: &str) -> ApiResult<Kind> {
     Kind::from_plural(plural)
-        .filter(|k| !k.namespaced() && !own_module(*k))
-        .ok_or_else(|| no_collection(plural, false))
+        .filter(|k| !k.namespaced() && !own_module(*k) && k.api_prefix() == CORE)
+        .ok_or_else(|| no_collection(plural, false, CORE))
 }
 
 /// The kind listed at `GET /{plural}`: a cluster-wide kind, or a namespaced one across
 /// every namespace.
 fn listed_kind(plural: &str) -> ApiResult<Kind> {
     Kind::from_plural(plural)
-        .filter(|k| !own_module(*k))
-        .ok_or_else(|| no_collection(plural, false))
+        .filter(|k| !own_module(*k) && k.api_prefix() == CORE)
+        .ok_or_else(|| no_collection(plural, false, CORE))
 }
 
 /// The object whose `metadata` a body's name and namespace go into: the body itself
@@ -502,39 +511,65 @@ async fn delete_one(
 pub(super) async fn list_in_ns(
     State(st): Shared,
     headers: HeaderMap,
+    matched: MatchedPath,
     Path((ns, plural)): Path<(String, String)>,
     RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
-    list_page(&st, &headers, kind_in_ns(&plural), Some(&ns), q.as_deref()).await
+    list_page(
+        &st,
+        &headers,
+        kind_in_ns(&plural, &matched),
+        Some(&ns),
+        q.as_deref(),
+    )
+    .await
 }
 
 pub(super) async fn create_in_ns(
     State(st): Shared,
     headers: HeaderMap,
+    matched: MatchedPath,
     Path((ns, plural)): Path<(String, String)>,
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    put_one(&st, &headers, kind_in_ns(&plural)?, Some(&ns), None, &body).await
+    put_one(
+        &st,
+        &headers,
+        kind_in_ns(&plural, &matched)?,
+        Some(&ns),
+        None,
+        &body,
+    )
+    .await
 }
 
 pub(super) async fn get_in_ns(
     State(st): Shared,
     headers: HeaderMap,
+    matched: MatchedPath,
     Path((ns, plural, name)): Path<(String, String, String)>,
 ) -> ApiResult<Json<Value>> {
-    get_one(&st, &headers, kind_in_ns(&plural), Some(&ns), &name).await
+    get_one(
+        &st,
+        &headers,
+        kind_in_ns(&plural, &matched),
+        Some(&ns),
+        &name,
+    )
+    .await
 }
 
 pub(super) async fn put_in_ns(
     State(st): Shared,
     headers: HeaderMap,
+    matched: MatchedPath,
     Path((ns, plural, name)): Path<(String, String, String)>,
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     put_one(
         &st,
         &headers,
-        kind_in_ns(&plural)?,
+        kind_in_ns(&plural, &matched)?,
         Some(&ns),
         Some(&name),
         &body,
@@ -545,18 +580,35 @@ pub(super) async fn put_in_ns(
 pub(super) async fn patch_in_ns(
     State(st): Shared,
     headers: HeaderMap,
+    matched: MatchedPath,
     Path((ns, plural, name)): Path<(String, String, String)>,
     body: Bytes,
 ) -> ApiResult<Json<Value>> {
-    patch_one(&st, &headers, kind_in_ns(&plural)?, Some(&ns), &name, &body).await
+    patch_one(
+        &st,
+        &headers,
+        kind_in_ns(&plural, &matched)?,
+        Some(&ns),
+        &name,
+        &body,
+    )
+    .await
 }
 
 pub(super) async fn delete_in_ns(
     State(st): Shared,
     headers: HeaderMap,
+    matched: MatchedPath,
     Path((ns, plural, name)): Path<(String, String, String)>,
 ) -> ApiResult<StatusCode> {
-    delete_one(&st, &headers, kind_in_ns(&plural), Some(&ns), &name).await
+    delete_one(
+        &st,
+        &headers,
+        kind_in_ns(&plural, &matched),
+        Some(&ns),
+        &name,
+    )
+    .await
 }
 
 /// `GET /api/core/v2/{plural}`: a cluster-wide kind, or a namespaced one in every

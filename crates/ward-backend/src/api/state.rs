@@ -69,3 +69,21 @@ impl AppState {
         }
     }
 }
+
+/// Sensu's event functions in filter expressions read events where the API reads them
+/// (PostgreSQL when it is the event store). Called on the blocking pool.
+impl crate::pipeline::EventReads for AppState {
+    fn event(&self, namespace: &str, entity: &str, check: &str) -> Result<Option<String>, String> {
+        tokio::runtime::Handle::current()
+            .block_on(self.events.event(namespace, entity, check))
+            .map(|e| e.map(|v| v.to_string()))
+            .map_err(|e| e.to_string())
+    }
+
+    fn events(&self, namespace: &str, limit: usize) -> Result<(Vec<String>, bool), String> {
+        tokio::runtime::Handle::current()
+            .block_on(self.events.events_raw(Some(namespace), None, limit, None))
+            .map(|(events, next)| (events, next.is_some()))
+            .map_err(|e| e.to_string())
+    }
+}

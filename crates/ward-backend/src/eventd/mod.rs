@@ -45,6 +45,17 @@ pub enum ReadError {
     Store(StoreError),
 }
 
+impl std::fmt::Display for ReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadError::Unavailable(m) => {
+                write!(f, "the PostgreSQL event store does not answer: {m}")
+            }
+            ReadError::Store(e) => write!(f, "{e}"),
+        }
+    }
+}
+
 impl From<StoreError> for ReadError {
     fn from(e: StoreError) -> Self {
         ReadError::Store(e)

@@ -25,6 +25,8 @@
 //!   of stderr, and counted.
 //! - `tcp` / `udp`: the payload written to `socket.host:socket.port` (TCP: connect,
 //!   write, close, within `timeout`; UDP: one datagram).
+//! - `TCPStreamHandler` (pipeline/v1, in Pipelines only): each payload a line on a pool of
+//!   persistent, optionally TLS connections ([`stream`]).
 //! - `set`: its `handlers`, recursively; each handler runs once per event however many
 //!   sets name it. Unknown names, cycles and sets nested deeper than [`MAX_SET_DEPTH`] are
 //!   logged once per event and not followed.
@@ -37,10 +39,11 @@ mod mutate;
 mod plan;
 mod queue;
 mod run;
+mod stream;
 #[cfg(test)]
 mod tests;
 
-pub use queue::Pipeline;
+pub use queue::{EventReads, Pipeline};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -208,3 +211,5 @@ impl EventCtx {
 mod tests_docs;
 #[cfg(test)]
 mod tests_flow;
+#[cfg(test)]
+mod tests_stream;

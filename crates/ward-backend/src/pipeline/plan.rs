@@ -95,20 +95,24 @@ pub(super) fn workflows(
                 .pointer("/handler/type")
                 .and_then(Value::as_str)
                 .unwrap_or("Handler");
-            if handler_type != "Handler" {
-                problem(
-                    &label,
-                    Reason::Unsupported,
-                    format!("handler type {handler_type:?} is not supported (core/v2 Handler only); the workflow is skipped"),
-                );
-                continue;
-            }
-            let Some(h) = snap.get(Kind::Handler, &ctx.namespace, handler_name) else {
+            let kind = match handler_type {
+                "Handler" => Kind::Handler,
+                "TCPStreamHandler" => Kind::TCPStreamHandler,
+                other => {
+                    problem(
+                        &label,
+                        Reason::Unsupported,
+                        format!("handler type {other:?} is not supported (core/v2 Handler or pipeline/v1 TCPStreamHandler); the workflow is skipped"),
+                    );
+                    continue;
+                }
+            };
+            let Some(h) = snap.get(kind, &ctx.namespace, handler_name) else {
                 problem(
                     &label,
                     Reason::NotFound,
                     format!(
-                        "no handler {handler_name:?} in namespace {:?}",
+                        "no {handler_type} {handler_name:?} in namespace {:?}",
                         ctx.namespace
                     ),
                 );
@@ -230,10 +234,18 @@ impl Expander<'_> {
                 continue;
             }
             let Some(r) = self.snap.get(Kind::Handler, &self.ctx.namespace, name) else {
+                let stream = self
+                    .snap
+                    .get(Kind::TCPStreamHandler, &self.ctx.namespace, name)
+                    .is_some();
                 self.problems.push((
                     name.clone(),
                     Reason::NotFound,
-                    format!("no handler {name:?} in namespace {:?}", self.ctx.namespace),
+                    if stream {
+                        format!("{name:?} is a TCPStreamHandler: name it as the handler of a Pipeline's workflow (as in Sensu, check handlers are core/v2 Handlers)")
+                    } else {
+                        format!("no handler {name:?} in namespace {:?}", self.ctx.namespace)
+                    },
                 ));
                 continue;
             };

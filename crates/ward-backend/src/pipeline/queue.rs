@@ -19,6 +19,44 @@ struct Job {
     event: Value,
 }
 
+/// Reads the stored events for Sensu's event functions in filter expressions
+/// (`sensu.FetchEvent`, …). Blocking: called on the blocking pool.
+pub trait EventReads: Send + Sync {
+    /// The event of ENTITY/CHECK in NAMESPACE (JSON text), None when there is none.
+    fn event(&self, namespace: &str, entity: &str, check: &str) -> Result<Option<String>, String>;
+    /// Up to `limit` events of NAMESPACE (JSON texts), and whether there are more.
+    fn events(&self, namespace: &str, limit: usize) -> Result<(Vec<String>, bool), String>;
+}
+
+type Reads = Arc<std::sync::OnceLock<std::sync::Weak<dyn EventReads>>>;
+
+/// One event's view of the event store, for its filters.
+struct Lookup {
+    reads: Option<Arc<dyn EventReads>>,
+    namespace: String,
+    entity: String,
+}
+
+impl Lookup {
+    fn reads(&self) -> Result<&Arc<dyn EventReads>, String> {
+        self.reads
+            .as_ref()
+            .ok_or_else(|| "the event store cannot be read here".to_string())
+    }
+}
+
+impl ward_js::EventLookup for Lookup {
+    fn entity(&self) -> &str {
+        &self.entity
+    }
+    fn fetch(&self, entity: &str, check: &str) -> Result<Option<String>, String> {
+        self.reads()?.event(&self.namespace, entity, check)
+    }
+    fn list(&self, limit: usize) -> Result<(Vec<String>, bool), String> {
+        self.reads()?.events(&self.namespace, limit)
+    }
+}
+
 /// The event pipeline. Create it inside a Tokio runtime; dropping it stops the worker once
 /// the queue is empty (running handlers finish).
 pub struct Pipeline {
@@ -27,6 +65,7 @@ pub struct Pipeline {
     config: Arc<Config>,
     store: Arc<Store>,
     reloading: std::sync::Mutex<()>,
+    reads: Reads,
 }
 
 impl Pipeline {
@@ -43,17 +82,19 @@ impl Pipeline {
         let (tx, rx) = mpsc::channel(queue.max(1));
         let counters = Arc::new(Counters::default());
         let config = Arc::new(Config::default());
-        match Snapshot::load(&store) {
+        match Snapshot::load(&store, &Snapshot::default()) {
             Ok(s) => config.set(s),
             Err(e) => {
                 tracing::error!(error = %e, "pipeline: cannot read handlers, filters, mutators and pipelines; none run until one is written")
             }
         }
+        let reads = Reads::default();
         tokio::spawn(worker(
             rx,
             config.clone(),
             counters.clone(),
             Arc::new(Semaphore::new(max_running.max(1))),
+            reads.clone(),
         ));
         Arc::new(Pipeline {
             tx,
@@ -61,7 +102,19 @@ impl Pipeline {
             config,
             store,
             reloading: std::sync::Mutex::new(()),
+            reads,
         })
+    }
+
+    /// Where filter expressions' `sensu.FetchEvent` and friends read events (the backend's
+    /// state, which holds the pipeline: hence a weak reference). Set once.
+    pub fn set_event_reads(&self, reads: std::sync::Weak<dyn EventReads>) {
+        let _ = self.reads.set(reads);
+    }
+
+    #[cfg(test)]
+    pub(super) fn config_snapshot(&self) -> Arc<Snapshot> {
+        self.config.get()
     }
 
     /// Whether a change to `kind` concerns the pipeline.
@@ -73,7 +126,8 @@ impl Pipeline {
     /// reload at a time, so a load that began earlier never replaces a later one.
     pub fn reload(&self) -> Result<(), ward_store::StoreError> {
         let _one = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
-        self.config.set(Snapshot::load(&self.store)?);
+        let previous = self.config.get();
+        self.config.set(Snapshot::load(&self.store, &previous)?);
         Ok(())
     }
 
@@ -204,6 +258,7 @@ async fn worker(
     config: Arc<Config>,
     counters: Arc<Counters>,
     running: Arc<Semaphore>,
+    reads: Reads,
 ) {
     let planners = Arc::new(Semaphore::new(PLANNERS));
     let mut batch = Vec::with_capacity(BATCH);
@@ -215,6 +270,7 @@ async fn worker(
         };
         let jobs = std::mem::take(&mut batch);
         let (snap, counters, running) = (config.get(), counters.clone(), running.clone());
+        let reads = reads.get().and_then(std::sync::Weak::upgrade);
         tokio::spawn(async move {
             // Filters and JavaScript mutators run here: off the runtime's threads.
             let planned = {
@@ -227,7 +283,14 @@ async fn worker(
                                 check: name_of(&job.event, "check"),
                                 namespace: job.namespace,
                             });
-                            let runs = prepare(&snap, &counters, &ctx, &job.event);
+                            let lookup = std::rc::Rc::new(Lookup {
+                                reads: reads.clone(),
+                                namespace: ctx.namespace.clone(),
+                                entity: ctx.entity.clone(),
+                            });
+                            let runs = ward_js::with_events(lookup, || {
+                                prepare(&snap, &counters, &ctx, &job.event)
+                            });
                             (ctx, runs)
                         })
                         .collect::<Vec<_>>()
@@ -282,7 +345,7 @@ fn prepare(snap: &Snapshot, counters: &Counters, ctx: &EventCtx, event: &Value) 
                 continue;
             }
         }
-        let (act, timeout) = match action(&wf.handler) {
+        let (act, timeout) = match action(snap, &wf.handler) {
             Ok(a) => a,
             Err((reason, what)) => {
                 ctx.fail(counters, &wf.label, reason, &what, "");

@@ -35,6 +35,8 @@ pub(super) enum Action {
         host: String,
         port: u16,
     },
+    /// A TCPStreamHandler's pool.
+    Stream(Arc<super::stream::StreamPool>),
 }
 
 impl Run {
@@ -58,8 +60,16 @@ pub(super) fn pipe_command(spec: &serde_json::Map<String, Value>) -> Option<Stri
 }
 
 /// What a handler resource asks to be done, and its timeout.
-pub(super) fn action(h: &Resource) -> Result<(Action, Duration), (Reason, String)> {
+pub(super) fn action(
+    snap: &super::config::Snapshot,
+    h: &Resource,
+) -> Result<(Action, Duration), (Reason, String)> {
     let name = &h.metadata.name;
+    if h.kind == ward_types::Kind::TCPStreamHandler {
+        let ns = h.metadata.namespace.as_deref().unwrap_or("");
+        let pool = snap.stream(ns, name).map_err(|e| (Reason::Config, e))?;
+        return Ok((Action::Stream(pool), super::stream::SEND_TIMEOUT));
+    }
     for field in ["runtime_assets", "secrets"] {
         if h.spec
             .get(field)
@@ -166,6 +176,11 @@ pub(super) async fn execute(run: Run, counters: &Counters, ctx: &EventCtx) {
             .map(|_| ()),
         Action::Tcp { host, port } => send_socket(false, &host, port, run.timeout, &payload).await,
         Action::Udp { host, port } => send_socket(true, &host, port, run.timeout, &payload).await,
+        Action::Stream(pool) => pool.send(&payload).await.map_err(|(reason, what)| Failed {
+            reason,
+            what,
+            stderr: String::new(),
+        }),
     };
     match result {
         Ok(()) => {
