@@ -1,10 +1,7 @@
 //! The API client: one HTTPS (or HTTP) request per connection, with TLS failures turned
 //! into plain words.
 
-use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
-use hyper::Request;
-use hyper_util::rt::TokioIo;
+use http_body_util::BodyExt;
 use std::sync::Arc;
 use ward_tls::Trust;
 
@@ -36,19 +33,6 @@ impl Reply {
 pub struct Endpoint {
     pub url: String,
     pub trust: Option<Trust>,
-}
-
-fn io_error_words(e: &std::io::Error) -> String {
-    if let Some(inner) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
-        return match inner {
-            rustls::Error::General(msg) => msg.clone(),
-            rustls::Error::AlertReceived(a) => {
-                format!("the server refused the TLS handshake ({a:?})")
-            }
-            other => other.to_string(),
-        };
-    }
-    e.to_string()
 }
 
 impl Endpoint {
@@ -86,69 +70,39 @@ impl Endpoint {
         headers: &[(&str, String)],
         body: Option<Vec<u8>>,
     ) -> Result<Reply, String> {
-        let endpoint = self.parts()?;
-        let authority = endpoint.authority();
-        let ward_io::url::Endpoint {
-            tls,
-            host,
-            port,
-            path: base,
-        } = endpoint;
-        let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
-            .await
-            .map_err(|e| format!("{}: cannot connect: {e}", self.url))?;
+        let mut endpoint = self.parts()?;
         // An API URL with a path (a backend behind a proxy at /ward/) prefixes every request.
-        let uri = format!("{}{path}", base.trim_end_matches('/'));
-        let mut req = Request::builder()
-            .method(method)
-            .uri(uri)
-            .header("host", authority.as_str())
-            .header(
-                "user-agent",
-                concat!("ward-ctl/", env!("CARGO_PKG_VERSION")),
-            );
-        for (k, v) in headers {
-            req = req.header(*k, v.as_str());
-        }
-        if body.is_some() {
-            req = req.header("content-type", "application/json");
-        }
-        let req = req
-            .body(Full::new(Bytes::from(body.unwrap_or_default())))
-            .map_err(|e| e.to_string())?;
-        let resp = if tls {
+        endpoint.path = format!("{}{path}", endpoint.path.trim_end_matches('/'));
+        let tls = if endpoint.tls {
             let trust = self.trust.clone().ok_or_else(|| {
                 format!(
                     "{}: HTTPS needs --trusted-ca-file (or --insecure-skip-tls-verify)",
                     self.url
                 )
             })?;
-            let config = ward_tls::client_config(&trust)?;
-            let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-            let name = rustls::pki_types::ServerName::try_from(host.clone())
-                .map_err(|_| format!("{host:?} is not a host name"))?;
-            let stream = connector
-                .connect(name, tcp)
-                .await
-                .map_err(|e| format!("{}: TLS: {}", self.url, io_error_words(&e)))?;
-            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                .await
-                .map_err(|e| e.to_string())?;
-            tokio::spawn(conn);
-            sender
-                .send_request(req)
-                .await
-                .map_err(|e| format!("{}: {e}", self.url))?
+            Some(Arc::new(ward_tls::client_config(&trust)?))
         } else {
-            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-                .await
-                .map_err(|e| e.to_string())?;
-            tokio::spawn(conn);
-            sender
-                .send_request(req)
-                .await
-                .map_err(|e| format!("{}: {e}; is this a TLS port? use https://", self.url))?
+            None
         };
+        let mut all: Vec<(&str, String)> = vec![(
+            "user-agent",
+            concat!("ward-ctl/", env!("CARGO_PKG_VERSION")).to_string(),
+        )];
+        all.extend(headers.iter().map(|(k, v)| (*k, v.clone())));
+        let resp = ward_tls::http::send(ward_tls::http::Request {
+            url: &endpoint,
+            method,
+            headers: &all,
+            body: body.map(|b| ("application/json", b)),
+            tls,
+        })
+        .await
+        .map_err(|e| match e {
+            ward_tls::http::HttpError::Http(m) if !endpoint.tls => {
+                format!("{}: {m}; is this a TLS port? use https://", self.url)
+            }
+            other => format!("{}: {other}", self.url),
+        })?;
         let status = resp.status().as_u16();
         let continue_token = resp
             .headers()

@@ -26,7 +26,7 @@ impl Scope {
     /// The collection a list reads.
     pub fn collection(&self, s: &Session, kind: Kind) -> String {
         if self.all_namespaces && kind.namespaced() {
-            return format!("/api/core/v2/{}", kind.plural());
+            return format!("{}/{}", kind.api_prefix(), kind.plural());
         }
         crate::collection_path(kind, &self.ns(s))
     }

@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 pub mod agent_auth;
+pub mod http;
 
 use arc_swap::ArcSwap;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};

@@ -160,6 +160,7 @@ fn routes(base: Router<Arc<AppState>>, state: Arc<AppState>, tls: bool) -> Route
                 .patch(patch_cluster)
                 .delete(delete_cluster),
         )
+        .route("/api/enterprise/pipeline/v1/{plural}", get(list_cluster))
         .route(
             "/api/enterprise/pipeline/v1/namespaces/{ns}/{plural}",
             get(list_in_ns).post(create_in_ns),

@@ -69,12 +69,13 @@ fn cluster_kind(plural: &str) -> ApiResult<Kind> {
         .ok_or_else(|| no_collection(plural, false, CORE))
 }
 
-/// The kind listed at `GET /{plural}`: a cluster-wide kind, or a namespaced one across
-/// every namespace.
-fn listed_kind(plural: &str) -> ApiResult<Kind> {
+/// The kind listed at `GET {group}/{plural}`: a cluster-wide kind, or a namespaced one
+/// across every namespace.
+fn listed_kind(plural: &str, path: &MatchedPath) -> ApiResult<Kind> {
+    let prefix = path.as_str().strip_suffix("/{plural}").unwrap_or(CORE);
     Kind::from_plural(plural)
-        .filter(|k| !own_module(*k) && k.api_prefix() == CORE)
-        .ok_or_else(|| no_collection(plural, false, CORE))
+        .filter(|k| !own_module(*k) && k.api_prefix() == prefix)
+        .ok_or_else(|| no_collection(plural, false, prefix))
 }
 
 /// The object whose `metadata` a body's name and namespace go into: the body itself
@@ -616,10 +617,18 @@ pub(super) async fn delete_in_ns(
 pub(super) async fn list_cluster(
     State(st): Shared,
     headers: HeaderMap,
+    matched: MatchedPath,
     Path(plural): Path<String>,
     RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
-    list_page(&st, &headers, listed_kind(&plural), None, q.as_deref()).await
+    list_page(
+        &st,
+        &headers,
+        listed_kind(&plural, &matched),
+        None,
+        q.as_deref(),
+    )
+    .await
 }
 
 pub(super) async fn create_cluster(

@@ -77,56 +77,33 @@ pub(super) async fn http_request(
     post: Option<(&'static str, Vec<u8>)>,
     max: usize,
 ) -> Result<Vec<u8>, FetchError> {
-    use http_body_util::{BodyExt, Full, Limited};
-    use hyper::body::Bytes;
-    use hyper::header;
-    let tcp = TcpStream::connect((url.host.as_str(), url.port))
+    use http_body_util::{BodyExt, Limited};
+    let authority = url.authority();
+    let resp = crate::http::send(crate::http::Request {
+        url,
+        method: if post.is_some() { "POST" } else { "GET" },
+        headers: &[],
+        body: post,
+        tls: None,
+    })
+    .await
+    .map_err(|e| match e {
+        crate::http::HttpError::Connect(m) => {
+            FetchError::Unreachable(format!("cannot connect to {authority}: {m}"))
+        }
+        other => FetchError::Other(format!("{authority}: {other}")),
+    })?;
+    if resp.status() != hyper::StatusCode::OK {
+        return Err(FetchError::Other(format!(
+            "{authority} answered HTTP {}",
+            resp.status()
+        )));
+    }
+    let body = Limited::new(resp.into_body(), max)
+        .collect()
         .await
         .map_err(|e| {
-            FetchError::Unreachable(format!("cannot connect to {}: {e}", url.authority()))
+            FetchError::Other(format!("reading the answer from {authority} failed: {e}"))
         })?;
-    let _ = tcp.set_nodelay(true);
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake::<_, Full<Bytes>>(hyper_util::rt::TokioIo::new(tcp))
-            .await
-            .map_err(|e| FetchError::Other(format!("HTTP to {} failed: {e}", url.authority())))?;
-    let builder = hyper::Request::builder()
-        .uri(url.path.as_str())
-        .header(header::HOST, url.authority().as_str())
-        .header(header::USER_AGENT, "ward")
-        .header(header::CONNECTION, "close");
-    let request = match post {
-        Some((content_type, body)) => builder
-            .method(hyper::Method::POST)
-            .header(header::CONTENT_TYPE, content_type)
-            .body(Full::new(Bytes::from(body))),
-        None => builder
-            .method(hyper::Method::GET)
-            .body(Full::new(Bytes::new())),
-    }
-    .map_err(|e| FetchError::Other(format!("cannot build the HTTP request: {e}")))?;
-    let authority = url.authority();
-    let exchange = async move {
-        let resp = sender
-            .send_request(request)
-            .await
-            .map_err(|e| format!("HTTP request to {authority} failed: {e}"))?;
-        if resp.status() != hyper::StatusCode::OK {
-            return Err(format!("{authority} answered HTTP {}", resp.status()));
-        }
-        let body = Limited::new(resp.into_body(), max)
-            .collect()
-            .await
-            .map_err(|e| format!("reading the answer from {authority} failed: {e}"))?;
-        Ok(body.to_bytes().to_vec())
-    };
-    tokio::pin!(conn);
-    tokio::pin!(exchange);
-    tokio::select! {
-        r = &mut exchange => r.map_err(FetchError::Other),
-        c = &mut conn => match c {
-            Ok(()) => exchange.await.map_err(FetchError::Other),
-            Err(e) => Err(FetchError::Other(format!("HTTP from {} failed: {e}", url.authority()))),
-        },
-    }
+    Ok(body.to_bytes().to_vec())
 }
