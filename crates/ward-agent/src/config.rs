@@ -468,10 +468,7 @@ pub fn parse_seconds(key: &str, v: &str) -> Result<Duration, String> {
 
 /// The host name, as the kernel has it.
 pub fn hostname() -> Option<String> {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
+    ward_io::host::hostname()
 }
 
 #[cfg(test)]

@@ -354,7 +354,5 @@ pub async fn shutdown_signal() {
 }
 
 fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "ward".into())
+    ward_io::host::hostname().unwrap_or_else(|| "ward".into())
 }

@@ -7,6 +7,7 @@
 //! - [`backoff`]: the one retry backoff (exponential, full jitter);
 //! - [`lock`]: exclusive directory locks, so that concurrent Ward processes take turns;
 //! - [`duration`]: Go-style durations (`17520h`, `1h30m`, `30d`) as cfssl and Sensu write them;
+//! - [`host`]: this host's facts (name, OS, distribution, architecture);
 //! - [`text`]: text that is safe to put on a terminal, hex and time as Ward prints them;
 //! - [`url`]: the one URL parser (endpoints and file/http locations), on the `url` crate.
 //!
@@ -23,6 +24,7 @@ pub mod backoff;
 pub mod duration;
 pub mod error;
 pub mod files;
+pub mod host;
 pub mod lock;
 pub mod text;
 pub mod url;
