@@ -89,7 +89,6 @@ pub fn os_release(text: &str) -> (String, String, String) {
     (id, family, version)
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -312,6 +312,9 @@ pub enum Trust {
     /// /etc/ssl/certs have it), for a client configured with no CA file; a certificate they
     /// do not cover is reported with the fix (`fix_key`: the setting that names a CA file).
     SystemRoots { fix_key: &'static str },
+    /// The system's roots and the CAs in this file (downloads from public and private
+    /// servers alike: runtime assets).
+    CaFileAndSystemRoots(PathBuf),
     /// Nothing is verified (insecure-skip-tls-verify): encryption without authentication.
     SkipVerification,
 }
@@ -324,6 +327,17 @@ pub fn client_config(trust: &Trust) -> Result<rustls::ClientConfig, String> {
             system_roots(fix_key)?,
             format!("the system's trusted roots; set {fix_key} to the CA that issued it"),
         ),
+        Trust::CaFileAndSystemRoots(p) => {
+            let mut roots = load_roots(p)?;
+            // A host without a system store still trusts the file.
+            if let Ok(system) = system_roots("") {
+                roots.roots.extend(system.roots);
+            }
+            (
+                roots,
+                format!("{} or the system's trusted roots", p.display()),
+            )
+        }
         Trust::SkipVerification => {
             return Ok(rustls::ClientConfig::builder_with_provider(provider())
                 .with_safe_default_protocol_versions()
