@@ -6,8 +6,11 @@ fn sha512(bytes: &[u8]) -> String {
     ward_io::text::hex(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA512, bytes).as_ref())
 }
 
+/// An archive entry: name, type, data, link target.
+type Entry<'a> = (&'a str, tar::EntryType, &'a [u8], &'a str);
+
 /// A tar built entry by entry, with raw names (so that hostile ones can be written).
-fn raw_tar(entries: &[(&str, tar::EntryType, &[u8], &str)]) -> Vec<u8> {
+fn raw_tar(entries: &[Entry<'_>]) -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());
     for (name, kind, data, link) in entries {
         let mut h = tar::Header::new_old();
@@ -77,8 +80,8 @@ fn an_archive_made_by_tar_unpacks_with_its_links_and_modes() {
 fn hostile_archives_are_refused_whole_and_leave_nothing() {
     use tar::EntryType::*;
     let t = TempDir::new();
-    let ok: (&str, tar::EntryType, &[u8], &str) = ("bin/fine", Regular, b"x", "");
-    let cases: Vec<(Vec<(&str, tar::EntryType, &[u8], &str)>, &str)> = vec![
+    let ok: Entry<'_> = ("bin/fine", Regular, b"x", "");
+    let cases: Vec<(Vec<Entry<'_>>, &str)> = vec![
         (
             vec![ok, ("../evil", Regular, b"x", "")],
             "absolute path or a `..`",
@@ -151,7 +154,7 @@ fn hostile_archives_are_refused_whole_and_leave_nothing() {
 fn archives_past_the_limits_are_refused() {
     let t = TempDir::new();
     let big = vec![0u8; 4096];
-    let entries: Vec<(&str, tar::EntryType, &[u8], &str)> = vec![
+    let entries: Vec<Entry<'_>> = vec![
         ("a", tar::EntryType::Regular, &big, ""),
         ("b", tar::EntryType::Regular, &big, ""),
     ];
@@ -340,7 +343,7 @@ async fn an_asset_is_fetched_over_https_once_checked_and_a_tampered_one_refused(
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(names, [good.sha512.clone()]);
+    assert_eq!(names, std::slice::from_ref(&good.sha512));
 
     // A server the CA file does not vouch for: the reason, naming the certificate.
     let other = serve(&www, &t.join("pki2"));

@@ -23,6 +23,7 @@ pub const KEYS: &[&str] = &[
     "dashboard-host",
     "dashboard-port",
     "state-dir",
+    "cache-dir",
     "cert-file",
     "key-file",
     "trusted-ca-file",
@@ -61,6 +62,9 @@ pub struct BackendConfig {
     pub dashboard_host: String,
     pub dashboard_port: u16,
     pub state_dir: PathBuf,
+    /// Where the runtime assets of handlers, mutators and filters are unpacked (Sensu's
+    /// key; default `<state-dir>/cache`).
+    pub cache_dir: PathBuf,
     pub cert_file: Option<PathBuf>,
     pub key_file: Option<PathBuf>,
     pub trusted_ca_file: Option<PathBuf>,
@@ -131,6 +135,9 @@ pub fn resolve(
         })?
         .unwrap_or_else(|| "[::]:8080".parse().expect("static address"));
     let tls = s.path("cert-file").is_some();
+    let state_dir = s
+        .path("state-dir")
+        .unwrap_or_else(|| PathBuf::from("/var/lib/ward"));
     let cfg = BackendConfig {
         api_listen_address: api,
         api_url: s.text("api-url").unwrap_or_else(|| {
@@ -144,9 +151,8 @@ pub fn resolve(
         agent_port: s.port("agent-port", 8081)?,
         dashboard_host: s.text("dashboard-host").unwrap_or_else(|| "[::]".into()),
         dashboard_port: s.port("dashboard-port", 3000)?,
-        state_dir: s
-            .path("state-dir")
-            .unwrap_or_else(|| PathBuf::from("/var/lib/ward")),
+        state_dir: state_dir.clone(),
+        cache_dir: s.path("cache-dir").unwrap_or_else(|| state_dir.join("cache")),
         cert_file: s.path("cert-file"),
         key_file: s.path("key-file"),
         trusted_ca_file: s.path("trusted-ca-file"),

@@ -156,6 +156,20 @@ pub async fn start(cfg: BackendConfig) -> Result<(), String> {
         })?;
     }
     let pipeline = pipeline::Pipeline::new(store.clone());
+    let trust = match &cfg.trusted_ca_file {
+        Some(ca) => ward_tls::Trust::CaFileAndSystemRoots(ca.clone()),
+        None => ward_tls::Trust::SystemRoots {
+            fix_key: "trusted-ca-file",
+        },
+    };
+    let cache = cfg.cache_dir.join("assets");
+    match ward_assets::Assets::new(&cache, &trust, ward_assets::Limits::default()) {
+        Ok(a) => pipeline.set_assets(Arc::new(a)),
+        // Handlers with runtime_assets then fail with this reason; the rest runs.
+        Err(e) => tracing::warn!(
+            "runtime assets: {e}; handlers, mutators and filters that name assets will not run"
+        ),
+    }
     let state = Arc::new(AppState {
         events,
         store,

@@ -141,6 +141,11 @@ fn columns(kind: Kind) -> Vec<(&'static str, Cell)> {
                     .join(",")
             }),
         ],
+        Kind::Secret => vec![
+            c("Name", name),
+            c("Provider", |v| s(v, "/provider")),
+            c("ID", |v| s(v, "/id")),
+        ],
         Kind::TCPStreamHandler => vec![
             c("Name", name),
             c("Address", |v| s(v, "/address")),

@@ -186,6 +186,7 @@ pub fn kind_word(kind: Kind) -> &'static str {
         Kind::APIKey => "api-key",
         Kind::PostgresConfig => "postgres-config",
         Kind::TCPStreamHandler => "tcp-stream-handler",
+        Kind::Secret => "secret",
     }
 }
 

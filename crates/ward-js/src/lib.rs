@@ -32,7 +32,10 @@ mod sandbox;
 mod tests;
 
 pub use events::{with_events, EventLookup, MAX_LISTED};
-pub use sandbox::{check_expression, check_function_body, run_mutator, with_sandbox, Sandbox};
+pub use sandbox::{
+    check_expression, check_function_body, run_mutator, with_library_sandbox, with_sandbox,
+    Sandbox, LIBRARY_TIME,
+};
 
 use std::time::Duration;
 

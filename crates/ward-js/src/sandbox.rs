@@ -231,7 +231,37 @@ pub struct Sandbox {
 
 impl Sandbox {
     pub fn new(limits: Limits) -> Result<Sandbox, JsError> {
+        Sandbox::with_libraries(limits, &[])
+    }
+
+    /// A sandbox whose global object also has what `libraries` (`(file, script)`,
+    /// evaluated in order as global code, [`LIBRARY_TIME`] in all) define, before it is
+    /// frozen: a filter's `runtime_assets` JavaScript files, as Sensu loads them.
+    pub fn with_libraries(
+        limits: Limits,
+        libraries: &[(String, String)],
+    ) -> Result<Sandbox, JsError> {
         let engine = Engine::new(limits)?;
+        if !libraries.is_empty() {
+            engine.run_within(LIBRARY_TIME, |ctx| {
+                for (file, script) in libraries {
+                    sloppy::<(), _>(&ctx, script.as_str())
+                        .catch(&ctx)
+                        .map_err(|c| match engine.caught(c) {
+                            JsError::Thrown(m) => JsError::Thrown(format!("{file}: {m}")),
+                            JsError::Syntax {
+                                line,
+                                column,
+                                message,
+                            } => JsError::Thrown(format!(
+                                "{file}: line {line}, column {column}: {message}"
+                            )),
+                            other => other,
+                        })?;
+                }
+                Ok(())
+            })?;
+        }
         engine.run(|ctx| {
             sloppy::<(), _>(&ctx, FREEZE)
                 .catch(&ctx)
@@ -337,6 +367,51 @@ impl Sandbox {
 
 thread_local! {
     static SANDBOX: RefCell<Option<Sandbox>> = const { RefCell::new(None) };
+}
+
+/// How long a sandbox's libraries may take to load, together.
+pub const LIBRARY_TIME: Duration = Duration::from_secs(1);
+
+/// Sandboxes with libraries a thread keeps (by key); past this the oldest goes.
+const LIBRARY_SANDBOXES: usize = 8;
+
+thread_local! {
+    static WITH_LIBRARIES: RefCell<Vec<(String, Sandbox)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with this thread's sandbox for the libraries named `key` (loaded with `load`
+/// the first time, and again after `limits` change or the sandbox was spoiled). A thread
+/// keeps [`LIBRARY_SANDBOXES`] of them. `load`'s error is returned as `Thrown`.
+pub fn with_library_sandbox<R>(
+    limits: Limits,
+    key: &str,
+    load: impl FnOnce() -> Result<Vec<(String, String)>, String>,
+    f: impl FnOnce(&mut Sandbox) -> R,
+) -> Result<R, JsError> {
+    WITH_LIBRARIES.with(|cell| {
+        let mut all = cell
+            .try_borrow_mut()
+            .map_err(|_| JsError::Engine("the sandbox is already in use on this thread".into()))?;
+        let at = all
+            .iter()
+            .position(|(k, s)| k == key && s.limits() == limits && !s.spoiled);
+        let i = match at {
+            Some(i) => i,
+            None => {
+                all.retain(|(k, _)| k != key);
+                if all.len() >= LIBRARY_SANDBOXES {
+                    all.remove(0);
+                }
+                let libraries = load().map_err(JsError::Thrown)?;
+                all.push((
+                    key.to_string(),
+                    Sandbox::with_libraries(limits, &libraries)?,
+                ));
+                all.len() - 1
+            }
+        };
+        Ok(f(&mut all[i].1))
+    })
 }
 
 /// Runs `f` with this thread's sandbox (made on first use, and again when `limits`

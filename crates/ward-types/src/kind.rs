@@ -27,10 +27,13 @@ pub enum Kind {
     /// pipeline/v1 `TCPStreamHandler`: a pool of persistent (optionally TLS) connections
     /// that events are written to, for use in Pipelines only.
     TCPStreamHandler,
+    /// secrets/v1 `Secret`: a name for a value a provider holds (Ward: the backend's
+    /// environment, provider `env`).
+    Secret,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 19] = [
+    pub const ALL: [Kind; 20] = [
         Kind::Namespace,
         Kind::User,
         Kind::Entity,
@@ -50,6 +53,7 @@ impl Kind {
         Kind::ClusterRoleBinding,
         Kind::APIKey,
         Kind::TCPStreamHandler,
+        Kind::Secret,
     ];
 
     /// `type` in documents.
@@ -74,6 +78,7 @@ impl Kind {
             Kind::ClusterRoleBinding => "ClusterRoleBinding",
             Kind::APIKey => "APIKey",
             Kind::TCPStreamHandler => "TCPStreamHandler",
+            Kind::Secret => "Secret",
         }
     }
 
@@ -82,6 +87,7 @@ impl Kind {
         match self {
             Kind::PostgresConfig => "store/v1",
             Kind::TCPStreamHandler => "pipeline/v1",
+            Kind::Secret => "secrets/v1",
             _ => "core/v2",
         }
     }
@@ -92,6 +98,7 @@ impl Kind {
         match self {
             Kind::PostgresConfig => "/api/enterprise/store/v1",
             Kind::TCPStreamHandler => "/api/enterprise/pipeline/v1",
+            Kind::Secret => "/api/enterprise/secrets/v1",
             _ => "/api/core/v2",
         }
     }
@@ -118,6 +125,7 @@ impl Kind {
             Kind::ClusterRoleBinding => "clusterrolebindings",
             Kind::APIKey => "apikeys",
             Kind::TCPStreamHandler => "tcp-stream-handlers",
+            Kind::Secret => "secrets",
         }
     }
 
@@ -138,6 +146,7 @@ impl Kind {
                 | Kind::Role
                 | Kind::RoleBinding
                 | Kind::TCPStreamHandler
+                | Kind::Secret
         )
     }
 
@@ -253,7 +262,7 @@ mod tests {
             assert!(e.reason.contains("ClusterRoleBinding"), "{e}");
         }
         let namespaced = Kind::ALL.iter().filter(|k| k.namespaced()).count();
-        assert_eq!(namespaced, 13);
+        assert_eq!(namespaced, 14);
         assert!(!Kind::APIKey.namespaced() && !Kind::ClusterRole.namespaced());
     }
 }

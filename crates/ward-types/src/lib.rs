@@ -29,6 +29,7 @@ pub mod when;
 
 pub use kind::Kind;
 pub use resource::{Document, Metadata, Resource};
+pub use rules::backend_own_variable;
 pub use rules_check::split_cron_zone;
 use serde_json::Value;
 

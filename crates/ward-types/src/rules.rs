@@ -124,6 +124,61 @@ pub(crate) fn secrets(p: &str, spec: &Spec) -> Result<(), FieldError> {
     Ok(())
 }
 
+/// A check's `secrets`: Ward does not send secrets to agents yet, so a check with them is
+/// refused rather than run without them.
+pub(crate) fn check_secrets(p: &str, spec: &Spec) -> Result<(), FieldError> {
+    secrets(p, spec)?;
+    if !items(spec, "secrets").is_empty() {
+        return Err(field_error(
+            join(p, "secrets"),
+            "Ward does not send secrets to agents yet (handlers and mutators have them); \
+             leave secrets out and have the check read the value from a file only the \
+             agent's user can read",
+        ));
+    }
+    Ok(())
+}
+
+/// Environment variables a Secret of the `env` provider may not name: the backend's own
+/// settings and its PostgreSQL credentials (a handler could otherwise be given them).
+pub fn backend_own_variable(id: &str) -> bool {
+    ["PG", "WARD_", "SENSU_BACKEND_"]
+        .iter()
+        .any(|p| id.starts_with(p))
+}
+
+/// secrets/v1 Secret: an `id` and a `provider`; Ward has the `env` provider.
+fn secret(p: &str, spec: &Spec) -> Result<(), FieldError> {
+    required(Kind::Secret, p, spec, "id")?;
+    required(Kind::Secret, p, spec, "provider")?;
+    let provider = text(spec, "provider").unwrap_or_default();
+    if provider != "env" {
+        return Err(field_error(
+            join(p, "provider"),
+            format!("{provider:?} is not a provider Ward has; use env (the backend's environment variables)"),
+        ));
+    }
+    let id = text(spec, "id").unwrap_or_default();
+    let valid = id
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !valid {
+        return Err(field_error(
+            join(p, "id"),
+            format!("{id:?} is not an environment variable name (letters, digits, _)"),
+        ));
+    }
+    if backend_own_variable(id) {
+        return Err(field_error(
+            join(p, "id"),
+            format!("{id:?} is one of the backend's own variables (PG*, WARD_*, SENSU_BACKEND_*: its settings and PostgreSQL credentials), which Ward does not hand to handlers; give the secret a variable of its own"),
+        ));
+    }
+    Ok(())
+}
+
 /// A `ResourceReference`: name, type and api_version, from the allowed `types`
 /// (`API_VERSION.Type`).
 pub(crate) fn reference(at: &str, r: Option<&Spec>, types: &[&str]) -> Result<(), FieldError> {
@@ -424,6 +479,7 @@ pub(crate) fn check_rules(kind: Kind, p: &str, spec: &mut Spec) -> Result<(), Fi
         Kind::Handler => handler(p, spec),
         Kind::PostgresConfig => required(kind, p, spec, "dsn"),
         Kind::TCPStreamHandler => tcp_stream_handler(p, spec),
+        Kind::Secret => secret(p, spec),
         Kind::EventFilter => {
             let a = text(spec, "action").unwrap_or_default();
             if a != "allow" && a != "deny" {

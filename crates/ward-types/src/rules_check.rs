@@ -3,8 +3,8 @@
 //! they use.
 
 use crate::rules::{
-    assets, check_list, env_vars, int, is_sensu_name, is_subscription, items, obj, reference,
-    required, secrets, text, uint, Spec,
+    assets, check_list, check_secrets, env_vars, int, is_sensu_name, is_subscription, items, obj,
+    reference, required, text, uint, Spec,
 };
 use crate::schema::{join, DAYS};
 use crate::{field_error, FieldError, Kind};
@@ -256,7 +256,7 @@ pub(crate) fn check_config(p: &str, spec: &Spec) -> Result<(), FieldError> {
     )?;
     env_vars(p, spec)?;
     assets(p, spec)?;
-    secrets(p, spec)?;
+    check_secrets(p, spec)?;
     if let Some(n) = text(spec, "proxy_entity_name") {
         if !is_sensu_name(n) {
             return Err(field_error(

@@ -221,6 +221,7 @@ pub(crate) fn schema(kind: Kind) -> &'static [Field] {
             ("eval", Str),
         ],
         Kind::Pipeline => &[("workflows", WORKFLOWS), ("continue_on_error", Bool)],
+        Kind::Secret => &[("id", Str), ("provider", Str)],
         Kind::TCPStreamHandler => &[
             ("address", Str),
             ("tls_ca_cert_file", Str),

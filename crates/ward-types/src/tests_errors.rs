@@ -154,6 +154,30 @@ fn bad_flat_bodies_name_the_field() {
         ),
         (
             Kind::CheckConfig,
+            json!({"command": "x", "interval": 60, "secrets": [{"name": "TOKEN", "secret": "api-token"}], "metadata": {"name": "c"}}),
+            "secrets",
+            "does not send secrets to agents",
+        ),
+        (
+            Kind::Secret,
+            json!({"id": "TOKEN", "provider": "vault", "metadata": {"name": "s"}}),
+            "provider",
+            "use env",
+        ),
+        (
+            Kind::Secret,
+            json!({"id": "PGPASSWORD", "provider": "env", "metadata": {"name": "s"}}),
+            "id",
+            "backend's own variables",
+        ),
+        (
+            Kind::Secret,
+            json!({"id": "A-B", "provider": "env", "metadata": {"name": "s"}}),
+            "id",
+            "not an environment variable name",
+        ),
+        (
+            Kind::CheckConfig,
             json!({"command": "x", "interval": 60, "pipelines": [{"name": "p", "type": "Handler", "api_version": "core/v2"}], "metadata": {"name": "c"}}),
             "pipelines[0].type",
             "core/v2.Pipeline",

@@ -35,7 +35,7 @@ fn examples() -> Vec<(Kind, Value)> {
                    "env_vars": ["RUBY=/opt/ruby"], "check_hooks": [{"critical": ["ps-aux"]}, {"1": ["df"]}],
                    "subdue": {"days": {"all": [{"begin": "5:00 PM", "end": "8:00AM"}]}},
                    "subdues": [{"begin": "2024-01-31T17:00:00-05:00", "end": "2024-02-01T08:00:00-05:00", "repeat": ["weekdays"]}],
-                   "secrets": [{"name": "TOKEN", "secret": "api-token"}],
+                   "secrets": [],
                    "pipelines": [{"name": "alerts", "type": "Pipeline", "api_version": "core/v2"}],
                    "scheduler": "memory", "max_output_size": 1024, "discard_output": false,
                    "metadata": {"name": "check-cpu", "namespace": "default", "labels": null, "annotations": null, "created_by": "admin"}}),
@@ -44,7 +44,7 @@ fn examples() -> Vec<(Kind, Value)> {
             Kind::Handler,
             json!({"type": "tcp", "socket": {"host": "10.0.1.99", "port": 4444}, "timeout": 30,
                    "filters": ["is_incident"], "handlers": [], "env_vars": [], "runtime_assets": [],
-                   "secrets": [], "mutator": "only_check_output", "metadata": {"name": "tcp_handler"}}),
+                   "secrets": [{"name": "TOKEN", "secret": "api-token"}], "mutator": "only_check_output", "metadata": {"name": "tcp_handler"}}),
         ),
         (
             Kind::Event,
@@ -110,6 +110,10 @@ fn examples() -> Vec<(Kind, Value)> {
             Kind::ClusterRoleBinding,
             json!({"subjects": [{"type": "User", "name": "alice"}], "role_ref": {"type": "ClusterRole", "name": "global-admin"},
                    "metadata": {"name": "alice-admin"}}),
+        ),
+        (
+            Kind::Secret,
+            json!({"id": "ANSIBLE_TOKEN", "provider": "env", "metadata": {"name": "sensu-ansible-token", "namespace": "default"}}),
         ),
         (
             Kind::TCPStreamHandler,

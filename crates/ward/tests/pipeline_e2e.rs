@@ -23,8 +23,12 @@ struct Api {
 
 impl Api {
     fn start() -> Api {
+        Api::start_with(&[])
+    }
+
+    fn start_with(extra: &[&str]) -> Api {
         require_tool("curl");
-        let b = password_backend(&[]);
+        let b = password_backend(extra);
         let auth = format!("Authorization: Bearer {}", b.token(ADMIN, ADMIN_PASSWORD));
         let out = b.dir.join("out");
         std::fs::create_dir(&out).unwrap();
@@ -931,4 +935,204 @@ fn sensus_event_functions_let_a_filter_follow_another_checks_result() {
         "{}",
         api.b.log()
     );
+}
+
+/// `openssl s_server -WWW` serving `www` over HTTPS with `leaf`. Killed on drop.
+struct WwwServer(std::process::Child, u16);
+
+impl Drop for WwwServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn www_server(www: &std::path::Path, leaf: &ward_testkit::fixtures::Leaf) -> WwwServer {
+    let port = free_port();
+    let log = www.join("../www.log");
+    let mut child = std::process::Command::new(require_tool("openssl"))
+        .args(["s_server", "-WWW", "-quiet", "-accept"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("-cert")
+        .arg(&leaf.cert)
+        .arg("-key")
+        .arg(&leaf.key)
+        .current_dir(www)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    ward_testkit::wait_listening(&mut child, port, "openssl s_server -WWW", &log);
+    WwwServer(child, port)
+}
+
+fn sha512_hex(bytes: &[u8]) -> String {
+    let out = ward_testkit::Command::new(require_tool("openssl"))
+        .args(["dgst", "-sha512", "-r"])
+        .stdin(bytes.to_vec())
+        .run()
+        .ok()
+        .stdout;
+    out.split_whitespace().next().unwrap().to_string()
+}
+
+#[test]
+fn handlers_mutators_and_filters_use_their_runtime_assets() {
+    // An asset server with its own CA, which the backend trusts (trusted-ca-file).
+    let pki = ward_testkit::TempDir::new();
+    let ca = ward_testkit::fixtures::TestCa::create(pki.path(), "assets CA");
+    let leaf = ca.issue("assets", "server", "127.0.0.1");
+    let (src, www) = (pki.join("src"), pki.join("www"));
+    for d in [src.join("bin"), src.join("lib/js"), www.clone()] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let script = |name: &str, body: &str| {
+        use std::os::unix::fs::PermissionsExt;
+        let p = src.join("bin").join(name);
+        std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    };
+    script("shout", "tr a-z A-Z");
+    script(
+        "keep-it",
+        "cat > \"$1.tmp\" && echo \"$TOOLS_PATH\" > \"$1.path\" && mv \"$1.tmp\" \"$1\"",
+    );
+    std::fs::write(
+        src.join("lib/js/checks.js"),
+        "function is_loud(e) { return e.check.status == 2; }\n",
+    )
+    .unwrap();
+    ward_testkit::Command::new(require_tool("tar"))
+        .args(["-czf", "../www/tools.tar.gz", "bin", "lib"])
+        .current_dir(&src)
+        .run()
+        .ok();
+    let tools = std::fs::read(www.join("tools.tar.gz")).unwrap();
+    std::fs::write(www.join("tampered.tar.gz"), [&tools[..], b"!"].concat()).unwrap();
+    let server = www_server(&www, &leaf);
+    let ca_file = ca.cert_path();
+    let api = Api::start_with(&["--trusted-ca-file", ca_file.to_str().unwrap()]);
+    let url = |f: &str| format!("https://127.0.0.1:{}/{f}", server.1);
+    api.post(
+        &format!("{D}/assets"),
+        json!({"metadata": {"name": "tools"}, "url": url("tools.tar.gz"), "sha512": sha512_hex(&tools)}),
+    );
+    api.post(
+        &format!("{D}/assets"),
+        // (Not tools' hash: that build is in the cache, and a cached hash is never fetched.)
+        json!({"metadata": {"name": "tampered"}, "url": url("tampered.tar.gz"),
+               "sha512": sha512_hex(b"the archive its author published")}),
+    );
+    api.post(
+        &format!("{D}/filters"),
+        json!({"metadata": {"name": "loud"}, "action": "allow", "runtime_assets": ["tools"],
+               "expressions": ["is_loud(event)"]}),
+    );
+    api.post(
+        &format!("{D}/mutators"),
+        json!({"metadata": {"name": "shout"}, "command": "shout", "runtime_assets": ["tools"]}),
+    );
+    let kept = api.out.join("kept");
+    api.post(
+        &format!("{D}/handlers"),
+        json!({"metadata": {"name": "keeper"}, "type": "pipe", "timeout": 10,
+               "command": format!("keep-it {}.$(date +%s%N)", kept.display()),
+               "runtime_assets": ["tools"], "filters": ["loud"], "mutator": "shout"}),
+    );
+    api.post(
+        &format!("{D}/handlers"),
+        json!({"metadata": {"name": "refused"}, "type": "pipe", "command": "true",
+               "runtime_assets": ["tampered"]}),
+    );
+    api.send("web-1", "disk", 1, &["keeper"]); // not loud: filtered out by the asset's function
+    api.send("web-1", "disk", 2, &["keeper", "refused"]);
+    api.settle();
+    let got: Vec<String> = std::fs::read_dir(&api.out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let n = p.file_name().unwrap().to_string_lossy().into_owned();
+            n.starts_with("kept.") && !n.ends_with(".path") && !n.ends_with(".tmp")
+        })
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    assert_eq!(got.len(), 1, "{got:?}\n{}", api.b.log());
+    assert!(
+        got[0].contains("\"OUTPUT\":\"DISK STATUS 2\""),
+        "{}",
+        got[0]
+    );
+    // TOOLS_PATH is the asset's directory in the cache, named by its SHA-512.
+    let path_file = std::fs::read_dir(&api.out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".path"))
+        .unwrap();
+    let dir = std::fs::read_to_string(path_file).unwrap();
+    assert!(
+        dir.trim()
+            .ends_with(&format!("/assets/{}", sha512_hex(&tools))),
+        "{dir}"
+    );
+    // The tampered build was refused, and said why.
+    assert!(api.metric("ward_handler_failures_total{reason=\"asset\"}") >= 1.0);
+    let log = api.b.log();
+    assert!(
+        log.contains("asset \\\"tampered\\\"") && log.contains("its SHA-512 is"),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_handlers_secrets_come_from_the_backends_environment_and_never_its_own() {
+    let dir = ward_testkit::TempDir::new();
+    let env_file = dir.join("ward-backend.env");
+    std::fs::write(
+        &env_file,
+        "SLACK_WEBHOOK_URL=https://hooks.example/s3cret-path\n",
+    )
+    .unwrap();
+    let api = Api::start_with(&["--env-file", env_file.to_str().unwrap()]);
+    let secrets = "/api/enterprise/secrets/v1/namespaces/default/secrets";
+    // Sensu's documented Env-provider secret.
+    api.post(
+        secrets,
+        json!({"type": "Secret", "api_version": "secrets/v1", "metadata": {"name": "sensu-slack-webhook"},
+               "spec": {"id": "SLACK_WEBHOOK_URL", "provider": "env"}}),
+    );
+    // The backend's own credentials are not for handlers.
+    let (code, out) = api.call(
+        "POST",
+        secrets,
+        Some(&json!({"metadata": {"name": "db"}, "id": "PGPASSWORD", "provider": "env"})),
+    );
+    assert_eq!(code, 400, "{out}");
+    assert!(out.contains("backend's own variables"), "{out}");
+    let got = api.out.join("webhook.txt");
+    api.post(
+        &format!("{D}/handlers"),
+        json!({"metadata": {"name": "slack"}, "type": "pipe", "timeout": 10,
+               "command": format!("printf '%s' \"$SLACK_WEBHOOK_URL\" > {}", got.display()),
+               "secrets": [{"name": "SLACK_WEBHOOK_URL", "secret": "sensu-slack-webhook"}]}),
+    );
+    api.post(
+        &format!("{D}/handlers"),
+        json!({"metadata": {"name": "orphan"}, "type": "pipe", "command": "true",
+               "secrets": [{"name": "X", "secret": "no-such-secret"}]}),
+    );
+    api.send("web-1", "disk", 2, &["slack", "orphan"]);
+    api.settle();
+    assert_eq!(
+        std::fs::read_to_string(&got).unwrap(),
+        "https://hooks.example/s3cret-path"
+    );
+    assert!(api.metric("ward_handler_failures_total{reason=\"secret\"}") >= 1.0);
+    let log = api.b.log();
+    assert!(log.contains("no Secret \\\"no-such-secret\\\""), "{log}");
+    assert!(!log.contains("s3cret"), "a secret's value reached the log");
+    // The API shows the secret's id and provider, as Sensu's, never the value.
+    let (code, s) = api.get(&format!("{secrets}/sensu-slack-webhook"));
+    assert_eq!((code, s["id"].as_str()), (200, Some("SLACK_WEBHOOK_URL")));
+    assert!(!s.to_string().contains("s3cret"));
 }

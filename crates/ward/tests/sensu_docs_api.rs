@@ -163,6 +163,9 @@ fn family(path: &str) -> (String, bool) {
         ["api", "enterprise", "pipeline", "v1", ..] if kind_after(4) == "tcp-stream-handlers" => {
             ("pipeline/v1 tcp-stream-handlers".into(), true)
         }
+        ["api", "enterprise", "secrets", "v1", ..] if kind_after(4) == "secrets" => {
+            ("secrets/v1 secrets".into(), true)
+        }
         ["api", "enterprise", group, version, ..] => (
             format!("enterprise {group}/{version} {}", kind_after(4))
                 .trim_end()

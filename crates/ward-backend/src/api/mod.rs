@@ -161,6 +161,18 @@ fn routes(base: Router<Arc<AppState>>, state: Arc<AppState>, tls: bool) -> Route
                 .delete(delete_cluster),
         )
         .route("/api/enterprise/pipeline/v1/{plural}", get(list_cluster))
+        .route("/api/enterprise/secrets/v1/{plural}", get(list_cluster))
+        .route(
+            "/api/enterprise/secrets/v1/namespaces/{ns}/{plural}",
+            get(list_in_ns).post(create_in_ns),
+        )
+        .route(
+            "/api/enterprise/secrets/v1/namespaces/{ns}/{plural}/{name}",
+            get(get_in_ns)
+                .put(put_in_ns)
+                .patch(patch_in_ns)
+                .delete(delete_in_ns),
+        )
         .route(
             "/api/enterprise/pipeline/v1/namespaces/{ns}/{plural}",
             get(list_in_ns).post(create_in_ns),

@@ -9,7 +9,9 @@ use ward_store::{Store, StoreError};
 use ward_types::{Kind, Resource};
 
 /// The kinds the pipeline reads.
-pub const KINDS: [Kind; 5] = [
+pub const KINDS: [Kind; 7] = [
+    Kind::Asset,
+    Kind::Secret,
     Kind::Handler,
     Kind::EventFilter,
     Kind::Mutator,
@@ -56,6 +58,63 @@ impl Snapshot {
                 .map(|(_, r)| r.as_ref()),
         );
         Ok(Snapshot { by_key, streams })
+    }
+
+    /// The Assets a spec's `runtime_assets` names, in order; an error names a missing one.
+    pub(super) fn assets_of(
+        &self,
+        namespace: &str,
+        spec: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Vec<ward_assets::Asset>, String> {
+        super::plan::strings(spec.get("runtime_assets"))
+            .into_iter()
+            .map(|name| {
+                self.get(Kind::Asset, namespace, name)
+                    .map(|r| ward_assets::Asset::from_spec(name, &r.spec))
+                    .ok_or_else(|| {
+                        format!("runtime_assets: no asset {name:?} in namespace {namespace:?}")
+                    })
+            })
+            .collect()
+    }
+
+    /// A spec's `secrets` as environment variables (`name` = the value of its Secret),
+    /// read from the backend's environment now (the `env` provider). Errors name the
+    /// secret, never a value.
+    pub(super) fn secrets_of(
+        &self,
+        namespace: &str,
+        spec: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Vec<(String, String)>, String> {
+        let list = spec
+            .get("secrets")
+            .and_then(serde_json::Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        list.iter()
+            .map(|s| {
+                let field = |k: &str| s.get(k).and_then(serde_json::Value::as_str).unwrap_or("");
+                let (var, secret) = (field("name"), field("secret"));
+                let r = self.get(Kind::Secret, namespace, secret).ok_or_else(|| {
+                    format!("secrets: no Secret {secret:?} in namespace {namespace:?}")
+                })?;
+                let id = r.spec.get("id").and_then(serde_json::Value::as_str).unwrap_or("");
+                let provider = r
+                    .spec
+                    .get("provider")
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or("");
+                if provider != "env" || ward_types::backend_own_variable(id) {
+                    return Err(format!(
+                        "secrets: Secret {secret:?} is not one of the env provider Ward can read"
+                    ));
+                }
+                let value = std::env::var(id).map_err(|_| {
+                    format!("secrets: Secret {secret:?}: the backend's environment has no {id} (set it in the backend's env file)")
+                })?;
+                Ok((var.to_string(), value))
+            })
+            .collect()
     }
 
     /// The pool of a TCPStreamHandler, or why it has none.

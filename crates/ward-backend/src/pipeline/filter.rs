@@ -10,8 +10,9 @@
 //!   extras). `allow` passes when every expression is true, `deny` stops the event when any
 //!   is. An expression that throws or runs past its limit is logged and counted and, as in
 //!   Sensu, skipped: it neither stops an `allow` nor triggers a `deny`.
-//! - A filter with `runtime_assets` is not run: the workflow is skipped and that is logged
-//!   (assets are not fetched by the backend yet).
+//! - A filter with `runtime_assets` has the `.js` files of its assets' `lib/` directories
+//!   evaluated first (as Sensu does), in a sandbox kept per set of assets; an asset that
+//!   cannot be installed skips the workflow (logged, counted as `asset`).
 
 use super::config::Snapshot;
 use super::{Counters, EventCtx, Reason};
@@ -32,6 +33,49 @@ pub(super) const LIMITS: ward_js::Limits = ward_js::Limits {
 pub(super) struct Decisions {
     view: Option<String>,
     by_filter: HashMap<String, bool>,
+    /// Where filters' runtime assets are installed.
+    pub(super) cache: Option<std::sync::Arc<ward_assets::Assets>>,
+}
+
+/// The JavaScript files filters' assets may bring, bytes in all.
+const MAX_LIBRARIES: u64 = 8 << 20;
+
+/// The `.js` files under each asset's `lib/`, in path order, as `(path, text)`.
+fn scripts(installed: &[ward_assets::Installed]) -> Result<Vec<(String, String)>, String> {
+    fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) -> std::io::Result<()> {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return Ok(()); // no lib/: no scripts
+        };
+        for e in rd {
+            let e = e?;
+            let t = e.file_type()?;
+            if t.is_dir() {
+                walk(&e.path(), out)?;
+            } else if e.path().extension().is_some_and(|x| x == "js") {
+                out.push(e.path());
+            }
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    let mut total = 0u64;
+    for a in installed {
+        let mut files = Vec::new();
+        walk(&a.dir.join("lib"), &mut files).map_err(|e| format!("asset {:?}: {e}", a.name))?;
+        files.sort();
+        for f in files {
+            let text = std::fs::read_to_string(&f).map_err(|e| format!("{}: {e}", f.display()))?;
+            total += text.len() as u64;
+            if total > MAX_LIBRARIES {
+                return Err(format!(
+                    "the assets' JavaScript files are larger than {} MiB together",
+                    MAX_LIBRARIES >> 20
+                ));
+            }
+            out.push((f.display().to_string(), text));
+        }
+    }
+    Ok(out)
 }
 
 /// Why a workflow cannot be filtered.
@@ -100,16 +144,27 @@ impl Decisions {
                 ),
             });
         };
-        if f.spec
-            .get("runtime_assets")
-            .and_then(Value::as_array)
-            .is_some_and(|a| !a.is_empty())
-        {
-            return Err(Problem {
-                reason: Reason::Unsupported,
-                what: format!("filter {name:?} has runtime_assets, which the backend does not fetch yet; the workflow is skipped"),
-            });
-        }
+        let assets = snap
+            .assets_of(&ctx.namespace, &f.spec)
+            .map_err(|e| Problem {
+                reason: Reason::NotFound,
+                what: format!("filter {name:?}: {e}; the workflow is skipped"),
+            })?;
+        let installed = if assets.is_empty() {
+            Vec::new()
+        } else {
+            let asset_problem = |what: String| Problem {
+                reason: Reason::Asset,
+                what: format!("filter {name:?}: {what}; the workflow is skipped"),
+            };
+            let cache = self.cache.clone().ok_or_else(|| {
+                asset_problem("runtime_assets: this backend has no asset cache".into())
+            })?;
+            // On the blocking pool: waiting here holds no runtime thread.
+            tokio::runtime::Handle::current()
+                .block_on(cache.prepare(&assets, &super::backend_entity()))
+                .map_err(|e| asset_problem(e.to_string()))?
+        };
         let allow = f.spec.get("action").and_then(Value::as_str) != Some("deny");
         if let Some(when) = f.spec.get("when").filter(|w| !w.is_null()) {
             match ward_types::when::in_windows(when, ward_types::unix_now()) {
@@ -135,11 +190,20 @@ impl Decisions {
         counters
             .evaluations
             .fetch_add(exprs.len() as u64, Ordering::Relaxed);
-        let results = ward_js::with_sandbox(LIMITS, |s| s.predicates("event", &exprs, view))
-            .map_err(|e| Problem {
-                reason: Reason::Filter,
-                what: format!("filter {name:?}: {e}"),
-            })?;
+        let eval = |s: &mut ward_js::Sandbox| s.predicates("event", &exprs, view);
+        let results = if installed.is_empty() {
+            ward_js::with_sandbox(LIMITS, eval)
+        } else {
+            let key: Vec<String> = installed
+                .iter()
+                .map(|a| a.dir.display().to_string())
+                .collect();
+            ward_js::with_library_sandbox(LIMITS, &key.join("\n"), || scripts(&installed), eval)
+        }
+        .map_err(|e| Problem {
+            reason: Reason::Filter,
+            what: format!("filter {name:?}: {e}"),
+        })?;
         let mut matched = Vec::with_capacity(results.len());
         for (expr, r) in exprs.iter().zip(results) {
             match r {

@@ -30,8 +30,10 @@
 //! - `set`: its `handlers`, recursively; each handler runs once per event however many
 //!   sets name it. Unknown names, cycles and sets nested deeper than [`MAX_SET_DEPTH`] are
 //!   logged once per event and not followed.
-//! - Handlers, filters and mutators with `runtime_assets` or `secrets` are not run (logged
-//!   and counted as `unsupported`): Ward never runs one without something it asked for.
+//! - `runtime_assets` of pipe handlers, pipe mutators and filters are installed first
+//!   (`ward_assets`), `secrets` resolved from the backend's environment (Secrets of the
+//!   `env` provider); when either fails the step does not run: Ward never runs one
+//!   without something it asked for.
 
 mod config;
 mod filter;
@@ -92,10 +94,14 @@ enum Reason {
     Filter,
     /// A mutator failed: the handler did not run.
     Mutator,
+    /// A runtime asset could not be fetched, checked or unpacked: the step did not run.
+    Asset,
+    /// A secret could not be resolved: the step did not run.
+    Secret,
 }
 
 impl Reason {
-    const ALL: [Reason; 11] = [
+    const ALL: [Reason; 13] = [
         Reason::Spawn,
         Reason::Exit,
         Reason::Timeout,
@@ -107,6 +113,8 @@ impl Reason {
         Reason::Store,
         Reason::Filter,
         Reason::Mutator,
+        Reason::Asset,
+        Reason::Secret,
     ];
 
     fn label(self) -> &'static str {
@@ -122,6 +130,8 @@ impl Reason {
             Reason::Store => "store",
             Reason::Filter => "filter",
             Reason::Mutator => "mutator",
+            Reason::Asset => "asset",
+            Reason::Secret => "secret",
         }
     }
 }
@@ -168,6 +178,26 @@ fn once_a_second(last: &AtomicU64) -> bool {
         && last
             .compare_exchange(seen, now, Ordering::Relaxed, Ordering::Relaxed)
             .is_ok()
+}
+
+/// The backend's own entity, as asset build filters see it (`entity.system.os`, …).
+fn backend_entity() -> String {
+    static ENTITY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ENTITY
+        .get_or_init(|| {
+            let f = ward_io::host::facts();
+            serde_json::json!({
+                "name": f.hostname,
+                "entity_class": "backend",
+                "system": {
+                    "hostname": f.hostname, "os": f.os, "platform": f.platform,
+                    "platform_family": f.platform_family,
+                    "platform_version": f.platform_version, "arch": f.arch,
+                },
+            })
+            .to_string()
+        })
+        .clone()
 }
 
 /// What the log lines of one event carry.

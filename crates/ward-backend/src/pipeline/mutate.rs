@@ -37,6 +37,7 @@ pub(super) enum Payload {
         command: String,
         env: Vec<(String, String)>,
         timeout: Duration,
+        assets: Vec<ward_assets::Asset>,
     },
 }
 
@@ -112,21 +113,20 @@ pub(super) fn mutate(
             format!("no mutator {name:?} in namespace {:?}", ctx.namespace),
         ));
     };
-    for field in ["runtime_assets", "secrets"] {
-        if m.spec
-            .get(field)
-            .and_then(Value::as_array)
-            .is_some_and(|a| !a.is_empty())
-        {
-            return Err(fail(
-                Reason::Unsupported,
-                format!("mutator {name:?}: {field} are not supported yet; the workflow is skipped"),
-            ));
-        }
-    }
-    let env = env_pairs(name, &m.spec)?;
+    let assets = snap
+        .assets_of(&ctx.namespace, &m.spec)
+        .map_err(|e| fail(Reason::NotFound, format!("mutator {name:?}: {e}")))?;
+    let mut env = env_pairs(name, &m.spec)?;
+    env.extend(
+        snap.secrets_of(&ctx.namespace, &m.spec)
+            .map_err(|e| fail(Reason::Secret, format!("mutator {name:?}: {e}")))?,
+    );
     let timeout = timeout_of(&m.spec);
     match m.spec.get("type").and_then(Value::as_str).unwrap_or("pipe") {
+        "javascript" if !assets.is_empty() => Err(fail(
+            Reason::Unsupported,
+            format!("mutator {name:?}: runtime_assets on a javascript mutator are not supported (pipe mutators and filters have them)"),
+        )),
         "javascript" => {
             let body = m.spec.get("eval").and_then(Value::as_str).unwrap_or("");
             let text = String::from_utf8_lossy(&event_json()).into_owned();
@@ -152,6 +152,7 @@ pub(super) fn mutate(
                 command,
                 env,
                 timeout,
+                assets,
             })
         }
         other => Err(fail(

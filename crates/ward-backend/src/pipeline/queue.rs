@@ -29,6 +29,7 @@ pub trait EventReads: Send + Sync {
 }
 
 type Reads = Arc<std::sync::OnceLock<std::sync::Weak<dyn EventReads>>>;
+type Cache = Arc<std::sync::OnceLock<Arc<ward_assets::Assets>>>;
 
 /// One event's view of the event store, for its filters.
 struct Lookup {
@@ -66,6 +67,7 @@ pub struct Pipeline {
     store: Arc<Store>,
     reloading: std::sync::Mutex<()>,
     reads: Reads,
+    assets: Cache,
 }
 
 impl Pipeline {
@@ -88,13 +90,14 @@ impl Pipeline {
                 tracing::error!(error = %e, "pipeline: cannot read handlers, filters, mutators and pipelines; none run until one is written")
             }
         }
-        let reads = Reads::default();
+        let (reads, assets) = (Reads::default(), Cache::default());
         tokio::spawn(worker(
             rx,
             config.clone(),
             counters.clone(),
             Arc::new(Semaphore::new(max_running.max(1))),
             reads.clone(),
+            assets.clone(),
         ));
         Arc::new(Pipeline {
             tx,
@@ -103,7 +106,14 @@ impl Pipeline {
             store,
             reloading: std::sync::Mutex::new(()),
             reads,
+            assets,
         })
+    }
+
+    /// The cache that handlers', mutators' and filters' `runtime_assets` are fetched into.
+    /// Without one they do not run (logged and counted as `asset`). Set once.
+    pub fn set_assets(&self, assets: Arc<ward_assets::Assets>) {
+        let _ = self.assets.set(assets);
     }
 
     /// Where filter expressions' `sensu.FetchEvent` and friends read events (the backend's
@@ -259,6 +269,7 @@ async fn worker(
     counters: Arc<Counters>,
     running: Arc<Semaphore>,
     reads: Reads,
+    assets: Cache,
 ) {
     let planners = Arc::new(Semaphore::new(PLANNERS));
     let mut batch = Vec::with_capacity(BATCH);
@@ -271,10 +282,11 @@ async fn worker(
         let jobs = std::mem::take(&mut batch);
         let (snap, counters, running) = (config.get(), counters.clone(), running.clone());
         let reads = reads.get().and_then(std::sync::Weak::upgrade);
+        let cache = assets.get().cloned();
         tokio::spawn(async move {
             // Filters and JavaScript mutators run here: off the runtime's threads.
             let planned = {
-                let counters = counters.clone();
+                let (counters, cache) = (counters.clone(), cache.clone());
                 tokio::task::spawn_blocking(move || {
                     jobs.into_iter()
                         .map(|job| {
@@ -289,7 +301,7 @@ async fn worker(
                                 entity: ctx.entity.clone(),
                             });
                             let runs = ward_js::with_events(lookup, || {
-                                prepare(&snap, &counters, &ctx, &job.event)
+                                prepare(&snap, &counters, &ctx, &job.event, cache.clone())
                             });
                             (ctx, runs)
                         })
@@ -309,15 +321,15 @@ async fn worker(
                     // A udp datagram is sent here; anything that may wait (a process, a
                     // connection) gets a task of its own, at most MAX_RUNNING at once.
                     if run.sends_datagram() {
-                        execute(run, &counters, &ctx).await;
+                        execute(run, &counters, &ctx, None).await;
                         continue;
                     }
                     let Ok(permit) = running.clone().acquire_owned().await else {
                         return;
                     };
-                    let (counters, ctx) = (counters.clone(), ctx.clone());
+                    let (counters, ctx, cache) = (counters.clone(), ctx.clone(), cache.clone());
                     tokio::spawn(async move {
-                        execute(run, &counters, &ctx).await;
+                        execute(run, &counters, &ctx, cache.as_deref()).await;
                         drop(permit);
                     });
                 }
@@ -332,8 +344,15 @@ async fn worker(
 
 /// The event's workflows, filtered and mutated (but for pipe mutators, which run with
 /// their handler): what is left to run. Blocking.
-fn prepare(snap: &Snapshot, counters: &Counters, ctx: &EventCtx, event: &Value) -> Vec<Run> {
+fn prepare(
+    snap: &Snapshot,
+    counters: &Counters,
+    ctx: &EventCtx,
+    event: &Value,
+    cache: Option<Arc<ward_assets::Assets>>,
+) -> Vec<Run> {
     let mut decisions = Decisions::default();
+    decisions.cache = cache;
     let mut json: Option<Arc<[u8]>> = None;
     let mut runs = Vec::new();
     for wf in workflows(snap, counters, ctx, event) {

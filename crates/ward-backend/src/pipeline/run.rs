@@ -26,6 +26,7 @@ pub(super) enum Action {
     Pipe {
         command: String,
         env: Vec<(String, String)>,
+        assets: Vec<ward_assets::Asset>,
     },
     Tcp {
         host: String,
@@ -65,22 +66,10 @@ pub(super) fn action(
     h: &Resource,
 ) -> Result<(Action, Duration), (Reason, String)> {
     let name = &h.metadata.name;
+    let ns = h.metadata.namespace.as_deref().unwrap_or("");
     if h.kind == ward_types::Kind::TCPStreamHandler {
-        let ns = h.metadata.namespace.as_deref().unwrap_or("");
         let pool = snap.stream(ns, name).map_err(|e| (Reason::Config, e))?;
         return Ok((Action::Stream(pool), super::stream::SEND_TIMEOUT));
-    }
-    for field in ["runtime_assets", "secrets"] {
-        if h.spec
-            .get(field)
-            .and_then(Value::as_array)
-            .is_some_and(|a| !a.is_empty())
-        {
-            return Err((
-                Reason::Unsupported,
-                format!("{field} are not supported yet; the handler is skipped"),
-            ));
-        }
     }
     let timeout = Duration::from_secs(
         h.spec
@@ -107,7 +96,19 @@ pub(super) fn action(
                     ),
                 }
             }
-            Action::Pipe { command, env }
+            let assets = snap
+                .assets_of(ns, &h.spec)
+                .map_err(|e| (Reason::NotFound, e))?;
+            // After env_vars: a secret wins over a variable of the same name.
+            env.extend(
+                snap.secrets_of(ns, &h.spec)
+                    .map_err(|e| (Reason::Secret, e))?,
+            );
+            Action::Pipe {
+                command,
+                env,
+                assets,
+            }
         }
         "tcp" | "udp" => {
             let host = h
@@ -146,7 +147,43 @@ pub(super) fn action(
     Ok((action, timeout))
 }
 
-pub(super) async fn execute(run: Run, counters: &Counters, ctx: &EventCtx) {
+/// The environment of a pipe command with its runtime assets, installed first.
+async fn with_assets(
+    cache: Option<&ward_assets::Assets>,
+    assets: &[ward_assets::Asset],
+    env: Vec<(String, String)>,
+) -> Result<Vec<(String, String)>, Failed> {
+    if assets.is_empty() {
+        return Ok(env);
+    }
+    let fail = |what: String| Failed {
+        reason: Reason::Asset,
+        what,
+        stderr: String::new(),
+    };
+    let cache =
+        cache.ok_or_else(|| fail("runtime_assets: this backend has no asset cache".into()))?;
+    let installed = cache
+        .prepare(assets, &super::backend_entity())
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    // PATH as the command will get it, so that the assets' bin/ comes first.
+    let mut base = vec![("PATH".to_string(), default_path())];
+    base.extend(env);
+    Ok(ward_assets::environment(&installed, &base))
+}
+
+fn default_path() -> String {
+    // A PATH that is not UTF-8 is not passed on: the default one is used instead.
+    std::env::var("PATH").unwrap_or_else(|_| DEFAULT_PATH.into())
+}
+
+pub(super) async fn execute(
+    run: Run,
+    counters: &Counters,
+    ctx: &EventCtx,
+    cache: Option<&ward_assets::Assets>,
+) {
     let payload = match run.payload {
         Payload::Ready(p) => p,
         Payload::Pipe {
@@ -154,14 +191,19 @@ pub(super) async fn execute(run: Run, counters: &Counters, ctx: &EventCtx) {
             command,
             env,
             timeout,
-        } => match run_pipe(&command, &env, timeout, run.event_json.clone(), true).await {
+            assets,
+        } => match async {
+            let env = with_assets(cache, &assets, env).await?;
+            run_pipe(&command, &env, timeout, run.event_json.clone(), true).await
+        }
+        .await
+        {
             Ok(out) => Arc::from(out),
             Err(f) => {
                 let what = format!("mutator {mutator:?}: {}; the handler does not run", f.what);
-                let reason = if f.reason == Reason::Timeout {
-                    Reason::Timeout
-                } else {
-                    Reason::Mutator
+                let reason = match f.reason {
+                    Reason::Timeout | Reason::Asset => f.reason,
+                    _ => Reason::Mutator,
                 };
                 ctx.fail(counters, &run.name, reason, &what, &f.stderr);
                 return;
@@ -171,9 +213,16 @@ pub(super) async fn execute(run: Run, counters: &Counters, ctx: &EventCtx) {
     counters.runs.fetch_add(1, Ordering::Relaxed);
     let started = Instant::now();
     let result = match run.action {
-        Action::Pipe { command, env } => run_pipe(&command, &env, run.timeout, payload, false)
-            .await
-            .map(|_| ()),
+        Action::Pipe {
+            command,
+            env,
+            assets,
+        } => match with_assets(cache, &assets, env).await {
+            Ok(env) => run_pipe(&command, &env, run.timeout, payload, false)
+                .await
+                .map(|_| ()),
+            Err(f) => Err(f),
+        },
         Action::Tcp { host, port } => send_socket(false, &host, port, run.timeout, &payload).await,
         Action::Udp { host, port } => send_socket(true, &host, port, run.timeout, &payload).await,
         Action::Stream(pool) => pool.send(&payload).await.map_err(|(reason, what)| Failed {
@@ -211,10 +260,8 @@ async fn run_pipe(
     payload: Arc<[u8]>,
     mutator: bool,
 ) -> Result<Vec<u8>, Failed> {
-    // A PATH that is not UTF-8 is not passed on: the default one is used instead.
-    let path = std::env::var("PATH").unwrap_or_else(|_| DEFAULT_PATH.into());
     let mut vars = Vec::with_capacity(env.len() + 1);
-    vars.push(("PATH".to_string(), path));
+    vars.push(("PATH".to_string(), default_path()));
     // After PATH, so that a handler's own PATH wins.
     vars.extend_from_slice(env);
     let done = ward_exec::run(ward_exec::Spec {
