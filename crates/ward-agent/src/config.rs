@@ -17,6 +17,7 @@ pub const KEYS: &[&str] = &[
     "subscriptions",
     "labels",
     "annotations",
+    "redact",
     "user",
     "password",
     "trusted-ca-file",
@@ -133,6 +134,8 @@ pub struct AgentConfig {
     pub subscriptions: Vec<String>,
     pub labels: BTreeMap<String, String>,
     pub annotations: BTreeMap<String, String>,
+    /// Labels and annotations whose values are sent as `REDACTED` (default Sensu's list).
+    pub redact: Vec<String>,
     /// Basic-auth user, used only without a client certificate.
     pub user: String,
     pub password: Option<Secret>,
@@ -276,6 +279,14 @@ impl AgentConfig {
             subscriptions,
             labels: s.map("labels")?,
             annotations: s.map("annotations")?,
+            redact: if s.is_set("redact") {
+                s.list("redact")
+            } else {
+                ward_types::agent::DEFAULT_REDACT
+                    .iter()
+                    .map(|k| k.to_string())
+                    .collect()
+            },
             user,
             password,
             trusted_ca_file: s.path("trusted-ca-file"),

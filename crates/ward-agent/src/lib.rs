@@ -49,20 +49,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{watch, Notify};
-use ward_types::agent::{subscriptions_with_entity, CheckRequest};
-
-/// Sensu's default `redact` list: the entity fields whose values are hidden.
-pub const REDACT: [&str; 9] = [
-    "password",
-    "passwd",
-    "pass",
-    "api_key",
-    "api_token",
-    "access_key",
-    "secret_key",
-    "private_key",
-    "secret",
-];
+use ward_types::agent::{redacted, subscriptions_with_entity, CheckRequest};
 
 /// What the transport, the check runner and the local API share.
 pub(crate) struct Agent {
@@ -89,14 +76,16 @@ impl Agent {
     fn entity(&self) -> Value {
         let c = &self.cfg;
         let mut e = json!({
-            "metadata": {"name": c.name, "namespace": c.namespace, "labels": c.labels, "annotations": c.annotations, "created_by": c.user},
+            "metadata": {"name": c.name, "namespace": c.namespace, "created_by": c.user,
+                         "labels": redacted(&c.labels, &c.redact),
+                         "annotations": redacted(&c.annotations, &c.redact)},
             "entity_class": "agent",
             "subscriptions": subscriptions_with_entity(&c.name, &c.subscriptions),
             "last_seen": check::unix_now(),
             "deregister": c.deregister,
             "deregistration": {},
             "user": c.user,
-            "redact": REDACT,
+            "redact": c.redact,
             "sensu_agent_version": env!("CARGO_PKG_VERSION"),
         });
         if !c.deregistration_handler.is_empty() {

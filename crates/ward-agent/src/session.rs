@@ -147,8 +147,9 @@ impl Session<'_> {
                 name: cfg.name.clone(),
                 namespace: cfg.namespace.clone(),
                 subscriptions: cfg.subscriptions.clone(),
-                labels: cfg.labels.clone(),
-                annotations: cfg.annotations.clone(),
+                // Redacted before anything leaves the agent, as Sensu's.
+                labels: ward_types::agent::redacted(&cfg.labels, &cfg.redact),
+                annotations: ward_types::agent::redacted(&cfg.annotations, &cfg.redact),
                 system,
                 agent_version: env!("CARGO_PKG_VERSION").to_string(),
                 deregister: cfg.deregister,

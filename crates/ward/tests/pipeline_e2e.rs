@@ -1136,3 +1136,39 @@ fn a_handlers_secrets_come_from_the_backends_environment_and_never_its_own() {
     assert_eq!((code, s["id"].as_str()), (200, Some("SLACK_WEBHOOK_URL")));
     assert!(!s.to_string().contains("s3cret"));
 }
+
+#[test]
+fn labels_the_redact_list_names_never_leave_the_agent() {
+    let api = Api::start();
+    api.handler("seen", &[], None);
+    let yaml = format!(
+        "{}labels:\n  region: eu\n  password: hunter2\n  API-Key: k-123\nannotations:\n  private_key: pk-456\n  runbook: https://wiki\n",
+        Agent::password_yaml(&api.b, AGENT_PASSWORD)
+    );
+    let a = Agent::start("secretive", &yaml);
+    // The keepalive's entity, as the backend stored it.
+    let entity = wait_for(20, "the agent's entity", || {
+        let (code, e) = api.get(&format!("{D}/entities/secretive"));
+        (code == 200).then_some(e)
+    });
+    let labels = &entity["metadata"]["labels"];
+    assert_eq!(labels["region"], "eu", "{entity}");
+    assert_eq!(labels["password"], "REDACTED", "{entity}");
+    assert_eq!(labels["API-Key"], "REDACTED", "{entity}");
+    assert_eq!(entity["metadata"]["annotations"]["private_key"], "REDACTED");
+    assert_eq!(entity["metadata"]["annotations"]["runbook"], "https://wiki");
+    // An event from the agent: the entity its handlers and filters see is redacted too.
+    let (code, out) = a.post_event(r#"{"check": {"metadata": {"name": "local"}, "status": 2, "output": "x", "handlers": ["seen"]}}"#);
+    assert!(code == 202 || code == 200, "{code} {out}");
+    let got = wait_for(20, "the handled event", || api.events("seen").pop());
+    assert_eq!(
+        got["entity"]["metadata"]["labels"]["password"], "REDACTED",
+        "{got}"
+    );
+    let text = got.to_string();
+    for secret in ["hunter2", "k-123", "pk-456"] {
+        assert!(!text.contains(secret), "{secret} left the agent: {text}");
+    }
+    let (_, stored) = api.get(&format!("{D}/entities/secretive"));
+    assert!(!stored.to_string().contains("hunter2"));
+}

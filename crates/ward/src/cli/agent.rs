@@ -61,6 +61,7 @@ start_args! {
     subscriptions => "subscriptions",
     labels => "labels",
     annotations => "annotations",
+    redact => "redact",
     user => "user",
     password => "password",
     trusted_ca_file => "trusted-ca-file",
