@@ -41,6 +41,7 @@ pub const KEYS: &[&str] = &[
     "http-header-timeout",
     "max-connections",
     "allow-expired-certificate",
+    "deregistration-handler",
 ];
 
 /// `backend.yml`'s keys and the `WARD_BACKEND_` environment.
@@ -94,6 +95,8 @@ pub struct BackendConfig {
     /// Serve a certificate that has expired or is not valid yet (Ward's key; default false:
     /// such a certificate stops the start).
     pub allow_expired_certificate: bool,
+    /// The handler told when an agent that names none deregisters (Sensu's key).
+    pub deregistration_handler: String,
     /// sensu-backend keys that were set and are ignored, one warning line each for the log
     /// at start (`KEY (from SOURCE) is ignored: REASON`).
     pub ignored: Vec<String>,
@@ -184,6 +187,7 @@ pub fn resolve(
             })?
             .unwrap_or(0),
         allow_expired_certificate: s.boolean("allow-expired-certificate", false)?,
+        deregistration_handler: s.text("deregistration-handler").unwrap_or_default(),
         ignored: s.ignored().to_vec(),
     };
     if !["panic", "fatal", "error", "warn", "info", "debug", "trace"]

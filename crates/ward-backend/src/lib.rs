@@ -185,6 +185,7 @@ pub async fn start(cfg: BackendConfig) -> Result<(), String> {
         logins: Default::default(),
         policy: Default::default(),
         silences: Default::default(),
+        deregistration_handler: cfg.deregistration_handler.clone(),
     });
     state.policy.set(policy);
     let state_reads: Arc<dyn pipeline::EventReads> = state.clone();

@@ -515,6 +515,33 @@ fn a_deregistering_agent_that_stops_is_removed_and_its_handler_told() {
     );
 }
 
+#[test]
+fn an_agent_naming_no_deregistration_handler_gets_the_backends() {
+    let api = Api::start_with(&["--deregistration-handler", "fallback"]);
+    api.handler("fallback", &[], None);
+    let yaml = format!(
+        "{}deregister: true\nkeepalive-warning-timeout: 600\n",
+        Agent::password_yaml(&api.b, AGENT_PASSWORD)
+    );
+    let mut a = OwnAgent::start("leaving-2", &yaml);
+    wait_for(20, "the keepalive event", || {
+        (api.get(&format!("{D}/events/leaving-2/keepalive")).0 == 200).then_some(())
+    });
+    let pid = a.child.id().to_string();
+    ward_testkit::Command::new("kill")
+        .args(["-TERM", &pid])
+        .run()
+        .ok();
+    wait_for(20, "the agent to stop", || {
+        a.child.try_wait().ok().flatten()
+    });
+    let got = wait_for(20, "the backend's deregistration handler's event", || {
+        api.events("fallback").pop()
+    });
+    assert_eq!(got["check"]["metadata"]["name"], "deregistration", "{got}");
+    assert_eq!(got["entity"]["metadata"]["name"], "leaving-2", "{got}");
+}
+
 /// (format, command, points as `name{tag=value,…} value`): outputs from the cases of
 /// crates/ward-types/src/metrics/tests*.rs, and the points they give with the tag env=test
 /// (first in graphite points, last in nagios, influx and opentsdb, sorted in prometheus).

@@ -112,7 +112,13 @@ async fn run(st: &Arc<AppState>, namespace: &str, name: &str, routes: &Routes, w
     for ev in &resolved {
         st.pipeline.handle(&namespace, ev);
     }
-    if !routes.deregistration_handler.is_empty() {
+    // The agent's own handler, else the backend's default (Sensu's precedence).
+    let handler = if routes.deregistration_handler.is_empty() {
+        st.deregistration_handler.as_str()
+    } else {
+        routes.deregistration_handler.as_str()
+    };
+    if !handler.is_empty() {
         let now = ward_types::unix_now();
         let ev = json!({
             "id": crate::auth::new_uuid().unwrap_or_default(),
@@ -123,7 +129,7 @@ async fn run(st: &Arc<AppState>, namespace: &str, name: &str, routes: &Routes, w
                 "interval": 1,
                 "subscriptions": [],
                 "command": "",
-                "handlers": [routes.deregistration_handler],
+                "handlers": [handler],
                 "status": 1,
                 "executed": now,
                 "issued": now,

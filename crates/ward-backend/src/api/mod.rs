@@ -232,6 +232,7 @@ mod tests {
             logins: Default::default(),
             policy: Default::default(),
             silences: Default::default(),
+            deregistration_handler: String::new(),
         })
     }
 

@@ -30,6 +30,9 @@ pub struct AppState {
     pub policy: crate::rbac::PolicyCell,
     /// The Silenced entries in force (`crate::silences`).
     pub silences: Arc<crate::silences::Silences>,
+    /// The handler told of deregistrations of agents that name none (sensu-backend's
+    /// `deregistration-handler`); empty: none.
+    pub deregistration_handler: String,
 }
 
 impl AppState {

@@ -64,7 +64,6 @@ pub const SENSU_KEYS: &[Foreign] = &[
     refused("agent-burst-limit", "Ward does not rate-limit agent connections", "max-connections bounds the connections open at once"),
     refused("api-request-limit", "Ward's API request-body limit is fixed at 1 MiB (413 above it)", "remove it"),
     // Features an operator relies on that Ward does not have.
-    refused("deregistration-handler", "Ward does not deregister entities or run deregistration handlers", "remove it"),
     refused("default-silenced-expiry-time", "Ward sets no default expiry on silences: one without expire lasts until deleted", "give each silence its expire"),
     refused("max-silenced-expiry-time-allowed", "Ward has no cap on a silence's expiry", "remove it"),
     refused("event-log-file", "Ward writes no event log file", "read events from GET /api/core/v2/events, or send them on with a handler"),
