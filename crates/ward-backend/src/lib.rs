@@ -7,6 +7,7 @@ pub mod agentd;
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod current;
 pub mod eventd;
 pub mod pipeline;
 pub mod rbac;

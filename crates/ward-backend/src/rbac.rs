@@ -15,7 +15,6 @@
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
 use ward_store::{Store, StoreError};
 use ward_types::{Kind, Resource};
 
@@ -286,18 +285,7 @@ impl Policy {
 }
 
 /// The policy in force, swapped whole when roles or bindings change.
-#[derive(Default)]
-pub struct PolicyCell(RwLock<Arc<Policy>>);
-
-impl PolicyCell {
-    pub fn get(&self) -> Arc<Policy> {
-        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    pub fn set(&self, p: Policy) {
-        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(p);
-    }
-}
+pub type PolicyCell = crate::current::Current<Policy>;
 
 /// Sensu's common namespaced resources (CORE `CommonCoreResources`), which the seeded
 /// admin, edit and view roles cover. Ward adds `pipelines`, which Sensu forgot (so its

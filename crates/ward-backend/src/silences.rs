@@ -14,7 +14,7 @@
 
 use serde_json::Value;
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 use ward_store::{Store, StoreError};
 use ward_types::event::EventInput;
@@ -26,10 +26,7 @@ type ByNamespace = HashMap<String, Vec<Entry>>;
 /// The cached entries, by namespace.
 #[derive(Default)]
 pub struct Silences {
-    entries: RwLock<Arc<ByNamespace>>,
-    /// Held while the store is read and the cache set: reloads happen one at a time, so
-    /// a load that began earlier never replaces one that began later.
-    reloading: std::sync::Mutex<()>,
+    entries: crate::current::Current<ByNamespace>,
 }
 
 impl Silences {
@@ -54,22 +51,15 @@ impl Silences {
 
     /// Reads the entries again and puts them in force. Blocking.
     pub fn reload(&self, store: &Store) -> Result<(), StoreError> {
-        let _one = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
-        self.set(Self::load(store)?);
-        Ok(())
+        self.entries.reload(|_| Self::load(store))
     }
 
     pub fn set(&self, entries: ByNamespace) {
-        if let Ok(mut e) = self.entries.write() {
-            *e = Arc::new(entries);
-        }
+        self.entries.set(entries);
     }
 
     fn snapshot(&self) -> Arc<ByNamespace> {
-        self.entries
-            .read()
-            .map(|e| e.clone())
-            .unwrap_or_else(|p| p.into_inner().clone())
+        self.entries.get()
     }
 
     /// Sets `check.silenced` (when any entry matches) and `check.is_silenced` on an event

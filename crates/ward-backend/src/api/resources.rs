@@ -329,8 +329,9 @@ pub(super) async fn write_resource(
 /// in force before the change is answered.
 async fn after_change(st: &AppState, kind: Kind) -> ApiResult<()> {
     if crate::rbac::KINDS.contains(&kind) {
-        let p = st.db(crate::rbac::load).await?;
-        st.policy.set(p);
+        let policy = st.policy.clone();
+        st.db(move |store| policy.reload(|_| crate::rbac::load(store)))
+            .await?;
     }
     if kind == Kind::Silenced {
         let s = st.silences.clone();

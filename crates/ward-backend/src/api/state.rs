@@ -27,7 +27,7 @@ pub struct AppState {
     /// Password checks: off the workers, capped, throttled.
     pub logins: crate::auth::Logins,
     /// The RBAC roles and bindings in force (`crate::rbac`).
-    pub policy: crate::rbac::PolicyCell,
+    pub policy: Arc<crate::rbac::PolicyCell>,
     /// The Silenced entries in force (`crate::silences`).
     pub silences: Arc<crate::silences::Silences>,
     /// The handler told of deregistrations of agents that name none (sensu-backend's

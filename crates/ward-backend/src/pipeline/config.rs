@@ -4,7 +4,7 @@
 
 use super::stream::{carry_over, Pools, StreamPool};
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use ward_store::{Store, StoreError};
 use ward_types::{Kind, Resource};
 
@@ -135,22 +135,4 @@ impl Snapshot {
 }
 
 /// The snapshot in force.
-#[derive(Default)]
-pub struct Config {
-    snap: RwLock<Arc<Snapshot>>,
-}
-
-impl Config {
-    pub fn get(&self) -> Arc<Snapshot> {
-        self.snap
-            .read()
-            .map(|s| s.clone())
-            .unwrap_or_else(|p| p.into_inner().clone())
-    }
-
-    pub fn set(&self, s: Snapshot) {
-        if let Ok(mut w) = self.snap.write() {
-            *w = Arc::new(s);
-        }
-    }
-}
+pub type Config = crate::current::Current<Snapshot>;

@@ -65,7 +65,6 @@ pub struct Pipeline {
     pub(super) counters: Arc<Counters>,
     config: Arc<Config>,
     store: Arc<Store>,
-    reloading: std::sync::Mutex<()>,
     reads: Reads,
     assets: Cache,
 }
@@ -104,7 +103,6 @@ impl Pipeline {
             counters,
             config,
             store,
-            reloading: std::sync::Mutex::new(()),
             reads,
             assets,
         })
@@ -135,10 +133,8 @@ impl Pipeline {
     /// Reads the pipeline's resources again (after an API write to one). Blocking. One
     /// reload at a time, so a load that began earlier never replaces a later one.
     pub fn reload(&self) -> Result<(), ward_store::StoreError> {
-        let _one = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
-        let previous = self.config.get();
-        self.config.set(Snapshot::load(&self.store, &previous)?);
-        Ok(())
+        self.config
+            .reload(|previous| Snapshot::load(&self.store, previous))
     }
 
     /// Hands a stored event to the pipeline. Never blocks or delays the caller: events
