@@ -28,13 +28,81 @@ pub struct CheckResult {
     pub duration: f64,
 }
 
+/// The result of a check that could not be run: status 3 (unknown) and why.
+pub fn not_run(why: &str) -> CheckResult {
+    CheckResult {
+        status: 3,
+        output: format!("ward agent: the check did not run: {why}"),
+        executed: unix_now(),
+        duration: 0.0,
+    }
+}
+
+/// Sensu's view of an entity, as asset build filters read it: `metadata` hoisted
+/// (`entity.name`, `entity.labels.x`), `entity.system.os`.
+pub fn entity_view(entity: &Value) -> String {
+    let mut v = entity.clone();
+    if let Some(o) = v.as_object_mut() {
+        if let Some(Value::Object(md)) = o.remove("metadata") {
+            for (k, x) in md {
+                o.entry(k).or_insert(x);
+            }
+        }
+    }
+    v.to_string()
+}
+
+/// PATH-like variables: what `env_vars` and assets give is put before what is there.
+const PATH_LIKE: [&str; 3] = ["PATH", "LD_LIBRARY_PATH", "CPATH"];
+
+/// The environment a check runs with, as Sensu's agent makes it: the agent's own, then its
+/// assets' (`bin`, `lib`, `include` prepended; `NAME_PATH`), then its `env_vars`
+/// (`KEY=VALUE`; `PATH`, `LD_LIBRARY_PATH` and `CPATH` prepended, others set). None when
+/// it has neither: the agent's environment is inherited as it is.
+pub fn environment(
+    installed: &[ward_assets::Installed],
+    config: &serde_json::Map<String, Value>,
+) -> Option<Vec<(String, String)>> {
+    let vars: Vec<(&str, &str)> = config
+        .get("env_vars")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .filter_map(|kv| kv.split_once('='))
+                .filter(|(k, _)| !k.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    if installed.is_empty() && vars.is_empty() {
+        return None;
+    }
+    // Variables that are not UTF-8 are passed on by inheritance only: left out here.
+    let own: Vec<(String, String)> = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect();
+    let mut env = ward_assets::environment(installed, &own);
+    for (k, v) in vars {
+        match env.iter_mut().find(|(x, _)| x == k) {
+            Some((_, old)) if PATH_LIKE.contains(&k) && !old.is_empty() => {
+                *old = format!("{v}:{old}");
+            }
+            Some((_, old)) => *old = v.to_string(),
+            None => env.push((k.to_string(), v.to_string())),
+        }
+    }
+    Some(env)
+}
+
 /// Runs `command` with `sh -c`. `timeout` zero means none; `max_output` zero means
-/// [`DEFAULT_MAX_OUTPUT`]. `stdin`, when given, is written to the command's input.
+/// [`DEFAULT_MAX_OUTPUT`]. `stdin`, when given, is written to the command's input; `env`,
+/// when given, is its whole environment.
 pub async fn execute(
     command: &str,
     timeout: Duration,
     max_output: usize,
     stdin: Option<Vec<u8>>,
+    env: Option<Vec<(String, String)>>,
 ) -> CheckResult {
     let executed = unix_now();
     let started = Instant::now();
@@ -43,7 +111,7 @@ pub async fn execute(
     } else {
         max_output
     };
-    let (status, output) = match run(command, timeout, max_output, stdin).await {
+    let (status, output) = match run(command, timeout, max_output, stdin, env).await {
         Ok(r) => r,
         Err(e) => (3, format!("ward agent: cannot run the check: {e}")),
     };
@@ -75,10 +143,11 @@ async fn run(
     timeout: Duration,
     max_output: usize,
     stdin: Option<Vec<u8>>,
+    env: Option<Vec<(String, String)>>,
 ) -> io::Result<(u32, String)> {
     let done = ward_exec::run(ward_exec::Spec {
         command,
-        env: None,
+        env: env.as_deref(),
         stdin: stdin.map(Arc::from),
         timeout,
         max_output,
@@ -287,12 +356,13 @@ mod tests {
             Duration::from_secs(10),
             0,
             None,
+            None,
         )
         .await;
         assert_eq!(r.status, 1);
         assert_eq!(r.output, "out\nerr\n");
         assert!(r.executed > 1_600_000_000);
-        let r = execute("exit 7", Duration::ZERO, 0, None).await;
+        let r = execute("exit 7", Duration::ZERO, 0, None, None).await;
         assert_eq!((r.status, r.output.as_str()), (7, ""));
     }
 
@@ -305,7 +375,7 @@ mod tests {
             marker.display()
         );
         let t = Instant::now();
-        let r = execute(&cmd, Duration::from_millis(300), 0, None).await;
+        let r = execute(&cmd, Duration::from_millis(300), 0, None, None).await;
         assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
         assert_eq!(r.status, 2);
         assert!(r.output.starts_with("started\n"), "{}", r.output);
@@ -324,6 +394,7 @@ mod tests {
             Duration::from_secs(10),
             100,
             None,
+            None,
         )
         .await;
         assert_eq!(r.status, 0);
@@ -339,7 +410,7 @@ mod tests {
     #[tokio::test]
     async fn a_background_child_holding_the_pipe_does_not_hold_the_result() {
         let t = Instant::now();
-        let r = execute("sleep 20 & echo done", Duration::ZERO, 0, None).await;
+        let r = execute("sleep 20 & echo done", Duration::ZERO, 0, None, None).await;
         assert_eq!((r.status, r.output.as_str()), (0, "done\n"));
         assert!(t.elapsed() < Duration::from_secs(5));
     }
@@ -351,10 +422,11 @@ mod tests {
             Duration::from_secs(5),
             0,
             Some(b"{\"a\":1}".to_vec()),
+            None,
         )
         .await;
         assert_eq!(r.output, "{\"a\":1}");
-        let r = execute("kill -9 $$", Duration::from_secs(5), 0, None).await;
+        let r = execute("kill -9 $$", Duration::from_secs(5), 0, None, None).await;
         assert_eq!(r.status, 3);
         assert!(r.output.contains("killed by signal 9"), "{}", r.output);
     }
@@ -372,6 +444,7 @@ mod tests {
                 ..Default::default()
             },
             issued: 1_700_000_000,
+            assets: vec![],
         };
         let entity = json!({"metadata": {"name": "web-1", "namespace": "default"}, "entity_class": "agent", "subscriptions": ["linux"]});
         let result = CheckResult {
@@ -412,6 +485,7 @@ mod tests {
                 ..Default::default()
             },
             issued: 1,
+            assets: vec![],
         };
         let entity = json!({"metadata": {"name": "web-1", "namespace": "default"}});
         let small = CheckResult {

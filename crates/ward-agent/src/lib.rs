@@ -68,6 +68,9 @@ pub(crate) struct Agent {
     /// The check tasks, aborted at shutdown (which kills their process groups) so that
     /// nothing outlives `run`, the queue's lock included.
     checks: Mutex<tokio::task::JoinSet<()>>,
+    /// Where checks' runtime assets are unpacked (`cache-dir/assets`); None when it could
+    /// not be made (checks with assets then fail, saying why).
+    assets: Result<Arc<ward_assets::Assets>, String>,
 }
 
 impl Agent {
@@ -168,6 +171,45 @@ impl Agent {
         Ok(event)
     }
 
+    /// The check's runtime assets, installed: their definitions come with the request;
+    /// the build is chosen by this agent's entity.
+    async fn check_assets(
+        &self,
+        req: &CheckRequest,
+    ) -> Result<Vec<ward_assets::Installed>, String> {
+        let names: Vec<&str> = req
+            .check
+            .config
+            .get("runtime_assets")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        let cache = self
+            .assets
+            .as_ref()
+            .map_err(|e| format!("runtime assets: {e}"))?;
+        let mut defs = Vec::with_capacity(names.len());
+        for name in names {
+            let def = req
+                .assets
+                .iter()
+                .find(|a| a.pointer("/metadata/name").and_then(Value::as_str) == Some(name))
+                .and_then(Value::as_object)
+                .ok_or_else(|| {
+                    format!(
+                        "asset {name:?}: no such asset in namespace {:?}",
+                        req.check.namespace
+                    )
+                })?;
+            defs.push(ward_assets::Asset::from_spec(name, def));
+        }
+        let view = check::entity_view(&self.entity());
+        cache.prepare(&defs, &view).await.map_err(|e| e.to_string())
+    }
+
     /// Starts a requested check in a task of its own; its result is queued.
     fn start_check(self: &Arc<Self>, req: CheckRequest) {
         let key = format!("{}/{}", req.check.namespace, req.check.name);
@@ -188,13 +230,19 @@ impl Agent {
                 serde_json::to_vec(&json!({"entity": agent.entity(), "check": c}))
                     .unwrap_or_default()
             });
-            let result = check::execute(
-                &c.command,
-                Duration::from_secs(c.timeout.into()),
-                usize::try_from(c.max_output_size).unwrap_or(usize::MAX),
-                stdin,
-            )
-            .await;
+            let result = match agent.check_assets(&req).await {
+                Ok(installed) => {
+                    check::execute(
+                        &c.command,
+                        Duration::from_secs(c.timeout.into()),
+                        usize::try_from(c.max_output_size).unwrap_or(usize::MAX),
+                        stdin,
+                        check::environment(&installed, &c.config),
+                    )
+                    .await
+                }
+                Err(why) => check::not_run(&why),
+            };
             inc(&agent.metrics.checks);
             agent
                 .running
@@ -249,6 +297,23 @@ pub async fn run(cfg: AgentConfig, shutdown: impl Future<Output = ()>) -> Result
         ),
         None => None,
     };
+    let trust = match &cfg.trusted_ca_file {
+        Some(ca) => ward_tls::Trust::CaFileAndSystemRoots(ca.clone()),
+        None => ward_tls::Trust::SystemRoots {
+            fix_key: "trusted-ca-file",
+        },
+    };
+    let assets_dir = cfg.cache_dir.join("assets");
+    let assets = tokio::task::spawn_blocking(move || {
+        ward_assets::Assets::new(&assets_dir, &trust, ward_assets::Limits::default())
+    })
+    .await
+    .map_err(|e| e.to_string())
+    .and_then(|r| r)
+    .map(Arc::new);
+    if let Err(e) = &assets {
+        tracing::warn!("runtime assets: {e}; checks that name assets will fail");
+    }
     let agent = Arc::new(Agent {
         cfg,
         queue: Arc::new(queue),
@@ -258,6 +323,7 @@ pub async fn run(cfg: AgentConfig, shutdown: impl Future<Output = ()>) -> Result
         system: Mutex::new(None),
         running: Mutex::new(HashSet::new()),
         checks: Mutex::new(tokio::task::JoinSet::new()),
+        assets,
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let api = listener.map(|l| {
@@ -416,6 +482,7 @@ mod tests {
             system: Mutex::new(None),
             running: Mutex::new(HashSet::new()),
             checks: Mutex::new(tokio::task::JoinSet::new()),
+            assets: Err("not in this test".into()),
         }
     }
 

@@ -1,5 +1,4 @@
 use super::*;
-use std::process::Stdio;
 use ward_testkit::{free_port, require_tool, TempDir};
 
 fn sha512(bytes: &[u8]) -> String {
@@ -233,46 +232,15 @@ fn the_environment_prepends_the_assets_directories() {
     );
 }
 
-/// `openssl s_server -WWW` serving `dir` over HTTPS with a certificate from a test CA.
-struct Server {
-    child: std::process::Child,
-    port: u16,
-    ca: PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve(dir: &Path, pki: &Path) -> Server {
+/// An HTTPS file server with a certificate from a new test CA in `pki`, and that CA.
+fn serve(dir: &Path, pki: &Path) -> (ward_testkit::fixtures::HttpsFiles, PathBuf) {
     std::fs::create_dir_all(pki).unwrap();
     let ca = ward_testkit::fixtures::TestCa::create(pki, "assets CA");
     let leaf = ca.issue("assets", "server", "127.0.0.1");
-    let port = free_port();
-    let log = pki.join("s_server.log");
-    let mut child = std::process::Command::new(require_tool("openssl"))
-        .args(["s_server", "-WWW", "-quiet"])
-        .arg("-accept")
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("-cert")
-        .arg(&leaf.cert)
-        .arg("-key")
-        .arg(&leaf.key)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&log).unwrap())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    ward_testkit::wait_listening(&mut child, port, "openssl s_server", &log);
-    Server {
-        child,
-        port,
-        ca: ca.cert_path(),
-    }
+    (
+        ward_testkit::fixtures::HttpsFiles::start(dir, &leaf),
+        ca.cert_path(),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -280,35 +248,20 @@ async fn an_asset_is_fetched_over_https_once_checked_and_a_tampered_one_refused(
     let t = TempDir::new();
     let www = t.join("www");
     let src = t.join("src");
-    std::fs::create_dir_all(src.join("bin")).unwrap();
     std::fs::create_dir_all(&www).unwrap();
-    std::fs::write(
-        src.join("bin/hello"),
-        "#!/bin/sh\necho hello from the asset\n",
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(
-        src.join("bin/hello"),
-        std::fs::Permissions::from_mode(0o755),
-    )
-    .unwrap();
-    ward_testkit::Command::new(require_tool("tar"))
-        .args(["-czf", "../www/hello.tar.gz", "bin"])
-        .current_dir(&src)
-        .run()
-        .ok();
+    ward_testkit::fixtures::script(&src.join("bin/hello"), "echo hello from the asset");
+    ward_testkit::fixtures::tar_gz(&src, &["bin"], &www.join("hello.tar.gz"));
     let bytes = std::fs::read(www.join("hello.tar.gz")).unwrap();
     std::fs::write(www.join("tampered.tar.gz"), [&bytes[..], b"\0"].concat()).unwrap();
-    let server = serve(&www, &t.join("pki"));
+    let (server, ca) = serve(&www, &t.join("pki"));
     let assets = Assets::new(
         &t.join("cache"),
-        &ward_tls::Trust::CaFileAndSystemRoots(server.ca.clone()),
+        &ward_tls::Trust::CaFileAndSystemRoots(ca),
         Limits::default(),
     )
     .unwrap();
     let good = Build {
-        url: format!("https://127.0.0.1:{}/hello.tar.gz", server.port),
+        url: server.url("hello.tar.gz"),
         sha512: sha512(&bytes),
         filters: vec![],
         headers: vec![],
@@ -325,14 +278,14 @@ async fn an_asset_is_fetched_over_https_once_checked_and_a_tampered_one_refused(
 
     // The same hash under another URL: not fetched (the cache has it).
     let elsewhere = Build {
-        url: format!("https://127.0.0.1:{}/gone.tar.gz", server.port),
+        url: server.url("gone.tar.gz"),
         ..good.clone()
     };
     assert_eq!(assets.install("hello", &elsewhere).await.unwrap(), got);
 
     // Tampered: the hash differs; refused before unpacking, nothing left in the cache.
     let tampered = Build {
-        url: format!("https://127.0.0.1:{}/tampered.tar.gz", server.port),
+        url: server.url("tampered.tar.gz"),
         sha512: sha512(b"what the asset's author published"),
         ..good.clone()
     };
@@ -346,9 +299,9 @@ async fn an_asset_is_fetched_over_https_once_checked_and_a_tampered_one_refused(
     assert_eq!(names, std::slice::from_ref(&good.sha512));
 
     // A server the CA file does not vouch for: the reason, naming the certificate.
-    let other = serve(&www, &t.join("pki2"));
+    let (other, _) = serve(&www, &t.join("pki2"));
     let stranger = Build {
-        url: format!("https://127.0.0.1:{}/hello.tar.gz", other.port),
+        url: other.url("hello.tar.gz"),
         sha512: sha512(b"x"),
         ..good.clone()
     };

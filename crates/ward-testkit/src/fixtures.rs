@@ -74,3 +74,81 @@ impl TestCa {
         leaf
     }
 }
+
+/// `openssl s_server -WWW` serving the files of a directory over HTTPS on 127.0.0.1
+/// (runtime assets for the tests). Killed on drop.
+pub struct HttpsFiles {
+    child: std::process::Child,
+    pub port: u16,
+}
+
+impl HttpsFiles {
+    /// Serves `dir` with the certificate `leaf`; its log goes next to `dir`.
+    pub fn start(dir: &Path, leaf: &Leaf) -> HttpsFiles {
+        let port = crate::free_port();
+        let log = dir.with_extension(format!("{port}.log"));
+        let mut child = std::process::Command::new(crate::require_tool("openssl"))
+            .args(["s_server", "-WWW", "-quiet", "-accept"])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("-cert")
+            .arg(&leaf.cert)
+            .arg("-key")
+            .arg(&leaf.key)
+            .current_dir(dir)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::fs::File::create(&log).expect("s_server log"))
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start openssl s_server");
+        crate::wait_listening(&mut child, port, "openssl s_server -WWW", &log);
+        HttpsFiles { child, port }
+    }
+
+    /// The URL of `file` in the served directory.
+    pub fn url(&self, file: &str) -> String {
+        format!("https://127.0.0.1:{}/{file}", self.port)
+    }
+}
+
+impl Drop for HttpsFiles {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The SHA-512 of `bytes` in hex, as `openssl dgst -sha512` computes it.
+pub fn sha512_hex(bytes: &[u8]) -> String {
+    let out = crate::Command::new(crate::require_tool("openssl"))
+        .args(["dgst", "-sha512", "-r"])
+        .stdin(bytes.to_vec())
+        .run()
+        .ok()
+        .stdout;
+    out.split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// `tar -czf` of `paths` under `src` into `out`: an asset archive made by GNU tar.
+pub fn tar_gz(src: &Path, paths: &[&str], out: &Path) -> Vec<u8> {
+    crate::Command::new(crate::require_tool("tar"))
+        .arg("-czf")
+        .arg(out)
+        .args(paths)
+        .current_dir(src)
+        .run()
+        .ok();
+    std::fs::read(out).expect("the archive")
+}
+
+/// Writes an executable `#!/bin/sh` script.
+pub fn script(path: &Path, body: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Some(d) = path.parent() {
+        std::fs::create_dir_all(d).expect("script dir");
+    }
+    std::fs::write(path, format!("#!/bin/sh\n{body}\n")).expect("script");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+}

@@ -208,6 +208,10 @@ pub struct CheckRequest {
     pub check: CheckSpec,
     /// When the backend scheduled it (Unix seconds).
     pub issued: i64,
+    /// The Asset resources (flat) the check's `runtime_assets` name, as Sensu's check
+    /// requests carry them; a name without one here is not defined in the namespace.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub assets: Vec<serde_json::Value>,
 }
 
 /// What the agent needs of a CheckConfig to run it.
@@ -473,6 +477,9 @@ mod tests {
                 ..Default::default()
             },
             issued: 5,
+            assets: vec![
+                json!({"metadata": {"name": "a"}, "url": "https://x/a.tgz", "sha512": "00"}),
+            ],
         })));
         roundtrip(Frame::EntityConfig(json!({"metadata": {"name": "a"}})));
     }

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 use ward_testkit::agent::{password_backend, wait_for, Agent, AGENT_PASSWORD};
 use ward_testkit::backend::{Backend, ADMIN, ADMIN_PASSWORD};
+use ward_testkit::fixtures::{script, sha512_hex, tar_gz, HttpsFiles};
 use ward_testkit::{free_port, require_tool, ward_bin, TempDir};
 
 const D: &str = "/api/core/v2/namespaces/default";
@@ -964,46 +965,6 @@ fn sensus_event_functions_let_a_filter_follow_another_checks_result() {
     );
 }
 
-/// `openssl s_server -WWW` serving `www` over HTTPS with `leaf`. Killed on drop.
-struct WwwServer(std::process::Child, u16);
-
-impl Drop for WwwServer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn www_server(www: &std::path::Path, leaf: &ward_testkit::fixtures::Leaf) -> WwwServer {
-    let port = free_port();
-    let log = www.join("../www.log");
-    let mut child = std::process::Command::new(require_tool("openssl"))
-        .args(["s_server", "-WWW", "-quiet", "-accept"])
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("-cert")
-        .arg(&leaf.cert)
-        .arg("-key")
-        .arg(&leaf.key)
-        .current_dir(www)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::fs::File::create(&log).unwrap())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    ward_testkit::wait_listening(&mut child, port, "openssl s_server -WWW", &log);
-    WwwServer(child, port)
-}
-
-fn sha512_hex(bytes: &[u8]) -> String {
-    let out = ward_testkit::Command::new(require_tool("openssl"))
-        .args(["dgst", "-sha512", "-r"])
-        .stdin(bytes.to_vec())
-        .run()
-        .ok()
-        .stdout;
-    out.split_whitespace().next().unwrap().to_string()
-}
-
 #[test]
 fn handlers_mutators_and_filters_use_their_runtime_assets() {
     // An asset server with its own CA, which the backend trusts (trusted-ca-file).
@@ -1011,36 +972,24 @@ fn handlers_mutators_and_filters_use_their_runtime_assets() {
     let ca = ward_testkit::fixtures::TestCa::create(pki.path(), "assets CA");
     let leaf = ca.issue("assets", "server", "127.0.0.1");
     let (src, www) = (pki.join("src"), pki.join("www"));
-    for d in [src.join("bin"), src.join("lib/js"), www.clone()] {
-        std::fs::create_dir_all(d).unwrap();
-    }
-    let script = |name: &str, body: &str| {
-        use std::os::unix::fs::PermissionsExt;
-        let p = src.join("bin").join(name);
-        std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
-    };
-    script("shout", "tr a-z A-Z");
+    std::fs::create_dir_all(&www).unwrap();
+    script(&src.join("bin/shout"), "tr a-z A-Z");
     script(
-        "keep-it",
+        &src.join("bin/keep-it"),
         "cat > \"$1.tmp\" && echo \"$TOOLS_PATH\" > \"$1.path\" && mv \"$1.tmp\" \"$1\"",
     );
+    std::fs::create_dir_all(src.join("lib/js")).unwrap();
     std::fs::write(
         src.join("lib/js/checks.js"),
         "function is_loud(e) { return e.check.status == 2; }\n",
     )
     .unwrap();
-    ward_testkit::Command::new(require_tool("tar"))
-        .args(["-czf", "../www/tools.tar.gz", "bin", "lib"])
-        .current_dir(&src)
-        .run()
-        .ok();
-    let tools = std::fs::read(www.join("tools.tar.gz")).unwrap();
+    let tools = tar_gz(&src, &["bin", "lib"], &www.join("tools.tar.gz"));
     std::fs::write(www.join("tampered.tar.gz"), [&tools[..], b"!"].concat()).unwrap();
-    let server = www_server(&www, &leaf);
+    let server = HttpsFiles::start(&www, &leaf);
     let ca_file = ca.cert_path();
     let api = Api::start_with(&["--trusted-ca-file", ca_file.to_str().unwrap()]);
-    let url = |f: &str| format!("https://127.0.0.1:{}/{f}", server.1);
+    let url = |f: &str| server.url(f);
     api.post(
         &format!("{D}/assets"),
         json!({"metadata": {"name": "tools"}, "url": url("tools.tar.gz"), "sha512": sha512_hex(&tools)}),

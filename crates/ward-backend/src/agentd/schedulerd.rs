@@ -142,9 +142,11 @@ pub fn publish(
     } else {
         targets
     };
+    let assets = st.pipeline.assets(&spec.namespace, &r.spec);
     let frame = Frame::CheckRequest(Box::new(CheckRequest {
         check: spec,
         issued: unix_now(),
+        assets,
     }));
     let mut sent = 0;
     for s in chosen {

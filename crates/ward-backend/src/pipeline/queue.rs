@@ -120,6 +120,18 @@ impl Pipeline {
         let _ = self.reads.set(reads);
     }
 
+    /// The Asset resources (flat, as check requests carry them) that a spec's
+    /// `runtime_assets` names in `namespace`, from memory; names without one are left out
+    /// (the agent reports them).
+    pub fn assets(&self, namespace: &str, spec: &serde_json::Map<String, Value>) -> Vec<Value> {
+        let snap = self.config.get();
+        super::plan::strings(spec.get("runtime_assets"))
+            .into_iter()
+            .filter_map(|name| snap.get(Kind::Asset, namespace, name))
+            .map(|r| r.to_flat())
+            .collect()
+    }
+
     #[cfg(test)]
     pub(super) fn config_snapshot(&self) -> Arc<Snapshot> {
         self.config.get()

@@ -1,0 +1,122 @@
+//! What a check runs with, through real agents and a real backend: its `env_vars`, and its
+//! `runtime_assets` fetched over HTTPS (openssl s_server), checked against their SHA-512
+//! and put on PATH; a tampered or undefined asset fails the check with status 3 and the
+//! reason, never a silent skip.
+
+use serde_json::Value;
+use ward_testkit::agent::{password_backend, wait_for, Agent, AGENT_PASSWORD};
+use ward_testkit::backend::Backend;
+use ward_testkit::fixtures::{script, sha512_hex, tar_gz, HttpsFiles, Leaf};
+
+fn event(b: &Backend, entity: &str, check: &str) -> Option<Value> {
+    let out = b
+        .ctl()
+        .args(["event", "info", entity, check, "--format", "json"])
+        .run();
+    out.success()
+        .then(|| serde_json::from_str(&out.stdout).ok())
+        .flatten()
+}
+
+fn create(b: &Backend, yaml: &str) {
+    let f = b.dir.join(format!("r{}.yml", fastrand::u64(..)));
+    std::fs::write(&f, yaml).unwrap();
+    b.ctl().args(["create", "-f"]).arg(&f).run().ok();
+}
+
+/// The check's event once it has run (its output is not empty).
+fn ran(b: &Backend, check: &str) -> Value {
+    wait_for(30, &format!("check {check}'s event"), || {
+        event(b, "runner-1", check).filter(|e| e["check"]["executed"].as_i64() > Some(0))
+    })
+}
+
+#[test]
+fn env_vars_and_runtime_assets_reach_the_command_and_bad_assets_say_why() {
+    let b = password_backend(&[]);
+    b.ctl_login();
+    // The asset server uses the backend's certificate: the agent trusts its CA.
+    let tls = b.tls.clone().unwrap();
+    let leaf = Leaf {
+        cert: tls.join("localhost.pem"),
+        key: tls.join("localhost-key.pem"),
+    };
+    let (src, www) = (b.dir.join("asset-src"), b.dir.join("www"));
+    std::fs::create_dir_all(&www).unwrap();
+    script(
+        &src.join("bin/greet"),
+        "echo \"hello $WHO from $(basename \"$GREETER_PATH\")\"",
+    );
+    let good = tar_gz(&src, &["bin"], &www.join("greeter.tar.gz"));
+    std::fs::write(www.join("evil.tar.gz"), [&good[..], b"x"].concat()).unwrap();
+    let files = HttpsFiles::start(&www, &leaf);
+    let sha = sha512_hex(&good);
+    let other_sha = sha512_hex(b"what was published");
+    create(
+        &b,
+        &format!(
+            "type: Asset\napi_version: core/v2\nmetadata: {{name: greeter}}\nspec:\n  builds:\n  - url: {}\n    sha512: {other_sha}\n    filters: [\"entity.system.os == 'windows'\"]\n  - url: {}\n    sha512: {sha}\n    filters: [\"entity.system.os == 'linux'\"]\n---\ntype: Asset\napi_version: core/v2\nmetadata: {{name: evil}}\nspec:\n  url: {}\n  sha512: {other_sha}\n",
+            files.url("nothing.tar.gz"),
+            files.url("greeter.tar.gz"),
+            files.url("evil.tar.gz"),
+        ),
+    );
+    let check = |name: &str, command: &str, extra: &str| {
+        format!("---\ntype: CheckConfig\napi_version: core/v2\nmetadata: {{name: {name}}}\nspec:\n  command: '{command}'\n  interval: 2\n  publish: true\n  subscriptions: [runtime]\n{extra}")
+    };
+    create(
+        &b,
+        &[
+            check(
+                "env",
+                "echo X=$X PATH=$PATH",
+                "  env_vars: [\"X=1\", \"PATH=/opt/first\"]\n",
+            ),
+            check(
+                "greet",
+                "greet",
+                "  env_vars: [\"WHO=world\"]\n  runtime_assets: [greeter]\n",
+            ),
+            check("tampered", "true", "  runtime_assets: [evil]\n"),
+            check("undefined", "true", "  runtime_assets: [nowhere]\n"),
+        ]
+        .concat(),
+    );
+    let yaml = format!(
+        "{}subscriptions: [runtime]\n",
+        Agent::password_yaml(&b, AGENT_PASSWORD)
+    );
+    let a = Agent::start("runner-1", &yaml);
+
+    // env_vars reach the command; a PATH from env_vars goes before the agent's.
+    let env = ran(&b, "env");
+    let out = env["check"]["output"].as_str().unwrap();
+    assert!(out.starts_with("X=1 PATH=/opt/first:/"), "{env}");
+    assert_eq!(env["check"]["status"], 0);
+
+    // The linux build, fetched, checked, unpacked under the agent's cache and on PATH.
+    let greet = ran(&b, "greet");
+    assert_eq!(greet["check"]["status"], 0, "{greet}\n{}", a.log());
+    assert_eq!(
+        greet["check"]["output"].as_str().unwrap().trim(),
+        format!("hello world from {sha}")
+    );
+
+    // A download whose hash is not the asset's: status 3 and why; nothing unpacked.
+    let bad = ran(&b, "tampered");
+    assert_eq!(bad["check"]["status"], 3, "{bad}");
+    let why = bad["check"]["output"].as_str().unwrap();
+    assert!(
+        why.contains("asset \"evil\"") && why.contains("its SHA-512 is"),
+        "{why}"
+    );
+    let none = ran(&b, "undefined");
+    assert_eq!(none["check"]["status"], 3, "{none}");
+    assert!(
+        none["check"]["output"]
+            .as_str()
+            .unwrap()
+            .contains("asset \"nowhere\": no such asset in namespace \"default\""),
+        "{none}"
+    );
+}
