@@ -42,6 +42,9 @@ pub const KEYS: &[&str] = &[
     "api-host",
     "api-port",
     "disable-api",
+    "socket-host",
+    "socket-port",
+    "disable-sockets",
     "log-level",
 ];
 
@@ -171,6 +174,8 @@ pub struct AgentConfig {
     pub retry_multiplier: f64,
     /// The local agent API's address; `None` when `disable-api` is set.
     pub api: Option<(String, u16)>,
+    /// The agent socket's address (TCP and UDP); `None` when `disable-sockets` is set.
+    pub socket: Option<(String, u16)>,
     pub log_level: String,
 }
 
@@ -367,6 +372,15 @@ impl AgentConfig {
                     return Err(s.error("api-host", "is empty"));
                 }
                 Some((host, s.port("api-port", 3031)?))
+            },
+            socket: if s.boolean("disable-sockets", false)? {
+                None
+            } else {
+                let host = s.text("socket-host").unwrap_or_else(|| "127.0.0.1".into());
+                if host.is_empty() {
+                    return Err(s.error("socket-host", "is empty"));
+                }
+                Some((host, s.port("socket-port", 3030)?))
             },
             log_level: s.text("log-level").unwrap_or_else(|| "info".into()),
         };

@@ -37,6 +37,7 @@ pub mod transport;
 
 mod api;
 mod session;
+pub mod socket;
 
 pub use config::{AgentConfig, BackendUrl};
 
@@ -297,6 +298,27 @@ pub async fn run(cfg: AgentConfig, shutdown: impl Future<Output = ()>) -> Result
         ),
         None => None,
     };
+    let sockets = match &cfg.socket {
+        Some((host, port)) => {
+            let fix = "choose a free socket-port or set disable-sockets";
+            let tcp = tokio::net::TcpListener::bind((host.as_str(), *port))
+                .await
+                .map_err(|e| {
+                    format!(
+                        "socket-host/socket-port: cannot listen on TCP {host}:{port}: {e}; {fix}"
+                    )
+                })?;
+            let udp = tokio::net::UdpSocket::bind((host.as_str(), *port))
+                .await
+                .map_err(|e| {
+                    format!(
+                        "socket-host/socket-port: cannot listen on UDP {host}:{port}: {e}; {fix}"
+                    )
+                })?;
+            Some((tcp, udp))
+        }
+        None => None,
+    };
     let trust = match &cfg.trusted_ca_file {
         Some(ca) => ward_tls::Trust::CaFileAndSystemRoots(ca.clone()),
         None => ward_tls::Trust::SystemRoots {
@@ -341,6 +363,15 @@ pub async fn run(cfg: AgentConfig, shutdown: impl Future<Output = ()>) -> Result
             }
         })
     });
+    let sockets = sockets.map(|(tcp, udp)| {
+        if let Ok(a) = tcp.local_addr() {
+            tracing::info!(address = %a, "agent socket listening (TCP and UDP)");
+        }
+        let mut stop = stop_rx.clone();
+        tokio::spawn(socket::serve(agent.clone(), tcp, udp, async move {
+            stopped(&mut stop).await
+        }))
+    });
     let mut connection = tokio::spawn(connection_loop(agent.clone(), stop_rx));
     tokio::select! {
         _ = shutdown => {}
@@ -353,6 +384,9 @@ pub async fn run(cfg: AgentConfig, shutdown: impl Future<Output = ()>) -> Result
     let _ = connection.await;
     if let Some(api) = api {
         let _ = api.await;
+    }
+    if let Some(sockets) = sockets {
+        let _ = sockets.await;
     }
     let mut checks = std::mem::take(&mut *agent.checks.lock().unwrap_or_else(|p| p.into_inner()));
     // Checks that finished are reaped first: only those still running are reported.

@@ -24,6 +24,10 @@ pub struct Metrics {
     pub connected: AtomicU64,
     /// Checks run.
     pub checks: AtomicU64,
+    /// Check results queued from the agent socket.
+    pub socket_results: AtomicU64,
+    /// Check results the agent socket refused (malformed, too large, not this entity).
+    pub socket_invalid: AtomicU64,
 }
 
 /// Adds one.
@@ -98,6 +102,18 @@ impl Metrics {
             "counter",
             "Checks run.",
             get(&self.checks),
+        );
+        one(
+            "ward_agent_socket_results_total",
+            "counter",
+            "Check results queued from the agent socket (3030).",
+            get(&self.socket_results),
+        );
+        one(
+            "ward_agent_socket_invalid_total",
+            "counter",
+            "Check results the agent socket refused.",
+            get(&self.socket_invalid),
         );
         s
     }

@@ -77,21 +77,24 @@ pub struct Agent {
     pub dir: TempDir,
     pub name: String,
     pub api_port: u16,
+    /// The agent socket's port (TCP and UDP).
+    pub socket_port: u16,
     config: PathBuf,
     child: Option<Child>,
 }
 
 impl Agent {
-    /// Starts `ward agent start` with `agent.yml` = `yaml` plus name, cache-dir and api-port.
+    /// Starts `ward agent start` with `agent.yml` = `yaml` plus name, cache-dir, api-port
+    /// and socket-port (free ports: agents of several tests run at once).
     pub fn start(name: &str, yaml: &str) -> Agent {
         let dir = TempDir::new();
-        let api_port = free_port();
+        let (api_port, socket_port) = (free_port(), free_port());
         let config = dir.join("agent.yml");
         std::fs::write(
             &config,
             format!(
-                "name: {name}\ncache-dir: {}\napi-host: 127.0.0.1\napi-port: {api_port}\n{yaml}",
-                dir.join("cache").display()
+                "name: {name}\ncache-dir: {}\napi-host: 127.0.0.1\napi-port: {api_port}\nsocket-port: {socket_port}\n{yaml}",
+                dir.join("cache").display(),
             ),
         )
         .expect("write agent.yml");
@@ -99,6 +102,7 @@ impl Agent {
             dir,
             name: name.into(),
             api_port,
+            socket_port,
             config,
             child: None,
         };

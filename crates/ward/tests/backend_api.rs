@@ -572,6 +572,10 @@ fn quickstart_runs_a_backend_and_an_agent_over_wss_in_one_command_and_reuses_it(
             .args(["--agent-port", &agent.to_string()])
             .args(["--dashboard-port", &dash.to_string()])
             .args(["--agent-api-port", &agent_api.to_string()])
+            .args([
+                "--agent-socket-port",
+                &ward_testkit::free_port().to_string(),
+            ])
             .current_dir(d.path())
             .stdout(std::fs::File::create(&out).unwrap())
             .stderr(std::fs::File::create(&log).unwrap())

@@ -1,7 +1,8 @@
 //! What a check runs with, through real agents and a real backend: its `env_vars`, and its
 //! `runtime_assets` fetched over HTTPS (openssl s_server), checked against their SHA-512
 //! and put on PATH; a tampered or undefined asset fails the check with status 3 and the
-//! reason, never a silent skip.
+//! reason, never a silent skip. And the agent socket (3030): Sensu 1.x results over TCP and
+//! UDP become events, bad ones are refused and counted.
 
 use serde_json::Value;
 use ward_testkit::agent::{password_backend, wait_for, Agent, AGENT_PASSWORD};
@@ -118,5 +119,73 @@ fn env_vars_and_runtime_assets_reach_the_command_and_bad_assets_say_why() {
             .unwrap()
             .contains("asset \"nowhere\": no such asset in namespace \"default\""),
         "{none}"
+    );
+}
+
+#[test]
+fn results_written_to_the_agent_socket_become_events_and_bad_ones_are_refused() {
+    let b = password_backend(&[]);
+    b.ctl_login();
+    let a = Agent::start("runner-1", &Agent::password_yaml(&b, AGENT_PASSWORD));
+    let tcp = |text: &str| -> String {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", a.socket_port)).unwrap();
+        s.write_all(text.as_bytes()).unwrap();
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).unwrap();
+        answer
+    };
+    // The example: `echo '{"name":"x","output":"y","status":1}' | nc 127.0.0.1 3030`.
+    assert_eq!(
+        tcp("{\"name\":\"x\",\"output\":\"y\",\"status\":1}\n"),
+        "ok"
+    );
+    let ev = wait_for(30, "the socket's event", || event(&b, "runner-1", "x"));
+    assert_eq!(
+        (
+            ev["check"]["status"].as_u64(),
+            ev["check"]["output"].as_str()
+        ),
+        (Some(1), Some("y")),
+        "{ev}"
+    );
+    assert_eq!(tcp(" ping "), "pong");
+    assert_eq!(tcp("{\"name\": \"x\"}"), "invalid");
+    assert_eq!(tcp("{not json"), "invalid");
+    assert_eq!(
+        tcp("{\"name\":\"p\",\"output\":\"o\",\"source\":\"router-1\"}"),
+        "invalid"
+    );
+    // UDP: a malformed datagram does not stop the socket (it did Sensu's, in 6.12).
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let to = ("127.0.0.1", a.socket_port);
+    udp.send_to(b"garbage", to).unwrap();
+    udp.send_to(
+        b"{\"name\":\"via-udp\",\"output\":\"fine\",\"status\":2,\"handlers\":[\"h\"]}",
+        to,
+    )
+    .unwrap();
+    let ev = wait_for(30, "the datagram's event", || {
+        event(&b, "runner-1", "via-udp")
+    });
+    assert_eq!(ev["check"]["status"], 2, "{ev}");
+    assert_eq!(ev["check"]["handlers"], serde_json::json!(["h"]));
+    let log = a.log();
+    assert!(log.contains("output is required"), "{log}");
+    assert!(log.contains("router-1"), "{log}");
+    let (_, metrics) = {
+        let out = ward_testkit::Command::new("curl")
+            .args(["-s", &format!("http://127.0.0.1:{}/metrics", a.api_port)])
+            .run();
+        (0, out.stdout)
+    };
+    assert!(
+        metrics.contains("ward_agent_socket_invalid_total 4"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("ward_agent_socket_results_total 2"),
+        "{metrics}"
     );
 }

@@ -139,10 +139,17 @@ fn dev_zero_as_config_env_or_cert_file_is_refused_at_once() {
         assert!(took < Duration::from_secs(5), "{extra:?} took {took:?}");
     }
     let agent = |extra: &[&str]| -> Vec<String> {
-        let mut v: Vec<String> = ["agent", "start", "--name", "a", "--cache-dir"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let mut v: Vec<String> = [
+            "agent",
+            "start",
+            "--disable-sockets",
+            "--name",
+            "a",
+            "--cache-dir",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         v.push(d.join("cache").display().to_string());
         v.extend(extra.iter().map(|s| s.to_string()));
         v
@@ -218,11 +225,18 @@ fn unknown_ward_backend_and_ward_agent_variables_are_refused() {
         ],
     );
     let cache = d.join("cache");
-    let args: Vec<String> = ["agent", "start", "--password", "pw", "--cache-dir"]
-        .iter()
-        .map(|s| s.to_string())
-        .chain([cache.display().to_string()])
-        .collect();
+    let args: Vec<String> = [
+        "agent",
+        "start",
+        "--disable-sockets",
+        "--password",
+        "pw",
+        "--cache-dir",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([cache.display().to_string()])
+    .collect();
     refused(
         &args,
         &[("WARD_AGENT_NAMESPCE", "ops")],

@@ -420,8 +420,9 @@ impl OwnAgent {
         let port = free_port();
         let cfg = dir.join("agent.yml");
         let head = format!(
-            "name: {name}\ncache-dir: {}\napi-host: 127.0.0.1\napi-port: {port}\n",
-            dir.join("cache").display()
+            "name: {name}\ncache-dir: {}\napi-host: 127.0.0.1\napi-port: {port}\nsocket-port: {}\n",
+            dir.join("cache").display(),
+            free_port()
         );
         std::fs::write(&cfg, head + yaml).unwrap();
         let log = dir.join("agent.log");

@@ -29,6 +29,9 @@ macro_rules! start_args {
             /// Do not serve the local agent API.
             #[arg(long = "disable-api", num_args = 0..=1, default_missing_value = "true")]
             disable_api: Option<String>,
+            /// Do not serve the agent socket (TCP and UDP 3030).
+            #[arg(long = "disable-sockets", num_args = 0..=1, default_missing_value = "true")]
+            disable_sockets: Option<String>,
             $(
                 #[arg(long = $name)]
                 $field: Option<String>,
@@ -47,6 +50,9 @@ macro_rules! start_args {
                 }
                 if let Some(b) = &self.disable_api {
                     v.push(("disable-api".into(), b.clone()));
+                }
+                if let Some(b) = &self.disable_sockets {
+                    v.push(("disable-sockets".into(), b.clone()));
                 }
                 $( if let Some(x) = &self.$field { v.push(($name.to_string(), x.clone())); } )*
                 v
@@ -80,6 +86,8 @@ start_args! {
     retry_multiplier => "retry-multiplier",
     api_host => "api-host",
     api_port => "api-port",
+    socket_host => "socket-host",
+    socket_port => "socket-port",
     log_level => "log-level",
 }
 

@@ -26,6 +26,9 @@ pub struct QuickstartArgs {
     /// The local API of the quickstart's agent (on 127.0.0.1).
     #[arg(long = "agent-api-port", default_value_t = 3031)]
     agent_api_port: u16,
+    /// The agent socket of the quickstart's agent (TCP and UDP, on 127.0.0.1).
+    #[arg(long = "agent-socket-port", default_value_t = 3030)]
+    agent_socket_port: u16,
 }
 
 /// The check the quickstart publishes to prove the pipeline end to end (the guides' name).
@@ -330,6 +333,7 @@ pub fn run(a: QuickstartArgs) -> Result<ExitCode, String> {
         ("cache-dir", abs(&a.dir.join("agent")).display().to_string()),
         ("api-host", "127.0.0.1".into()),
         ("api-port", a.agent_api_port.to_string()),
+        ("socket-port", a.agent_socket_port.to_string()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
@@ -338,12 +342,16 @@ pub fn run(a: QuickstartArgs) -> Result<ExitCode, String> {
         .map_err(|e| e.to_string())?;
     // The agent binds its API only once the backend runs: say now, in the quickstart's
     // words, when that port is taken.
-    std::net::TcpListener::bind(("127.0.0.1", a.agent_api_port)).map_err(|e| {
-        format!(
-            "--agent-api-port {}: cannot listen on 127.0.0.1:{}: {e}; choose another with --agent-api-port",
-            a.agent_api_port, a.agent_api_port
-        )
-    })?;
+    for (flag, port) in [
+        ("--agent-api-port", a.agent_api_port),
+        ("--agent-socket-port", a.agent_socket_port),
+    ] {
+        std::net::TcpListener::bind(("127.0.0.1", port)).map_err(|e| {
+            format!(
+                "{flag} {port}: cannot listen on 127.0.0.1:{port}: {e}; choose another with {flag}"
+            )
+        })?;
+    }
 
     let exe_abs = std::env::current_exe()
         .map(|p| p.display().to_string())
