@@ -18,7 +18,7 @@
 
 use crate::metrics::inc;
 use crate::Agent;
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -31,55 +31,10 @@ pub const MAX_CONNECTIONS: usize = 64;
 /// How long a TCP client may take to send its result.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A Sensu 1.x check result as the event `POST /events` takes.
-pub fn translate(result: &Value, agent_name: &str) -> Result<Value, String> {
-    let r = result.as_object().ok_or(
-        "a check result is a JSON object: {\"name\": \"…\", \"output\": \"…\", \"status\": 0}",
-    )?;
-    let text = |k: &str| r.get(k).and_then(Value::as_str);
-    let name = text("name")
-        .filter(|n| !n.is_empty())
-        .ok_or("name is required (the check's name)")?;
-    let output = text("output").ok_or("output is required (a string)")?;
-    if let Some(source) = text("source")
-        .or(text("client"))
-        .filter(|s| *s != agent_name)
-    {
-        return Err(format!(
-            "source {:?}: this agent sends results for its own entity ({agent_name:?}) only; post results for proxy entities to the backend's API",
-            ward_io::text::one_line(source)
-        ));
-    }
-    let mut check = Map::new();
-    check.insert("metadata".into(), json!({"name": name}));
-    check.insert("output".into(), json!(output));
-    check.insert(
-        "status".into(),
-        r.get("status").cloned().unwrap_or(json!(0)),
-    );
-    for (from, to) in [
-        ("command", "command"),
-        ("subscribers", "subscriptions"),
-        ("interval", "interval"),
-        ("issued", "issued"),
-        ("executed", "executed"),
-        ("duration", "duration"),
-        ("handlers", "handlers"),
-    ] {
-        if let Some(v) = r.get(from).filter(|v| !v.is_null()) {
-            check.insert(to.into(), v.clone());
-        }
-    }
-    if let Some(h) = text("handler").filter(|_| !check.contains_key("handlers")) {
-        check.insert("handlers".into(), json!([h]));
-    }
-    Ok(json!({"check": check}))
-}
-
 /// One result: translated, completed, checked and queued. The error is one line.
 async fn accept(agent: &Agent, bytes: &[u8]) -> Result<(), String> {
     let v: Value = serde_json::from_slice(bytes).map_err(|e| format!("not JSON: {e}"))?;
-    let event = translate(&v, &agent.cfg.name)?;
+    let event = ward_types::agent::sensu1_result(&v, &agent.cfg.name)?;
     let body = serde_json::to_vec(&event).map_err(|e| e.to_string())?;
     let event = agent.local_event(&body, crate::check::unix_now())?;
     agent
@@ -182,41 +137,4 @@ async fn serve_one(agent: &Agent, mut stream: TcpStream, peer: &str) {
     };
     let _ = stream.write_all(answer).await;
     let _ = stream.shutdown().await;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sensu_1x_results_become_events() {
-        let e = translate(
-            &json!({"name": "backup", "output": "done", "status": 1, "handler": "mail",
-                    "subscribers": ["db"], "interval": 60, "ttl": 90}),
-            "db-1",
-        )
-        .unwrap();
-        assert_eq!(
-            e,
-            json!({"check": {"metadata": {"name": "backup"}, "output": "done", "status": 1,
-                              "subscriptions": ["db"], "interval": 60, "handlers": ["mail"]}})
-        );
-        let own = translate(
-            &json!({"name": "x", "output": "", "source": "db-1"}),
-            "db-1",
-        );
-        assert!(own.is_ok());
-        for (bad, why) in [
-            (json!({"output": "y"}), "name is required"),
-            (json!({"name": "x"}), "output is required"),
-            (
-                json!({"name": "x", "output": "y", "source": "router"}),
-                "own entity",
-            ),
-            (json!([1]), "JSON object"),
-        ] {
-            let e = translate(&bad, "db-1").unwrap_err();
-            assert!(e.contains(why), "{bad}: {e}");
-        }
-    }
 }

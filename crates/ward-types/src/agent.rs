@@ -622,3 +622,89 @@ mod redact_tests {
         assert_eq!(redacted(&m, &[])["Password"], "p");
     }
 }
+
+/// A Sensu 1.x check result (the agent socket's input: `name` and `output` required;
+/// `status`, `command`, `subscribers`, `interval`, `issued`, `executed`, `duration`,
+/// `handler`/`handlers` taken; others ignored, as by Sensu's agent) as the event the local
+/// API takes. `source`/`client` may only name `agent_name`.
+pub fn sensu1_result(result: &Value, agent_name: &str) -> Result<serde_json::Value, String> {
+    let r = result.as_object().ok_or(
+        "a check result is a JSON object: {\"name\": \"…\", \"output\": \"…\", \"status\": 0}",
+    )?;
+    let text = |k: &str| r.get(k).and_then(serde_json::Value::as_str);
+    let name = text("name")
+        .filter(|n| !n.is_empty())
+        .ok_or("name is required (the check's name)")?;
+    let output = text("output").ok_or("output is required (a string)")?;
+    if let Some(source) = text("source")
+        .or(text("client"))
+        .filter(|s| *s != agent_name)
+    {
+        return Err(format!(
+            "source {:?}: this agent sends results for its own entity ({agent_name:?}) only; post results for proxy entities to the backend's API",
+            ward_io::text::one_line(source)
+        ));
+    }
+    let mut check = serde_json::Map::new();
+    check.insert("metadata".into(), serde_json::json!({"name": name}));
+    check.insert("output".into(), serde_json::json!(output));
+    check.insert(
+        "status".into(),
+        r.get("status").cloned().unwrap_or(serde_json::json!(0)),
+    );
+    for (from, to) in [
+        ("command", "command"),
+        ("subscribers", "subscriptions"),
+        ("interval", "interval"),
+        ("issued", "issued"),
+        ("executed", "executed"),
+        ("duration", "duration"),
+        ("handlers", "handlers"),
+    ] {
+        if let Some(v) = r.get(from).filter(|v| !v.is_null()) {
+            check.insert(to.into(), v.clone());
+        }
+    }
+    if let Some(h) = text("handler").filter(|_| !check.contains_key("handlers")) {
+        check.insert("handlers".into(), serde_json::json!([h]));
+    }
+    Ok(serde_json::json!({"check": check}))
+}
+
+#[cfg(test)]
+mod sensu1_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn sensu_1x_results_become_events() {
+        let e = sensu1_result(
+            &json!({"name": "backup", "output": "done", "status": 1, "handler": "mail",
+                    "subscribers": ["db"], "interval": 60, "ttl": 90}),
+            "db-1",
+        )
+        .unwrap();
+        assert_eq!(
+            e,
+            json!({"check": {"metadata": {"name": "backup"}, "output": "done", "status": 1,
+                              "subscriptions": ["db"], "interval": 60, "handlers": ["mail"]}})
+        );
+        let own = sensu1_result(
+            &json!({"name": "x", "output": "", "source": "db-1"}),
+            "db-1",
+        );
+        assert!(own.is_ok());
+        for (bad, why) in [
+            (json!({"output": "y"}), "name is required"),
+            (json!({"name": "x"}), "output is required"),
+            (
+                json!({"name": "x", "output": "y", "source": "router"}),
+                "own entity",
+            ),
+            (json!([1]), "JSON object"),
+        ] {
+            let e = sensu1_result(&bad, "db-1").unwrap_err();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+    }
+}
