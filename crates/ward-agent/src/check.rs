@@ -28,6 +28,31 @@ pub struct CheckResult {
     pub duration: f64,
 }
 
+/// Output kept from each hook.
+pub const HOOK_OUTPUT: usize = 64 * 1024;
+
+/// Puts the hooks that ran into `check.hooks`; when that would make the event larger than
+/// one frame, each hook's output is cut to its first KiB (with a note).
+pub fn add_hooks(event: &mut Value, mut hooks: Vec<Value>) {
+    let size = |e: &Value, h: &[Value]| {
+        serde_json::to_vec(e).map(|b| b.len()).unwrap_or(0)
+            + serde_json::to_vec(h).map(|b| b.len()).unwrap_or(0)
+    };
+    if size(event, &hooks) > MAX_EVENT_BYTES {
+        for h in &mut hooks {
+            if let Some(o) = h.get("output").and_then(Value::as_str) {
+                let cut: String = o.chars().take(1024).collect();
+                h["output"] = json!(format!(
+                    "{cut}\nward agent: hook output cut to fit the event in one frame"
+                ));
+            }
+        }
+    }
+    if let Some(check) = event.get_mut("check") {
+        check["hooks"] = json!(hooks);
+    }
+}
+
 /// The result of a check that could not be run: status 3 (unknown) and why.
 pub fn not_run(why: &str) -> CheckResult {
     CheckResult {
@@ -445,6 +470,7 @@ mod tests {
             },
             issued: 1_700_000_000,
             assets: vec![],
+            hooks: vec![],
         };
         let entity = json!({"metadata": {"name": "web-1", "namespace": "default"}, "entity_class": "agent", "subscriptions": ["linux"]});
         let result = CheckResult {
@@ -486,6 +512,7 @@ mod tests {
             },
             issued: 1,
             assets: vec![],
+            hooks: vec![],
         };
         let entity = json!({"metadata": {"name": "web-1", "namespace": "default"}});
         let small = CheckResult {

@@ -185,6 +185,15 @@ impl Agent {
             .and_then(Value::as_array)
             .map(|a| a.iter().filter_map(Value::as_str).collect())
             .unwrap_or_default();
+        self.install_assets(req, &names).await
+    }
+
+    /// The assets `names` (defined in the request), installed.
+    async fn install_assets(
+        &self,
+        req: &CheckRequest,
+        names: &[&str],
+    ) -> Result<Vec<ward_assets::Installed>, String> {
         if names.is_empty() {
             return Ok(Vec::new());
         }
@@ -209,6 +218,67 @@ impl Agent {
         }
         let view = check::entity_view(&self.entity());
         cache.prepare(&defs, &view).await.map_err(|e| e.to_string())
+    }
+
+    /// Runs the hooks `names` after a check (Sensu's `check.hooks`): each HookConfig from
+    /// the request with its assets, `timeout` (60 s when 0), `stdin` (the event so far),
+    /// output cut at [`check::HOOK_OUTPUT`]. A hook the namespace does not have, or whose
+    /// assets fail, is reported with status 2 or 3 and why, not run.
+    async fn run_hooks(&self, req: &CheckRequest, names: &[String], event: &Value) -> Vec<Value> {
+        let mut out = Vec::with_capacity(names.len());
+        for name in names {
+            let Some(def) = req
+                .hooks
+                .iter()
+                .find(|h| h.pointer("/metadata/name").and_then(Value::as_str) == Some(name))
+            else {
+                out.push(json!({
+                    "metadata": {"name": name, "namespace": req.check.namespace},
+                    "command": "", "timeout": 0, "stdin": false, "issued": req.issued,
+                    "executed": check::unix_now(), "duration": 0.0, "status": 2,
+                    "output": format!("hook {name}: missing hook config (no HookConfig {name:?} in namespace {:?})", req.check.namespace),
+                }));
+                continue;
+            };
+            let command = def.get("command").and_then(Value::as_str).unwrap_or("");
+            let timeout = def
+                .get("timeout")
+                .and_then(Value::as_u64)
+                .filter(|t| *t > 0)
+                .unwrap_or(60);
+            let stdin = (def.get("stdin").and_then(Value::as_bool) == Some(true))
+                .then(|| serde_json::to_vec(event).unwrap_or_default());
+            let names: Vec<&str> = def
+                .get("runtime_assets")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            let result = match self.install_assets(req, &names).await {
+                Ok(installed) => {
+                    check::execute(
+                        command,
+                        Duration::from_secs(timeout),
+                        check::HOOK_OUTPUT,
+                        stdin,
+                        check::environment(&installed, &serde_json::Map::new()),
+                    )
+                    .await
+                }
+                Err(why) => check::not_run(&format!("hook {name}: {why}")),
+            };
+            let mut h = def.clone();
+            for (k, v) in [
+                ("issued", json!(req.issued)),
+                ("executed", json!(result.executed)),
+                ("duration", json!(result.duration)),
+                ("status", json!(result.status)),
+                ("output", json!(result.output)),
+            ] {
+                h[k] = v;
+            }
+            out.push(h);
+        }
+        out
     }
 
     /// Starts a requested check in a task of its own; its result is queued.
@@ -250,10 +320,12 @@ impl Agent {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(&key);
+            let hooks = ward_types::agent::hooks_for(c.config.get("check_hooks"), result.status);
             // Parsing metrics and fitting a frame are CPU work on up to 1 MiB of output.
             let entity = agent.entity();
-            let event = match tokio::task::spawn_blocking(move || {
-                check::check_event(&entity, &req, &result)
+            let for_event = req.clone();
+            let mut event = match tokio::task::spawn_blocking(move || {
+                check::check_event(&entity, &for_event, &result)
             })
             .await
             {
@@ -263,6 +335,10 @@ impl Agent {
                     return;
                 }
             };
+            if !hooks.is_empty() {
+                let ran = agent.run_hooks(&req, &hooks, &event).await;
+                check::add_hooks(&mut event, ran);
+            }
             let status = event.pointer("/check/status").cloned().unwrap_or_default();
             if let Err(QueueError::Full { .. }) = agent.enqueue(&event).await {
                 tracing::warn!(check = %key, status = %status, "the check result is dropped: the queue is full");

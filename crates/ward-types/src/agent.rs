@@ -212,6 +212,91 @@ pub struct CheckRequest {
     /// requests carry them; a name without one here is not defined in the namespace.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub assets: Vec<serde_json::Value>,
+    /// The HookConfig resources (flat) the check's `check_hooks` name; the assets of
+    /// their `runtime_assets` are in `assets`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<serde_json::Value>,
+}
+
+/// Whether a hook of `check_hooks` type `kind` runs after a check that exited `status`,
+/// as Sensu's agent decides: the status itself (`"2"`), `ok` (0), `warning` (1),
+/// `critical` (2), `unknown` (above 2) or `non-zero`.
+pub fn hook_runs(kind: &str, status: u32) -> bool {
+    kind == status.to_string()
+        || (kind == "non-zero" && status != 0)
+        || (kind == "ok" && status == 0)
+        || (kind == "warning" && status == 1)
+        || (kind == "critical" && status == 2)
+        || (kind == "unknown" && status > 2)
+}
+
+/// The hook names a check's `check_hooks` (`[{"critical": ["a", "b"]}, …]`) lists for a
+/// run that exited `status`, in order, each once.
+pub fn hooks_for(check_hooks: Option<&serde_json::Value>, status: u32) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for list in check_hooks
+        .and_then(serde_json::Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        for (kind, names) in list.as_object().into_iter().flatten() {
+            if !hook_runs(kind, status) {
+                continue;
+            }
+            for n in names
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(serde_json::Value::as_str)
+            {
+                if !out.iter().any(|x| x == n) {
+                    out.push(n.to_string());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Every hook name a check's `check_hooks` lists, whatever the status.
+pub fn all_hooks(check_hooks: Option<&serde_json::Value>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for list in check_hooks
+        .and_then(serde_json::Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        for names in list.as_object().into_iter().flat_map(|o| o.values()) {
+            for n in names
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(serde_json::Value::as_str)
+            {
+                if !out.iter().any(|x| x == n) {
+                    out.push(n.to_string());
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod hook_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn hooks_run_on_the_statuses_sensu_runs_them_on() {
+        let hooks = json!([{"critical": ["a"]}, {"non-zero": ["b", "a"]}, {"0": ["c"]}, {"unknown": ["d"]}, {"1": ["e"]}]);
+        assert_eq!(hooks_for(Some(&hooks), 2), ["a", "b"]);
+        assert_eq!(hooks_for(Some(&hooks), 0), ["c"]);
+        assert_eq!(hooks_for(Some(&hooks), 1), ["b", "a", "e"]);
+        assert_eq!(hooks_for(Some(&hooks), 127), ["b", "a", "d"]);
+        assert_eq!(all_hooks(Some(&hooks)), ["a", "b", "c", "d", "e"]);
+        assert!(hooks_for(None, 2).is_empty());
+    }
 }
 
 /// What the agent needs of a CheckConfig to run it.
@@ -480,6 +565,7 @@ mod tests {
             assets: vec![
                 json!({"metadata": {"name": "a"}, "url": "https://x/a.tgz", "sha512": "00"}),
             ],
+            hooks: vec![json!({"metadata": {"name": "h"}, "command": "ps aux", "timeout": 10})],
         })));
         roundtrip(Frame::EntityConfig(json!({"metadata": {"name": "a"}})));
     }

@@ -189,3 +189,44 @@ fn results_written_to_the_agent_socket_become_events_and_bad_ones_are_refused() 
         "{metrics}"
     );
 }
+
+#[test]
+fn a_failing_check_runs_its_hooks_and_their_output_is_in_the_event() {
+    let b = password_backend(&[]);
+    b.ctl_login();
+    // Sensu's documented shapes: HookConfigs and a check naming them per status.
+    create(
+        &b,
+        "type: HookConfig\napi_version: core/v2\nmetadata: {name: process-tree}\nspec:\n  command: echo \"looked at the processes\"\n  timeout: 10\n  stdin: false\n---\ntype: HookConfig\napi_version: core/v2\nmetadata: {name: reader}\nspec:\n  command: grep -o '\"name\":\"failing\"' | head -1\n  timeout: 10\n  stdin: true\n---\ntype: HookConfig\napi_version: core/v2\nmetadata: {name: on-ok}\nspec:\n  command: echo never\n  timeout: 10\n---\ntype: CheckConfig\napi_version: core/v2\nmetadata: {name: failing}\nspec:\n  command: echo down; exit 2\n  interval: 2\n  publish: true\n  subscriptions: [hooked]\n  check_hooks:\n  - critical: [process-tree, reader]\n  - non-zero: [process-tree, nowhere]\n  - ok: [on-ok]\n",
+    );
+    let yaml = format!(
+        "{}subscriptions: [hooked]\n",
+        Agent::password_yaml(&b, AGENT_PASSWORD)
+    );
+    let _a = Agent::start("runner-1", &yaml);
+    let ev = ran(&b, "failing");
+    assert_eq!(ev["check"]["status"], 2, "{ev}");
+    let hooks = ev["check"]["hooks"].as_array().cloned().unwrap_or_default();
+    let names: Vec<&str> = hooks
+        .iter()
+        .map(|h| h["metadata"]["name"].as_str().unwrap())
+        .collect();
+    // Each once, in the order of check_hooks; the ok hook does not run.
+    assert_eq!(names, ["process-tree", "reader", "nowhere"], "{ev}");
+    assert_eq!(hooks[0]["output"], "looked at the processes\n");
+    assert_eq!(hooks[0]["status"], 0);
+    assert_eq!(hooks[0]["command"], "echo \"looked at the processes\"");
+    assert!(hooks[0]["executed"].as_i64() > Some(0));
+    assert_eq!(
+        hooks[1]["output"], "\"name\":\"failing\"\n",
+        "stdin is the event: {ev}"
+    );
+    assert_eq!(hooks[2]["status"], 2);
+    assert!(
+        hooks[2]["output"]
+            .as_str()
+            .unwrap()
+            .starts_with("hook nowhere: missing hook config"),
+        "{ev}"
+    );
+}

@@ -142,11 +142,12 @@ pub fn publish(
     } else {
         targets
     };
-    let assets = st.pipeline.assets(&spec.namespace, &r.spec);
+    let (assets, hooks) = st.pipeline.check_extras(&spec.namespace, &r.spec);
     let frame = Frame::CheckRequest(Box::new(CheckRequest {
         check: spec,
         issued: unix_now(),
         assets,
+        hooks,
     }));
     let mut sent = 0;
     for s in chosen {

@@ -1,5 +1,6 @@
-//! The pipeline's resources (handlers, filters, mutators, pipelines) held in memory, so
-//! that planning an event reads no store: loaded when the pipeline starts and again after
+//! The pipeline's resources (handlers, filters, mutators, pipelines, and the assets,
+//! secrets and hooks they and checks name) held in memory, so that planning an event (or
+//! sending a check request) reads no store: loaded when the pipeline starts and again after
 //! every API write to one of these kinds (`Pipeline::reload`).
 
 use super::stream::{carry_over, Pools, StreamPool};
@@ -9,8 +10,9 @@ use ward_store::{Store, StoreError};
 use ward_types::{Kind, Resource};
 
 /// The kinds the pipeline reads.
-pub const KINDS: [Kind; 7] = [
+pub const KINDS: [Kind; 8] = [
     Kind::Asset,
+    Kind::HookConfig,
     Kind::Secret,
     Kind::Handler,
     Kind::EventFilter,

@@ -120,16 +120,34 @@ impl Pipeline {
         let _ = self.reads.set(reads);
     }
 
-    /// The Asset resources (flat, as check requests carry them) that a spec's
-    /// `runtime_assets` names in `namespace`, from memory; names without one are left out
-    /// (the agent reports them).
-    pub fn assets(&self, namespace: &str, spec: &serde_json::Map<String, Value>) -> Vec<Value> {
+    /// What a check request carries besides the check: the HookConfigs its `check_hooks`
+    /// name, and the Assets its and those hooks' `runtime_assets` name (flat resources,
+    /// from memory; names without one are left out: the agent reports them).
+    pub fn check_extras(
+        &self,
+        namespace: &str,
+        spec: &serde_json::Map<String, Value>,
+    ) -> (Vec<Value>, Vec<Value>) {
         let snap = self.config.get();
-        super::plan::strings(spec.get("runtime_assets"))
+        let hooks: Vec<Arc<ward_types::Resource>> =
+            ward_types::agent::all_hooks(spec.get("check_hooks"))
+                .iter()
+                .filter_map(|name| snap.get(Kind::HookConfig, namespace, name).cloned())
+                .collect();
+        let mut names: Vec<&str> = super::plan::strings(spec.get("runtime_assets"));
+        for h in &hooks {
+            for n in super::plan::strings(h.spec.get("runtime_assets")) {
+                if !names.contains(&n) {
+                    names.push(n);
+                }
+            }
+        }
+        let assets = names
             .into_iter()
             .filter_map(|name| snap.get(Kind::Asset, namespace, name))
             .map(|r| r.to_flat())
-            .collect()
+            .collect();
+        (assets, hooks.iter().map(|h| h.to_flat()).collect())
     }
 
     #[cfg(test)]
