@@ -230,56 +230,49 @@ pub fn hook_runs(kind: &str, status: u32) -> bool {
         || (kind == "unknown" && status > 2)
 }
 
-/// The hook names a check's `check_hooks` (`[{"critical": ["a", "b"]}, …]`) lists for a
-/// run that exited `status`, in order, each once.
-pub fn hooks_for(check_hooks: Option<&serde_json::Value>, status: u32) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for list in check_hooks
+/// `(type, hook name)` of a check's `check_hooks` (`[{"critical": ["a", "b"]}, …]`), in
+/// order.
+fn hook_entries(check_hooks: Option<&serde_json::Value>) -> impl Iterator<Item = (&str, &str)> {
+    check_hooks
         .and_then(serde_json::Value::as_array)
         .into_iter()
         .flatten()
-    {
-        for (kind, names) in list.as_object().into_iter().flatten() {
-            if !hook_runs(kind, status) {
-                continue;
-            }
-            for n in names
+        .filter_map(serde_json::Value::as_object)
+        .flatten()
+        .flat_map(|(kind, names)| {
+            names
                 .as_array()
                 .into_iter()
                 .flatten()
                 .filter_map(serde_json::Value::as_str)
-            {
-                if !out.iter().any(|x| x == n) {
-                    out.push(n.to_string());
-                }
-            }
+                .map(move |n| (kind.as_str(), n))
+        })
+}
+
+/// Names in order, each once.
+fn once<'a>(names: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for n in names {
+        if !out.iter().any(|x| x == n) {
+            out.push(n.to_string());
         }
     }
     out
 }
 
+/// The hook names a check's `check_hooks` lists for a run that exited `status`, in
+/// order, each once.
+pub fn hooks_for(check_hooks: Option<&serde_json::Value>, status: u32) -> Vec<String> {
+    once(
+        hook_entries(check_hooks)
+            .filter(|(kind, _)| hook_runs(kind, status))
+            .map(|(_, n)| n),
+    )
+}
+
 /// Every hook name a check's `check_hooks` lists, whatever the status.
 pub fn all_hooks(check_hooks: Option<&serde_json::Value>) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for list in check_hooks
-        .and_then(serde_json::Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        for names in list.as_object().into_iter().flat_map(|o| o.values()) {
-            for n in names
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(serde_json::Value::as_str)
-            {
-                if !out.iter().any(|x| x == n) {
-                    out.push(n.to_string());
-                }
-            }
-        }
-    }
-    out
+    once(hook_entries(check_hooks).map(|(_, n)| n))
 }
 
 #[cfg(test)]

@@ -57,9 +57,41 @@ pub fn dashboard(state: Arc<AppState>, tls: bool) -> Router {
     )
 }
 
+/// The API groups whose namespaced kinds are served by the generic routes
+/// (`resources.rs`), at `{group}/namespaces/{ns}/{plural}[/{name}]`.
+const GROUPS: [&str; 3] = [
+    "/api/core/v2",
+    "/api/enterprise/pipeline/v1",
+    "/api/enterprise/secrets/v1",
+];
+
+/// The generic routes of each of [`GROUPS`] (and, for the enterprise groups, the listing
+/// of a kind across namespaces; core/v2's is among `routes`).
+fn generic(mut r: Router<Arc<AppState>>) -> Router<Arc<AppState>> {
+    for group in GROUPS {
+        r = r
+            .route(
+                &format!("{group}/namespaces/{{ns}}/{{plural}}"),
+                get(list_in_ns).post(create_in_ns),
+            )
+            .route(
+                &format!("{group}/namespaces/{{ns}}/{{plural}}/{{name}}"),
+                get(get_in_ns)
+                    .put(put_in_ns)
+                    .patch(patch_in_ns)
+                    .delete(delete_in_ns),
+            );
+        if group != "/api/core/v2" {
+            r = r.route(&format!("{group}/{{plural}}"), get(list_cluster));
+        }
+    }
+    r
+}
+
 /// The API's routes added to `base`, every response with the security headers.
 fn routes(base: Router<Arc<AppState>>, state: Arc<AppState>, tls: bool) -> Router {
-    base.route("/health", get(health))
+    generic(base)
+        .route("/health", get(health))
         .route("/ready", get(ready))
         .route(
             "/version",
@@ -139,17 +171,6 @@ fn routes(base: Router<Arc<AppState>>, state: Arc<AppState>, tls: bool) -> Route
         )
         .route("/api/core/v2/events", get(list_all_events))
         .route(
-            "/api/core/v2/namespaces/{ns}/{plural}",
-            get(list_in_ns).post(create_in_ns),
-        )
-        .route(
-            "/api/core/v2/namespaces/{ns}/{plural}/{name}",
-            get(get_in_ns)
-                .put(put_in_ns)
-                .patch(patch_in_ns)
-                .delete(delete_in_ns),
-        )
-        .route(
             "/api/core/v2/{plural}",
             get(list_cluster).post(create_cluster),
         )
@@ -159,30 +180,6 @@ fn routes(base: Router<Arc<AppState>>, state: Arc<AppState>, tls: bool) -> Route
                 .put(put_cluster)
                 .patch(patch_cluster)
                 .delete(delete_cluster),
-        )
-        .route("/api/enterprise/pipeline/v1/{plural}", get(list_cluster))
-        .route("/api/enterprise/secrets/v1/{plural}", get(list_cluster))
-        .route(
-            "/api/enterprise/secrets/v1/namespaces/{ns}/{plural}",
-            get(list_in_ns).post(create_in_ns),
-        )
-        .route(
-            "/api/enterprise/secrets/v1/namespaces/{ns}/{plural}/{name}",
-            get(get_in_ns)
-                .put(put_in_ns)
-                .patch(patch_in_ns)
-                .delete(delete_in_ns),
-        )
-        .route(
-            "/api/enterprise/pipeline/v1/namespaces/{ns}/{plural}",
-            get(list_in_ns).post(create_in_ns),
-        )
-        .route(
-            "/api/enterprise/pipeline/v1/namespaces/{ns}/{plural}/{name}",
-            get(get_in_ns)
-                .put(put_in_ns)
-                .patch(patch_in_ns)
-                .delete(delete_in_ns),
         )
         .route(
             "/api/enterprise/store/v1/provider",

@@ -59,7 +59,7 @@ fn event(statuses: &[u64], handlers: &[&str], region: &str) -> Value {
     prev.unwrap()
 }
 
-async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+pub(super) async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
     let until = Instant::now() + Duration::from_secs(10);
     while !cond() {
         assert!(Instant::now() < until, "timed out waiting for {what}");

@@ -3,10 +3,11 @@
 //! the reconnect delay. (TLS with a client certificate, against `openssl s_server`, is in
 //! crates/ward/tests/pipeline_e2e.rs.)
 
+use super::tests_flow::wait_for;
 use super::*;
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::io::AsyncBufReadExt;
 use ward_store::Store;
 use ward_testkit::TempDir;
@@ -90,14 +91,6 @@ async fn peer(close_after: Option<usize>) -> Peer {
         lines,
         accepted,
         address,
-    }
-}
-
-async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let until = Instant::now() + Duration::from_secs(10);
-    while !cond() {
-        assert!(Instant::now() < until, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
