@@ -9,8 +9,13 @@ use ward_store::Store;
 use ward_testkit::TempDir;
 
 fn put(store: &Store, type_name: &str, name: &str, spec: Value) {
+    put_as(store, type_name, "core/v2", name, spec);
+}
+
+/// Stores a resource of `type_name` and `api` in the default namespace.
+pub(super) fn put_as(store: &Store, type_name: &str, api: &str, name: &str, spec: Value) {
     let doc = serde_json::from_value(json!({
-        "type": type_name, "api_version": "core/v2",
+        "type": type_name, "api_version": api,
         "metadata": {"name": name, "namespace": "default"},
         "spec": spec,
     }))

@@ -3,7 +3,7 @@
 //! the reconnect delay. (TLS with a client certificate, against `openssl s_server`, is in
 //! crates/ward/tests/pipeline_e2e.rs.)
 
-use super::tests_flow::wait_for;
+use super::tests_flow::{put_as as put, wait_for};
 use super::*;
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
@@ -11,18 +11,6 @@ use std::time::Duration;
 use tokio::io::AsyncBufReadExt;
 use ward_store::Store;
 use ward_testkit::TempDir;
-
-fn put(store: &Store, type_name: &str, api: &str, name: &str, spec: Value) {
-    let doc = serde_json::from_value(json!({
-        "type": type_name, "api_version": api,
-        "metadata": {"name": name, "namespace": "default"},
-        "spec": spec,
-    }))
-    .unwrap();
-    store
-        .put(&ward_types::Resource::from_stored(doc).unwrap(), false)
-        .unwrap();
-}
 
 /// A pipeline `p` whose one workflow sends every event, as its check output, to the
 /// TCPStreamHandler `logstash` at `address`.
