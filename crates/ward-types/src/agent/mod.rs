@@ -37,6 +37,12 @@
 //! stops reading, so TCP pushes back on the agent; nothing is dropped) and keeps at most
 //! [`MAX_IN_FLIGHT`] of a session's events unacknowledged at once.
 
+mod checks;
+mod redact;
+
+pub use checks::{all_hooks, hook_runs, hooks_for, sensu1_result};
+pub use redact::{redacted, DEFAULT_REDACT};
+
 use crate::raw::{NotAnObject, RawObject};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -216,80 +222,6 @@ pub struct CheckRequest {
     /// their `runtime_assets` are in `assets`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hooks: Vec<serde_json::Value>,
-}
-
-/// Whether a hook of `check_hooks` type `kind` runs after a check that exited `status`,
-/// as Sensu's agent decides: the status itself (`"2"`), `ok` (0), `warning` (1),
-/// `critical` (2), `unknown` (above 2) or `non-zero`.
-pub fn hook_runs(kind: &str, status: u32) -> bool {
-    kind == status.to_string()
-        || (kind == "non-zero" && status != 0)
-        || (kind == "ok" && status == 0)
-        || (kind == "warning" && status == 1)
-        || (kind == "critical" && status == 2)
-        || (kind == "unknown" && status > 2)
-}
-
-/// `(type, hook name)` of a check's `check_hooks` (`[{"critical": ["a", "b"]}, …]`), in
-/// order.
-fn hook_entries(check_hooks: Option<&serde_json::Value>) -> impl Iterator<Item = (&str, &str)> {
-    check_hooks
-        .and_then(serde_json::Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(serde_json::Value::as_object)
-        .flatten()
-        .flat_map(|(kind, names)| {
-            names
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(serde_json::Value::as_str)
-                .map(move |n| (kind.as_str(), n))
-        })
-}
-
-/// Names in order, each once.
-fn once<'a>(names: impl Iterator<Item = &'a str>) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for n in names {
-        if !out.iter().any(|x| x == n) {
-            out.push(n.to_string());
-        }
-    }
-    out
-}
-
-/// The hook names a check's `check_hooks` lists for a run that exited `status`, in
-/// order, each once.
-pub fn hooks_for(check_hooks: Option<&serde_json::Value>, status: u32) -> Vec<String> {
-    once(
-        hook_entries(check_hooks)
-            .filter(|(kind, _)| hook_runs(kind, status))
-            .map(|(_, n)| n),
-    )
-}
-
-/// Every hook name a check's `check_hooks` lists, whatever the status.
-pub fn all_hooks(check_hooks: Option<&serde_json::Value>) -> Vec<String> {
-    once(hook_entries(check_hooks).map(|(_, n)| n))
-}
-
-#[cfg(test)]
-mod hook_tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn hooks_run_on_the_statuses_sensu_runs_them_on() {
-        let hooks = json!([{"critical": ["a"]}, {"non-zero": ["b", "a"]}, {"0": ["c"]}, {"unknown": ["d"]}, {"1": ["e"]}]);
-        assert_eq!(hooks_for(Some(&hooks), 2), ["a", "b"]);
-        assert_eq!(hooks_for(Some(&hooks), 0), ["c"]);
-        assert_eq!(hooks_for(Some(&hooks), 1), ["b", "a", "e"]);
-        assert_eq!(hooks_for(Some(&hooks), 127), ["b", "a", "d"]);
-        assert_eq!(all_hooks(Some(&hooks)), ["a", "b", "c", "d", "e"]);
-        assert!(hooks_for(None, 2).is_empty());
-    }
 }
 
 /// What the agent needs of a CheckConfig to run it.
@@ -625,165 +557,5 @@ mod tests {
     fn subscriptions_get_the_entity_subscription_once() {
         let s = subscriptions_with_entity("a", &["x".into(), " x ".into(), "".into()]);
         assert_eq!(s, vec!["x".to_string(), "entity:a".to_string()]);
-    }
-}
-
-/// Sensu's default `redact` list: labels and annotations whose values an agent hides.
-pub const DEFAULT_REDACT: [&str; 9] = [
-    "password",
-    "passwd",
-    "pass",
-    "api_key",
-    "api_token",
-    "access_key",
-    "secret_key",
-    "private_key",
-    "secret",
-];
-
-/// A key as Sensu compares redacted fields: lowercase, and when that is not all letters
-/// and digits, its letters only (`API-Key`, `api_key` and `apikey` are one key).
-fn redact_form(k: &str) -> String {
-    let lower = k.to_lowercase();
-    if lower
-        .chars()
-        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-    {
-        lower
-    } else {
-        lower.chars().filter(char::is_ascii_lowercase).collect()
-    }
-}
-
-/// `map` with the values of the keys `redact` names replaced by `REDACTED`, as Sensu's
-/// agent sends labels and annotations.
-pub fn redacted(
-    map: &std::collections::BTreeMap<String, String>,
-    redact: &[String],
-) -> std::collections::BTreeMap<String, String> {
-    let hidden: Vec<String> = redact.iter().map(|k| redact_form(k)).collect();
-    map.iter()
-        .map(|(k, v)| {
-            let v = if hidden.contains(&redact_form(k)) {
-                "REDACTED".to_string()
-            } else {
-                v.clone()
-            };
-            (k.clone(), v)
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod redact_tests {
-    use super::*;
-
-    #[test]
-    fn keys_are_compared_as_sensu_normalises_them() {
-        let m: std::collections::BTreeMap<String, String> = [
-            ("API-Key", "k"),
-            ("apikey", "k"),
-            ("Password", "p"),
-            ("region", "eu"),
-            ("pass_word", "x"),
-        ]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-        let r = redacted(&m, &["api_key".into(), "password".into()]);
-        assert_eq!(r["API-Key"], "REDACTED");
-        assert_eq!(r["apikey"], "REDACTED");
-        assert_eq!(r["Password"], "REDACTED");
-        assert_eq!(r["pass_word"], "REDACTED");
-        assert_eq!(r["region"], "eu");
-        let defaults: Vec<String> = DEFAULT_REDACT.iter().map(|s| s.to_string()).collect();
-        assert_eq!(redacted(&m, &defaults)["region"], "eu");
-        assert_eq!(redacted(&m, &[])["Password"], "p");
-    }
-}
-
-/// A Sensu 1.x check result (the agent socket's input: `name` and `output` required;
-/// `status`, `command`, `subscribers`, `interval`, `issued`, `executed`, `duration`,
-/// `handler`/`handlers` taken; others ignored, as by Sensu's agent) as the event the local
-/// API takes. `source`/`client` may only name `agent_name`.
-pub fn sensu1_result(result: &Value, agent_name: &str) -> Result<serde_json::Value, String> {
-    let r = result.as_object().ok_or(
-        "a check result is a JSON object: {\"name\": \"…\", \"output\": \"…\", \"status\": 0}",
-    )?;
-    let text = |k: &str| r.get(k).and_then(serde_json::Value::as_str);
-    let name = text("name")
-        .filter(|n| !n.is_empty())
-        .ok_or("name is required (the check's name)")?;
-    let output = text("output").ok_or("output is required (a string)")?;
-    if let Some(source) = text("source")
-        .or(text("client"))
-        .filter(|s| *s != agent_name)
-    {
-        return Err(format!(
-            "source {:?}: this agent sends results for its own entity ({agent_name:?}) only; post results for proxy entities to the backend's API",
-            ward_io::text::one_line(source)
-        ));
-    }
-    let mut check = serde_json::Map::new();
-    check.insert("metadata".into(), serde_json::json!({"name": name}));
-    check.insert("output".into(), serde_json::json!(output));
-    check.insert(
-        "status".into(),
-        r.get("status").cloned().unwrap_or(serde_json::json!(0)),
-    );
-    for (from, to) in [
-        ("command", "command"),
-        ("subscribers", "subscriptions"),
-        ("interval", "interval"),
-        ("issued", "issued"),
-        ("executed", "executed"),
-        ("duration", "duration"),
-        ("handlers", "handlers"),
-    ] {
-        if let Some(v) = r.get(from).filter(|v| !v.is_null()) {
-            check.insert(to.into(), v.clone());
-        }
-    }
-    if let Some(h) = text("handler").filter(|_| !check.contains_key("handlers")) {
-        check.insert("handlers".into(), serde_json::json!([h]));
-    }
-    Ok(serde_json::json!({"check": check}))
-}
-
-#[cfg(test)]
-mod sensu1_tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn sensu_1x_results_become_events() {
-        let e = sensu1_result(
-            &json!({"name": "backup", "output": "done", "status": 1, "handler": "mail",
-                    "subscribers": ["db"], "interval": 60, "ttl": 90}),
-            "db-1",
-        )
-        .unwrap();
-        assert_eq!(
-            e,
-            json!({"check": {"metadata": {"name": "backup"}, "output": "done", "status": 1,
-                              "subscriptions": ["db"], "interval": 60, "handlers": ["mail"]}})
-        );
-        let own = sensu1_result(
-            &json!({"name": "x", "output": "", "source": "db-1"}),
-            "db-1",
-        );
-        assert!(own.is_ok());
-        for (bad, why) in [
-            (json!({"output": "y"}), "name is required"),
-            (json!({"name": "x"}), "output is required"),
-            (
-                json!({"name": "x", "output": "y", "source": "router"}),
-                "own entity",
-            ),
-            (json!([1]), "JSON object"),
-        ] {
-            let e = sensu1_result(&bad, "db-1").unwrap_err();
-            assert!(e.contains(why), "{bad}: {e}");
-        }
     }
 }
