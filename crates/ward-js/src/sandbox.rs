@@ -76,6 +76,7 @@ const MUTATOR_SETUP: &str = concat!(
     ownKeys(globalThis).forEach(function (k) { if (!keep.has(k)) delete globalThis[k]; });
     return ownKeys(globalThis).length === keep.size;
   } });
+  keep.add("__ward_reset");
 })();"#
 );
 
@@ -504,6 +505,15 @@ fn in_text(err: JsError, script: &str) -> JsError {
 thread_local! {
     /// This thread's mutator runtime and how many runs it has served.
     static MUTATOR: RefCell<Option<(Engine, u32)>> = const { RefCell::new(None) };
+    /// Mutator runtimes this thread has made (one serves many runs).
+    static MUTATOR_BUILT: Cell<u64> = const { Cell::new(0) };
+}
+
+/// How many mutator runtimes this thread has made: the tests check that a runtime
+/// serves run after run (a fresh one costs ~70 times a run).
+#[cfg(test)]
+pub(crate) fn mutator_runtimes_built() -> u64 {
+    MUTATOR_BUILT.with(Cell::get)
 }
 
 /// Runs a JavaScript mutator's `eval` as a function body, with `event` the event
@@ -529,6 +539,7 @@ pub fn run_mutator(
         };
         if fresh {
             *slot = None;
+            MUTATOR_BUILT.with(|b| b.set(b.get() + 1));
             let e = Engine::new(Limits { time, memory })?;
             e.run(|ctx| {
                 sloppy::<(), _>(&ctx, MUTATOR_SETUP)

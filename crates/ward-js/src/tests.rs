@@ -359,3 +359,22 @@ fn event_functions_throw_outside_a_lookup_and_list_is_bounded() {
     let r = eval(&["typeof __ward_events == 'undefined' && Object.isFrozen(sensu)"]);
     assert_eq!(r, vec![Ok(true)]);
 }
+
+#[test]
+fn one_mutator_runtime_serves_run_after_run() {
+    let before = super::sandbox::mutator_runtimes_built();
+    for i in 0..5 {
+        let out = run_mutator(
+            "data = event.n; return String(data);",
+            &format!("{{\"n\": {i}}}"),
+            &[("TOKEN".into(), "t".into())],
+            Duration::from_secs(1),
+            64 << 20,
+        )
+        .unwrap();
+        assert_eq!(out, i.to_string());
+    }
+    // The first run may build this thread's runtime; the rest reuse it (its added
+    // globals, `data`, `event` and `TOKEN`, deleted after each run).
+    assert!(super::sandbox::mutator_runtimes_built() - before <= 1);
+}
