@@ -81,6 +81,8 @@ pub(crate) async fn serve(
         let mut buf = vec![0u8; 65_536];
         loop {
             let Ok((n, peer)) = udp.recv_from(&mut buf).await else {
+                // ICMP errors surface here on some systems; never a busy loop.
+                tokio::time::sleep(Duration::from_millis(10)).await;
                 continue;
             };
             match accept(&agent, &buf[..n]).await {
