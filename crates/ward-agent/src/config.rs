@@ -179,6 +179,25 @@ pub struct AgentConfig {
     pub log_level: String,
 }
 
+/// A listener's `NAME-host` (default 127.0.0.1) and `NAME-port`, or None when `disable`
+/// is set: the local API's and the agent socket's.
+fn loopback_listener(
+    s: &Settings,
+    name: &str,
+    disable: &str,
+    default_port: u16,
+) -> Result<Option<(String, u16)>, ConfigError> {
+    if s.boolean(disable, false)? {
+        return Ok(None);
+    }
+    let (host_key, port_key) = (format!("{name}-host"), format!("{name}-port"));
+    let host = s.text(&host_key).unwrap_or_else(|| "127.0.0.1".into());
+    if host.is_empty() {
+        return Err(s.error(&host_key, "is empty"));
+    }
+    Ok(Some((host, s.port(&port_key, default_port)?)))
+}
+
 impl AgentConfig {
     /// Whether the agent authenticates with a client certificate (else Basic auth).
     pub fn uses_client_cert(&self) -> bool {
@@ -364,24 +383,8 @@ impl AgentConfig {
                         .ok_or_else(|| format!("{v:?} is not a number from 1 to 100"))
                 })?
                 .unwrap_or(2.0),
-            api: if s.boolean("disable-api", false)? {
-                None
-            } else {
-                let host = s.text("api-host").unwrap_or_else(|| "127.0.0.1".into());
-                if host.is_empty() {
-                    return Err(s.error("api-host", "is empty"));
-                }
-                Some((host, s.port("api-port", 3031)?))
-            },
-            socket: if s.boolean("disable-sockets", false)? {
-                None
-            } else {
-                let host = s.text("socket-host").unwrap_or_else(|| "127.0.0.1".into());
-                if host.is_empty() {
-                    return Err(s.error("socket-host", "is empty"));
-                }
-                Some((host, s.port("socket-port", 3030)?))
-            },
+            api: loopback_listener(&s, "api", "disable-api", 3031)?,
+            socket: loopback_listener(&s, "socket", "disable-sockets", 3030)?,
             log_level: s.text("log-level").unwrap_or_else(|| "info".into()),
         };
         cfg.check(&s)?;
