@@ -33,8 +33,8 @@ mod tests;
 
 pub use events::{with_events, EventLookup, MAX_LISTED};
 pub use sandbox::{
-    check_expression, check_function_body, run_mutator, with_library_sandbox, with_sandbox,
-    Sandbox, LIBRARY_TIME,
+    check_expression, check_function_body, run_mutator, run_mutator_with_libraries,
+    with_library_sandbox, with_sandbox, Sandbox, LIBRARY_TIME,
 };
 
 use std::time::Duration;

@@ -243,26 +243,7 @@ impl Sandbox {
         libraries: &[(String, String)],
     ) -> Result<Sandbox, JsError> {
         let engine = Engine::new(limits)?;
-        if !libraries.is_empty() {
-            engine.run_within(LIBRARY_TIME, |ctx| {
-                for (file, script) in libraries {
-                    sloppy::<(), _>(&ctx, script.as_str())
-                        .catch(&ctx)
-                        .map_err(|c| match engine.caught(c) {
-                            JsError::Thrown(m) => JsError::Thrown(format!("{file}: {m}")),
-                            JsError::Syntax {
-                                line,
-                                column,
-                                message,
-                            } => JsError::Thrown(format!(
-                                "{file}: line {line}, column {column}: {message}"
-                            )),
-                            other => other,
-                        })?;
-                }
-                Ok(())
-            })?;
-        }
+        load_libraries(&engine, libraries)?;
         engine.run(|ctx| {
             sloppy::<(), _>(&ctx, FREEZE)
                 .catch(&ctx)
@@ -502,9 +483,36 @@ fn in_text(err: JsError, script: &str) -> JsError {
     }
 }
 
+/// Evaluates `libraries` (`(file, script)`, in order, as global code, [`LIBRARY_TIME`] in
+/// all) in `engine`; an error names the file.
+fn load_libraries(engine: &Engine, libraries: &[(String, String)]) -> Result<(), JsError> {
+    if libraries.is_empty() {
+        return Ok(());
+    }
+    engine.run_within(LIBRARY_TIME, |ctx| {
+        for (file, script) in libraries {
+            sloppy::<(), _>(&ctx, script.as_str())
+                .catch(&ctx)
+                .map_err(|c| match engine.caught(c) {
+                    JsError::Thrown(m) => JsError::Thrown(format!("{file}: {m}")),
+                    JsError::Syntax {
+                        line,
+                        column,
+                        message,
+                    } => {
+                        JsError::Thrown(format!("{file}: line {line}, column {column}: {message}"))
+                    }
+                    other => other,
+                })?;
+        }
+        Ok(())
+    })
+}
+
 thread_local! {
-    /// This thread's mutator runtime and how many runs it has served.
-    static MUTATOR: RefCell<Option<(Engine, u32)>> = const { RefCell::new(None) };
+    /// This thread's mutator runtimes, by libraries' key (`""`: none), and how many runs
+    /// each has served.
+    static MUTATOR: RefCell<Vec<(String, Engine, u32)>> = const { RefCell::new(Vec::new()) };
     /// Mutator runtimes this thread has made (one serves many runs).
     static MUTATOR_BUILT: Cell<u64> = const { Cell::new(0) };
 }
@@ -529,28 +537,57 @@ pub fn run_mutator(
     time: Duration,
     memory: usize,
 ) -> Result<String, JsError> {
+    run_mutator_with_libraries(
+        "",
+        || Ok(Vec::new()),
+        body,
+        event_json,
+        globals,
+        time,
+        memory,
+    )
+}
+
+/// [`run_mutator`] in a runtime whose globals also hold what the libraries named `key`
+/// define (loaded with `load` when the runtime is made, before it is frozen: a JavaScript
+/// mutator's `runtime_assets`). A thread keeps [`LIBRARY_SANDBOXES`] such runtimes.
+/// `load`'s error is returned as `Thrown`.
+pub fn run_mutator_with_libraries(
+    key: &str,
+    load: impl FnOnce() -> Result<Vec<(String, String)>, String>,
+    body: &str,
+    event_json: &str,
+    globals: &[(String, String)],
+    time: Duration,
+    memory: usize,
+) -> Result<String, JsError> {
     MUTATOR.with(|cell| {
-        let mut slot = cell.try_borrow_mut().map_err(|_| {
+        let mut all = cell.try_borrow_mut().map_err(|_| {
             JsError::Engine("the mutator runtime is already in use on this thread".into())
         })?;
-        let fresh = match slot.as_ref() {
-            Some((e, runs)) => e.limits.memory != memory || *runs >= MUTATOR_RUNS,
-            None => true,
+        let at = all
+            .iter()
+            .position(|(k, e, runs)| k == key && e.limits.memory == memory && *runs < MUTATOR_RUNS);
+        let i = match at {
+            Some(i) => i,
+            None => {
+                all.retain(|(k, _, _)| k != key);
+                if all.len() >= LIBRARY_SANDBOXES {
+                    all.remove(0);
+                }
+                MUTATOR_BUILT.with(|b| b.set(b.get() + 1));
+                let e = Engine::new(Limits { time, memory })?;
+                load_libraries(&e, &load().map_err(JsError::Thrown)?)?;
+                e.run(|ctx| {
+                    sloppy::<(), _>(&ctx, MUTATOR_SETUP)
+                        .catch(&ctx)
+                        .map_err(|c| e.caught(c))
+                })?;
+                all.push((key.to_string(), e, 0));
+                all.len() - 1
+            }
         };
-        if fresh {
-            *slot = None;
-            MUTATOR_BUILT.with(|b| b.set(b.get() + 1));
-            let e = Engine::new(Limits { time, memory })?;
-            e.run(|ctx| {
-                sloppy::<(), _>(&ctx, MUTATOR_SETUP)
-                    .catch(&ctx)
-                    .map_err(|c| e.caught(c))
-            })?;
-            *slot = Some((e, 0));
-        }
-        let Some((e, runs)) = slot.as_mut() else {
-            return Err(JsError::Engine("no mutator runtime".into()));
-        };
+        let (_, e, runs) = &mut all[i];
         *runs += 1;
         let out = mutate_once(e, body, event_json, globals, time);
         let reset = e.run(|ctx| {
@@ -567,7 +604,7 @@ pub fn run_mutator(
         // A global that would not go (defined non-configurable), a failure, or promise
         // jobs left behind: the runtime is not used again.
         if out.is_err() || reset != Ok(true) || e.rt.is_job_pending() {
-            *slot = None;
+            all.remove(i);
         }
         out
     })

@@ -378,3 +378,51 @@ fn one_mutator_runtime_serves_run_after_run() {
     // globals, `data`, `event` and `TOKEN`, deleted after each run).
     assert!(super::sandbox::mutator_runtimes_built() - before <= 1);
 }
+
+#[test]
+fn a_mutators_libraries_are_loaded_once_and_cannot_be_changed() {
+    let lib = || {
+        Ok(vec![(
+            "lib/short.js".to_string(),
+            "var prefix = 'host:'; function short(e) { return prefix + e.name; }".to_string(),
+        )])
+    };
+    let t = Duration::from_secs(1);
+    let before = super::sandbox::mutator_runtimes_built();
+    let run = |body: &str| {
+        super::sandbox::run_mutator_with_libraries(
+            "a",
+            lib,
+            body,
+            r#"{"name": "web-1"}"#,
+            &[],
+            t,
+            64 << 20,
+        )
+    };
+    assert_eq!(run("return short(event)"), Ok("host:web-1".into()));
+    // A run cannot change what the library defined, for itself or the next run.
+    let _ = run("prefix = 'evil:'; short = function () { return 'x' }; return short(event)");
+    assert_eq!(run("return short(event)"), Ok("host:web-1".into()));
+    assert!(super::sandbox::mutator_runtimes_built() - before <= 2);
+    // Without the libraries, the function is not there; a library that throws names its file.
+    assert!(run_mutator("return short(event)", r#"{"name": "w"}"#, &[], t, 64 << 20).is_err());
+    let bad = super::sandbox::run_mutator_with_libraries(
+        "b",
+        || {
+            Ok(vec![(
+                "lib/bad.js".into(),
+                "throw new Error('nope')".into(),
+            )])
+        },
+        "return 'x'",
+        "{}",
+        &[],
+        t,
+        64 << 20,
+    );
+    match bad {
+        Err(JsError::Thrown(m)) => assert!(m.contains("lib/bad.js") && m.contains("nope"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+}

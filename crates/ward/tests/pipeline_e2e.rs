@@ -982,7 +982,8 @@ fn handlers_mutators_and_filters_use_their_runtime_assets() {
     std::fs::create_dir_all(src.join("lib/js")).unwrap();
     std::fs::write(
         src.join("lib/js/checks.js"),
-        "function is_loud(e) { return e.check.status == 2; }\n",
+        "function is_loud(e) { return e.check.status == 2; }\n\
+         function tag(e) { return 'tagged:' + e.check.metadata.name; }\n",
     )
     .unwrap();
     let tools = tar_gz(&src, &["bin", "lib"], &www.join("tools.tar.gz"));
@@ -1010,6 +1011,19 @@ fn handlers_mutators_and_filters_use_their_runtime_assets() {
         &format!("{D}/mutators"),
         json!({"metadata": {"name": "shout"}, "command": "shout", "runtime_assets": ["tools"]}),
     );
+    // A JavaScript mutator with the asset's library.
+    api.post(
+        &format!("{D}/mutators"),
+        json!({"metadata": {"name": "tag"}, "type": "javascript", "runtime_assets": ["tools"],
+               "eval": "return tag(event)"}),
+    );
+    let tagged = api.out.join("tagged");
+    api.post(
+        &format!("{D}/handlers"),
+        json!({"metadata": {"name": "tagger"}, "type": "pipe", "timeout": 10,
+               "command": format!("keep-it {}.$(date +%s%N)", tagged.display()),
+               "runtime_assets": ["tools"], "filters": ["loud"], "mutator": "tag"}),
+    );
     let kept = api.out.join("kept");
     api.post(
         &format!("{D}/handlers"),
@@ -1023,8 +1037,18 @@ fn handlers_mutators_and_filters_use_their_runtime_assets() {
                "runtime_assets": ["tampered"]}),
     );
     api.send("web-1", "disk", 1, &["keeper"]); // not loud: filtered out by the asset's function
-    api.send("web-1", "disk", 2, &["keeper", "refused"]);
+    api.send("web-1", "disk", 2, &["keeper", "refused", "tagger"]);
     api.settle();
+    let tags: Vec<String> = std::fs::read_dir(&api.out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let n = p.file_name().unwrap().to_string_lossy().into_owned();
+            n.starts_with("tagged.") && !n.ends_with(".path") && !n.ends_with(".tmp")
+        })
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    assert_eq!(tags, ["tagged:disk"], "{}", api.b.log());
     let got: Vec<String> = std::fs::read_dir(&api.out)
         .unwrap()
         .map(|e| e.unwrap().path())

@@ -40,8 +40,34 @@ pub(super) struct Decisions {
 /// The JavaScript files filters' assets may bring, bytes in all.
 const MAX_LIBRARIES: u64 = 8 << 20;
 
+/// `assets` installed in `cache` (waited for here: call on the blocking pool, where
+/// waiting holds no runtime thread).
+pub(super) fn install(
+    cache: Option<&std::sync::Arc<ward_assets::Assets>>,
+    assets: &[ward_assets::Asset],
+) -> Result<Vec<ward_assets::Installed>, String> {
+    if assets.is_empty() {
+        return Ok(Vec::new());
+    }
+    let cache = cache.ok_or("runtime_assets: this backend has no asset cache")?;
+    tokio::runtime::Handle::current()
+        .block_on(cache.prepare(assets, &super::backend_entity()))
+        .map_err(|e| e.to_string())
+}
+
+/// What names a JavaScript runtime loaded with `installed`'s libraries.
+pub(super) fn key(installed: &[ward_assets::Installed]) -> String {
+    let dirs: Vec<String> = installed
+        .iter()
+        .map(|a| a.dir.display().to_string())
+        .collect();
+    dirs.join("\n")
+}
+
 /// The `.js` files under each asset's `lib/`, in path order, as `(path, text)`.
-fn scripts(installed: &[ward_assets::Installed]) -> Result<Vec<(String, String)>, String> {
+pub(super) fn scripts(
+    installed: &[ward_assets::Installed],
+) -> Result<Vec<(String, String)>, String> {
     fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) -> std::io::Result<()> {
         let Ok(rd) = std::fs::read_dir(dir) else {
             return Ok(()); // no lib/: no scripts
@@ -150,21 +176,10 @@ impl Decisions {
                 reason: Reason::NotFound,
                 what: format!("filter {name:?}: {e}; the workflow is skipped"),
             })?;
-        let installed = if assets.is_empty() {
-            Vec::new()
-        } else {
-            let asset_problem = |what: String| Problem {
-                reason: Reason::Asset,
-                what: format!("filter {name:?}: {what}; the workflow is skipped"),
-            };
-            let cache = self.cache.clone().ok_or_else(|| {
-                asset_problem("runtime_assets: this backend has no asset cache".into())
-            })?;
-            // On the blocking pool: waiting here holds no runtime thread.
-            tokio::runtime::Handle::current()
-                .block_on(cache.prepare(&assets, &super::backend_entity()))
-                .map_err(|e| asset_problem(e.to_string()))?
-        };
+        let installed = install(self.cache.as_ref(), &assets).map_err(|what| Problem {
+            reason: Reason::Asset,
+            what: format!("filter {name:?}: {what}; the workflow is skipped"),
+        })?;
         let allow = f.spec.get("action").and_then(Value::as_str) != Some("deny");
         if let Some(when) = f.spec.get("when").filter(|w| !w.is_null()) {
             match ward_types::when::in_windows(when, ward_types::unix_now()) {
@@ -194,11 +209,7 @@ impl Decisions {
         let results = if installed.is_empty() {
             ward_js::with_sandbox(LIMITS, eval)
         } else {
-            let key: Vec<String> = installed
-                .iter()
-                .map(|a| a.dir.display().to_string())
-                .collect();
-            ward_js::with_library_sandbox(LIMITS, &key.join("\n"), || scripts(&installed), eval)
+            ward_js::with_library_sandbox(LIMITS, &key(&installed), || scripts(&installed), eval)
         }
         .map_err(|e| Problem {
             reason: Reason::Filter,

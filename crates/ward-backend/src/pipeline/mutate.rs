@@ -3,7 +3,9 @@
 //! - none, or `json`: the event's JSON; `only_check_output`: the check's `output` (an error
 //!   when the event has no check).
 //! - A `javascript` Mutator: its `eval` as a function body in `ward_js` (a mutator runtime
-//!   per thread; nothing a run adds outlives it), `event` the event (as stored: `event.check.metadata.name`) and each
+//!   per thread and set of `runtime_assets`, whose `lib/*.js` files are loaded into it as
+//!   filters' are; nothing a run adds outlives it), `event` the event (as stored:
+//!   `event.check.metadata.name`) and each
 //!   `env_vars` `KEY=VALUE` a global string. It returns a string (the payload), or
 //!   undefined/null (the event, as it changed, in JSON); anything else is an error. A bare
 //!   `NAME` in `env_vars` would copy the backend's own variable (Sensu 6.5.2): Ward refuses
@@ -15,6 +17,7 @@
 //! An error stops the workflow: its handler does not run.
 
 use super::config::Snapshot;
+use super::filter;
 use super::{EventCtx, Reason, DEFAULT_TIMEOUT};
 use serde_json::Value;
 use std::sync::Arc;
@@ -88,6 +91,7 @@ pub(super) fn mutate(
     event: &Value,
     json: &mut Option<Arc<[u8]>>,
     mutator: Option<&str>,
+    cache: Option<&Arc<ward_assets::Assets>>,
 ) -> Result<Payload, Failure> {
     let mut event_json = || {
         json.get_or_insert_with(|| Arc::from(serde_json::to_vec(event).unwrap_or_default()))
@@ -123,22 +127,28 @@ pub(super) fn mutate(
     );
     let timeout = timeout_of(&m.spec);
     match m.spec.get("type").and_then(Value::as_str).unwrap_or("pipe") {
-        "javascript" if !assets.is_empty() => Err(fail(
-            Reason::Unsupported,
-            format!("mutator {name:?}: runtime_assets on a javascript mutator are not supported (pipe mutators and filters have them)"),
-        )),
         "javascript" => {
+            let installed = filter::install(cache, &assets)
+                .map_err(|e| fail(Reason::Asset, format!("mutator {name:?}: {e}")))?;
             let body = m.spec.get("eval").and_then(Value::as_str).unwrap_or("");
             let text = String::from_utf8_lossy(&event_json()).into_owned();
-            ward_js::run_mutator(body, &text, &env, timeout.min(JS_TIME), JS_MEMORY)
-                .map(|out| Payload::Ready(Arc::from(out.into_bytes())))
-                .map_err(|e| {
-                    let reason = match e {
-                        ward_js::JsError::Timeout(_) => Reason::Timeout,
-                        _ => Reason::Mutator,
-                    };
-                    fail(reason, format!("mutator {name:?}: {e}"))
-                })
+            ward_js::run_mutator_with_libraries(
+                &filter::key(&installed),
+                || filter::scripts(&installed),
+                body,
+                &text,
+                &env,
+                timeout.min(JS_TIME),
+                JS_MEMORY,
+            )
+            .map(|out| Payload::Ready(Arc::from(out.into_bytes())))
+            .map_err(|e| {
+                let reason = match e {
+                    ward_js::JsError::Timeout(_) => Reason::Timeout,
+                    _ => Reason::Mutator,
+                };
+                fail(reason, format!("mutator {name:?}: {e}"))
+            })
         }
         "pipe" => {
             let Some(command) = super::run::pipe_command(&m.spec) else {

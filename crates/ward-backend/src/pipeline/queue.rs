@@ -397,7 +397,14 @@ fn prepare(
                 continue;
             }
         };
-        let payload = match mutate(snap, ctx, event, &mut json, wf.mutator.as_deref()) {
+        let payload = match mutate(
+            snap,
+            ctx,
+            event,
+            &mut json,
+            wf.mutator.as_deref(),
+            decisions.cache.as_ref(),
+        ) {
             Ok(p) => p,
             Err(f) => {
                 let what = format!("{}; the handler does not run", f.what);
