@@ -289,7 +289,9 @@ pub type PolicyCell = crate::current::Current<Policy>;
 
 /// Sensu's common namespaced resources (CORE `CommonCoreResources`), which the seeded
 /// admin, edit and view roles cover. Ward adds `pipelines`, which Sensu forgot (so its
-/// editors cannot manage pipelines).
+/// editors cannot manage pipelines), and `tcp-stream-handlers`, the handlers a Pipeline
+/// may name. Secrets are left to cluster admins (and roles that name them): a Secret
+/// names one of the backend's environment variables.
 pub const COMMON_RESOURCES: &[&str] = &[
     "assets",
     "checks",
@@ -301,6 +303,7 @@ pub const COMMON_RESOURCES: &[&str] = &[
     "mutators",
     "pipelines",
     "silenced",
+    "tcp-stream-handlers",
 ];
 
 /// The seeded ClusterRoles, as (name, spec).
@@ -472,6 +475,16 @@ mod tests {
                 &viewer,
                 R::new(Verb::List, "checks", Some("default"), None),
                 true,
+            ),
+            (
+                &viewer,
+                R::new(Verb::List, "tcp-stream-handlers", Some("default"), None),
+                true,
+            ),
+            (
+                &viewer,
+                R::new(Verb::Get, "secrets", Some("default"), Some("s")),
+                false,
             ),
             (
                 &viewer,
