@@ -273,6 +273,7 @@ pub async fn start(cfg: BackendConfig) -> Result<(), String> {
         rx.clone(),
     ));
     tokio::spawn(agentd::keepalived::run(ready_state.clone()));
+    tokio::spawn(eventd::ttl::run(ready_state.clone()));
     tokio::spawn(silences::sweep(
         ready_state.store.clone(),
         ready_state.silences.clone(),

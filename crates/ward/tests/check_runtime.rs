@@ -230,3 +230,54 @@ fn a_failing_check_runs_its_hooks_and_their_output_is_in_the_event() {
         "{ev}"
     );
 }
+
+#[test]
+fn a_check_whose_result_is_late_past_its_ttl_goes_stale_also_across_restarts() {
+    let mut b = password_backend(&[]);
+    b.ctl_login();
+    create(
+        &b,
+        "type: CheckConfig\napi_version: core/v2\nmetadata: {name: backup}\nspec:\n  command: echo fine\n  interval: 2\n  ttl: 5\n  publish: true\n  subscriptions: [ttl]\n",
+    );
+    let yaml = format!(
+        "{}subscriptions: [ttl]\n",
+        Agent::password_yaml(&b, AGENT_PASSWORD)
+    );
+    let mut a = Agent::start("runner-1", &yaml);
+    let ok = ran(&b, "backup");
+    assert_eq!(ok["check"]["status"], 0, "{ok}");
+    let stale = |b: &Backend| {
+        wait_for(20, "the stale-result event", || {
+            event(b, "runner-1", "backup").filter(|e| e["check"]["status"] == 1)
+        })
+    };
+    // The agent stops: within the TTL (plus the backend's 1 s tick and a margin), Sensu's
+    // stale-result event.
+    a.kill9();
+    let t0 = std::time::Instant::now();
+    let ev = stale(&b);
+    let waited = t0.elapsed().as_secs_f64();
+    assert!(waited < 5.0 + 3.0, "{waited:.1} s: {ev}");
+    let out = ev["check"]["output"].as_str().unwrap();
+    assert!(out.starts_with("Last check execution was "), "{ev}");
+    assert!(out.ends_with(" seconds ago"), "{ev}");
+    assert_eq!(ev["check"]["state"], "failing", "{ev}");
+    // The next result resolves it.
+    a.spawn();
+    wait_for(30, "the resolution", || {
+        event(&b, "runner-1", "backup").filter(|e| e["check"]["status"] == 0)
+    });
+    // The agent stops and the backend restarts: the TTL is still watched.
+    a.kill9();
+    b.kill9();
+    b.spawn();
+    let t1 = std::time::Instant::now();
+    let ev = stale(&b);
+    let waited = t1.elapsed().as_secs_f64();
+    assert!(waited < 5.0 + 4.0, "{waited:.1} s: {ev}\n{}", b.log());
+    assert!(
+        b.log().contains("watching the TTLs of stored events"),
+        "{}",
+        b.log()
+    );
+}

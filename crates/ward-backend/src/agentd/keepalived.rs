@@ -119,6 +119,14 @@ impl Keepalived {
         }
     }
 
+    /// Whether the agent's last keepalive event is a warning or critical one.
+    pub fn failing(&self, namespace: &str, name: &str) -> bool {
+        self.tracks.lock().is_ok_and(|t| {
+            t.get(&(namespace.to_string(), name.to_string()))
+                .is_some_and(|tr| tr.status > 0)
+        })
+    }
+
     /// Marks an agent as being deregistered; false when it already is.
     pub(super) fn begin_deregistration(&self, namespace: &str, name: &str) -> bool {
         self.deregistering
@@ -312,24 +320,11 @@ pub async fn run(st: Arc<AppState>) {
             };
             let st = st.clone();
             tokio::spawn(async move {
-                let mut input = input;
-                st.silences.apply(&mut input, unix_now());
-                let handlers = input.needs_after_store();
-                match st.events.submit(input.prepare()).await {
-                    Ok(stored) => {
-                        st.metrics
-                            .events_stored
-                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        if handlers {
-                            st.after_store(&ns, &stored);
-                        }
-                    }
-                    Err(e) => {
-                        tracing::error!(agent = %name, error = %e, "keepalive event not stored; trying again");
-                        st.agents
-                            .keepalived
-                            .revert(&ns, &name, tr.last_seen, status);
-                    }
+                if let Err(e) = st.store_event(input).await {
+                    tracing::error!(agent = %name, error = %e, "keepalive event not stored; trying again");
+                    st.agents
+                        .keepalived
+                        .revert(&ns, &name, tr.last_seen, status);
                 }
             });
         }

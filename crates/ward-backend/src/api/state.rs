@@ -49,6 +49,31 @@ impl AppState {
             .map_err(|e| StoreError::Invalid(format!("a store task failed: {e}")))?
     }
 
+    /// Stores an event the backend itself raises (a keepalive or TTL failure): with an `id`
+    /// when it has none, silenced as any, then handled.
+    pub async fn store_event(
+        &self,
+        mut input: ward_types::event::EventInput,
+    ) -> Result<(), crate::eventd::SubmitError> {
+        let now = ward_types::unix_now();
+        if !input.has_id() {
+            let id = crate::auth::new_uuid()
+                .map_err(|e| crate::eventd::SubmitError::Failed(format!("no event id: {e}")))?;
+            input.set_id(&id);
+        }
+        self.silences.apply(&mut input, now);
+        let namespace = input.namespace.clone();
+        let handlers = input.needs_after_store();
+        let stored = self.events.submit(input.prepare()).await?;
+        self.metrics
+            .events_stored
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if handlers {
+            self.after_store(&namespace, &stored);
+        }
+        Ok(())
+    }
+
     /// What happens to an event once it is stored (it is already acknowledged): a
     /// resolution ends the silences that expire on resolution, and its JSON text goes to
     /// the handler pipeline, which never delays storage. Callers pass it only when

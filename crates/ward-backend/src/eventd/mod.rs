@@ -5,6 +5,7 @@
 
 pub mod embedded;
 pub mod postgres;
+pub mod ttl;
 
 use crate::api::Metrics;
 use postgres::PgEventStore;
@@ -141,6 +142,8 @@ pub struct EventRouter {
     pg: RwLock<Option<Arc<PgEventStore>>>,
     /// Serialises switches: the old store is stopped and awaited before the next starts.
     switch: tokio::sync::Mutex<()>,
+    /// The checks whose next result is awaited (`ttl`).
+    pub ttls: ttl::Ttls,
 }
 
 impl EventRouter {
@@ -152,6 +155,7 @@ impl EventRouter {
             metrics,
             pg: RwLock::new(None),
             switch: tokio::sync::Mutex::new(()),
+            ttls: ttl::Ttls::default(),
         }
     }
 
@@ -237,6 +241,7 @@ impl EventRouter {
         input: Prepared,
         keep: bool,
     ) -> Result<Pending, (SubmitError, Prepared)> {
+        self.arrived(&input);
         match self.current() {
             Some(pg) => pg
                 .enqueue_or_return(QueuedEvent {
@@ -258,6 +263,7 @@ impl EventRouter {
     /// committed. Events of one check queued one after another are committed in that order,
     /// so a session can have many events in flight and still keep each check's order.
     pub async fn enqueue(&self, input: Prepared) -> Result<Pending, SubmitError> {
+        self.arrived(&input);
         match self.current() {
             Some(pg) => pg
                 .enqueue(QueuedEvent {
@@ -271,6 +277,21 @@ impl EventRouter {
                 .await
                 .map(Pending::Embedded)
                 .map_err(SubmitError::Failed),
+        }
+    }
+
+    /// A check result arrived: its TTL watch starts again (keepalives have their own).
+    fn arrived(&self, input: &Prepared) {
+        if input.ttl > 0 || !self.ttls.is_empty() {
+            if input.check != ward_types::agent::KEEPALIVE_CHECK {
+                self.ttls.touch(
+                    &input.namespace,
+                    &input.entity,
+                    &input.check,
+                    input.ttl,
+                    now(),
+                );
+            }
         }
     }
 

@@ -429,6 +429,8 @@ pub struct Prepared {
     pub executed: i64,
     pub high_flap_threshold: u64,
     pub low_flap_threshold: u64,
+    /// The check's `ttl` when the backend watches it (see [`EventInput::prepare`]), else 0.
+    pub ttl: u64,
     /// `{…,"check":{…` — the event (namespaces set) with `check` last and left open,
     /// without the fold's fields and `timestamp`.
     pub head: String,
@@ -497,6 +499,19 @@ impl EventInput {
             threshold("high_flap_threshold"),
             threshold("low_flap_threshold"),
         );
+        // A round-robin check's results land on a different agent's entity each time, so
+        // none is missing one: as in Sensu, its TTL is watched only with a proxy entity.
+        let round_robin = self.check_object.get("round_robin").map(|v| v.get()) == Some("true");
+        let proxied = self
+            .check_object
+            .get("proxy_entity_name")
+            .and_then(raw::as_string)
+            .is_some_and(|p| !p.is_empty());
+        let ttl = if round_robin && !proxied {
+            0
+        } else {
+            threshold("ttl")
+        };
         let mut head = String::with_capacity(
             self.raw
                 .iter()
@@ -536,6 +551,7 @@ impl EventInput {
             executed: self.executed,
             high_flap_threshold: high,
             low_flap_threshold: low,
+            ttl,
             head,
             timestamp: self.timestamp,
         }
