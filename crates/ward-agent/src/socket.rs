@@ -5,8 +5,9 @@
 //! - A result: `{"name": "backup", "output": "…", "status": 1}` (`name` and `output`
 //!   required), with `command`, `subscribers`, `interval`, `issued`, `executed`,
 //!   `duration`, `handler`/`handlers`; other fields are ignored, as by Sensu's agent.
-//!   `source`/`client` may only name this agent: the backend takes events on the agent port
-//!   for the agent's own entity (proxy entities go through the backend's API).
+//!   A `source` (or `client`) naming another entity makes it the check's
+//!   `proxy_entity_name`, as Sensu does: the backend files the event under that proxy
+//!   entity (and refuses it when that entity is another agent's).
 //! - TCP: one result per connection, read until the client half-closes or 5 s pass (at most
 //!   [`MAX_RESULT`] bytes); the answer is `ok` once it is durably queued, else `invalid`
 //!   (the reason in the agent's log). ` ping ` is answered `pong`. At most

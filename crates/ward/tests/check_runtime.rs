@@ -153,10 +153,15 @@ fn results_written_to_the_agent_socket_become_events_and_bad_ones_are_refused() 
     assert_eq!(tcp(" ping "), "pong");
     assert_eq!(tcp("{\"name\": \"x\"}"), "invalid");
     assert_eq!(tcp("{not json"), "invalid");
+    // A `source` is a proxy entity (Sensu's): the event is filed under it, created as a
+    // proxy; another agent's entity is refused by the backend.
     assert_eq!(
         tcp("{\"name\":\"p\",\"output\":\"o\",\"source\":\"router-1\"}"),
-        "invalid"
+        "ok"
     );
+    let ev = wait_for(30, "the proxy's event", || event(&b, "router-1", "p"));
+    assert_eq!(ev["entity"]["entity_class"], "proxy", "{ev}");
+    assert_eq!(ev["check"]["proxy_entity_name"], "router-1", "{ev}");
     // UDP: a malformed datagram does not stop the socket (it did Sensu's, in 6.12).
     let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let to = ("127.0.0.1", a.socket_port);
@@ -173,7 +178,6 @@ fn results_written_to_the_agent_socket_become_events_and_bad_ones_are_refused() 
     assert_eq!(ev["check"]["handlers"], serde_json::json!(["h"]));
     let log = a.log();
     assert!(log.contains("output is required"), "{log}");
-    assert!(log.contains("router-1"), "{log}");
     let (_, metrics) = {
         let out = ward_testkit::Command::new("curl")
             .args(["-s", &format!("http://127.0.0.1:{}/metrics", a.api_port)])
@@ -181,11 +185,11 @@ fn results_written_to_the_agent_socket_become_events_and_bad_ones_are_refused() 
         (0, out.stdout)
     };
     assert!(
-        metrics.contains("ward_agent_socket_invalid_total 4"),
+        metrics.contains("ward_agent_socket_invalid_total 3"),
         "{metrics}"
     );
     assert!(
-        metrics.contains("ward_agent_socket_results_total 2"),
+        metrics.contains("ward_agent_socket_results_total 3"),
         "{metrics}"
     );
 }
@@ -280,4 +284,46 @@ fn a_check_whose_result_is_late_past_its_ttl_goes_stale_also_across_restarts() {
         "{}",
         b.log()
     );
+}
+
+#[test]
+fn a_proxy_check_files_its_event_under_the_proxy_entity_never_another_agents() {
+    let b = password_backend(&[]);
+    b.ctl_login();
+    // Sensu's documented proxy check shape: the agent runs it, the event is the proxy's.
+    create(
+        &b,
+        "type: Entity\napi_version: core/v2\nmetadata: {name: switch-1, labels: {site: lyon}}\nspec:\n  entity_class: proxy\n---\ntype: CheckConfig\napi_version: core/v2\nmetadata: {name: ping-switch}\nspec:\n  command: echo switch up\n  interval: 2\n  publish: true\n  subscriptions: [proxy]\n  proxy_entity_name: switch-1\n---\ntype: CheckConfig\napi_version: core/v2\nmetadata: {name: ping-router}\nspec:\n  command: echo router up\n  interval: 2\n  publish: true\n  subscriptions: [proxy]\n  proxy_entity_name: router-9\n---\ntype: CheckConfig\napi_version: core/v2\nmetadata: {name: impersonate}\nspec:\n  command: echo I am runner-2\n  interval: 2\n  publish: true\n  subscriptions: [proxy]\n  proxy_entity_name: runner-2\n",
+    );
+    let yaml = |subs: &str| {
+        format!(
+            "{}subscriptions: [{subs}]\n",
+            Agent::password_yaml(&b, AGENT_PASSWORD)
+        )
+    };
+    let _other = Agent::start("runner-2", &yaml("other"));
+    let a = Agent::start("runner-1", &yaml("proxy"));
+    let switch = wait_for(30, "the switch's event", || {
+        event(&b, "switch-1", "ping-switch")
+    });
+    assert_eq!(switch["check"]["output"], "switch up\n", "{switch}");
+    // The stored proxy entity, with its labels, not the agent's.
+    assert_eq!(switch["entity"]["entity_class"], "proxy", "{switch}");
+    assert_eq!(
+        switch["entity"]["metadata"]["labels"]["site"], "lyon",
+        "{switch}"
+    );
+    // A proxy entity that does not exist yet is created as Sensu does.
+    let router = wait_for(30, "the router's event", || {
+        event(&b, "router-9", "ping-router")
+    });
+    assert_eq!(router["entity"]["entity_class"], "proxy", "{router}");
+    // Nothing filed under the agent itself, and another agent's entity is refused.
+    assert!(event(&b, "runner-1", "ping-switch").is_none());
+    wait_for(30, "the refusal in the agent's log", || {
+        a.log()
+            .contains("which is an agent's entity: an agent files results for itself and for proxy entities only")
+            .then_some(())
+    });
+    assert!(event(&b, "runner-2", "impersonate").is_none());
 }

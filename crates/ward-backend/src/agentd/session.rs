@@ -398,12 +398,29 @@ impl Session<'_> {
             return self.rejected(
                 id,
                 format!(
-                    "entity {:?} is not this agent ({:?}): an agent sends events for its own entity only (proxy entities are not accepted on the agent port yet; post them to the API as a user allowed to)",
+                    "entity {:?} is not this agent ({:?}): an agent sends events for its own entity only (a check names another entity with proxy_entity_name)",
                     input.entity, self.info.name
                 ),
             );
         }
+        // The session's order key: this agent's check (before a proxy swap).
         let key = (input.entity.clone(), input.check.clone());
+        if input.proxy_entity_name().is_some() {
+            let ns = self.info.namespace.clone();
+            let filed = self
+                .st
+                .db(move |s| {
+                    let r = crate::api::file_under_proxy(s, &ns, &mut input, now, true);
+                    Ok((r, input))
+                })
+                .await;
+            match filed {
+                Ok((Ok(()), back)) => input = back,
+                Ok((Err(e), _)) if e.0.is_client_error() => return self.rejected(id, e.1),
+                Ok((Err(e), _)) => return self.retry(id, key, e.1),
+                Err(e) => return self.retry(id, key, e.to_string()),
+            }
+        }
         if !self.retried.is_empty() && self.retried.contains(&key) {
             return self.retry(
                 id,

@@ -61,6 +61,62 @@ fn ensure_entity_in(store: &ward_store::Store, entity: &Resource) -> Result<(), 
     Ok(())
 }
 
+/// Sensu's proxy entity swap (SG eventd): an event whose check names `proxy_entity_name` is
+/// filed under that entity (its stored config, so filters see its labels), created with
+/// `entity_class: proxy` when missing. From an agent (`from_agent`), the entity may not be
+/// another agent's: an agent speaks for itself and for proxies, never for another agent.
+/// Blocking (the store): call through `AppState::db`.
+pub(crate) fn file_under_proxy(
+    store: &ward_store::Store,
+    ns: &str,
+    input: &mut ward_types::event::EventInput,
+    now: i64,
+    from_agent: bool,
+) -> ApiResult<()> {
+    let Some(name) = input.proxy_entity_name() else {
+        return Ok(());
+    };
+    ward_types::check_name("", &name).map_err(|e| {
+        bad(format!(
+            "check.proxy_entity_name {name:?}: {} (it names the entity the event is for)",
+            e.reason
+        ))
+    })?;
+    let entity = match store.get(Kind::Entity, ns, &name)? {
+        Some(r) => r,
+        None => {
+            let r = Resource::from_document(Document {
+                type_name: "Entity".into(),
+                api_version: "core/v2".into(),
+                metadata: Metadata {
+                    name: name.clone(),
+                    namespace: Some(ns.into()),
+                    ..Default::default()
+                },
+                spec: json!({"entity_class": "proxy", "last_seen": now}),
+            })
+            .map_err(|e| bad(e.to_string()))?;
+            match store.put(&r, true) {
+                Ok(()) | Err(StoreError::Exists { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+            store.get(Kind::Entity, ns, &name)?.unwrap_or(r)
+        }
+    };
+    if from_agent && entity.spec.get("entity_class").and_then(Value::as_str) == Some("agent") {
+        return Err(ApiError(
+            StatusCode::FORBIDDEN,
+            format!(
+                "check {:?} names proxy_entity_name {name:?}, which is an agent's entity: an agent files results for itself and for proxy entities only",
+                input.check
+            ),
+        ));
+    }
+    input
+        .set_entity(&entity.into_flat())
+        .map_err(|e| bad(format!("entity {name:?}: {e}")))
+}
+
 /// The entity an event registers when its entity is unknown.
 fn new_entity(ns: &str, input: &ward_types::event::EventInput, now: i64) -> ApiResult<Resource> {
     {
@@ -105,6 +161,19 @@ pub(super) async fn store_event(
         }
     }
     ensure_entity_off_workers(st, ns, &input, now).await?;
+    if input.proxy_entity_name().is_some() {
+        let ns_owned = ns.to_string();
+        let (filed, back) = st
+            .db(move |s| {
+                Ok((
+                    file_under_proxy(s, &ns_owned, &mut input, now, false),
+                    input,
+                ))
+            })
+            .await?;
+        filed?;
+        input = back;
+    }
     let started = std::time::Instant::now();
     st.silences.apply(&mut input, now);
     let handlers = input.needs_after_store();

@@ -18,7 +18,7 @@ pub mod state;
 mod users;
 
 pub use error::ApiError;
-pub(crate) use events::ensure_entity;
+pub(crate) use events::{ensure_entity, file_under_proxy};
 pub(crate) use health::health;
 pub use metrics::Metrics;
 pub use state::AppState;

@@ -63,7 +63,9 @@ pub fn all_hooks(check_hooks: Option<&Value>) -> Vec<String> {
 /// A Sensu 1.x check result (the agent socket's input: `name` and `output` required;
 /// `status`, `command`, `subscribers`, `interval`, `issued`, `executed`, `duration`,
 /// `handler`/`handlers` taken; others ignored, as by Sensu's agent) as the event the local
-/// API takes. `source`/`client` may only name `agent_name`.
+/// API takes. A `source` (or `client`) other than `agent_name` is a proxy entity: the check's
+/// `proxy_entity_name`, as Sensu Go's agent socket makes it (the backend files the event
+/// under it, and refuses one that is another agent's).
 pub fn sensu1_result(result: &Value, agent_name: &str) -> Result<Value, String> {
     let r = result.as_object().ok_or(
         "a check result is a JSON object: {\"name\": \"…\", \"output\": \"…\", \"status\": 0}",
@@ -73,17 +75,14 @@ pub fn sensu1_result(result: &Value, agent_name: &str) -> Result<Value, String> 
         .filter(|n| !n.is_empty())
         .ok_or("name is required (the check's name)")?;
     let output = text("output").ok_or("output is required (a string)")?;
-    if let Some(source) = text("source")
+    let source = text("source")
         .or(text("client"))
-        .filter(|s| *s != agent_name)
-    {
-        return Err(format!(
-            "source {:?}: this agent sends results for its own entity ({agent_name:?}) only; post results for proxy entities to the backend's API",
-            ward_io::text::one_line(source)
-        ));
-    }
+        .filter(|s| !s.is_empty() && *s != agent_name);
     let mut check = serde_json::Map::new();
     check.insert("metadata".into(), json!({"name": name}));
+    if let Some(source) = source {
+        check.insert("proxy_entity_name".into(), json!(source));
+    }
     check.insert("output".into(), json!(output));
     check.insert(
         "status".into(),
@@ -130,14 +129,16 @@ mod sensu1_tests {
             &json!({"name": "x", "output": "", "source": "db-1"}),
             "db-1",
         );
-        assert!(own.is_ok());
+        assert!(own.unwrap()["check"].get("proxy_entity_name").is_none());
+        let proxy = sensu1_result(
+            &json!({"name": "x", "output": "y", "source": "router"}),
+            "db-1",
+        )
+        .unwrap();
+        assert_eq!(proxy["check"]["proxy_entity_name"], "router");
         for (bad, why) in [
             (json!({"output": "y"}), "name is required"),
             (json!({"name": "x"}), "output is required"),
-            (
-                json!({"name": "x", "output": "y", "source": "router"}),
-                "own entity",
-            ),
             (json!([1]), "JSON object"),
         ] {
             let e = sensu1_result(&bad, "db-1").unwrap_err();

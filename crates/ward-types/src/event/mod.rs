@@ -470,6 +470,33 @@ impl EventInput {
                 .is_some_and(|m| named(m.get("handlers")))
     }
 
+    /// The check's `proxy_entity_name`, when it names an entity other than the event's.
+    pub fn proxy_entity_name(&self) -> Option<String> {
+        self.check_object
+            .get("proxy_entity_name")
+            .and_then(raw::as_string)
+            .filter(|p| !p.is_empty() && *p != self.entity)
+    }
+
+    /// Files the event under `entity` (a stored Entity, flat: `{metadata, entity_class, …}`),
+    /// as Sensu's eventd does for a check with `proxy_entity_name`.
+    pub fn set_entity(&mut self, entity: &Value) -> Result<(), FieldError> {
+        let o = RawObject::from_value(entity).ok_or_else(|| fe("entity", "must be an object"))?;
+        let mut meta = o
+            .get("metadata")
+            .and_then(RawObject::parse)
+            .ok_or_else(|| fe("entity.metadata", "is required"))?;
+        let name = meta
+            .get("name")
+            .and_then(raw::as_string)
+            .ok_or_else(|| fe("entity.metadata.name", "is required"))?;
+        meta.insert("namespace", &self.namespace);
+        self.entity = name;
+        self.entity_object = o;
+        self.entity_metadata = meta;
+        Ok(())
+    }
+
     /// The posted entity's `entity_class`, if it says one.
     pub fn entity_class(&self) -> Option<String> {
         self.entity_object
