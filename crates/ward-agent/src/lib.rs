@@ -295,13 +295,20 @@ impl Agent {
         let mut checks = self.checks.lock().unwrap_or_else(|p| p.into_inner());
         while checks.try_join_next().is_some() {}
         checks.spawn(async move {
+            let mut req = req;
+            // Sensu's order: tokens, then assets, then the environment.
+            let tokens = substitute_tokens(&mut req, &agent.entity());
             let c = &req.check;
             tracing::debug!(check = %key, command = %c.command, "running a check");
             let stdin = c.stdin.then(|| {
                 serde_json::to_vec(&json!({"entity": agent.entity(), "check": c}))
                     .unwrap_or_default()
             });
-            let result = match agent.check_assets(&req).await {
+            let assets = match tokens {
+                Ok(()) => agent.check_assets(&req).await,
+                Err(e) => Err(format!("error while substituting check tokens: {e}")),
+            };
+            let result = match assets {
                 Ok(installed) => {
                     check::execute(
                         &c.command,
@@ -345,6 +352,35 @@ impl Agent {
             }
         });
     }
+}
+
+/// Sensu's token substitution (`{{ .labels.url }}`) over a check request, against this
+/// agent's entity: every string of the check, of its hooks and of its assets (but an
+/// asset's `sha512`).
+fn substitute_tokens(
+    req: &mut CheckRequest,
+    entity: &Value,
+) -> Result<(), ward_types::tokens::TokenError> {
+    use ward_types::tokens::{entity_data, substitute, substitute_all};
+    let data = entity_data(entity);
+    let c = &mut req.check;
+    if c.command.contains("{{") {
+        c.command = substitute(&c.command, &data)?;
+    }
+    let mut config = Value::Object(std::mem::take(&mut c.config));
+    let done = substitute_all(&mut config, &data, &[]);
+    if let Value::Object(m) = config {
+        c.config = m;
+    }
+    done?;
+    substitute_all(&mut c.output_metric_tags, &data, &[])?;
+    for h in &mut req.hooks {
+        substitute_all(h, &data, &[])?;
+    }
+    for a in &mut req.assets {
+        substitute_all(a, &data, &["sha512"])?;
+    }
+    Ok(())
 }
 
 /// Runs the agent until `shutdown` resolves: opens the queue (replaying what a previous run

@@ -156,28 +156,8 @@ pub struct Installed {
     pub dir: PathBuf,
 }
 
-/// `<NAME>_PATH`: the name uppercased, each run of other characters than letters and
-/// digits made one `_` (Sensu's `asset.Env`).
-pub fn path_variable(name: &str) -> String {
-    let mut out = String::new();
-    let mut gap = false;
-    for c in name.chars() {
-        if c.is_ascii_alphanumeric() {
-            if gap && !out.is_empty() {
-                out.push('_');
-            }
-            gap = false;
-            out.push(c.to_ascii_uppercase());
-        } else {
-            gap = true;
-        }
-    }
-    if gap {
-        out.push('_');
-    }
-    out.push_str("_PATH");
-    out
-}
+/// `<NAME>_PATH` (Sensu's `asset.Env`): one rule, shared with the `assetPath` token.
+pub use ward_types::tokens::asset_path_variable as path_variable;
 
 /// `env` with the assets put to use: their `bin`, `lib` and `include` directories
 /// prepended to `PATH`, `LD_LIBRARY_PATH` and `CPATH` (in the order given, before what

@@ -21,6 +21,7 @@ mod schema;
 pub mod selector;
 pub mod settings;
 pub mod silence;
+pub mod tokens;
 #[cfg(test)]
 mod tests_errors;
 #[cfg(test)]

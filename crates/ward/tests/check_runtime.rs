@@ -327,3 +327,40 @@ fn a_proxy_check_files_its_event_under_the_proxy_entity_never_another_agents() {
     });
     assert!(event(&b, "runner-2", "impersonate").is_none());
 }
+
+#[test]
+fn tokens_in_a_check_are_the_agents_entity_and_a_missing_one_says_which() {
+    let b = password_backend(&[]);
+    b.ctl_login();
+    // Sensu's documented token examples.
+    create(
+        &b,
+        "type: CheckConfig\napi_version: core/v2\nmetadata: {name: tokens}\nspec:\n  command: echo url={{ .labels.url }} warn={{ .annotations.disk_warning | default \"80\" }} on {{ .name }} as $CHECK_URL\n  env_vars: [\"CHECK_URL={{ .labels.url }}\"]\n  interval: 2\n  publish: true\n  subscriptions: [tokens]\n---\ntype: CheckConfig\napi_version: core/v2\nmetadata: {name: unmatched}\nspec:\n  command: check-http -u {{ .labels.missing }}\n  interval: 2\n  publish: true\n  subscriptions: [tokens]\n",
+    );
+    let yaml = format!(
+        "{}subscriptions: [tokens]\nlabels:\n  url: https://web-1.example/health\n",
+        Agent::password_yaml(&b, AGENT_PASSWORD)
+    );
+    let _a = Agent::start("runner-1", &yaml);
+    let ev = ran(&b, "tokens");
+    assert_eq!(
+        ev["check"]["output"],
+        "url=https://web-1.example/health warn=80 on runner-1 as https://web-1.example/health\n",
+        "{ev}"
+    );
+    // The event's check is the substituted one, as Sensu's.
+    assert!(
+        ev["check"]["command"]
+            .as_str()
+            .unwrap()
+            .starts_with("echo url=https://web-1.example/health"),
+        "{ev}"
+    );
+    let bad = ran(&b, "unmatched");
+    assert_eq!(bad["check"]["status"], 3, "{bad}");
+    let out = bad["check"]["output"].as_str().unwrap();
+    assert!(
+        out.contains("error while substituting check tokens: unmatched token: {{ .labels.missing }}: the entity has no labels.missing"),
+        "{out}"
+    );
+}
