@@ -21,11 +21,12 @@ mod schema;
 pub mod selector;
 pub mod settings;
 pub mod silence;
-pub mod tokens;
+pub mod subdue;
 #[cfg(test)]
 mod tests_errors;
 #[cfg(test)]
 mod tests_kinds;
+pub mod tokens;
 pub mod when;
 
 pub use kind::Kind;

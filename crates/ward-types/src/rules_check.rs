@@ -11,10 +11,10 @@ use crate::{field_error, FieldError, Kind};
 use serde_json::Value;
 
 /// Splits a cron expression's `CRON_TZ=Zone ` or `TZ=Zone ` prefix (robfig/cron's
-/// form, which Sensu accepts) from the schedule: `(Some("Europe/Paris"), "0 9 * * *")`.
-/// The zone must be a plausible IANA name (`UTC`, `America/New_York`, `Etc/GMT+5`); that
-/// it exists in the zone database is not checked here.
-pub fn split_cron_zone(expr: &str) -> Result<(Option<&str>, &str), String> {
+/// form, which Sensu accepts) from the schedule: `(Some(Tz::Europe__Paris), "0 9 * * *")`.
+/// The zone must be a name of the tz database that chrono-tz carries (`UTC`,
+/// `America/New_York`, `Etc/GMT+5`; case matters, as in Go's `time.LoadLocation`).
+pub fn split_cron_zone(expr: &str) -> Result<(Option<chrono_tz::Tz>, &str), String> {
     let expr = expr.trim();
     let Some(rest) = expr
         .strip_prefix("CRON_TZ=")
@@ -37,11 +37,16 @@ pub fn split_cron_zone(expr: &str) -> Result<(Option<&str>, &str), String> {
             "{zone:?} is not a time zone name (such as UTC or Europe/Paris)"
         ));
     }
+    let Ok(tz) = zone.parse::<chrono_tz::Tz>() else {
+        return Err(format!(
+            "{zone:?} is not a time zone of the tz database (such as UTC or Europe/Paris)"
+        ));
+    };
     let schedule = schedule.trim();
     if schedule.is_empty() {
         return Err(format!("no schedule after the time zone {zone:?}"));
     }
-    Ok((Some(zone), schedule))
+    Ok((Some(tz), schedule))
 }
 
 /// A schedule's shape: a descriptor (`@hourly`, `@every 1m`) or 5 or 6 fields. (The
@@ -100,6 +105,12 @@ pub(crate) fn when(at: &str, w: Option<&Spec>) -> Result<(), FieldError> {
 
 /// RFC 3339 (`2024-01-31T17:00:00-05:00`) as Unix seconds.
 pub(crate) fn rfc3339(s: &str) -> Option<i64> {
+    rfc3339_offset(s).map(|(t, _)| t)
+}
+
+/// RFC 3339 as Unix seconds and the time's offset east of UTC, in seconds (`-05:00`:
+/// -18000; `Z`: 0). Fractions of a second are dropped.
+pub(crate) fn rfc3339_offset(s: &str) -> Option<(i64, i64)> {
     let b = s.as_bytes();
     if b.len() < 20 {
         return None;
@@ -170,7 +181,7 @@ pub(crate) fn rfc3339(s: &str) -> Option<i64> {
     let yoe = yy - era * 400;
     let doy = (153 * ((mo + 9) % 12) + 2) / 5 + d - 1;
     let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
-    Some(days * 86_400 + h * 3600 + mi * 60 + se - offset)
+    Some((days * 86_400 + h * 3600 + mi * 60 + se - offset, offset))
 }
 
 const REPEATS: [&str; 13] = [

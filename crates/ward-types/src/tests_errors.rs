@@ -52,6 +52,12 @@ fn bad_flat_bodies_name_the_field() {
         ),
         (
             Kind::CheckConfig,
+            json!({"command": "x", "cron": "CRON_TZ=Mars/Olympus 0 9 * * *", "metadata": {"name": "c"}}),
+            "cron",
+            "not a time zone of the tz database",
+        ),
+        (
+            Kind::CheckConfig,
             json!({"command": "x", "cron": "every day", "metadata": {"name": "c"}}),
             "cron",
             "not a cron",
@@ -529,6 +535,46 @@ fn bad_flat_bodies_name_the_field() {
     }
 }
 
+/// A cron zone must be in the tz database: a well-formed name that is not one is refused
+/// at creation, in one line that names it.
+#[test]
+fn cron_zones_outside_the_tz_database_are_refused() {
+    let check = |cron: &str| {
+        Resource::from_flat(
+            Kind::CheckConfig,
+            json!({"command": "x", "cron": cron, "metadata": {"name": "c"}}),
+        )
+    };
+    let e = check("CRON_TZ=Mars/Olympus 0 9 * * *").unwrap_err();
+    assert_eq!(e.field, "cron");
+    assert_eq!(
+        e.reason,
+        "\"Mars/Olympus\" is not a time zone of the tz database (such as UTC or Europe/Paris)"
+    );
+    // Names are the database's, case and all.
+    for bad in [
+        "TZ=Europe/Pariss @hourly",
+        "CRON_TZ=europe/paris 0 9 * * *",
+        "TZ=PDT 0 9 * * *",
+    ] {
+        let e = check(bad).unwrap_err();
+        assert!(e.reason.contains("tz database"), "{bad}: {e}");
+    }
+    for ok in [
+        "CRON_TZ=Asia/Tokyo 0 9 * * *",
+        "TZ=America/Argentina/Buenos_Aires 0 9 * * *",
+        "CRON_TZ=Etc/GMT+5 0 9 * * *",
+        "TZ=UTC @daily",
+        "CRON_TZ=US/Pacific 0 9 * * *",
+    ] {
+        assert!(check(ok).is_ok(), "{ok}");
+    }
+    assert_eq!(
+        crate::split_cron_zone("CRON_TZ=Asia/Tokyo 0 9 * * *"),
+        Ok((Some(chrono_tz::Tz::Asia__Tokyo), "0 9 * * *"))
+    );
+}
+
 #[test]
 fn hostile_inputs_are_errors_not_panics() {
     for kind in Kind::ALL {
@@ -559,7 +605,7 @@ fn hostile_inputs_are_errors_not_panics() {
     assert_eq!(crate::rules_check::rfc3339("2023-02-29T12:00:00Z"), None);
     assert_eq!(
         crate::split_cron_zone("TZ=UTC 0 * * * *"),
-        Ok((Some("UTC"), "0 * * * *"))
+        Ok((Some(chrono_tz::Tz::UTC), "0 * * * *"))
     );
     assert_eq!(crate::split_cron_zone("@hourly"), Ok((None, "@hourly")));
     assert!(crate::split_cron_zone("CRON_TZ=../etc/passwd 0 * * * *").is_err());

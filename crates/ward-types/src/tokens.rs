@@ -192,7 +192,11 @@ fn eval(pipeline: &str, data: &Value) -> Result<Value, Fail> {
                 [Val::Some(Value::String(name))] => {
                     Val::Some(Value::String(asset_path_variable(name)))
                 }
-                _ => return Err(Fail::Bad("assetPath takes one string: the asset's name".into())),
+                _ => {
+                    return Err(Fail::Bad(
+                        "assetPath takes one string: the asset's name".into(),
+                    ))
+                }
             },
             w if words.len() == 1 && args.is_empty() => operand(w, data)?,
             w if w.starts_with('.') || w.starts_with('"') => {
@@ -221,7 +225,9 @@ fn operand(word: &str, data: &Value) -> Result<Val, Fail> {
         let mut v = data;
         for part in path.split('.') {
             if part.is_empty() || !part.chars().all(|c| c.is_alphanumeric() || c == '_') {
-                return Err(Fail::Bad(format!("{word:?} is not a field path such as .labels.region")));
+                return Err(Fail::Bad(format!(
+                    "{word:?} is not a field path such as .labels.region"
+                )));
             }
             match v {
                 Value::Object(o) => match o.get(part) {
@@ -422,7 +428,12 @@ mod tests {
         let e = entity();
         let err = substitute("check-http -u {{ .labels.missing }}", &e).unwrap_err();
         let msg = err.to_string();
-        assert!(msg.starts_with("unmatched token: {{ .labels.missing }}: the entity has no labels.missing"), "{msg}");
+        assert!(
+            msg.starts_with(
+                "unmatched token: {{ .labels.missing }}: the entity has no labels.missing"
+            ),
+            "{msg}"
+        );
         for (text, why) in [
             ("{{ upper .name }}", "function \"upper\""),
             ("{{ if .name }}x{{ end }}", "function \"if\""),

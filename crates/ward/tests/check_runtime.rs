@@ -364,3 +364,45 @@ fn tokens_in_a_check_are_the_agents_entity_and_a_missing_one_says_which() {
         "{out}"
     );
 }
+
+#[test]
+fn a_subdued_check_is_not_run_while_its_window_holds() {
+    let b = password_backend(&[]);
+    b.ctl_login();
+    // RFC 3339 in UTC-7 (`date`, as an operator would write it).
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let at = |secs: i64| {
+        let out = ward_testkit::Command::new("date")
+            .env("TZ", "Etc/GMT+7")
+            .args([
+                "-d",
+                &format!("@{}", now + secs),
+                "+%Y-%m-%dT%H:%M:%S-07:00",
+            ])
+            .run();
+        out.stdout.trim().to_string()
+    };
+    // Sensu 6's subdues (begin/end with an offset), one holding now and one long past.
+    create(
+        &b,
+        &format!(
+            "type: CheckConfig\napi_version: core/v2\nmetadata: {{name: quiet}}\nspec:\n  command: echo should not run\n  interval: 1\n  publish: true\n  subscriptions: [subdue]\n  subdues:\n  - begin: \"{}\"\n    end: \"{}\"\n---\ntype: CheckConfig\napi_version: core/v2\nmetadata: {{name: loud}}\nspec:\n  command: echo runs\n  interval: 1\n  publish: true\n  subscriptions: [subdue]\n  subdues:\n  - begin: \"{}\"\n    end: \"{}\"\n",
+            at(-3600),
+            at(3600),
+            at(-7200),
+            at(-3600)
+        ),
+    );
+    let yaml = format!(
+        "{}subscriptions: [subdue]\n",
+        Agent::password_yaml(&b, AGENT_PASSWORD)
+    );
+    let _a = Agent::start("runner-1", &yaml);
+    ran(&b, "loud");
+    // Three more intervals of the other one: still nothing.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert!(event(&b, "runner-1", "quiet").is_none(), "{}", b.log());
+}

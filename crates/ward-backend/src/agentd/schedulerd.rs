@@ -1,7 +1,9 @@
 //! schedulerd: publishes checks. Every CheckConfig with `publish: true` is sent as a
-//! `check_request` every `interval` seconds (or at each `cron` time) to every connected
-//! agent in its namespace with a matching subscription — to one of them, in turn, with
-//! `round_robin: true`. `POST …/checks/:check/execute` publishes one now.
+//! `check_request` every `interval` seconds (or at each `cron` time, in the cron's
+//! `CRON_TZ=` zone) to every connected agent in its namespace with a matching
+//! subscription — to one of them, in turn, with `round_robin: true` — except when its
+//! `subdues` hold at that time. `POST …/checks/:check/execute` publishes one now,
+//! subdued or not.
 
 use crate::api::AppState;
 use std::collections::HashMap;
@@ -101,18 +103,58 @@ fn with_defaults(flat: serde_json::Value) -> serde_json::Map<String, serde_json:
     m
 }
 
+/// A parsed CheckConfig `cron`: its schedule, and the zone its times are in.
+#[derive(Debug, Clone)]
+pub struct Cron {
+    expr: String,
+    schedule: croner::Cron,
+    zone: chrono_tz::Tz,
+}
+
 /// Parses a CheckConfig's `cron` (5 fields, or 6 with seconds; `@hourly` and friends),
-/// with or without Sensu's `CRON_TZ=Zone ` / `TZ=Zone ` prefix.
-///
-/// The zone is checked for form and then set aside: the scheduler does not yet apply it,
-/// so a zoned schedule runs at its times in UTC.
-pub fn parse_cron(expr: &str) -> Result<croner::Cron, String> {
-    let (_zone, schedule) =
+/// with or without Sensu's `CRON_TZ=Zone ` / `TZ=Zone ` prefix. Without one, its times
+/// are UTC (the Sensu backend's own zone in Sensu; Ward's backend always reads UTC).
+pub fn parse_cron(expr: &str) -> Result<Cron, String> {
+    let (zone, schedule) =
         ward_types::split_cron_zone(expr).map_err(|e| format!("cron {expr:?}: {e}"))?;
-    croner::Cron::new(schedule)
+    let schedule = croner::Cron::new(schedule)
         .with_seconds_optional()
         .parse()
-        .map_err(|e| format!("cron {expr:?}: {e}"))
+        .map_err(|e| format!("cron {expr:?}: {e}"))?;
+    Ok(Cron {
+        expr: expr.to_string(),
+        schedule,
+        zone: zone.unwrap_or(chrono_tz::Tz::UTC),
+    })
+}
+
+impl Cron {
+    /// The schedule's first time after `after` (Unix seconds), the schedule's fields read
+    /// as wall-clock times in its zone. A time the zone skips (a spring-forward gap) runs
+    /// at the first moment after the gap; a time it repeats (the fall-back hour) runs
+    /// once, at its first occurrence, unless `after` is already past that one.
+    pub fn next_after(&self, after: i64) -> Result<i64, String> {
+        use chrono::TimeZone;
+        let err = |e: &dyn std::fmt::Display| format!("cron {:?}: {e}", self.expr);
+        let from = chrono::DateTime::from_timestamp(after, 0)
+            .ok_or_else(|| err(&"time out of range"))?
+            .with_timezone(&self.zone);
+        let next = self
+            .schedule
+            .find_next_occurrence(&from, false)
+            .map_err(|e| err(&e))?;
+        if next.timestamp() > after {
+            return Ok(next.timestamp());
+        }
+        // croner takes the earlier of a repeated wall-clock time; `after` is in the second
+        // occurrence of the hour, so the later one is next.
+        match self.zone.from_local_datetime(&next.naive_local()) {
+            chrono::LocalResult::Ambiguous(_, later) if later.timestamp() > after => {
+                Ok(later.timestamp())
+            }
+            _ => Err(err(&"no time after now")),
+        }
+    }
 }
 
 /// Sends one check request now to the agents it is for; returns how many got it.
@@ -209,13 +251,7 @@ pub async fn run(st: Arc<AppState>) {
             let key = (interval, cron.clone());
             let next_after = |from: i64| -> Result<i64, String> {
                 match &cron {
-                    Some(expr) => {
-                        let c = parse_cron(expr)?;
-                        let from = chrono_from(from);
-                        c.find_next_occurrence(&from, false)
-                            .map(|t| t.timestamp())
-                            .map_err(|e| format!("cron {expr:?}: {e}"))
-                    }
+                    Some(expr) => parse_cron(expr)?.next_after(from),
                     None => Ok(from + interval as i64),
                 }
             };
@@ -250,16 +286,32 @@ pub async fn run(st: Arc<AppState>) {
             if now < sched.next {
                 continue;
             }
-            let sent = publish(&st, &r, None, &mut sched.rr);
-            tracing::debug!(check = %id.1, agents = sent, "check published");
+            // Subdued when due: not sent this time (as Sensu's interval and cron schedulers;
+            // `POST …/execute` does not look at subdues, nor does Sensu's ad hoc one).
+            if subdued(&r, now) {
+                tracing::debug!(check = %id.1, namespace = %id.0, "check subdued: not published");
+            } else {
+                let sent = publish(&st, &r, None, &mut sched.rr);
+                tracing::debug!(check = %id.1, agents = sent, "check published");
+            }
             sched.next = next_after(now).unwrap_or(now + 60).max(now + 1);
         }
         schedules.retain(|k, _| live.contains(k));
     }
 }
 
-fn chrono_from(t: i64) -> chrono::DateTime<chrono::Utc> {
-    chrono::DateTime::from_timestamp(t, 0).unwrap_or_default()
+/// Whether a CheckConfig's `subdues` hold at `now` (Unix seconds), or its older `subdue`
+/// (Sensu 5's day-of-week windows, the same shape as a filter's `when`, still accepted).
+fn subdued(r: &Resource, now: i64) -> bool {
+    let legacy = r
+        .spec
+        .get("subdue")
+        .filter(|w| !w.is_null())
+        .is_some_and(|w| ward_types::when::in_windows(w, now).unwrap_or(false));
+    legacy
+        || r.spec
+            .get("subdues")
+            .is_some_and(|s| ward_types::subdue::subdued(s, now))
 }
 
 fn all_checks(st: &AppState) -> Result<Vec<Resource>, String> {
@@ -298,5 +350,109 @@ mod tests {
             let e = super::parse_cron(bad).unwrap_err();
             assert!(e.starts_with("cron "), "{bad}: {e}");
         }
+    }
+
+    fn unix(s: &str) -> i64 {
+        chrono::DateTime::parse_from_rfc3339(s).unwrap().timestamp()
+    }
+
+    fn next(cron: &str, after: &str) -> i64 {
+        super::parse_cron(cron)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .next_after(unix(after))
+            .unwrap()
+    }
+
+    #[test]
+    fn a_cron_zone_sets_the_wall_clock_of_its_times() {
+        // No zone: UTC.
+        assert_eq!(
+            next("0 9 * * *", "2024-01-15T12:00:00Z"),
+            unix("2024-01-16T09:00:00Z")
+        );
+        // 09:00 in Tokyo (+09:00, no daylight saving) is midnight UTC.
+        assert_eq!(
+            next("CRON_TZ=Asia/Tokyo 0 9 * * *", "2024-01-15T12:00:00Z"),
+            unix("2024-01-16T00:00:00Z")
+        );
+        assert_eq!(
+            next("TZ=Asia/Tokyo 0 9 * * *", "2024-01-15T23:59:59Z"),
+            unix("2024-01-16T00:00:00Z")
+        );
+        // New York: 09:00 is 14:00 UTC in winter, 13:00 UTC in summer.
+        let ny = "CRON_TZ=America/New_York 0 9 * * *";
+        assert_eq!(
+            next(ny, "2024-01-15T12:00:00Z"),
+            unix("2024-01-15T14:00:00Z")
+        );
+        assert_eq!(
+            next(ny, "2024-07-15T12:00:00Z"),
+            unix("2024-07-15T13:00:00Z")
+        );
+        // Across the spring-forward night (2024-03-10): still 09:00 local, an hour earlier
+        // in UTC than the day before.
+        assert_eq!(
+            next(ny, "2024-03-09T14:00:00Z"),
+            unix("2024-03-10T13:00:00Z")
+        );
+        // Weekdays are the zone's: Monday 08:00 in Tokyo is Sunday 23:00 UTC.
+        assert_eq!(
+            next("CRON_TZ=Asia/Tokyo 0 8 * * 1", "2024-01-13T00:00:00Z"),
+            unix("2024-01-14T23:00:00Z")
+        );
+    }
+
+    #[test]
+    fn a_cron_time_the_zone_skips_or_repeats_runs_once() {
+        // 02:30 does not exist in New York on 2024-03-10: the first moment after the gap.
+        let ny = "CRON_TZ=America/New_York 30 2 * * *";
+        assert_eq!(
+            next(ny, "2024-03-10T05:00:00Z"),
+            unix("2024-03-10T03:00:00-04:00")
+        );
+        // 01:30 happens twice on 2024-11-03: the first (EDT) one, then the next day's.
+        let ny = "CRON_TZ=America/New_York 30 1 * * *";
+        assert_eq!(
+            next(ny, "2024-11-03T00:00:00-04:00"),
+            unix("2024-11-03T01:30:00-04:00")
+        );
+        assert_eq!(
+            next(ny, "2024-11-03T01:30:00-04:00"),
+            unix("2024-11-04T01:30:00-05:00")
+        );
+        // Scheduled from inside the repeated hour, after the first 01:30: the second one,
+        // not a time in the past.
+        assert_eq!(
+            next(ny, "2024-11-03T01:10:00-05:00"),
+            unix("2024-11-03T01:30:00-05:00")
+        );
+        // Every 15 minutes through the fall-back: never a time at or before the last.
+        let every = super::parse_cron("CRON_TZ=America/New_York */15 * * * *").unwrap();
+        let mut t = unix("2024-11-03T00:50:00-04:00");
+        for _ in 0..12 {
+            let n = every.next_after(t).unwrap();
+            assert!(n > t && n - t <= 3600 + 900, "{t} -> {n}");
+            t = n;
+        }
+    }
+
+    #[test]
+    fn a_check_is_subdued_by_its_subdues_only() {
+        let check = |spec: serde_json::Value| {
+            ward_types::Resource::from_flat(ward_types::Kind::CheckConfig, spec).unwrap()
+        };
+        let now = unix("2024-01-01T10:30:00Z");
+        let window = serde_json::json!([
+            {"begin": "2024-01-01T10:00:00Z", "end": "2024-01-01T11:00:00Z"}
+        ]);
+        let subdued = check(serde_json::json!({
+            "metadata": {"name": "c"}, "command": "x", "interval": 60, "subdues": window,
+        }));
+        assert!(super::subdued(&subdued, now));
+        assert!(!super::subdued(&subdued, unix("2024-01-01T11:00:01Z")));
+        let plain = check(serde_json::json!({
+            "metadata": {"name": "c"}, "command": "x", "interval": 60,
+        }));
+        assert!(!super::subdued(&plain, now));
     }
 }

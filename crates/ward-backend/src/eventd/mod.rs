@@ -282,16 +282,16 @@ impl EventRouter {
 
     /// A check result arrived: its TTL watch starts again (keepalives have their own).
     fn arrived(&self, input: &Prepared) {
-        if input.ttl > 0 || !self.ttls.is_empty() {
-            if input.check != ward_types::agent::KEEPALIVE_CHECK {
-                self.ttls.touch(
-                    &input.namespace,
-                    &input.entity,
-                    &input.check,
-                    input.ttl,
-                    now(),
-                );
-            }
+        if (input.ttl > 0 || !self.ttls.is_empty())
+            && input.check != ward_types::agent::KEEPALIVE_CHECK
+        {
+            self.ttls.touch(
+                &input.namespace,
+                &input.entity,
+                &input.check,
+                input.ttl,
+                now(),
+            );
         }
     }
 
