@@ -170,6 +170,25 @@ fn line(status: StatusCode, text: impl Into<String>) -> Response {
 }
 
 async fn post_event(State(agent): State<Arc<Agent>>, body: Bytes) -> Response {
+    let budget = agent
+        .events_api
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take(std::time::Instant::now());
+    if let Err(wait) = budget {
+        let secs = wait.as_secs().max(1);
+        let mut r = line(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "more than {} events a second (events-rate-limit, bursts of events-burst-limit {}); retry in {secs} s",
+                agent.cfg.events_rate_limit, agent.cfg.events_burst_limit
+            ),
+        );
+        if let Ok(v) = header::HeaderValue::from_str(&secs.to_string()) {
+            r.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return r;
+    }
     let event = match agent.local_event(&body, crate::check::unix_now()) {
         Ok(e) => e,
         Err(reason) => return line(StatusCode::BAD_REQUEST, reason),

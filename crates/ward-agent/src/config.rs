@@ -45,6 +45,13 @@ pub const KEYS: &[&str] = &[
     "socket-host",
     "socket-port",
     "disable-sockets",
+    "disable-assets",
+    "assets-rate-limit",
+    "assets-burst-limit",
+    "events-rate-limit",
+    "events-burst-limit",
+    "max-session-length",
+    "strip-networks",
     "log-level",
 ];
 
@@ -53,8 +60,9 @@ pub const SCHEMA: Schema = Schema {
     keys: KEYS,
     map_keys: &["labels", "annotations"],
     env_prefix: "WARD_AGENT_",
-    alias_prefix: None,
-    foreign: &[],
+    alias_prefix: Some("SENSU_"),
+    alias_strict: false,
+    foreign: crate::sensu_keys::SENSU_KEYS,
 };
 
 /// A list of resource names (handlers), each checked.
@@ -176,7 +184,22 @@ pub struct AgentConfig {
     pub api: Option<(String, u16)>,
     /// The agent socket's address (TCP and UDP); `None` when `disable-sockets` is set.
     pub socket: Option<(String, u16)>,
+    /// `disable-assets`: a check or hook with runtime assets is not run (status 3).
+    pub disable_assets: bool,
+    /// Asset downloads a second (0: no limit) and in a burst.
+    pub assets_rate_limit: f64,
+    pub assets_burst_limit: u32,
+    /// Events a second the local API's `POST /events` takes (0: no limit), and in a burst.
+    pub events_rate_limit: f64,
+    pub events_burst_limit: u32,
+    /// `max-session-length`: a session is closed and reopened (to any backend) before it
+    /// lasts this long (jittered down by up to a tenth).
+    pub max_session_length: Option<Duration>,
+    /// `strip-networks`: keepalives carry no network interfaces.
+    pub strip_networks: bool,
     pub log_level: String,
+    /// sensu-agent keys given that Ward ignores, each a line for the start-up log.
+    pub ignored: Vec<String>,
 }
 
 /// A listener's `NAME-host` (default 127.0.0.1) and `NAME-port`, or None when `disable`
@@ -196,6 +219,32 @@ fn loopback_listener(
         return Err(s.error(&host_key, "is empty"));
     }
     Ok(Some((host, s.port(&port_key, default_port)?)))
+}
+
+/// A rate limit (a number ≥ 0 a second; 0: none).
+fn rate(s: &Settings, key: &str, default: f64) -> Result<f64, ConfigError> {
+    Ok(s.parse(key, |v| {
+        v.trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|r| r.is_finite() && *r >= 0.0)
+            .ok_or_else(|| {
+                format!("{v:?} is not a number of events a second (0 or more; 0: no limit)")
+            })
+    })?
+    .unwrap_or(default))
+}
+
+/// A burst limit (a whole number ≥ 1).
+fn burst(s: &Settings, key: &str, default: u32) -> Result<u32, ConfigError> {
+    Ok(s.parse(key, |v| {
+        v.trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|b| *b >= 1)
+            .ok_or_else(|| format!("{v:?} is not a whole number of 1 or more"))
+    })?
+    .unwrap_or(default))
 }
 
 impl AgentConfig {
@@ -385,7 +434,27 @@ impl AgentConfig {
                 .unwrap_or(2.0),
             api: loopback_listener(&s, "api", "disable-api", 3031)?,
             socket: loopback_listener(&s, "socket", "disable-sockets", 3030)?,
+            disable_assets: s.boolean("disable-assets", false)?,
+            assets_rate_limit: rate(&s, "assets-rate-limit", 1.39)?,
+            assets_burst_limit: burst(&s, "assets-burst-limit", 100)?,
+            events_rate_limit: rate(&s, "events-rate-limit", 10.0)?,
+            events_burst_limit: burst(&s, "events-burst-limit", 10)?,
+            max_session_length: s.parse("max-session-length", |v| {
+                ward_io::parse_duration("max-session-length", v)
+                    .map_err(|e| e.to_string())
+                    .and_then(|d| {
+                        if d < Duration::from_secs(1) {
+                            Err(format!(
+                                "{v:?} is under a second; give a duration such as 1h"
+                            ))
+                        } else {
+                            Ok(d)
+                        }
+                    })
+            })?,
+            strip_networks: s.boolean("strip-networks", false)?,
             log_level: s.text("log-level").unwrap_or_else(|| "info".into()),
+            ignored: s.ignored().to_vec(),
         };
         cfg.check(&s)?;
         Ok(cfg)
@@ -702,5 +771,92 @@ mod tests {
         );
         assert!(parse_seconds("k", "-1").is_err());
         assert!(parse_seconds("k", "").is_err());
+    }
+
+    #[test]
+    fn sensu_agent_variables_and_keys_are_read_or_refused_with_a_reason() {
+        // /etc/default/sensu-agent as Sensu's docs write it.
+        let c = resolve(
+            None,
+            &[
+                ("SENSU_BACKEND_URL", "ws://a:8081 ws://b:8081"),
+                ("SENSU_NAME", "legacy-1"),
+                ("SENSU_SUBSCRIPTIONS", "linux,web"),
+                (
+                    "SENSU_LABELS",
+                    r#"{"region": "us-east-1", "type": "website"}"#,
+                ),
+                ("SENSU_PASSWORD", "pw"),
+                ("SENSU_EVENTS_RATE_LIMIT", "20.5"),
+                ("SENSU_DETECT_CLOUD_PROVIDER", "true"),
+                ("SENSU_STATSD_DISABLE", "true"),
+                ("WARD_AGENT_NAME", "own-wins"),
+            ],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.backend_urls.len(), 2);
+        assert_eq!(c.name, "own-wins");
+        assert_eq!(c.subscriptions, ["linux", "web"]);
+        assert_eq!(
+            c.labels.get("region").map(String::as_str),
+            Some("us-east-1")
+        );
+        assert_eq!(c.events_rate_limit, 20.5);
+        assert_eq!(
+            (
+                c.events_burst_limit,
+                c.assets_rate_limit,
+                c.assets_burst_limit
+            ),
+            (10, 1.39, 100)
+        );
+        assert_eq!(c.ignored.len(), 1, "{:?}", c.ignored);
+        assert!(
+            c.ignored[0].starts_with(
+                "detect-cloud-provider (from $SENSU_DETECT_CLOUD_PROVIDER) is ignored"
+            ),
+            "{:?}",
+            c.ignored
+        );
+        let base = [("password", "pw"), ("name", "a")];
+        for (key, value, want) in [
+            ("allow-list", "/etc/sensu/allow.yml", "allow-list (from --allow-list): not supported by Ward: Ward's agent has no execution allow list yet"),
+            ("statsd-disable", "false", "statsd-disable (from --statsd-disable): not supported by Ward: Ward's agent has no StatsD listener yet"),
+            ("keepalive-timeout", "120", "rename it keepalive-warning-timeout"),
+            ("require-fips", "true", "Ward has no FIPS mode"),
+            ("events-rate-limit", "-1", "is not a number of events a second"),
+            ("assets-burst-limit", "0", "is not a whole number of 1 or more"),
+            ("max-session-length", "10ms", "is under a second"),
+            ("labels", "{\"a\": [1]}", "is not a string"),
+        ] {
+            let mut f = base.to_vec();
+            f.push((key, value));
+            let e = resolve(None, &[], &f).unwrap_err();
+            assert!(e.contains(want), "{key}: {e}");
+        }
+        let c = resolve(
+            None,
+            &[],
+            &[
+                ("password", "pw"),
+                ("name", "a"),
+                ("max-session-length", "1h"),
+                ("disable-assets", "true"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.max_session_length, Some(Duration::from_secs(3600)));
+        assert!(c.disable_assets);
+        // SENSU_ is shared with plugins and sensuctl: an unknown one is left alone; an
+        // unknown WARD_AGENT_ one is refused.
+        let names = |n: &[&str]| n.iter().map(std::ffi::OsString::from).collect::<Vec<_>>();
+        assert!(
+            ward_types::settings::check_env_names(&SCHEMA, &[], names(&["SENSU_API_KEY"])).is_ok()
+        );
+        assert!(
+            ward_types::settings::check_env_names(&SCHEMA, &[], names(&["WARD_AGENT_NAM"]))
+                .is_err()
+        );
     }
 }

@@ -31,6 +31,7 @@ pub mod check;
 pub mod config;
 pub mod metrics;
 pub mod queue;
+mod sensu_keys;
 pub mod system;
 pub mod tls;
 pub mod transport;
@@ -72,6 +73,8 @@ pub(crate) struct Agent {
     /// Where checks' runtime assets are unpacked (`cache-dir/assets`); None when it could
     /// not be made (checks with assets then fail, saying why).
     assets: Result<Arc<ward_assets::Assets>, String>,
+    /// The local API's `POST /events` budget (`events-rate-limit`, `events-burst-limit`).
+    events_api: Mutex<ward_io::rate::Bucket>,
 }
 
 impl Agent {
@@ -196,6 +199,12 @@ impl Agent {
     ) -> Result<Vec<ward_assets::Installed>, String> {
         if names.is_empty() {
             return Ok(Vec::new());
+        }
+        if self.cfg.disable_assets {
+            return Err(format!(
+                "runtime assets are disabled on this agent (disable-assets), and this needs {}",
+                names.join(", ")
+            ));
         }
         let cache = self
             .assets
@@ -438,8 +447,14 @@ pub async fn run(cfg: AgentConfig, shutdown: impl Future<Output = ()>) -> Result
         },
     };
     let assets_dir = cfg.cache_dir.join("assets");
+    let (rate, burst) = (cfg.assets_rate_limit, cfg.assets_burst_limit);
+    let events_api = Mutex::new(ward_io::rate::Bucket::new(
+        cfg.events_rate_limit,
+        cfg.events_burst_limit,
+    ));
     let assets = tokio::task::spawn_blocking(move || {
         ward_assets::Assets::new(&assets_dir, &trust, ward_assets::Limits::default())
+            .map(|a| a.with_fetch_limit(rate, burst))
     })
     .await
     .map_err(|e| e.to_string())
@@ -458,6 +473,7 @@ pub async fn run(cfg: AgentConfig, shutdown: impl Future<Output = ()>) -> Result
         running: Mutex::new(HashSet::new()),
         checks: Mutex::new(tokio::task::JoinSet::new()),
         assets,
+        events_api,
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let api = listener.map(|l| {
@@ -629,6 +645,7 @@ mod tests {
             running: Mutex::new(HashSet::new()),
             checks: Mutex::new(tokio::task::JoinSet::new()),
             assets: Err("not in this test".into()),
+            events_api: Mutex::new(ward_io::rate::Bucket::new(0.0, 1)),
         }
     }
 

@@ -136,9 +136,12 @@ impl Session<'_> {
     async fn send_keepalive(&self) -> Result<(), String> {
         let cfg = &self.agent.cfg;
         let secs = |d: Duration| d.as_secs().min(u32::MAX as u64) as u32;
-        let system = tokio::task::spawn_blocking(crate::system::facts)
+        let mut system = tokio::task::spawn_blocking(crate::system::facts)
             .await
             .unwrap_or_default();
+        if cfg.strip_networks {
+            system.network.interfaces.clear();
+        }
         if let (Ok(v), Ok(mut kept)) = (serde_json::to_value(&system), self.agent.system.lock()) {
             *kept = Some(v);
         }
@@ -244,6 +247,10 @@ impl Session<'_> {
         );
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_read = now;
+        // max-session-length, jittered down by up to a tenth so agents do not all leave at once.
+        let session_end = cfg
+            .max_session_length
+            .map(|m| now + m.mul_f64(1.0 - fastrand::f64() / 10.0));
         loop {
             self.fill().await?;
             let can_send = self.paused_until.is_none() && self.in_flight.len() < MAX_IN_FLIGHT;
@@ -278,6 +285,12 @@ impl Session<'_> {
                 _ = tokio::time::sleep_until(last_read + heartbeat_timeout) => {
                     return Err(format!(
                         "nothing from the backend for {heartbeat_timeout:?} (backend-heartbeat-timeout); dropping the session"
+                    ));
+                }
+                _ = tokio::time::sleep_until(session_end.unwrap_or(now)), if session_end.is_some() => {
+                    return Err(format!(
+                        "the session reached max-session-length ({:?}); reconnecting",
+                        cfg.max_session_length.unwrap_or_default()
                     ));
                 }
                 _ = tokio::time::sleep_until(resume), if self.paused_until.is_some() => {

@@ -184,3 +184,39 @@ async fn foreign_origins_hosts_and_content_types_are_refused() {
     stop.send(()).unwrap();
     agent.await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_beyond_the_rate_limit_get_429_until_the_bucket_refills() {
+    let d = tempfile::tempdir().unwrap();
+    let port = ward_testkit::free_port();
+    let nowhere = ward_testkit::free_port();
+    let cache = d.path().join("cache");
+    // Sensu's events-rate-limit and events-burst-limit.
+    let cfg = common::config(&[
+        ("backend-url", &format!("ws://127.0.0.1:{nowhere}")),
+        ("password", "pw"),
+        ("name", "web-1"),
+        ("cache-dir", cache.to_str().unwrap()),
+        ("disable-api", "false"),
+        ("api-port", &port.to_string()),
+        ("events-rate-limit", "2"),
+        ("events-burst-limit", "2"),
+    ]);
+    let (stop, agent) = common::spawn_agent(cfg);
+    wait_for_api(port).await;
+    let ok = r#"{"check": {"metadata": {"name": "backup"}, "status": 0, "output": "ok"}}"#;
+    assert_eq!(http(port, "POST", "/events", ok).await.0, 202);
+    assert_eq!(http(port, "POST", "/events", ok).await.0, 202);
+    let (status, reason) = http(port, "POST", "/events", ok).await;
+    assert_eq!(status, 429, "{reason}");
+    assert!(
+        reason.contains("more than 2 events a second (events-rate-limit")
+            && reason.lines().count() == 1,
+        "{reason}"
+    );
+    // Two a second: one more after half a second.
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    assert_eq!(http(port, "POST", "/events", ok).await.0, 202);
+    stop.send(()).unwrap();
+    agent.await.unwrap().unwrap();
+}

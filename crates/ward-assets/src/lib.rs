@@ -199,6 +199,9 @@ pub struct Assets {
     limits: Limits,
     /// One install per hash at a time.
     installing: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Downloads a second and in a burst (the agent's `assets-rate-limit` and
+    /// `assets-burst-limit`); a build in the cache takes none.
+    fetches: Mutex<ward_io::rate::Bucket>,
 }
 
 fn is_sha512(s: &str) -> bool {
@@ -221,7 +224,17 @@ impl Assets {
             tls: Arc::new(ward_tls::client_config(trust)?),
             limits,
             installing: Mutex::new(HashMap::new()),
+            fetches: Mutex::new(ward_io::rate::Bucket::new(0.0, 1)),
         })
+    }
+
+    /// Limits downloads to `rate` a second with bursts of `burst` (0: no limit); a
+    /// download beyond it waits its turn.
+    pub fn with_fetch_limit(self, rate: f64, burst: u32) -> Assets {
+        Assets {
+            fetches: Mutex::new(ward_io::rate::Bucket::new(rate, burst)),
+            ..self
+        }
     }
 
     pub fn dir(&self) -> &Path {
@@ -252,6 +265,15 @@ impl Assets {
         let _turn = turn.lock().await;
         if done.is_dir() {
             return Ok(installed);
+        }
+        let wait = self
+            .fetches
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .reserve(std::time::Instant::now());
+        if !wait.is_zero() {
+            tracing::info!(asset = %name, wait = ?wait, "asset download waits for assets-rate-limit");
+            tokio::time::sleep(wait).await;
         }
         let tag = format!(".{}-{:016x}", &build.sha512[..16], fastrand::u64(..));
         let archive = self.dir.join(format!("{tag}.download"));

@@ -50,6 +50,7 @@ pub const SCHEMA: Schema = Schema {
     map_keys: &[],
     env_prefix: "WARD_BACKEND_",
     alias_prefix: Some("SENSU_BACKEND_"),
+    alias_strict: true,
     foreign: sensu_keys::SENSU_KEYS,
 };
 

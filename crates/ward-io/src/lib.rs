@@ -6,6 +6,7 @@
 //!   permission rule (libpq's and PostgreSQL's);
 //! - [`backoff`]: the one retry backoff (exponential, full jitter);
 //! - [`lock`]: exclusive directory locks, so that concurrent Ward processes take turns;
+//! - [`rate`]: the one token bucket (Sensu's rate and burst limits);
 //! - [`duration`]: Go-style durations (`17520h`, `1h30m`, `30d`) as cfssl and Sensu write them;
 //! - [`host`]: this host's facts (name, OS, distribution, architecture);
 //! - [`text`]: text that is safe to put on a terminal, hex and time as Ward prints them;
@@ -26,6 +27,7 @@ pub mod error;
 pub mod files;
 pub mod host;
 pub mod lock;
+pub mod rate;
 pub mod text;
 pub mod url;
 

@@ -20,6 +20,7 @@
 //!     map_keys: &["labels"],
 //!     env_prefix: "WARD_EXAMPLE_",
 //!     alias_prefix: None,
+//!     alias_strict: true,
 //!     foreign: &[],
 //! };
 //! let env = |k: &str| (k == "WARD_EXAMPLE_AGENT_PORT").then(|| "9001".to_string());
@@ -71,6 +72,10 @@ pub struct Schema {
     /// existing /etc/default/sensu-backend works): `env_prefix`'s variable wins when both
     /// are set, and a value's source names the variable actually read.
     pub alias_prefix: Option<&'static str>,
+    /// Whether a variable under `alias_prefix` that names no key is refused, as one under
+    /// `env_prefix` is. False where the prefix is shared with other tools (the agent's
+    /// `SENSU_`, which plugins and sensuctl also read): such variables are left alone.
+    pub alias_strict: bool,
     /// Keys of the system Ward replaces that this service does not implement: each is
     /// refused with a reason, or accepted and ignored with a warning ([`Rule`]).
     pub foreign: &'static [Foreign],
@@ -358,8 +363,8 @@ impl Settings {
     pub fn list(&self, key: &str) -> Vec<String> {
         let items: Vec<String> = match self.raw(key) {
             None => return Vec::new(),
-            Some(RawValue::List(l)) => l.iter().flat_map(|s| split_commas(s)).collect(),
-            Some(RawValue::Text(s)) => split_commas(s),
+            Some(RawValue::List(l)) => l.iter().flat_map(|s| split_list(s)).collect(),
+            Some(RawValue::Text(s)) => split_list(s),
             Some(RawValue::Map(m)) => m.keys().cloned().collect(),
         };
         items
@@ -437,6 +442,26 @@ impl Settings {
         match self.raw(key) {
             None => {}
             Some(RawValue::Map(m)) => out = m.clone(),
+            // Sensu's environment form: SENSU_LABELS='{"region": "us-east-1"}'.
+            Some(RawValue::Text(s)) if s.trim_start().starts_with('{') => {
+                let m: BTreeMap<String, serde_json::Value> = serde_json::from_str(s).map_err(|e| {
+                    self.error(key, format!("is not a JSON object of strings ({e}); write {{\"k\": \"v\"}} or k=v,k2=v2"))
+                })?;
+                for (k, v) in m {
+                    let v = match v {
+                        serde_json::Value::String(v) => v,
+                        serde_json::Value::Number(n) => n.to_string(),
+                        serde_json::Value::Bool(b) => b.to_string(),
+                        other => {
+                            return Err(self.error(key, format!("{k:?}: {other} is not a string")))
+                        }
+                    };
+                    if k.is_empty() {
+                        return Err(self.error(key, "a key is empty"));
+                    }
+                    out.insert(k, v);
+                }
+            }
             Some(RawValue::Text(s)) => pairs(s, &mut out)?,
             Some(RawValue::List(l)) => {
                 for s in l {
@@ -461,6 +486,15 @@ pub enum PemKind {
 fn read_text(path: &Path, limit: ward_io::files::Limit) -> Result<String, String> {
     let bytes = ward_io::files::read_bounded(path, limit).map_err(|e| e.to_string())?;
     String::from_utf8(bytes).map_err(|_| format!("{}: not UTF-8 text", path.display()))
+}
+
+/// A list's items: separated by commas or white space (Sensu's environment writes
+/// `SENSU_BACKEND_URL="ws://a:8081 ws://b:8081"`; no list item may hold a space).
+fn split_list(s: &str) -> Vec<String> {
+    s.split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
 }
 
 fn split_commas(s: &str) -> Vec<String> {

@@ -406,3 +406,26 @@ fn a_subdued_check_is_not_run_while_its_window_holds() {
     std::thread::sleep(std::time::Duration::from_secs(3));
     assert!(event(&b, "runner-1", "quiet").is_none(), "{}", b.log());
 }
+
+#[test]
+fn an_agent_with_disable_assets_fails_checks_that_need_them_saying_so() {
+    let b = password_backend(&[]);
+    b.ctl_login();
+    create(
+        &b,
+        "type: CheckConfig\napi_version: core/v2\nmetadata: {name: needs-tools}\nspec:\n  command: 'true'\n  interval: 2\n  publish: true\n  subscriptions: [noassets]\n  runtime_assets: [tools]\n",
+    );
+    let yaml = format!(
+        "{}subscriptions: [noassets]\ndisable-assets: true\n",
+        Agent::password_yaml(&b, AGENT_PASSWORD)
+    );
+    let _a = Agent::start("runner-1", &yaml);
+    let ev = ran(&b, "needs-tools");
+    assert_eq!(ev["check"]["status"], 3, "{ev}");
+    assert!(
+        ev["check"]["output"].as_str().unwrap().contains(
+            "runtime assets are disabled on this agent (disable-assets), and this needs tools"
+        ),
+        "{ev}"
+    );
+}

@@ -376,3 +376,96 @@ fn a_sensu_backend_env_file_starts_and_unsupported_keys_are_refused() {
         &["SENSU_BACKEND_LOG_LEVL (from the environment): unknown variable: did you mean SENSU_BACKEND_LOG_LEVEL?"],
     );
 }
+
+#[test]
+fn a_sensu_agent_env_file_starts_and_unsupported_keys_are_refused() {
+    let b = ward_testkit::agent::password_backend(&[]);
+    b.ctl_login();
+    let d = TempDir::new();
+    let api = free_port();
+    // /etc/default/sensu-agent as Sensu's docs write it: quoted values, a JSON map, a
+    // space-separated list, and a SENSU_ variable of a plugin's (left alone).
+    let env_text = format!(
+        "SENSU_BACKEND_URL=\"wss://localhost:{} wss://localhost:{}\"\n\
+         SENSU_TRUSTED_CA_FILE={}\n\
+         SENSU_USER=agent\n\
+         SENSU_PASSWORD={}\n\
+         SENSU_NAME=legacy-1\n\
+         SENSU_SUBSCRIPTIONS=\"linux web\"\n\
+         SENSU_LABELS='{{\"region\": \"us-east-1\", \"type\": \"website\"}}'\n\
+         SENSU_CACHE_DIR={}\n\
+         SENSU_API_HOST=\"127.0.0.1\"\n\
+         SENSU_API_PORT={api}\n\
+         SENSU_SOCKET_PORT={}\n\
+         SENSU_DETECT_CLOUD_PROVIDER=false\n\
+         SENSU_API_KEY=a-plugins-own\n",
+        b.agent_port,
+        b.agent_port,
+        b.ca().unwrap().display(),
+        ward_testkit::agent::AGENT_PASSWORD,
+        d.join("cache").display(),
+        free_port(),
+    );
+    let env = d.join("sensu-agent");
+    std::fs::write(&env, &env_text).unwrap();
+    let log = d.join("agent.log");
+    let mut child = Command::new(ward_bin())
+        .args(["agent", "start", "--env-file"])
+        .arg(&env)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    ward_testkit::wait_listening(&mut child, api, "ward agent", &log);
+    let entity = ward_testkit::agent::wait_for(30, "the agent's entity", || {
+        let out = b
+            .ctl()
+            .args(["entity", "info", "legacy-1", "--format", "json"])
+            .run();
+        out.success()
+            .then(|| serde_json::from_str::<serde_json::Value>(&out.stdout).ok())
+            .flatten()
+    });
+    let text = std::fs::read_to_string(&log).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(
+        entity["metadata"]["labels"]["region"], "us-east-1",
+        "{entity}"
+    );
+    let subs = entity["subscriptions"].to_string();
+    assert!(
+        subs.contains("\"linux\"") && subs.contains("\"web\""),
+        "{entity}"
+    );
+    assert_eq!(
+        text.matches("detect-cloud-provider (from $SENSU_DETECT_CLOUD_PROVIDER) is ignored")
+            .count(),
+        1,
+        "{text}"
+    );
+    // Keys whose effect an operator relies on: one line and exit 1, before anything runs.
+    let refuse = |extra_env: &str, flags: &[&str], want: &[&str]| {
+        std::fs::write(&env, format!("{env_text}{extra_env}")).unwrap();
+        let mut args = vec!["agent".to_string(), "start".into(), "--env-file".into()];
+        args.push(env.display().to_string());
+        args.extend(flags.iter().map(|s| s.to_string()));
+        refused(&args, &[], 20, want);
+    };
+    refuse(
+        "SENSU_ALLOW_LIST=/etc/sensu/check-allow-list.yaml\n",
+        &[],
+        &["allow-list (from $SENSU_ALLOW_LIST): not supported by Ward: Ward's agent has no execution allow list yet"],
+    );
+    refuse(
+        "",
+        &["--statsd-flush-interval", "10"],
+        &["statsd-flush-interval (from --statsd-flush-interval): not supported by Ward: Ward's agent has no StatsD listener yet"],
+    );
+    refuse(
+        "WARD_AGENT_SUBSCRIPTION=linux\n",
+        &[],
+        &["WARD_AGENT_SUBSCRIPTION (from the environment): unknown variable: did you mean WARD_AGENT_SUBSCRIPTIONS?"],
+    );
+}

@@ -22,7 +22,7 @@ pub fn check_env_names(
     known.extend(schema.foreign.iter().map(|f| schema.env_var(f.key)));
     known.extend(also.iter().map(|s| s.to_string()));
     let prefixes: Vec<&str> = std::iter::once(schema.env_prefix)
-        .chain(schema.alias_prefix)
+        .chain(schema.alias_prefix.filter(|_| schema.alias_strict))
         .collect();
     for name in names {
         let name = name.to_string_lossy();
@@ -121,6 +121,7 @@ mod tests {
         map_keys: &[],
         env_prefix: "WARD_T_",
         alias_prefix: Some("SENSU_T_"),
+        alias_strict: true,
         foreign: &[Foreign {
             key: "etcd-name",
             rule: Rule::Refused {

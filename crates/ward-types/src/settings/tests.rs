@@ -7,6 +7,7 @@ const SCHEMA: Schema = Schema {
     map_keys: &["labels"],
     env_prefix: "WARD_TEST_",
     alias_prefix: Some("SENSU_TEST_"),
+    alias_strict: true,
     foreign: &[
         Foreign {
             key: "etcd-name",
@@ -132,6 +133,7 @@ fn the_alias_prefix_is_read_and_the_own_prefix_wins() {
     // Without an alias prefix, nothing else is read.
     let own_only = Schema {
         alias_prefix: None,
+        alias_strict: true,
         ..SCHEMA
     };
     let s = Settings::resolve(&own_only, None, &env, &[]).unwrap();

@@ -10,8 +10,11 @@ pub enum AgentCommand {
     Start(Box<StartArgs>),
 }
 
+/// The config file's variables (`--config-file` wins; Ward's variable over Sensu's).
+const CONFIG_FILE_ENV: &[&str] = &["WARD_AGENT_CONFIG_FILE", "SENSU_CONFIG_FILE"];
+
 macro_rules! start_args {
-    ($($field:ident => $name:literal),* $(,)?) => {
+    ($($field:ident => $name:literal),* $(,)?; switches: $($bfield:ident => $bname:literal),* $(,)?; sensu: $($sfield:ident => $sname:literal),* $(,)?) => {
         #[derive(Debug, Args)]
         pub struct StartArgs {
             /// agent.yml (default: /etc/ward/agent.yml when it exists).
@@ -36,6 +39,18 @@ macro_rules! start_args {
                 #[arg(long = $name)]
                 $field: Option<String>,
             )*
+            // Keys that are true or false: a bare `--strip-networks` is true, as in Sensu.
+            $(
+                #[arg(long = $bname, num_args = 0..=1, default_missing_value = "true")]
+                $bfield: Option<String>,
+            )*
+            // sensu-agent's keys Ward does not implement (ward_agent's sensu_keys): taken so
+            // that each is refused or ignored with its reason, not clap's "unexpected
+            // argument".
+            $(
+                #[arg(long = $sname, hide = true, num_args = 0..=1, default_missing_value = "true")]
+                $sfield: Option<String>,
+            )*
         }
 
         impl StartArgs {
@@ -55,6 +70,8 @@ macro_rules! start_args {
                     v.push(("disable-sockets".into(), b.clone()));
                 }
                 $( if let Some(x) = &self.$field { v.push(($name.to_string(), x.clone())); } )*
+                $( if let Some(x) = &self.$bfield { v.push(($bname.to_string(), x.clone())); } )*
+                $( if let Some(x) = &self.$sfield { v.push(($sname.to_string(), x.clone())); } )*
                 v
             }
         }
@@ -88,7 +105,35 @@ start_args! {
     api_port => "api-port",
     socket_host => "socket-host",
     socket_port => "socket-port",
+    assets_rate_limit => "assets-rate-limit",
+    assets_burst_limit => "assets-burst-limit",
+    events_rate_limit => "events-rate-limit",
+    events_burst_limit => "events-burst-limit",
+    max_session_length => "max-session-length",
+    keepalive_handlers => "keepalive-handlers",
+    keepalive_pipelines => "keepalive-pipelines",
+    deregistration_handler => "deregistration-handler",
     log_level => "log-level",
+    ;
+    switches:
+    disable_assets => "disable-assets",
+    strip_networks => "strip-networks",
+    deregister => "deregister",
+    ;
+    sensu:
+    allow_list => "allow-list",
+    agent_managed_entity => "agent-managed-entity",
+    require_fips => "require-fips",
+    require_openssl => "require-openssl",
+    statsd_disable => "statsd-disable",
+    statsd_event_handlers => "statsd-event-handlers",
+    statsd_flush_interval => "statsd-flush-interval",
+    statsd_metrics_host => "statsd-metrics-host",
+    statsd_metrics_port => "statsd-metrics-port",
+    keepalive_timeout => "keepalive-timeout",
+    extended_attributes => "extended-attributes",
+    detect_cloud_provider => "detect-cloud-provider",
+    discover_processes => "discover-processes",
 }
 
 pub fn run(cmd: AgentCommand) -> Result<ExitCode, String> {
@@ -97,21 +142,37 @@ pub fn run(cmd: AgentCommand) -> Result<ExitCode, String> {
             super::load_env_file(a.env_file.as_deref(), "/etc/default/ward-agent")?;
             ward_types::settings::check_env_names(
                 &ward_agent::config::SCHEMA,
-                &[],
+                CONFIG_FILE_ENV,
                 std::env::vars_os().map(|(k, _)| k),
             )
             .map_err(|e| e.to_string())?;
+            // --config-file, else the variable (as sensu-agent reads its own), else
+            // /etc/ward/agent.yml when it exists.
             let file = a
                 .config_file
                 .clone()
+                .or_else(|| {
+                    CONFIG_FILE_ENV
+                        .iter()
+                        .find_map(|v| std::env::var_os(v).filter(|p| !p.is_empty()))
+                        .map(PathBuf::from)
+                })
                 .or_else(ward_agent::AgentConfig::default_file);
             let cfg = ward_agent::AgentConfig::resolve(
                 file.as_deref(),
-                &|k| std::env::var(k).ok(),
+                // The config file's variables were read above: not the key `config-file`.
+                &|k| {
+                    (!CONFIG_FILE_ENV.contains(&k))
+                        .then(|| std::env::var(k).ok())
+                        .flatten()
+                },
                 &a.flags(),
             )
             .map_err(|e| e.to_string())?;
             super::start_logging(&["ward_agent"], &cfg.log_level);
+            for line in &cfg.ignored {
+                tracing::warn!("{line}");
+            }
             outln!("{}", cfg.summary());
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

@@ -1,0 +1,88 @@
+//! sensu-agent's `start` keys (Sensu Go 6.12's reference, and older names still found in
+//! agent.yml files) that Ward's agent does not implement, and what becomes of each (see
+//! docs/agent.md, "Coming from sensu-agent"). A key whose effect an operator relies on is
+//! refused with why and what to do; one asking for what Ward always does is accepted
+//! ([`Rule::Fixed`]); an informational knob is accepted, checked and ignored with one
+//! warning.
+
+use ward_types::settings::{Foreign, Kind, Rule};
+
+const fn refused(key: &'static str, reason: &'static str, instead: &'static str) -> Foreign {
+    Foreign {
+        key,
+        rule: Rule::Refused { reason, instead },
+    }
+}
+
+const fn ignored(key: &'static str, kind: Kind, reason: &'static str) -> Foreign {
+    Foreign {
+        key,
+        rule: Rule::Ignored { kind, reason },
+    }
+}
+
+const fn fixed(
+    key: &'static str,
+    ward: bool,
+    reason: &'static str,
+    instead: &'static str,
+) -> Foreign {
+    Foreign {
+        key,
+        rule: Rule::Fixed {
+            ward,
+            reason,
+            instead,
+        },
+    }
+}
+
+const STATSD: &str = "Ward's agent has no StatsD listener yet (issue 15)";
+const STATSD_INSTEAD: &str =
+    "remove it; send metrics as check output (output_metric_format) or to the agent socket or local API";
+
+/// Every sensu-agent key Ward's agent does not implement under that name.
+pub const SENSU_KEYS: &[Foreign] = &[
+    refused(
+        "allow-list",
+        "Ward's agent has no execution allow list yet: it runs the commands of every check its namespace sends",
+        "remove it only where that is acceptable; keep sensu-agent where an allow list is required",
+    ),
+    refused(
+        "agent-managed-entity",
+        "Ward's agent does not own its entity: the backend's API may change it",
+        "remove it; labels and annotations from agent.yml are sent with every keepalive",
+    ),
+    fixed("require-fips", false, "Ward has no FIPS mode", "remove it"),
+    fixed("require-openssl", false, "Ward's agent uses rustls, never OpenSSL", "remove it"),
+    fixed("statsd-disable", true, STATSD, STATSD_INSTEAD),
+    refused("statsd-event-handlers", STATSD, STATSD_INSTEAD),
+    refused("statsd-flush-interval", STATSD, STATSD_INSTEAD),
+    refused("statsd-metrics-host", STATSD, STATSD_INSTEAD),
+    refused("statsd-metrics-port", STATSD, STATSD_INSTEAD),
+    refused(
+        "keepalive-timeout",
+        "Sensu 5.0's name; Sensu and Ward call it keepalive-warning-timeout",
+        "rename it keepalive-warning-timeout",
+    ),
+    refused(
+        "extended-attributes",
+        "Sensu 5.0's custom entity attributes, gone from Sensu too",
+        "use labels and annotations",
+    ),
+    ignored(
+        "detect-cloud-provider",
+        Kind::Bool,
+        "Ward's agent does not detect cloud providers: entity.system.cloud_provider stays empty",
+    ),
+    ignored(
+        "discover-processes",
+        Kind::Bool,
+        "process discovery is disabled in Sensu itself: entity.system.processes stays null",
+    ),
+    ignored(
+        "config-file",
+        Kind::Any,
+        "the configuration file is named by --config-file (or $WARD_AGENT_CONFIG_FILE, $SENSU_CONFIG_FILE); inside a file or from other sources it has no effect",
+    ),
+];
