@@ -52,6 +52,11 @@ pub const KEYS: &[&str] = &[
     "events-burst-limit",
     "max-session-length",
     "strip-networks",
+    "statsd-disable",
+    "statsd-metrics-host",
+    "statsd-metrics-port",
+    "statsd-flush-interval",
+    "statsd-event-handlers",
     "log-level",
 ];
 
@@ -197,9 +202,23 @@ pub struct AgentConfig {
     pub max_session_length: Option<Duration>,
     /// `strip-networks`: keepalives carry no network interfaces.
     pub strip_networks: bool,
+    /// The StatsD listener (UDP); `None` when `statsd-disable` is set.
+    pub statsd: Option<Statsd>,
     pub log_level: String,
     /// sensu-agent keys given that Ward ignores, each a line for the start-up log.
     pub ignored: Vec<String>,
+}
+
+/// The StatsD listener's settings.
+#[derive(Debug, Clone)]
+pub struct Statsd {
+    /// `statsd-metrics-host`, `statsd-metrics-port`.
+    pub host: String,
+    pub port: u16,
+    /// `statsd-flush-interval`: how often the summed metrics become an event.
+    pub flush_interval: Duration,
+    /// `statsd-event-handlers`: the event's `metrics.handlers`.
+    pub handlers: Vec<String>,
 }
 
 /// A listener's `NAME-host` (default 127.0.0.1) and `NAME-port`, or None when `disable`
@@ -453,6 +472,19 @@ impl AgentConfig {
                     })
             })?,
             strip_networks: s.boolean("strip-networks", false)?,
+            statsd: match loopback_listener(&s, "statsd-metrics", "statsd-disable", 8125)? {
+                Some((host, port)) => Some(Statsd {
+                    host,
+                    port,
+                    flush_interval: duration(
+                        "statsd-flush-interval",
+                        Duration::from_secs(10),
+                        false,
+                    )?,
+                    handlers: names(&s, "statsd-event-handlers")?,
+                }),
+                None => None,
+            },
             log_level: s.text("log-level").unwrap_or_else(|| "info".into()),
             ignored: s.ignored().to_vec(),
         };

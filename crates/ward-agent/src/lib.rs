@@ -39,6 +39,7 @@ pub mod transport;
 mod api;
 mod session;
 pub mod socket;
+mod statsd;
 
 pub use config::{AgentConfig, BackendUrl};
 
@@ -440,6 +441,19 @@ pub async fn run(cfg: AgentConfig, shutdown: impl Future<Output = ()>) -> Result
         }
         None => None,
     };
+    let statsd_udp = match &cfg.statsd {
+        Some(sd) => Some(
+            tokio::net::UdpSocket::bind((sd.host.as_str(), sd.port))
+                .await
+                .map_err(|e| {
+                    format!(
+                        "statsd-metrics-host/statsd-metrics-port: cannot listen on UDP {}:{}: {e}; choose a free statsd-metrics-port or set statsd-disable",
+                        sd.host, sd.port
+                    )
+                })?,
+        ),
+        None => None,
+    };
     let trust = match &cfg.trusted_ca_file {
         Some(ca) => ward_tls::Trust::CaFileAndSystemRoots(ca.clone()),
         None => ward_tls::Trust::SystemRoots {
@@ -500,6 +514,15 @@ pub async fn run(cfg: AgentConfig, shutdown: impl Future<Output = ()>) -> Result
             stopped(&mut stop).await
         }))
     });
+    let statsd = statsd_udp.zip(agent.cfg.statsd.clone()).map(|(udp, sd)| {
+        if let Ok(a) = udp.local_addr() {
+            tracing::info!(address = %a, "StatsD listening (UDP)");
+        }
+        let mut stop = stop_rx.clone();
+        tokio::spawn(statsd::serve(agent.clone(), udp, sd, async move {
+            stopped(&mut stop).await
+        }))
+    });
     let mut connection = tokio::spawn(connection_loop(agent.clone(), stop_rx));
     tokio::select! {
         _ = shutdown => {}
@@ -515,6 +538,9 @@ pub async fn run(cfg: AgentConfig, shutdown: impl Future<Output = ()>) -> Result
     }
     if let Some(sockets) = sockets {
         let _ = sockets.await;
+    }
+    if let Some(statsd) = statsd {
+        let _ = statsd.await;
     }
     let mut checks = std::mem::take(&mut *agent.checks.lock().unwrap_or_else(|p| p.into_inner()));
     // Checks that finished are reaped first: only those still running are reported.

@@ -28,6 +28,11 @@ pub struct Metrics {
     pub socket_results: AtomicU64,
     /// Check results the agent socket refused (malformed, too large, not this entity).
     pub socket_invalid: AtomicU64,
+    /// StatsD lines received, and those dropped (malformed, or past the series cap).
+    pub statsd_lines: AtomicU64,
+    pub statsd_invalid: AtomicU64,
+    /// Metrics events queued by StatsD flushes.
+    pub statsd_events: AtomicU64,
 }
 
 /// Adds one.
@@ -114,6 +119,24 @@ impl Metrics {
             "counter",
             "Check results the agent socket refused.",
             get(&self.socket_invalid),
+        );
+        one(
+            "ward_agent_statsd_lines_total",
+            "counter",
+            "StatsD lines received (8125).",
+            get(&self.statsd_lines),
+        );
+        one(
+            "ward_agent_statsd_invalid_total",
+            "counter",
+            "StatsD lines dropped: malformed, or past the series cap.",
+            get(&self.statsd_invalid),
+        );
+        one(
+            "ward_agent_statsd_events_total",
+            "counter",
+            "Metrics events queued by StatsD flushes.",
+            get(&self.statsd_events),
         );
         s
     }

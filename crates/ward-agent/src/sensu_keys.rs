@@ -37,10 +37,6 @@ const fn fixed(
     }
 }
 
-const STATSD: &str = "Ward's agent has no StatsD listener yet (issue 15)";
-const STATSD_INSTEAD: &str =
-    "remove it; send metrics as check output (output_metric_format) or to the agent socket or local API";
-
 /// Every sensu-agent key Ward's agent does not implement under that name.
 pub const SENSU_KEYS: &[Foreign] = &[
     refused(
@@ -55,11 +51,6 @@ pub const SENSU_KEYS: &[Foreign] = &[
     ),
     fixed("require-fips", false, "Ward has no FIPS mode", "remove it"),
     fixed("require-openssl", false, "Ward's agent uses rustls, never OpenSSL", "remove it"),
-    fixed("statsd-disable", true, STATSD, STATSD_INSTEAD),
-    refused("statsd-event-handlers", STATSD, STATSD_INSTEAD),
-    refused("statsd-flush-interval", STATSD, STATSD_INSTEAD),
-    refused("statsd-metrics-host", STATSD, STATSD_INSTEAD),
-    refused("statsd-metrics-port", STATSD, STATSD_INSTEAD),
     refused(
         "keepalive-timeout",
         "Sensu 5.0's name; Sensu and Ward call it keepalive-warning-timeout",

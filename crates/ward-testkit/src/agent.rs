@@ -79,21 +79,23 @@ pub struct Agent {
     pub api_port: u16,
     /// The agent socket's port (TCP and UDP).
     pub socket_port: u16,
+    /// The StatsD listener's port (UDP).
+    pub statsd_port: u16,
     config: PathBuf,
     child: Option<Child>,
 }
 
 impl Agent {
     /// Starts `ward agent start` with `agent.yml` = `yaml` plus name, cache-dir, api-port
-    /// and socket-port (free ports: agents of several tests run at once).
+    /// socket-port and statsd-metrics-port (free ports: agents of several tests run at once).
     pub fn start(name: &str, yaml: &str) -> Agent {
         let dir = TempDir::new();
-        let (api_port, socket_port) = (free_port(), free_port());
+        let (api_port, socket_port, statsd_port) = (free_port(), free_port(), free_port());
         let config = dir.join("agent.yml");
         std::fs::write(
             &config,
             format!(
-                "name: {name}\ncache-dir: {}\napi-host: 127.0.0.1\napi-port: {api_port}\nsocket-port: {socket_port}\n{yaml}",
+                "name: {name}\ncache-dir: {}\napi-host: 127.0.0.1\napi-port: {api_port}\nsocket-port: {socket_port}\nstatsd-metrics-port: {statsd_port}\n{yaml}",
                 dir.join("cache").display(),
             ),
         )
@@ -103,6 +105,7 @@ impl Agent {
             name: name.into(),
             api_port,
             socket_port,
+            statsd_port,
             config,
             child: None,
         };

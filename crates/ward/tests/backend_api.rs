@@ -576,6 +576,10 @@ fn quickstart_runs_a_backend_and_an_agent_over_wss_in_one_command_and_reuses_it(
                 "--agent-socket-port",
                 &ward_testkit::free_port().to_string(),
             ])
+            .args([
+                "--agent-statsd-port",
+                &ward_testkit::free_port().to_string(),
+            ])
             .current_dir(d.path())
             .stdout(std::fs::File::create(&out).unwrap())
             .stderr(std::fs::File::create(&log).unwrap())

@@ -397,6 +397,7 @@ fn a_sensu_agent_env_file_starts_and_unsupported_keys_are_refused() {
          SENSU_API_HOST=\"127.0.0.1\"\n\
          SENSU_API_PORT={api}\n\
          SENSU_SOCKET_PORT={}\n\
+         SENSU_STATSD_METRICS_PORT={}\n\
          SENSU_DETECT_CLOUD_PROVIDER=false\n\
          SENSU_API_KEY=a-plugins-own\n",
         b.agent_port,
@@ -404,6 +405,7 @@ fn a_sensu_agent_env_file_starts_and_unsupported_keys_are_refused() {
         b.ca().unwrap().display(),
         ward_testkit::agent::AGENT_PASSWORD,
         d.join("cache").display(),
+        free_port(),
         free_port(),
     );
     let env = d.join("sensu-agent");

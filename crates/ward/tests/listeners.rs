@@ -489,7 +489,7 @@ fn an_agent_with_an_expired_certificate_stops_at_start() {
     std::fs::write(
         &config,
         format!(
-            "name: lapsed\ncache-dir: {}\napi-host: 127.0.0.1\napi-port: {}\nsocket-port: {}\n{}",
+            "name: lapsed\ncache-dir: {}\napi-host: 127.0.0.1\napi-port: {}\nsocket-port: {}\nstatsd-disable: true\n{}",
             dir.join("cache").display(),
             free_port(),
             free_port(),

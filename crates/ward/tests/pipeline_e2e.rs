@@ -420,8 +420,9 @@ impl OwnAgent {
         let port = free_port();
         let cfg = dir.join("agent.yml");
         let head = format!(
-            "name: {name}\ncache-dir: {}\napi-host: 127.0.0.1\napi-port: {port}\nsocket-port: {}\n",
+            "name: {name}\ncache-dir: {}\napi-host: 127.0.0.1\napi-port: {port}\nsocket-port: {}\nstatsd-metrics-port: {}\n",
             dir.join("cache").display(),
+            free_port(),
             free_port()
         );
         std::fs::write(&cfg, head + yaml).unwrap();

@@ -199,14 +199,15 @@ pub fn server_tls_with(p: &Pki, required: bool) -> Arc<rustls::ServerConfig> {
     Arc::new(cfg)
 }
 
-/// An agent configuration from flags (fast retries, no local API or agent socket unless
-/// asked).
+/// An agent configuration from flags (fast retries, no local API, agent socket or StatsD
+/// listener unless asked).
 pub fn config(flags: &[(&str, &str)]) -> AgentConfig {
     let mut all: Vec<(String, String)> = vec![
         ("retry-min".into(), "20ms".into()),
         ("retry-max".into(), "100ms".into()),
         ("disable-api".into(), "true".into()),
         ("disable-sockets".into(), "true".into()),
+        ("statsd-disable".into(), "true".into()),
         ("backend-handshake-timeout".into(), "5s".into()),
     ];
     all.retain(|(k, _)| !flags.iter().any(|(f, _)| f == k));

@@ -375,6 +375,9 @@ impl Session<'_> {
         pending: &mut FuturesUnordered<InFlight>,
     ) -> Option<Frame> {
         let now = unix_now();
+        if event.get("check").is_none() && event.get("metrics").is_some() {
+            return self.metrics_event(id, &event.to_value(), now);
+        }
         let mut input =
             match ward_types::event::parse_event_object(event, &self.info.namespace, now) {
                 Ok(i) => i,
@@ -441,6 +444,46 @@ impl Session<'_> {
             }
         }
         self.submit(Some(id), key, input, pending).await
+    }
+
+    /// A metrics-only event (a StatsD flush): checked, for this agent's entity, handed to
+    /// the pipeline and not stored, as Sensu does; answered at once.
+    fn metrics_event(&mut self, id: u64, event: &serde_json::Value, now: i64) -> Option<Frame> {
+        let mut v = match ward_types::event::parse_metrics_event(event, &self.info.namespace, now)
+        {
+            Ok(v) => v,
+            Err(e) => return self.rejected(id, e.to_string()),
+        };
+        let entity = v.pointer("/entity/metadata/name").and_then(|n| n.as_str());
+        if entity != Some(self.info.name.as_str()) {
+            return self.rejected(
+                id,
+                format!(
+                    "entity {:?} is not this agent ({:?}): an agent sends metrics for its own entity only",
+                    entity.unwrap_or_default(),
+                    self.info.name
+                ),
+            );
+        }
+        if v.get("id").is_none() {
+            if let Ok(u) = crate::auth::new_uuid() {
+                v["id"] = serde_json::json!(u);
+            }
+        }
+        self.st
+            .metrics
+            .events_received
+            .fetch_add(1, Ordering::Relaxed);
+        self.st.pipeline.handle(&self.info.namespace, &v);
+        self.st
+            .agents
+            .metrics
+            .events_acked
+            .fetch_add(1, Ordering::Relaxed);
+        Some(Frame::Ack {
+            id,
+            ack: Ack::Stored,
+        })
     }
 
     async fn keepalive(

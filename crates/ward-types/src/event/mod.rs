@@ -638,7 +638,9 @@ pub fn apply(prev: Option<&Value>, input: &EventInput, now: i64) -> Value {
 }
 
 mod judge;
+mod metrics_only;
 pub use judge::{is_incident, is_resolution};
+pub use metrics_only::{is_metrics_only, parse_metrics_event};
 
 #[cfg(test)]
 mod tests {

@@ -62,6 +62,7 @@ mod influxdb;
 mod nagios;
 mod opentsdb;
 mod prometheus;
+pub mod statsd;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

@@ -113,11 +113,16 @@ start_args! {
     keepalive_handlers => "keepalive-handlers",
     keepalive_pipelines => "keepalive-pipelines",
     deregistration_handler => "deregistration-handler",
+    statsd_event_handlers => "statsd-event-handlers",
+    statsd_flush_interval => "statsd-flush-interval",
+    statsd_metrics_host => "statsd-metrics-host",
+    statsd_metrics_port => "statsd-metrics-port",
     log_level => "log-level",
     ;
     switches:
     disable_assets => "disable-assets",
     strip_networks => "strip-networks",
+    statsd_disable => "statsd-disable",
     deregister => "deregister",
     ;
     sensu:
@@ -125,11 +130,6 @@ start_args! {
     agent_managed_entity => "agent-managed-entity",
     require_fips => "require-fips",
     require_openssl => "require-openssl",
-    statsd_disable => "statsd-disable",
-    statsd_event_handlers => "statsd-event-handlers",
-    statsd_flush_interval => "statsd-flush-interval",
-    statsd_metrics_host => "statsd-metrics-host",
-    statsd_metrics_port => "statsd-metrics-port",
     keepalive_timeout => "keepalive-timeout",
     extended_attributes => "extended-attributes",
     detect_cloud_provider => "detect-cloud-provider",

@@ -29,6 +29,9 @@ pub struct QuickstartArgs {
     /// The agent socket of the quickstart's agent (TCP and UDP, on 127.0.0.1).
     #[arg(long = "agent-socket-port", default_value_t = 3030)]
     agent_socket_port: u16,
+    /// The StatsD listener of the quickstart's agent (UDP, on 127.0.0.1).
+    #[arg(long = "agent-statsd-port", default_value_t = 8125)]
+    agent_statsd_port: u16,
 }
 
 /// The check the quickstart publishes to prove the pipeline end to end (the guides' name).
@@ -334,6 +337,7 @@ pub fn run(a: QuickstartArgs) -> Result<ExitCode, String> {
         ("api-host", "127.0.0.1".into()),
         ("api-port", a.agent_api_port.to_string()),
         ("socket-port", a.agent_socket_port.to_string()),
+        ("statsd-metrics-port", a.agent_statsd_port.to_string()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
@@ -352,6 +356,12 @@ pub fn run(a: QuickstartArgs) -> Result<ExitCode, String> {
             )
         })?;
     }
+    std::net::UdpSocket::bind(("127.0.0.1", a.agent_statsd_port)).map_err(|e| {
+        format!(
+            "--agent-statsd-port {0}: cannot listen on UDP 127.0.0.1:{0}: {e}; choose another with --agent-statsd-port",
+            a.agent_statsd_port
+        )
+    })?;
 
     let exe_abs = std::env::current_exe()
         .map(|p| p.display().to_string())
