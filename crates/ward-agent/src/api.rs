@@ -4,6 +4,7 @@
 //!   "output": "…"}}`; the entity defaults to this agent). 202 once it is durably queued;
 //!   400 with a one-line reason naming the field; 503 when the queue is full.
 //! - `GET /healthz`: 200 `ok` while connected to a backend, 503 otherwise.
+//! - `GET /brew`: 418 `I'm a teapot!`, as Sensu's.
 //! - `GET /metrics`: Prometheus text (queue depth, queue_full_total, events sent / acked /
 //!   rejected / retried, reconnects, connected).
 //!
@@ -34,6 +35,7 @@ pub(crate) fn router(agent: Arc<Agent>) -> Router {
         .route("/events", post(post_event))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .route("/brew", get(brew))
         .layer(DefaultBodyLimit::max(ward_types::agent::MAX_FRAME))
         .layer(axum::middleware::from_fn_with_state(origin, guard))
         .with_state(agent)
@@ -198,6 +200,11 @@ async fn post_event(State(agent): State<Arc<Agent>>, body: Bytes) -> Response {
         Err(e @ QueueError::Full { .. }) => line(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
         Err(e) => line(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
+}
+
+/// Sensu's agent API has it too.
+async fn brew() -> Response {
+    line(StatusCode::IM_A_TEAPOT, "I'm a teapot!")
 }
 
 async fn healthz(State(agent): State<Arc<Agent>>) -> Response {

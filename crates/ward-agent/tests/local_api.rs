@@ -24,6 +24,10 @@ async fn events_are_queued_bad_ones_refused_and_a_full_queue_answers_503() {
     let (stop, agent) = common::spawn_agent(cfg);
     wait_for_api(port).await;
 
+    assert_eq!(
+        http(port, "GET", "/brew", "").await,
+        (418, "I'm a teapot!\n".to_string())
+    );
     let (status, body) = http(port, "GET", "/healthz", "").await;
     assert_eq!(
         (status, body.as_str()),
