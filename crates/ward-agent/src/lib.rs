@@ -293,7 +293,17 @@ impl Agent {
 
     /// Starts a requested check in a task of its own; its result is queued.
     fn start_check(self: &Arc<Self>, req: CheckRequest) {
-        let key = format!("{}/{}", req.check.namespace, req.check.name);
+        // As Sensu's agent (`checkKey`): a proxy request is its own check.
+        let mut key = format!("{}/{}", req.check.namespace, req.check.name);
+        if let Some(p) = req
+            .check
+            .config
+            .get("proxy_entity_name")
+            .and_then(|v| v.as_str())
+            .filter(|p| !p.is_empty())
+        {
+            key = format!("{key}/{p}");
+        }
         {
             let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
             if !running.insert(key.clone()) {

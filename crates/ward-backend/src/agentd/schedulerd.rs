@@ -4,11 +4,16 @@
 //! subscription — to one of them, in turn, with `round_robin: true` — except when its
 //! `subdues` hold at that time. `POST …/checks/:check/execute` publishes one now,
 //! subdued or not.
+//!
+//! A check with `proxy_requests` (Sensu's `schedulerd/proxy_check.go`, `executor.go`) is
+//! sent once per entity of its namespace that all its `entity_attributes` hold for, its
+//! strings token-substituted against that entity and `proxy_entity_name` set to it; with
+//! `splay`, those requests are spread over `splay_coverage`% of the time to its next run.
 
 use crate::api::AppState;
-use std::collections::HashMap;
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use ward_types::agent::{CheckRequest, CheckSpec, Frame};
 use ward_types::{Kind, Resource};
@@ -206,11 +211,286 @@ pub fn publish(
     sent
 }
 
+/// Sensu's `DefaultSplayCoverage`: the percentage of the time to a check's next run its
+/// splayed proxy requests are spread over, when `splay_coverage` is not set.
+pub const DEFAULT_SPLAY_COVERAGE: u64 = 90;
+
+/// A CheckConfig's `proxy_requests` (core/v2 `ProxyRequests`). A check that has one (an
+/// object, even an empty one) runs for the entities it matches only, as in Sensu.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyRequests {
+    /// JavaScript expressions over `entity`; an entity matches when all are true.
+    pub entity_attributes: Vec<String>,
+    pub splay: bool,
+    /// 0: [`DEFAULT_SPLAY_COVERAGE`].
+    pub splay_coverage: u64,
+}
+
+impl ProxyRequests {
+    /// The check's `proxy_requests`, if it has them.
+    pub fn of(r: &Resource) -> Option<ProxyRequests> {
+        let pr = r.spec.get("proxy_requests")?.as_object()?;
+        Some(ProxyRequests {
+            entity_attributes: pr
+                .get("entity_attributes")
+                .and_then(|v| v.as_array())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            splay: pr.get("splay").and_then(|v| v.as_bool()).unwrap_or(false),
+            splay_coverage: pr
+                .get("splay_coverage")
+                .and_then(|v| v.as_u64())
+                .unwrap_or(0),
+        })
+    }
+}
+
+/// The time between two splayed proxy requests (Sensu's `calculateSplayInterval`): the
+/// `window` times `coverage`% (0: 90 %) shared among the `matches`.
+pub fn splay_gap(window: Duration, coverage: u64, matches: usize) -> Duration {
+    if matches == 0 {
+        return Duration::ZERO;
+    }
+    let coverage = match coverage {
+        0 => DEFAULT_SPLAY_COVERAGE,
+        c => c.min(100),
+    };
+    window.mul_f64(coverage as f64 / 100.0 / matches as f64)
+}
+
+/// The time splayed requests are spread over: the check's interval or, for a cron check,
+/// the time from `now` (Unix seconds) to its next time — to the one after that when the
+/// next is less than 5 s away, as Sensu does.
+pub fn splay_window(r: &Resource, now: i64) -> Result<Duration, String> {
+    let Some(expr) = r.spec.get("cron").and_then(|v| v.as_str()) else {
+        let interval = match r.spec.get("interval").and_then(|v| v.as_u64()).unwrap_or(0) {
+            0 => DEFAULT_INTERVAL,
+            i => i,
+        };
+        return Ok(Duration::from_secs(interval));
+    };
+    let cron = parse_cron(expr)?;
+    let next = cron.next_after(now)?;
+    let secs = if next - now < 5 {
+        let from = next + 1;
+        cron.next_after(from)? - from
+    } else {
+        next - now
+    };
+    Ok(Duration::from_secs(secs.max(0) as u64))
+}
+
+/// Which of `entities` every expression of `exprs` is true for (JavaScript truthiness),
+/// over Sensu's view of the entity (`metadata` hoisted: `entity.name`,
+/// `entity.labels.x`, `entity.entity_class`). As Sensu's `MatchEntities`: with no
+/// expressions nothing matches, and an expression that throws (or runs past its limit)
+/// is a no for that entity.
+pub fn matching<'a>(
+    entities: &'a [Resource],
+    exprs: &[String],
+) -> Result<Vec<&'a Resource>, String> {
+    if exprs.is_empty() {
+        return Ok(Vec::new());
+    }
+    ward_js::with_sandbox(ward_js::Limits::default(), |s| {
+        entities
+            .iter()
+            .filter(|e| {
+                let view = ward_types::tokens::entity_data(&e.to_flat()).to_string();
+                s.predicates("entity", exprs, &view)
+                    .iter()
+                    .all(|x| x == &Ok(true))
+            })
+            .collect()
+    })
+    .map_err(|e| e.to_string())
+}
+
+/// The check as it is sent for `entity`: every string of its spec (but the
+/// `proxy_requests` themselves) token-substituted against the entity, and
+/// `proxy_entity_name` the entity's name.
+pub fn for_entity(
+    r: &Resource,
+    entity: &Resource,
+) -> Result<Resource, ward_types::tokens::TokenError> {
+    let data = ward_types::tokens::entity_data(&entity.to_flat());
+    let mut spec = serde_json::Value::Object(r.spec.clone());
+    ward_types::tokens::substitute_all(&mut spec, &data, &["proxy_requests"])?;
+    let mut out = r.clone();
+    if let serde_json::Value::Object(mut m) = spec {
+        m.insert(
+            "proxy_entity_name".into(),
+            entity.metadata.name.clone().into(),
+        );
+        out.spec = m;
+    }
+    Ok(out)
+}
+
+/// `namespace/check/entity` of the proxy requests whose tokens failed (each logged once,
+/// until they substitute again).
+static TOKEN_FAILURES: Mutex<Option<HashSet<String>>> = Mutex::new(None);
+
+/// The requests of a check with `proxy_requests`: one per matching entity of its
+/// namespace ([`matching`], [`for_entity`]). An entity whose tokens cannot be substituted
+/// gets none (logged at warn, once). Blocking: reads the store and runs JavaScript.
+pub fn proxy_plan(
+    st: &AppState,
+    r: &Resource,
+    pr: &ProxyRequests,
+) -> Result<Vec<Resource>, String> {
+    let ns = r.metadata.namespace.clone().unwrap_or_default();
+    let mut entities = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let (page, next) = st
+            .store
+            .list(Kind::Entity, Some(&ns), 1000, after.as_deref())
+            .map_err(|e| e.to_string())?;
+        entities.extend(page);
+        match next {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+    }
+    let matched = matching(&entities, &pr.entity_attributes)?;
+    let mut out = Vec::with_capacity(matched.len());
+    for e in matched {
+        let key = format!("{ns}/{}/{}", r.metadata.name, e.metadata.name);
+        let mut failures = TOKEN_FAILURES.lock().unwrap_or_else(|p| p.into_inner());
+        let failures = failures.get_or_insert_with(HashSet::new);
+        match for_entity(r, e) {
+            Ok(c) => {
+                failures.remove(&key);
+                out.push(c);
+            }
+            Err(err) => {
+                if failures.len() >= 10_000 {
+                    failures.clear();
+                }
+                if failures.insert(key) {
+                    tracing::warn!(check = %r.metadata.name, namespace = %ns, entity = %e.metadata.name, "proxy check request not sent for this entity: {err}");
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// What sending a check now did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Sent {
+    /// Agents the requests sent so far went to (splayed ones go later).
+    pub agents: usize,
+    /// For a check with `proxy_requests`: the entities it is sent for.
+    pub proxy_entities: Option<usize>,
+}
+
+/// Sends a check with `proxy_requests`: plans its requests on the blocking pool, then
+/// sends them all now or, with `splay`, one every [`splay_gap`] (the first after one gap,
+/// as Sensu), from a task of its own. `rr`: the round-robin turn, shared with the
+/// check's schedule.
+pub async fn fan_out(
+    st: Arc<AppState>,
+    r: Resource,
+    pr: ProxyRequests,
+    subscriptions: Option<Vec<String>>,
+    rr: Arc<AtomicU64>,
+) -> Sent {
+    let (st2, r2, pr2) = (st.clone(), r.clone(), pr.clone());
+    let planned = tokio::task::spawn_blocking(move || proxy_plan(&st2, &r2, &pr2)).await;
+    let ns = r.metadata.namespace.clone().unwrap_or_default();
+    let requests = match planned {
+        Ok(Ok(p)) => p,
+        Ok(Err(e)) => {
+            tracing::warn!(check = %r.metadata.name, namespace = %ns, "proxy check not sent: the entities could not be matched: {e}");
+            return Sent {
+                agents: 0,
+                proxy_entities: Some(0),
+            };
+        }
+        Err(e) => {
+            tracing::warn!(check = %r.metadata.name, namespace = %ns, "proxy check not sent: matching its entities failed: {e}");
+            return Sent::default();
+        }
+    };
+    let n = requests.len();
+    if n == 0 {
+        tracing::debug!(check = %r.metadata.name, namespace = %ns, "no entity matches the check's proxy_requests: not sent");
+    }
+    let mut sent = Sent {
+        agents: 0,
+        proxy_entities: Some(n),
+    };
+    let gap = if pr.splay && n > 0 {
+        let window = splay_window(&r, unix_now());
+        window.map(|w| splay_gap(w, pr.splay_coverage, n))
+    } else {
+        Ok(Duration::ZERO)
+    };
+    let gap = match gap {
+        Ok(g) => g,
+        Err(e) => {
+            tracing::warn!(check = %r.metadata.name, namespace = %ns, "proxy check not splayed: {e}");
+            Duration::ZERO
+        }
+    };
+    // Each request takes the next round-robin turn: a round-robin check's requests go to
+    // the subscribed agents in turn.
+    let first = rr.fetch_add(n as u64, Ordering::Relaxed);
+    if gap.is_zero() {
+        for (i, c) in requests.iter().enumerate() {
+            let mut turn = first.wrapping_add(i as u64);
+            sent.agents += publish(&st, c, subscriptions.as_deref(), &mut turn);
+        }
+    } else {
+        tracing::debug!(check = %r.metadata.name, requests = n, gap_ms = gap.as_millis() as u64, "proxy check requests splayed");
+        tokio::spawn(async move {
+            for (i, c) in requests.iter().enumerate() {
+                tokio::time::sleep(gap).await;
+                let mut turn = first.wrapping_add(i as u64);
+                publish(&st, c, subscriptions.as_deref(), &mut turn);
+            }
+        });
+    }
+    sent
+}
+
+/// `POST …/checks/:check/execute`: sends the check now (to `subscriptions` if given),
+/// whether or not it is published, scheduled or subdued; a check with `proxy_requests`
+/// is sent once per matching entity, splayed as when scheduled (Sensu's ad hoc requests
+/// take the same path as scheduled ones).
+pub async fn execute(st: Arc<AppState>, r: Resource, subscriptions: Option<Vec<String>>) -> Sent {
+    match ProxyRequests::of(&r) {
+        Some(pr) => fan_out(st, r, pr, subscriptions, Arc::new(AtomicU64::new(0))).await,
+        None => Sent {
+            agents: publish(&st, &r, subscriptions.as_deref(), &mut 0),
+            proxy_entities: None,
+        },
+    }
+}
+
 struct Schedule {
     next: i64,
     /// The spec it was computed for: a changed interval or cron reschedules.
     key: (u64, Option<String>),
-    rr: u64,
+    rr: Arc<AtomicU64>,
+    /// A proxy check's requests are being planned: its next time is skipped rather than
+    /// planned twice at once.
+    planning: Arc<AtomicBool>,
+}
+
+/// Clears a schedule's `planning` when dropped.
+struct Planning(Arc<AtomicBool>);
+
+impl Drop for Planning {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
 }
 
 /// Runs the schedules until the backend stops.
@@ -270,7 +550,15 @@ pub async fn run(st: Arc<AppState>) {
                     match first {
                         Ok(next) => {
                             bad_cron_logged.remove(&id);
-                            schedules.insert(id.clone(), Schedule { next, key, rr: 0 });
+                            schedules.insert(
+                                id.clone(),
+                                Schedule {
+                                    next,
+                                    key,
+                                    rr: Arc::new(AtomicU64::new(0)),
+                                    planning: Arc::new(AtomicBool::new(false)),
+                                },
+                            );
                             schedules.get_mut(&id).expect("just inserted")
                         }
                         Err(e) => {
@@ -290,8 +578,23 @@ pub async fn run(st: Arc<AppState>) {
             // `POST …/execute` does not look at subdues, nor does Sensu's ad hoc one).
             if subdued(&r, now) {
                 tracing::debug!(check = %id.1, namespace = %id.0, "check subdued: not published");
+            } else if let Some(pr) = ProxyRequests::of(&r) {
+                if sched.planning.swap(true, Ordering::AcqRel) {
+                    tracing::warn!(check = %id.1, namespace = %id.0, "proxy check skipped this time: its previous requests are still being planned");
+                } else {
+                    let guard = Planning(sched.planning.clone());
+                    let (st, rr) = (st.clone(), sched.rr.clone());
+                    tokio::spawn(async move {
+                        let _guard = guard;
+                        let name = r.metadata.name.clone();
+                        let sent = fan_out(st, r, pr, None, rr).await;
+                        tracing::debug!(check = %name, agents = sent.agents, proxy_entities = sent.proxy_entities, "proxy check published");
+                    });
+                }
             } else {
-                let sent = publish(&st, &r, None, &mut sched.rr);
+                let mut turn = sched.rr.load(Ordering::Relaxed);
+                let sent = publish(&st, &r, None, &mut turn);
+                sched.rr.store(turn, Ordering::Relaxed);
                 tracing::debug!(check = %id.1, agents = sent, "check published");
             }
             sched.next = next_after(now).unwrap_or(now + 60).max(now + 1);
@@ -454,5 +757,153 @@ mod tests {
             "metadata": {"name": "c"}, "command": "x", "interval": 60,
         }));
         assert!(!super::subdued(&plain, now));
+    }
+
+    fn resource(kind: ward_types::Kind, v: serde_json::Value) -> ward_types::Resource {
+        ward_types::Resource::from_flat(kind, v).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn entities() -> Vec<ward_types::Resource> {
+        use serde_json::json;
+        let e = |v| resource(ward_types::Kind::Entity, v);
+        vec![
+            e(
+                json!({"metadata": {"name": "site-a", "namespace": "default",
+                "labels": {"proxy_type": "website", "url": "https://a.example"}},
+                "entity_class": "proxy"}),
+            ),
+            e(
+                json!({"metadata": {"name": "router-1", "namespace": "default",
+                "labels": {"url": "https://r.example"}}, "entity_class": "proxy"}),
+            ),
+            e(
+                json!({"metadata": {"name": "runner-1", "namespace": "default"},
+                "entity_class": "agent", "subscriptions": ["proxies"]}),
+            ),
+            e(
+                json!({"metadata": {"name": "site-b", "namespace": "default",
+                "labels": {"proxy_type": "website", "url": "https://b.example"}},
+                "entity_class": "proxy"}),
+            ),
+        ]
+    }
+
+    fn names(v: &[&ward_types::Resource]) -> Vec<String> {
+        v.iter().map(|r| r.metadata.name.clone()).collect()
+    }
+
+    #[test]
+    fn entities_match_when_every_attribute_holds_over_sensus_view() {
+        let all = entities();
+        let m = |exprs: &[&str]| {
+            let exprs: Vec<String> = exprs.iter().map(|x| x.to_string()).collect();
+            names(&super::matching(&all, &exprs).unwrap())
+        };
+        // Sensu's example: metadata hoisted (entity.labels), every expression true.
+        assert_eq!(
+            m(&[
+                "entity.entity_class == 'proxy'",
+                "entity.labels.proxy_type == 'website'"
+            ]),
+            ["site-a", "site-b"]
+        );
+        assert_eq!(
+            m(&["entity.entity_class == 'proxy'"]),
+            ["site-a", "router-1", "site-b"]
+        );
+        assert_eq!(m(&["entity.name == 'runner-1'"]), ["runner-1"]);
+        // Truthiness, as otto's ToBoolean: a label that is set.
+        assert_eq!(m(&["entity.labels.url"]), ["site-a", "router-1", "site-b"]);
+        // No expressions: nothing (Sensu's MatchEntities). One that throws: a no for that
+        // entity (runner-1 has no labels), the others still decided.
+        assert!(m(&[]).is_empty());
+        assert_eq!(
+            m(&[
+                "entity.labels.url.length > 0",
+                "entity.entity_class == 'proxy'"
+            ]),
+            ["site-a", "router-1", "site-b"]
+        );
+        assert!(m(&["entity.nothing.here"]).is_empty());
+        assert!(m(&["entity.entity_class == 'proxy'", "false"]).is_empty());
+    }
+
+    #[test]
+    fn a_proxy_request_has_the_entitys_tokens_and_name() {
+        use serde_json::json;
+        let check = resource(
+            ward_types::Kind::CheckConfig,
+            json!({"metadata": {"name": "website", "namespace": "default"},
+                "command": "check-http {{ .labels.url }} {{ .name }}",
+                "env_vars": ["PORT={{ .labels.port | default \"443\" }}"],
+                "interval": 60, "publish": true, "subscriptions": ["proxies"],
+                "proxy_requests": {"entity_attributes": ["entity.labels.url != '{{'"]}}),
+        );
+        let all = entities();
+        let r = super::for_entity(&check, &all[0]).unwrap();
+        assert_eq!(r.spec["command"], "check-http https://a.example site-a");
+        assert_eq!(r.spec["env_vars"], json!(["PORT=443"]));
+        assert_eq!(r.spec["proxy_entity_name"], "site-a");
+        assert_eq!(r.spec["proxy_requests"], check.spec["proxy_requests"]);
+        assert_eq!(r.metadata, check.metadata);
+        let spec = super::check_spec(&r);
+        assert_eq!(spec.command, "check-http https://a.example site-a");
+        assert_eq!(spec.config["proxy_entity_name"], "site-a");
+        // The agent's entity has no url label: an unmatched token, no request.
+        let e = super::for_entity(&check, &all[2]).unwrap_err().to_string();
+        assert!(e.starts_with("unmatched token"), "{e}");
+        let pr = super::ProxyRequests::of(&check).unwrap();
+        assert_eq!(
+            (pr.entity_attributes.len(), pr.splay, pr.splay_coverage),
+            (1, false, 0)
+        );
+        let mut plain = check.clone();
+        plain.spec.remove("proxy_requests");
+        assert_eq!(super::ProxyRequests::of(&plain), None);
+    }
+
+    #[test]
+    fn splayed_requests_share_coverage_of_the_time_to_the_next_run() {
+        use std::time::Duration;
+        let gap = super::splay_gap;
+        // Sensu's docs: 60 s at 90 % over three entities, 18 s apart.
+        assert_eq!(gap(Duration::from_secs(60), 90, 3), Duration::from_secs(18));
+        assert_eq!(
+            gap(Duration::from_secs(4), 90, 2),
+            Duration::from_millis(1800)
+        );
+        assert_eq!(
+            gap(Duration::from_secs(10), 100, 4),
+            Duration::from_millis(2500)
+        );
+        // Not set: 90 %.
+        assert_eq!(gap(Duration::from_secs(60), 0, 2), Duration::from_secs(27));
+        assert_eq!(gap(Duration::from_secs(60), 90, 0), Duration::ZERO);
+
+        use serde_json::json;
+        let check = |extra: serde_json::Value| {
+            let mut v = json!({"metadata": {"name": "c"}, "command": "x"});
+            v.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            resource(ward_types::Kind::CheckConfig, v)
+        };
+        let now = unix("2024-01-15T12:00:30Z");
+        let window = |r: &ward_types::Resource, now| super::splay_window(r, now).unwrap();
+        assert_eq!(
+            window(&check(json!({"interval": 30})), now),
+            Duration::from_secs(30)
+        );
+        assert_eq!(window(&check(json!({})), now), Duration::from_secs(60));
+        // A cron check: the time to its next run; when that is under 5 s, the time from
+        // just after it to the one after (Sensu's calculateSplayInterval).
+        let every_minute = check(json!({"cron": "* * * * *"}));
+        assert_eq!(window(&every_minute, now), Duration::from_secs(30));
+        assert_eq!(
+            window(&every_minute, unix("2024-01-15T12:00:57Z")),
+            Duration::from_secs(59)
+        );
+        let hourly_tokyo = check(json!({"cron": "CRON_TZ=Asia/Tokyo 0 * * * *"}));
+        assert_eq!(window(&hourly_tokyo, now), Duration::from_secs(3600 - 30));
     }
 }

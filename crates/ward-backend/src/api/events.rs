@@ -216,7 +216,9 @@ pub(super) struct ExecuteRequest {
 }
 
 /// `POST …/checks/:check/execute`: publishes the check now (to `subscriptions` if given,
-/// else its own), whether or not it is scheduled. 202 with how many agents it was sent to.
+/// else its own), whether or not it is scheduled. 202 with how many agents it was sent to
+/// (and, for a check with `proxy_requests`, `proxy_entities`: how many entities it is sent
+/// for; splayed requests go later and are not in `agents`).
 pub(super) async fn execute_check(
     State(st): Shared,
     headers: HeaderMap,
@@ -253,13 +255,13 @@ pub(super) async fn execute_check(
             format!("no check {name:?} in namespace {ns:?}"),
         ));
     };
-    let mut rr = 0;
-    let sent = crate::agentd::schedulerd::publish(&st, &r, req.subscriptions.as_deref(), &mut rr);
-    tracing::info!(check = %name, namespace = %ns, user = %user.name, agents = sent, reason = req.reason.as_deref().unwrap_or(""), "check executed on demand");
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({"issued": unix_now(), "agents": sent})),
-    ))
+    let sent = crate::agentd::schedulerd::execute(st.clone(), r, req.subscriptions).await;
+    tracing::info!(check = %name, namespace = %ns, user = %user.name, agents = sent.agents, proxy_entities = sent.proxy_entities, reason = req.reason.as_deref().unwrap_or(""), "check executed on demand");
+    let mut body = json!({"issued": unix_now(), "agents": sent.agents});
+    if let Some(n) = sent.proxy_entities {
+        body["proxy_entities"] = n.into();
+    }
+    Ok((StatusCode::ACCEPTED, Json(body)))
 }
 
 /// 201 with a stored event's JSON text as the body.

@@ -146,7 +146,8 @@ pub(super) fn body_resource(
 
 /// [`check_scripts`] off the runtime's workers (compiling is CPU work under a time limit).
 async fn checked_scripts(r: Resource) -> ApiResult<Resource> {
-    if !matches!(r.kind, Kind::EventFilter | Kind::Mutator) {
+    let proxy_check = r.kind == Kind::CheckConfig && r.spec.contains_key("proxy_requests");
+    if !proxy_check && !matches!(r.kind, Kind::EventFilter | Kind::Mutator) {
         return Ok(r);
     }
     tokio::task::spawn_blocking(move || check_scripts(&r).map(|()| r))
@@ -159,7 +160,8 @@ async fn checked_scripts(r: Resource) -> ApiResult<Resource> {
         })?
 }
 
-/// An EventFilter's expressions and `when`, and a JavaScript mutator's `eval`, must
+/// An EventFilter's expressions and `when`, a CheckConfig's
+/// `proxy_requests.entity_attributes`, and a JavaScript mutator's `eval`, must
 /// compile: a 400 names the resource, the field and the position, at creation rather than
 /// at the first event.
 fn check_scripts(r: &Resource) -> ApiResult<()> {
@@ -186,6 +188,23 @@ fn check_scripts(r: &Resource) -> ApiResult<()> {
                 if let Some(x) = x.as_str() {
                     ward_js::check_expression(x)
                         .map_err(|e| at(format!("spec.expressions[{i}]"), e))?;
+                }
+            }
+        }
+        Kind::CheckConfig => {
+            let exprs = r
+                .spec
+                .get("proxy_requests")
+                .and_then(|p| p.get("entity_attributes"))
+                .and_then(Value::as_array);
+            for (i, x) in exprs.into_iter().flatten().enumerate() {
+                if let Some(x) = x.as_str() {
+                    ward_js::check_expression(x).map_err(|e| {
+                        at(
+                            format!("spec.proxy_requests.entity_attributes[{i}] {x:?}"),
+                            e,
+                        )
+                    })?;
                 }
             }
         }
