@@ -5,6 +5,7 @@
 
 mod deregister;
 pub mod keepalived;
+mod proxy;
 pub mod schedulerd;
 mod session;
 
