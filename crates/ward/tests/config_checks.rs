@@ -458,7 +458,7 @@ fn a_sensu_agent_env_file_starts_and_unsupported_keys_are_refused() {
     refuse(
         "SENSU_ALLOW_LIST=/etc/sensu/check-allow-list.yaml\n",
         &[],
-        &["allow-list (from $SENSU_ALLOW_LIST): not supported by Ward: Ward's agent has no execution allow list yet"],
+        &["allow-list (from $SENSU_ALLOW_LIST): /etc/sensu/check-allow-list.yaml: cannot read"],
     );
     refuse(
         "",

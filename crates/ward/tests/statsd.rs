@@ -29,8 +29,11 @@ fn statsd_lines_become_a_metrics_event_for_the_handlers() {
     let to = ("127.0.0.1", a.statsd_port);
     // Sensu's documented example, a timer with tags, and junk that must not stop it.
     udp.send_to(b"abc.def.g:10|c", to).unwrap();
-    udp.send_to(b"not a statsd line\nabc.def.g:5|c\napi.rt:20|ms|#region:eu", to)
-        .unwrap();
+    udp.send_to(
+        b"not a statsd line\nabc.def.g:5|c\napi.rt:20|ms|#region:eu",
+        to,
+    )
+    .unwrap();
     let payload: Value = wait_for(30, "the handler's payload", || {
         let p = std::fs::read_dir(&out)
             .unwrap()
@@ -38,7 +41,10 @@ fn statsd_lines_become_a_metrics_event_for_the_handlers() {
             .find(|e| e.file_name().to_string_lossy().starts_with("payload."))?;
         serde_json::from_str(&std::fs::read_to_string(p.path()).ok()?).ok()
     });
-    let points = payload["metrics"]["points"].as_array().cloned().unwrap_or_default();
+    let points = payload["metrics"]["points"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     let point = |name: &str| {
         points
             .iter()
@@ -48,10 +54,17 @@ fn statsd_lines_become_a_metrics_event_for_the_handlers() {
     };
     assert_eq!(point("abc.def.g.value")["value"], 15.0, "{payload}");
     assert_eq!(point("api.rt.max")["value"], 20.0, "{payload}");
-    assert_eq!(point("api.rt.max")["tags"][0]["name"], "region", "{payload}");
+    assert_eq!(
+        point("api.rt.max")["tags"][0]["name"],
+        "region",
+        "{payload}"
+    );
     assert_eq!(payload["entity"]["metadata"]["name"], "statsd-1");
     assert!(payload.get("check").is_none_or(Value::is_null), "{payload}");
-    assert_eq!(payload["metrics"]["handlers"], serde_json::json!(["influx"]));
+    assert_eq!(
+        payload["metrics"]["handlers"],
+        serde_json::json!(["influx"])
+    );
     // Not stored: no event of the agent's entity but its keepalive.
     std::thread::sleep(Duration::from_millis(500));
     let listed = b
@@ -70,6 +83,12 @@ fn statsd_lines_become_a_metrics_event_for_the_handlers() {
         .args(["-s", &format!("http://127.0.0.1:{}/metrics", a.api_port)])
         .run()
         .stdout;
-    assert!(metrics.contains("ward_agent_statsd_lines_total 4"), "{metrics}");
-    assert!(metrics.contains("ward_agent_statsd_invalid_total 1"), "{metrics}");
+    assert!(
+        metrics.contains("ward_agent_statsd_lines_total 4"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("ward_agent_statsd_invalid_total 1"),
+        "{metrics}"
+    );
 }

@@ -449,8 +449,7 @@ impl Session<'_> {
     /// A metrics-only event (a StatsD flush): checked, for this agent's entity, handed to
     /// the pipeline and not stored, as Sensu does; answered at once.
     fn metrics_event(&mut self, id: u64, event: &serde_json::Value, now: i64) -> Option<Frame> {
-        let mut v = match ward_types::event::parse_metrics_event(event, &self.info.namespace, now)
-        {
+        let mut v = match ward_types::event::parse_metrics_event(event, &self.info.namespace, now) {
             Ok(v) => v,
             Err(e) => return self.rejected(id, e.to_string()),
         };
