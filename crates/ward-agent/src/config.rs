@@ -46,6 +46,7 @@ pub const KEYS: &[&str] = &[
     "socket-port",
     "disable-sockets",
     "disable-assets",
+    "allow-list",
     "assets-rate-limit",
     "assets-burst-limit",
     "events-rate-limit",
@@ -191,6 +192,8 @@ pub struct AgentConfig {
     pub socket: Option<(String, u16)>,
     /// `disable-assets`: a check or hook with runtime assets is not run (status 3).
     pub disable_assets: bool,
+    /// `allow-list`: the only commands checks and hooks may run (crate::allow_list).
+    pub allow_list: Option<std::sync::Arc<crate::allow_list::AllowList>>,
     /// Asset downloads a second (0: no limit) and in a burst.
     pub assets_rate_limit: f64,
     pub assets_burst_limit: u32,
@@ -364,6 +367,7 @@ impl AgentConfig {
         let user = s.text("user").unwrap_or_else(|| "agent".into());
         let password = s.text("password").filter(|p| !p.is_empty()).map(Secret);
 
+        let allow_list = crate::allow_list::from_settings(&s)?;
         let cfg = AgentConfig {
             backend_urls,
             name,
@@ -454,6 +458,7 @@ impl AgentConfig {
             api: loopback_listener(&s, "api", "disable-api", 3031)?,
             socket: loopback_listener(&s, "socket", "disable-sockets", 3030)?,
             disable_assets: s.boolean("disable-assets", false)?,
+            allow_list: allow_list.clone(),
             assets_rate_limit: rate(&s, "assets-rate-limit", 1.39)?,
             assets_burst_limit: burst(&s, "assets-burst-limit", 100)?,
             events_rate_limit: rate(&s, "events-rate-limit", 10.0)?,
@@ -486,7 +491,11 @@ impl AgentConfig {
                 None => None,
             },
             log_level: s.text("log-level").unwrap_or_else(|| "info".into()),
-            ignored: s.ignored().to_vec(),
+            ignored: [
+                s.ignored(),
+                allow_list.as_ref().map_or(&[], |l| l.ignored()),
+            ]
+            .concat(),
         };
         cfg.check(&s)?;
         Ok(cfg)
@@ -853,12 +862,27 @@ mod tests {
         );
         let base = [("password", "pw"), ("name", "a")];
         for (key, value, want) in [
-            ("allow-list", "/etc/sensu/allow.yml", "allow-list (from --allow-list): not supported by Ward: Ward's agent has no execution allow list yet"),
-            ("statsd-disable", "false", "statsd-disable (from --statsd-disable): not supported by Ward: Ward's agent has no StatsD listener yet"),
-            ("keepalive-timeout", "120", "rename it keepalive-warning-timeout"),
+            (
+                "allow-list",
+                "/etc/sensu/allow.yml",
+                "allow-list (from --allow-list): /etc/sensu/allow.yml: cannot read: No such file",
+            ),
+            (
+                "keepalive-timeout",
+                "120",
+                "rename it keepalive-warning-timeout",
+            ),
             ("require-fips", "true", "Ward has no FIPS mode"),
-            ("events-rate-limit", "-1", "is not a number of events a second"),
-            ("assets-burst-limit", "0", "is not a whole number of 1 or more"),
+            (
+                "events-rate-limit",
+                "-1",
+                "is not a number of events a second",
+            ),
+            (
+                "assets-burst-limit",
+                "0",
+                "is not a whole number of 1 or more",
+            ),
             ("max-session-length", "10ms", "is under a second"),
             ("labels", "{\"a\": [1]}", "is not a string"),
         ] {

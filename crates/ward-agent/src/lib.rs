@@ -8,6 +8,7 @@
 //! - `session`: one session's frames: keepalives, events and acks, heartbeats.
 //! - [`queue`]: the SQLite queue under cache-dir.
 //! - [`check`]: running a check and the event that reports it.
+//! - [`allow_list`]: sensu-agent's `allow-list`, the only commands checks and hooks may run.
 //! - `api`: the local agent API (`POST /events`, `/healthz`, `/metrics`).
 //!
 //! An agent runs in-process until its shutdown future resolves:
@@ -27,6 +28,7 @@
 
 #![deny(unsafe_code)] // one exception, allowed where it is: system.rs calls getifaddrs(3)
 
+pub mod allow_list;
 pub mod check;
 pub mod config;
 pub mod metrics;
@@ -37,6 +39,7 @@ pub mod tls;
 pub mod transport;
 
 mod api;
+mod run_check;
 mod session;
 pub mod socket;
 mod statsd;
@@ -50,9 +53,9 @@ use std::collections::HashSet;
 use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tokio::sync::{watch, Notify};
-use ward_types::agent::{redacted, subscriptions_with_entity, CheckRequest};
+use ward_types::agent::{redacted, subscriptions_with_entity};
 
 /// What the transport, the check runner and the local API share.
 pub(crate) struct Agent {
@@ -175,232 +178,6 @@ impl Agent {
         }
         Ok(event)
     }
-
-    /// The check's runtime assets, installed: their definitions come with the request;
-    /// the build is chosen by this agent's entity.
-    async fn check_assets(
-        &self,
-        req: &CheckRequest,
-    ) -> Result<Vec<ward_assets::Installed>, String> {
-        let names: Vec<&str> = req
-            .check
-            .config
-            .get("runtime_assets")
-            .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
-        self.install_assets(req, &names).await
-    }
-
-    /// The assets `names` (defined in the request), installed.
-    async fn install_assets(
-        &self,
-        req: &CheckRequest,
-        names: &[&str],
-    ) -> Result<Vec<ward_assets::Installed>, String> {
-        if names.is_empty() {
-            return Ok(Vec::new());
-        }
-        if self.cfg.disable_assets {
-            return Err(format!(
-                "runtime assets are disabled on this agent (disable-assets), and this needs {}",
-                names.join(", ")
-            ));
-        }
-        let cache = self
-            .assets
-            .as_ref()
-            .map_err(|e| format!("runtime assets: {e}"))?;
-        let mut defs = Vec::with_capacity(names.len());
-        for name in names {
-            let def = req
-                .assets
-                .iter()
-                .find(|a| a.pointer("/metadata/name").and_then(Value::as_str) == Some(name))
-                .and_then(Value::as_object)
-                .ok_or_else(|| {
-                    format!(
-                        "asset {name:?}: no such asset in namespace {:?}",
-                        req.check.namespace
-                    )
-                })?;
-            defs.push(ward_assets::Asset::from_spec(name, def));
-        }
-        let view = check::entity_view(&self.entity());
-        cache.prepare(&defs, &view).await.map_err(|e| e.to_string())
-    }
-
-    /// Runs the hooks `names` after a check (Sensu's `check.hooks`): each HookConfig from
-    /// the request with its assets, `timeout` (60 s when 0), `stdin` (the event so far),
-    /// output cut at [`check::HOOK_OUTPUT`]. A hook the namespace does not have, or whose
-    /// assets fail, is reported with status 2 or 3 and why, not run.
-    async fn run_hooks(&self, req: &CheckRequest, names: &[String], event: &Value) -> Vec<Value> {
-        let mut out = Vec::with_capacity(names.len());
-        for name in names {
-            let Some(def) = req
-                .hooks
-                .iter()
-                .find(|h| h.pointer("/metadata/name").and_then(Value::as_str) == Some(name))
-            else {
-                out.push(json!({
-                    "metadata": {"name": name, "namespace": req.check.namespace},
-                    "command": "", "timeout": 0, "stdin": false, "issued": req.issued,
-                    "executed": check::unix_now(), "duration": 0.0, "status": 2,
-                    "output": format!("hook {name}: missing hook config (no HookConfig {name:?} in namespace {:?})", req.check.namespace),
-                }));
-                continue;
-            };
-            let command = def.get("command").and_then(Value::as_str).unwrap_or("");
-            let timeout = def
-                .get("timeout")
-                .and_then(Value::as_u64)
-                .filter(|t| *t > 0)
-                .unwrap_or(60);
-            let stdin = (def.get("stdin").and_then(Value::as_bool) == Some(true))
-                .then(|| serde_json::to_vec(event).unwrap_or_default());
-            let names: Vec<&str> = def
-                .get("runtime_assets")
-                .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(Value::as_str).collect())
-                .unwrap_or_default();
-            let result = match self.install_assets(req, &names).await {
-                Ok(installed) => {
-                    check::execute(
-                        command,
-                        Duration::from_secs(timeout),
-                        check::HOOK_OUTPUT,
-                        stdin,
-                        check::environment(&installed, &serde_json::Map::new()),
-                    )
-                    .await
-                }
-                Err(why) => check::not_run(&format!("hook {name}: {why}")),
-            };
-            let mut h = def.clone();
-            for (k, v) in [
-                ("issued", json!(req.issued)),
-                ("executed", json!(result.executed)),
-                ("duration", json!(result.duration)),
-                ("status", json!(result.status)),
-                ("output", json!(result.output)),
-            ] {
-                h[k] = v;
-            }
-            out.push(h);
-        }
-        out
-    }
-
-    /// Starts a requested check in a task of its own; its result is queued.
-    fn start_check(self: &Arc<Self>, req: CheckRequest) {
-        // As Sensu's agent (`checkKey`): a proxy request is its own check.
-        let mut key = format!("{}/{}", req.check.namespace, req.check.name);
-        if let Some(p) = req
-            .check
-            .config
-            .get("proxy_entity_name")
-            .and_then(|v| v.as_str())
-            .filter(|p| !p.is_empty())
-        {
-            key = format!("{key}/{p}");
-        }
-        {
-            let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
-            if !running.insert(key.clone()) {
-                tracing::warn!(check = %key, "the check is still running from an earlier request; this request is skipped");
-                return;
-            }
-        }
-        let agent = self.clone();
-        let mut checks = self.checks.lock().unwrap_or_else(|p| p.into_inner());
-        while checks.try_join_next().is_some() {}
-        checks.spawn(async move {
-            let mut req = req;
-            // Sensu's order: tokens, then assets, then the environment.
-            let tokens = substitute_tokens(&mut req, &agent.entity());
-            let c = &req.check;
-            tracing::debug!(check = %key, command = %c.command, "running a check");
-            let stdin = c.stdin.then(|| {
-                serde_json::to_vec(&json!({"entity": agent.entity(), "check": c}))
-                    .unwrap_or_default()
-            });
-            let assets = match tokens {
-                Ok(()) => agent.check_assets(&req).await,
-                Err(e) => Err(format!("error while substituting check tokens: {e}")),
-            };
-            let result = match assets {
-                Ok(installed) => {
-                    check::execute(
-                        &c.command,
-                        Duration::from_secs(c.timeout.into()),
-                        usize::try_from(c.max_output_size).unwrap_or(usize::MAX),
-                        stdin,
-                        check::environment(&installed, &c.config),
-                    )
-                    .await
-                }
-                Err(why) => check::not_run(&why),
-            };
-            inc(&agent.metrics.checks);
-            agent
-                .running
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&key);
-            let hooks = ward_types::agent::hooks_for(c.config.get("check_hooks"), result.status);
-            // Parsing metrics and fitting a frame are CPU work on up to 1 MiB of output.
-            let entity = agent.entity();
-            let for_event = req.clone();
-            let mut event = match tokio::task::spawn_blocking(move || {
-                check::check_event(&entity, &for_event, &result)
-            })
-            .await
-            {
-                Ok(e) => e,
-                Err(e) => {
-                    tracing::error!(check = %key, error = %e, "the check result could not be built");
-                    return;
-                }
-            };
-            if !hooks.is_empty() {
-                let ran = agent.run_hooks(&req, &hooks, &event).await;
-                check::add_hooks(&mut event, ran);
-            }
-            let status = event.pointer("/check/status").cloned().unwrap_or_default();
-            if let Err(QueueError::Full { .. }) = agent.enqueue(&event).await {
-                tracing::warn!(check = %key, status = %status, "the check result is dropped: the queue is full");
-            }
-        });
-    }
-}
-
-/// Sensu's token substitution (`{{ .labels.url }}`) over a check request, against this
-/// agent's entity: every string of the check, of its hooks and of its assets (but an
-/// asset's `sha512`).
-fn substitute_tokens(
-    req: &mut CheckRequest,
-    entity: &Value,
-) -> Result<(), ward_types::tokens::TokenError> {
-    use ward_types::tokens::{entity_data, substitute, substitute_all};
-    let data = entity_data(entity);
-    let c = &mut req.check;
-    if c.command.contains("{{") {
-        c.command = substitute(&c.command, &data)?;
-    }
-    let mut config = Value::Object(std::mem::take(&mut c.config));
-    let done = substitute_all(&mut config, &data, &[]);
-    if let Value::Object(m) = config {
-        c.config = m;
-    }
-    done?;
-    substitute_all(&mut c.output_metric_tags, &data, &[])?;
-    for h in &mut req.hooks {
-        substitute_all(h, &data, &[])?;
-    }
-    for a in &mut req.assets {
-        substitute_all(a, &data, &["sha512"])?;
-    }
-    Ok(())
 }
 
 /// Runs the agent until `shutdown` resolves: opens the queue (replaying what a previous run
@@ -420,6 +197,9 @@ pub async fn run(cfg: AgentConfig, shutdown: impl Future<Output = ()>) -> Result
         );
     }
     warn_about_plaintext(&cfg);
+    if let Some(l) = &cfg.allow_list {
+        tracing::info!(file = %l.path().display(), entries = l.entries().len(), "checks and hooks run only the commands of the allow list");
+    }
     let listener = match &cfg.api {
         Some((host, port)) => Some(
             tokio::net::TcpListener::bind((host.as_str(), *port))

@@ -40,11 +40,6 @@ const fn fixed(
 /// Every sensu-agent key Ward's agent does not implement under that name.
 pub const SENSU_KEYS: &[Foreign] = &[
     refused(
-        "allow-list",
-        "Ward's agent has no execution allow list yet: it runs the commands of every check its namespace sends",
-        "remove it only where that is acceptable; keep sensu-agent where an allow list is required",
-    ),
-    refused(
         "agent-managed-entity",
         "Ward's agent does not own its entity: the backend's API may change it",
         "remove it; labels and annotations from agent.yml are sent with every keepalive",

@@ -429,3 +429,76 @@ fn an_agent_with_disable_assets_fails_checks_that_need_them_saying_so() {
         "{ev}"
     );
 }
+
+#[test]
+fn an_allow_list_runs_only_the_commands_it_lists_and_says_why_the_others_did_not_run() {
+    let b = password_backend(&[]);
+    b.ctl_login();
+    // Sensu's matching: the command holds exec, and nothing but the listed args.
+    let list = b.dir.join("allow-list.yaml");
+    let echo_sha = sha512_hex(&std::fs::read("/bin/echo").unwrap());
+    std::fs::write(
+        &list,
+        format!(
+            "- exec: /bin/echo\n  args: [allowed]\n  sha512: {echo_sha}\n- exec: /usr/bin/printenv\n  args: [WHO]\n- exec: /bin/true\n  args: [\"\"]\n  sha512: {}\n",
+            sha512_hex(b"not /bin/true")
+        ),
+    )
+    .unwrap();
+    create(
+        &b,
+        "type: HookConfig\napi_version: core/v2\nmetadata: {name: peek}\nspec:\n  command: /bin/echo hooked\n  timeout: 10\n---\ntype: CheckConfig\napi_version: core/v2\nmetadata: {name: allowed}\nspec:\n  command: /bin/echo allowed\n  interval: 2\n  publish: true\n  subscriptions: [listed]\n  check_hooks:\n  - ok: [peek]\n---\ntype: CheckConfig\napi_version: core/v2\nmetadata: {name: other-args}\nspec:\n  command: /bin/echo other\n  interval: 2\n  publish: true\n  subscriptions: [listed]\n---\ntype: CheckConfig\napi_version: core/v2\nmetadata: {name: shell}\nspec:\n  command: /bin/sh -c true\n  interval: 2\n  publish: true\n  subscriptions: [listed]\n---\ntype: CheckConfig\napi_version: core/v2\nmetadata: {name: no-env}\nspec:\n  command: /usr/bin/printenv WHO\n  env_vars: [WHO=world]\n  interval: 2\n  publish: true\n  subscriptions: [listed]\n---\ntype: CheckConfig\napi_version: core/v2\nmetadata: {name: changed}\nspec:\n  command: /bin/true\n  interval: 2\n  publish: true\n  subscriptions: [listed]\n",
+    );
+    let yaml = format!(
+        "{}subscriptions: [listed]\nallow-list: {}\n",
+        Agent::password_yaml(&b, AGENT_PASSWORD),
+        list.display()
+    );
+    let _a = Agent::start("runner-1", &yaml);
+    let ev = ran(&b, "allowed");
+    assert_eq!(ev["check"]["status"], 0, "{ev}");
+    assert_eq!(ev["check"]["output"], "allowed\n", "{ev}");
+    // Hooks go through the same list.
+    let hook = &ev["check"]["hooks"][0];
+    assert_eq!(hook["status"], 3, "{ev}");
+    assert_eq!(
+        hook["output"],
+        format!(
+            "check hook command denied by the agent allow list: \"/bin/echo hooked\" matches no entry of {}",
+            list.display()
+        ),
+        "{ev}"
+    );
+    for (check, command) in [
+        ("other-args", "/bin/echo other"),
+        ("shell", "/bin/sh -c true"),
+    ] {
+        let ev = ran(&b, check);
+        assert_eq!(ev["check"]["status"], 3, "{ev}");
+        assert_eq!(
+            ev["check"]["output"],
+            format!(
+                "check command denied by the agent allow list: \"{command}\" matches no entry of {}",
+                list.display()
+            ),
+            "{ev}"
+        );
+    }
+    // Listed without enable_env: the check's env_vars are not set.
+    let ev = ran(&b, "no-env");
+    assert_eq!(
+        (&ev["check"]["status"], &ev["check"]["output"]),
+        (&Value::from(1), &Value::from("")),
+        "{ev}"
+    );
+    // Listed, but the executable is not the one whose SHA-512 the list gives.
+    let ev = ran(&b, "changed");
+    assert_eq!(ev["check"]["status"], 3, "{ev}");
+    let out = ev["check"]["output"].as_str().unwrap();
+    assert!(
+        out.starts_with(
+            "check command denied by the agent allow list: the SHA-512 of /bin/true is "
+        ) && out.ends_with(&format!("entry 3 of {} gives", list.display())),
+        "{ev}"
+    );
+}

@@ -462,8 +462,8 @@ fn a_sensu_agent_env_file_starts_and_unsupported_keys_are_refused() {
     );
     refuse(
         "",
-        &["--statsd-flush-interval", "10"],
-        &["statsd-flush-interval (from --statsd-flush-interval): not supported by Ward: Ward's agent has no StatsD listener yet"],
+        &["--agent-managed-entity"],
+        &["agent-managed-entity (from --agent-managed-entity): not supported by Ward: Ward's agent does not own its entity"],
     );
     refuse(
         "WARD_AGENT_SUBSCRIPTION=linux\n",

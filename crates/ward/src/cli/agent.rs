@@ -113,6 +113,7 @@ start_args! {
     keepalive_handlers => "keepalive-handlers",
     keepalive_pipelines => "keepalive-pipelines",
     deregistration_handler => "deregistration-handler",
+    allow_list => "allow-list",
     statsd_event_handlers => "statsd-event-handlers",
     statsd_flush_interval => "statsd-flush-interval",
     statsd_metrics_host => "statsd-metrics-host",
@@ -126,7 +127,6 @@ start_args! {
     deregister => "deregister",
     ;
     sensu:
-    allow_list => "allow-list",
     agent_managed_entity => "agent-managed-entity",
     require_fips => "require-fips",
     require_openssl => "require-openssl",
