@@ -23,7 +23,7 @@ cleanup() {
   for p in backend agent files; do [ -f "$B/$p.pid" ] && kill "$(cat "$B/$p.pid")" 2>/dev/null || true; done
   rm -rf "$B"
 }
-trap cleanup EXIT
+[ -n "${KEEP:-}" ] && echo "keeping $B" >&2 || trap cleanup EXIT
 
 cat > "$B/plan.yml" <<YML
 ca: {cn: Bench CA}
@@ -35,13 +35,14 @@ agents:
     count: 1
 YML
 "$WARD" pki bootstrap "$B/plan.yml" --dir "$B/tls" >/dev/null 2>&1
+"$WARD" pki crl --ca-dir "$B/tls" --out "$B/tls/crl.pem" >/dev/null
 "$WARD" backend init --state-dir "$B/state" --cluster-admin-username admin --cluster-admin-password 'bench-password' >/dev/null
 "$WARD" backend start --state-dir "$B/state" --log-level warn \
   --api-listen-address "127.0.0.1:$AP" --agent-host 127.0.0.1 --agent-port "$GP" \
   --dashboard-host 127.0.0.1 --dashboard-port "$DP" \
   --cert-file "$B/tls/localhost.pem" --key-file "$B/tls/localhost-key.pem" \
   --agent-auth-cert-file "$B/tls/localhost.pem" --agent-auth-key-file "$B/tls/localhost-key.pem" \
-  --agent-auth-trusted-ca-file "$B/tls/ca.pem" >>"$B/backend.log" 2>&1 &
+  --agent-auth-trusted-ca-file "$B/tls/ca.pem" --agent-auth-crl-urls "file://$B/tls/crl.pem" >>"$B/backend.log" 2>&1 &
 echo $! > "$B/backend.pid"
 for _ in $(seq 100); do curl -s --cacert "$B/tls/ca.pem" "https://localhost:$AP/ready" >/dev/null && break; sleep 0.1; done
 TOKEN=$(curl -s --cacert "$B/tls/ca.pem" -u admin:bench-password "https://localhost:$AP/auth" |
@@ -114,5 +115,27 @@ PY
 sleep 3
 l1=$(metric ward_agent_statsd_lines_total); e1=$(metric ward_agent_statsd_events_total)
 read -r sent secs < "$B/statsd.txt"
-python3 -c "r=$l1-$l0; print(f'statsd: sent $sent lines in {$secs:.1f} s ({$sent/$secs:.0f}/s offered); received {r} ({r/$secs:.0f}/s, {100*r/$sent:.1f}%); $((e1 - e0)) metrics events (one a flush)')" >&2
+python3 -c "r=$l1-$l0; print(f'statsd, one sender as fast as it goes: sent $sent lines in {$secs:.2f} s; the agent read {r} ({100*r/$sent:.1f}%; the rest overflowed the socket buffer); $((e1 - e0)) metrics events')" >&2
+# Sustained: RATE lines a second (paced in 10 ms slices) for DUR seconds.
+RATE="${RATE:-500000}"
+l0=$(metric ward_agent_statsd_lines_total)
+python3 - "$STATSD" "$RATE" "$DUR" > "$B/statsd.txt" <<'PY'
+import socket, sys, time
+port, rate, dur = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+dgram = "\n".join(f"bench.counter.{i % 100}:1|c" for i in range(20)).encode()
+per_slice = max(1, rate // 100 // 20)
+t0 = time.time(); sent = 0; k = 0
+while time.time() - t0 < dur:
+    for _ in range(per_slice):
+        s.sendto(dgram, ("127.0.0.1", port)); sent += 20
+    k += 1
+    delay = t0 + k / 100 - time.time()
+    if delay > 0: time.sleep(delay)
+print(f"{sent} {time.time() - t0:.3f}")
+PY
+sleep 2
+l1=$(metric ward_agent_statsd_lines_total)
+read -r sent secs < "$B/statsd.txt"
+python3 -c "r=$l1-$l0; print(f'statsd, {$sent/$secs:.0f} lines/s offered for {$secs:.0f} s: the agent read {r/$secs:.0f}/s ({100*r/$sent:.1f}%)')" >&2
 grep -c '"level":"ERROR"' "$B/backend.log" | sed 's/^/backend errors logged: /' >&2 || true

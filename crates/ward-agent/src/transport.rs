@@ -148,6 +148,10 @@ pub async fn connect(cfg: &AgentConfig, url: &BackendUrl) -> Result<Socket, Conn
     }
 }
 
+/// The most of a backend's refusal kept, characters (its reasons are one line of a few
+/// hundred).
+const MAX_REASON: usize = 2000;
+
 fn handshake_error(e: tungstenite::Error, url: &str, cfg: &AgentConfig) -> ConnectError {
     match e {
         tungstenite::Error::Http(resp) => {
@@ -155,13 +159,17 @@ fn handshake_error(e: tungstenite::Error, url: &str, cfg: &AgentConfig) -> Conne
                 .body()
                 .as_deref()
                 .map(|b| {
-                    String::from_utf8_lossy(b)
+                    // The backend's reason is one line; bounded here, and said when cut.
+                    let text = String::from_utf8_lossy(b);
+                    let line = text
                         .lines()
                         .find(|l| !l.trim().is_empty())
-                        .unwrap_or_default()
-                        .chars()
-                        .take(300)
-                        .collect::<String>()
+                        .unwrap_or_default();
+                    let mut out: String = line.chars().take(MAX_REASON).collect();
+                    if out.len() < line.len() {
+                        out.push('…');
+                    }
+                    out
                 })
                 .filter(|s| !s.is_empty())
                 .unwrap_or_else(|| {

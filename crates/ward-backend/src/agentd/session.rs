@@ -34,6 +34,11 @@ pub const BUSY_WAIT: Duration = Duration::from_secs(5);
 
 use ward_types::unix_now;
 
+/// Frames queued for one agent (check requests, acks, entity configs): a burst of this many
+/// check requests at one scheduling tick reaches an agent; more are dropped and counted
+/// (`ward_check_requests_dropped_total`). Tokio allocates the queue as it fills.
+const OUTGOING: usize = 1024;
+
 fn binary(f: &Frame) -> Message {
     Message::Binary(f.encode().into())
 }
@@ -63,7 +68,7 @@ enum End {
 }
 
 pub(crate) async fn run(mut ws: WebSocket, st: Arc<AppState>, info: AgentInfo) {
-    let (tx, rx) = mpsc::channel::<Frame>(64);
+    let (tx, rx) = mpsc::channel::<Frame>(OUTGOING);
     let id = st.agents.register(SessionHandle {
         namespace: info.namespace.clone(),
         name: info.name.clone(),
