@@ -81,11 +81,13 @@ pub fn entity_view(entity: &Value) -> String {
 const PATH_LIKE: [&str; 3] = ["PATH", "LD_LIBRARY_PATH", "CPATH"];
 
 /// The environment a check runs with, as Sensu's agent makes it: the agent's own, then its
-/// assets' (`bin`, `lib`, `include` prepended; `NAME_PATH`), then its `env_vars`
+/// assets' (`bin`, `lib`, `include` prepended; `NAME_PATH`), then its `secrets`, then its
+/// `env_vars`
 /// (`KEY=VALUE`; `PATH`, `LD_LIBRARY_PATH` and `CPATH` prepended, others set). None when
 /// it has neither: the agent's environment is inherited as it is.
 pub fn environment(
     installed: &[ward_assets::Installed],
+    secrets: &[(String, String)],
     config: &serde_json::Map<String, Value>,
 ) -> Option<Vec<(String, String)>> {
     let vars: Vec<(&str, &str)> = config
@@ -99,7 +101,7 @@ pub fn environment(
                 .collect()
         })
         .unwrap_or_default();
-    if installed.is_empty() && vars.is_empty() {
+    if installed.is_empty() && vars.is_empty() && secrets.is_empty() {
         return None;
     }
     // Variables that are not UTF-8 are passed on by inheritance only: left out here.
@@ -107,6 +109,13 @@ pub fn environment(
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
         .collect();
     let mut env = ward_assets::environment(installed, &own);
+    // The check's secrets, as Sensu's agent sets them: after the assets, before env_vars.
+    for (k, v) in secrets {
+        match env.iter_mut().find(|(x, _)| x == k) {
+            Some((_, old)) => old.clone_from(v),
+            None => env.push((k.clone(), v.clone())),
+        }
+    }
     for (k, v) in vars {
         match env.iter_mut().find(|(x, _)| x == k) {
             Some((_, old)) if PATH_LIKE.contains(&k) && !old.is_empty() => {
@@ -471,6 +480,7 @@ mod tests {
             issued: 1_700_000_000,
             assets: vec![],
             hooks: vec![],
+            secrets: Default::default(),
         };
         let entity = json!({"metadata": {"name": "web-1", "namespace": "default"}, "entity_class": "agent", "subscriptions": ["linux"]});
         let result = CheckResult {
@@ -513,6 +523,7 @@ mod tests {
             issued: 1,
             assets: vec![],
             hooks: vec![],
+            secrets: Default::default(),
         };
         let entity = json!({"metadata": {"name": "web-1", "namespace": "default"}});
         let small = CheckResult {

@@ -111,7 +111,7 @@ impl Agent {
                 };
                 match self.install_assets(req, &names).await {
                     Ok(installed) => {
-                        let env = check::environment(&installed, &serde_json::Map::new());
+                        let env = check::environment(&installed, &[], &serde_json::Map::new());
                         if let Err(denied) = admitted.verify(command, env.as_deref()).await {
                             break 'run denied;
                         }
@@ -182,6 +182,9 @@ impl Agent {
                         "error while substituting check tokens: {e}"
                     ));
                 }
+                if let Some(e) = &req.secrets.error {
+                    break 'run check::not_run(e);
+                }
                 let admitted = match allow_list::admit(
                     agent.cfg.allow_list.as_ref(),
                     allow_list::Kind::Check,
@@ -201,7 +204,7 @@ impl Agent {
                 } else {
                     &no_vars
                 };
-                let env = check::environment(&installed, config);
+                let env = check::environment(&installed, &req.secrets.vars, config);
                 if let Err(denied) = admitted.verify(&c.command, env.as_deref()).await {
                     break 'run denied;
                 }

@@ -1,6 +1,7 @@
 //! The host facts a keepalive carries (Sensu's `entity.system`): host name, OS and
-//! distribution from /etc/os-release, architecture, and the network interfaces with their
-//! MAC and addresses. Read at every keepalive, so a renumbered host is seen within one
+//! distribution from /etc/os-release, architecture (and ARM version), libc, the
+//! virtualization (`ward_io::host`), and the network interfaces with their MAC and
+//! addresses. Read at every keepalive, so a renumbered host is seen within one
 //! interval; anything unreadable is left empty rather than failing the keepalive.
 
 use std::net::IpAddr;
@@ -16,9 +17,16 @@ pub fn facts() -> System {
         platform_family: f.platform_family,
         platform_version: f.platform_version,
         arch: f.arch,
+        arm_version: f.arm_version,
+        libc_type: f.libc_type,
+        vm_system: f.vm_system,
+        vm_role: f.vm_role,
+        cloud_provider: String::new(),
+        float_type: f.float_type,
         network: Network {
             interfaces: interfaces(),
         },
+        processes: None,
     }
 }
 

@@ -199,6 +199,7 @@ async fn password_agents_run_checks_and_a_hung_check_blocks_nothing() {
             issued: 1_700_000_000,
             assets: vec![],
             hooks: vec![],
+            secrets: Default::default(),
         }))
     };
     send(&mut s.ws, request("hung", "sleep 60", 0)).await;

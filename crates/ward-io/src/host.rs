@@ -13,6 +13,17 @@ pub struct Facts {
     pub platform_family: String,
     pub platform_version: String,
     pub arch: String,
+    /// 5, 6 or 7 on 32-bit ARM (`CPU architecture` of /proc/cpuinfo), else 0.
+    pub arm_version: u32,
+    /// `glibc`, `musl`, or empty when neither is found.
+    pub libc_type: String,
+    /// The virtualization this host runs under or provides (`kvm`, `xen`, `vmware`,
+    /// `vbox`, `hyperv`, `docker`, `lxc`, `podman`), and its role (`guest`, `host`);
+    /// empty when none is recognised.
+    pub vm_system: String,
+    pub vm_role: String,
+    /// `hard` (the floating-point ABI Rust builds for on every platform Ward ships on).
+    pub float_type: String,
 }
 
 /// The facts of this host, now; anything unreadable is left empty.
@@ -21,6 +32,7 @@ pub fn facts() -> Facts {
         .or_else(|_| std::fs::read_to_string("/usr/lib/os-release"))
         .unwrap_or_default();
     let (platform, platform_family, platform_version) = os_release(&release);
+    let vm = virtualization();
     Facts {
         hostname: hostname().unwrap_or_default(),
         os: std::env::consts::OS.to_string(),
@@ -28,7 +40,122 @@ pub fn facts() -> Facts {
         platform_family,
         platform_version,
         arch: go_arch(std::env::consts::ARCH).to_string(),
+        arm_version: if std::env::consts::ARCH == "arm" {
+            arm_version(&read("/proc/cpuinfo"))
+        } else {
+            0
+        },
+        libc_type: libc_type(),
+        vm_system: vm.0,
+        vm_role: vm.1,
+        float_type: "hard".into(),
     }
+}
+
+fn read(path: &str) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+/// `CPU architecture: 7` of /proc/cpuinfo.
+pub fn arm_version(cpuinfo: &str) -> u32 {
+    cpuinfo
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.trim() == "CPU architecture")
+        .and_then(|(_, v)| {
+            v.trim()
+                .trim_end_matches(|c: char| !c.is_ascii_digit())
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0)
+}
+
+/// musl when its dynamic loader is there, else glibc when its is, else empty.
+fn libc_type() -> String {
+    let has = |dir: &str, prefix: &str| {
+        std::fs::read_dir(dir).is_ok_and(|d| {
+            d.flatten()
+                .any(|e| e.file_name().to_string_lossy().starts_with(prefix))
+        })
+    };
+    if has("/lib", "ld-musl-") {
+        "musl".into()
+    } else if has("/lib64", "ld-linux") || has("/lib", "ld-linux") {
+        "glibc".into()
+    } else {
+        String::new()
+    }
+}
+
+/// `(vm_system, vm_role)` from what the kernel and firmware show, in gopsutil's names.
+fn virtualization() -> (String, String) {
+    let path = |p: &str| std::path::Path::new(p).exists();
+    let environ = read("/proc/1/environ");
+    let dmi = format!(
+        "{} {}",
+        read("/sys/class/dmi/id/sys_vendor"),
+        read("/sys/class/dmi/id/product_name")
+    );
+    vm_from(
+        path("/.dockerenv"),
+        path("/run/.containerenv"),
+        &environ,
+        &dmi,
+        &read("/proc/xen/capabilities"),
+        path("/proc/xen"),
+        &read("/proc/modules"),
+    )
+}
+
+/// The decision of [`virtualization`], from what it read.
+pub fn vm_from(
+    dockerenv: bool,
+    containerenv: bool,
+    init_environ: &str,
+    dmi: &str,
+    xen_capabilities: &str,
+    xen: bool,
+    modules: &str,
+) -> (String, String) {
+    let guest = |s: &str| (s.to_string(), "guest".to_string());
+    let env_has = |v: &str| init_environ.split('\0').any(|e| e == v);
+    if dockerenv || env_has("container=docker") {
+        return guest("docker");
+    }
+    if containerenv || env_has("container=podman") {
+        return guest("podman");
+    }
+    if env_has("container=lxc") {
+        return guest("lxc");
+    }
+    if xen {
+        let role = if xen_capabilities.contains("control_d") {
+            "host"
+        } else {
+            "guest"
+        };
+        return ("xen".into(), role.into());
+    }
+    for (needle, system) in [
+        ("KVM", "kvm"),
+        ("QEMU", "kvm"),
+        ("Amazon EC2", "kvm"),
+        ("Google Compute Engine", "kvm"),
+        ("VMware", "vmware"),
+        ("VirtualBox", "vbox"),
+        ("innotek", "vbox"),
+        ("Xen", "xen"),
+        ("Virtual Machine", "hyperv"),
+    ] {
+        if dmi.contains(needle) {
+            return guest(system);
+        }
+    }
+    if modules.lines().any(|l| l.starts_with("kvm ")) {
+        return ("kvm".into(), "host".into());
+    }
+    (String::new(), String::new())
 }
 
 /// The kernel's host name, None when it cannot be read or is empty.
@@ -92,6 +219,44 @@ pub fn os_release(text: &str) -> (String, String, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn arm_libc_and_vm_facts_are_read_as_gopsutil_reads_them() {
+        assert_eq!(arm_version("processor\t: 0\nCPU architecture: 7\n"), 7);
+        assert_eq!(arm_version("CPU architecture: 8\n"), 8);
+        assert_eq!(arm_version("vendor_id : GenuineIntel\n"), 0);
+        let vm = |docker, env: &str, dmi: &str, modules: &str| {
+            vm_from(docker, false, env, dmi, "", false, modules)
+        };
+        let pair = |a: &str, b: &str| (a.to_string(), b.to_string());
+        assert_eq!(vm(true, "", "", ""), pair("docker", "guest"));
+        assert_eq!(
+            vm(false, "PATH=/bin\0container=lxc\0", "", ""),
+            pair("lxc", "guest")
+        );
+        assert_eq!(
+            vm(false, "", "QEMU Standard PC (Q35 + ICH9, 2009)", ""),
+            pair("kvm", "guest")
+        );
+        assert_eq!(
+            vm(false, "", "Microsoft Corporation Virtual Machine", ""),
+            pair("hyperv", "guest")
+        );
+        assert_eq!(
+            vm(
+                false,
+                "",
+                "Dell Inc. PowerEdge R640",
+                "kvm_intel 1 0\nkvm 2 1 kvm_intel\n"
+            ),
+            pair("kvm", "host")
+        );
+        assert_eq!(vm(false, "", "Dell Inc. PowerEdge R640", ""), pair("", ""));
+        assert_eq!(
+            vm_from(false, false, "", "", "control_d\n", true, ""),
+            pair("xen", "host")
+        );
+    }
 
     #[test]
     fn os_release_names_platform_family_and_version() {

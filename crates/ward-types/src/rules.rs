@@ -124,19 +124,9 @@ pub(crate) fn secrets(p: &str, spec: &Spec) -> Result<(), FieldError> {
     Ok(())
 }
 
-/// A check's `secrets`: Ward does not send secrets to agents yet, so a check with them is
-/// refused rather than run without them.
+/// A check's `secrets` (`[{name, secret}]`), sent to the agent with its requests.
 pub(crate) fn check_secrets(p: &str, spec: &Spec) -> Result<(), FieldError> {
-    secrets(p, spec)?;
-    if !items(spec, "secrets").is_empty() {
-        return Err(field_error(
-            join(p, "secrets"),
-            "Ward does not send secrets to agents yet (handlers and mutators have them); \
-             leave secrets out and have the check read the value from a file only the \
-             agent's user can read",
-        ));
-    }
-    Ok(())
+    secrets(p, spec)
 }
 
 /// Environment variables a Secret of the `env` provider may not name: the backend's own

@@ -159,12 +159,6 @@ fn bad_flat_bodies_name_the_field() {
             "required",
         ),
         (
-            Kind::CheckConfig,
-            json!({"command": "x", "interval": 60, "secrets": [{"name": "TOKEN", "secret": "api-token"}], "metadata": {"name": "c"}}),
-            "secrets",
-            "does not send secrets to agents",
-        ),
-        (
             Kind::Secret,
             json!({"id": "TOKEN", "provider": "vault", "metadata": {"name": "s"}}),
             "provider",

@@ -343,7 +343,11 @@ fn a_silent_agent_raises_a_keepalive_warning_and_resolves_on_return() {
 fn killing_the_backend_with_9_loses_no_agent_event() {
     let mut b = password_backend(&[]);
     b.ctl_login();
-    let yaml = Agent::password_yaml(&b, AGENT_PASSWORD);
+    // 150 events a second through each local API: past Sensu's default events-rate-limit.
+    let yaml = format!(
+        "{}events-rate-limit: 0\n",
+        Agent::password_yaml(&b, AGENT_PASSWORD)
+    );
     let a1 = Agent::start("sender-1", &yaml);
     let a2 = Agent::start("sender-2", &yaml);
     // Numbered updates of a few checks: a lost update leaves occurrences short, a

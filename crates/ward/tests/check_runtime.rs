@@ -502,3 +502,38 @@ fn an_allow_list_runs_only_the_commands_it_lists_and_says_why_the_others_did_not
         "{ev}"
     );
 }
+
+#[test]
+fn a_checks_secrets_reach_its_command_over_tls_and_a_missing_one_says_which() {
+    let env_dir = ward_testkit::TempDir::new();
+    let env_file = env_dir.join("ward-backend.env");
+    std::fs::write(&env_file, "API_TOKEN=s3cret-value\n").unwrap();
+    let b = password_backend(&["--env-file", env_file.to_str().unwrap()]);
+    b.ctl_login();
+    // Sensu's documented env-provider Secret, and checks naming it (and one that is not).
+    create(
+        &b,
+        "type: Secret\napi_version: secrets/v1\nmetadata: {name: api-token}\nspec:\n  id: API_TOKEN\n  provider: env\n---\ntype: CheckConfig\napi_version: core/v2\nmetadata: {name: with-secret}\nspec:\n  command: 'test \"${TOKEN#s3c}\" = ret-value && echo the token is there'\n  interval: 2\n  publish: true\n  subscriptions: [secrets]\n  secrets:\n  - name: TOKEN\n    secret: api-token\n---\ntype: CheckConfig\napi_version: core/v2\nmetadata: {name: without}\nspec:\n  command: 'true'\n  interval: 2\n  publish: true\n  subscriptions: [secrets]\n  secrets:\n  - name: TOKEN\n    secret: nowhere\n",
+    );
+    let yaml = format!(
+        "{}subscriptions: [secrets]\n",
+        Agent::password_yaml(&b, AGENT_PASSWORD)
+    );
+    let a = Agent::start("runner-1", &yaml);
+    let ev = ran(&b, "with-secret");
+    assert_eq!(ev["check"]["status"], 0, "{ev}\n{}", a.log());
+    assert_eq!(ev["check"]["output"], "the token is there\n", "{ev}");
+    let bad = ran(&b, "without");
+    assert_eq!(bad["check"]["status"], 3, "{bad}");
+    assert!(
+        bad["check"]["output"]
+            .as_str()
+            .unwrap()
+            .contains("no Secret \"nowhere\" in namespace \"default\""),
+        "{bad}"
+    );
+    // The value is in no event and no log.
+    for text in [ev.to_string(), b.log(), a.log()] {
+        assert!(!text.contains("s3cret-value"), "{text}");
+    }
+}

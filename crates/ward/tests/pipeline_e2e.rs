@@ -678,19 +678,6 @@ fn shapes(v: &Value, at: &str, out: &mut std::collections::BTreeMap<String, &'st
 /// What Sensu's documented agent events have that a Ward agent's event does not, and why.
 const EVENT_GAPS: &[(&str, &str)] = &[
     ("check.hooks", "check hooks run on the agent: issue 15"),
-    (
-        "entity.system.processes",
-        "processes are issue 15 (and off by default in Sensu)",
-    ),
-    (
-        "entity.system.cloud_provider",
-        "detect-cloud-provider is issue 15",
-    ),
-    ("entity.system.vm_system", "VM detection is issue 15"),
-    ("entity.system.vm_role", "VM detection is issue 15"),
-    ("entity.system.libc_type", "libc detection is issue 15"),
-    ("entity.system.float_type", "issue 15"),
-    ("entity.system.arm_version", "ARM only"),
     ("sequence", "Sensu's per-check event counter on the agent"),
     ("check.subdue", "subdues are issue 15"),
 ];

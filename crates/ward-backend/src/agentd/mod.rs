@@ -78,6 +78,8 @@ pub struct Agents {
     pub keepalived: keepalived::Keepalived,
     /// `agent-auth-session-max`, in seconds (0: Ward's default).
     pub cert_session_max: std::sync::atomic::AtomicU64,
+    /// The agent port serves plain `ws://`: checks' secrets are not sent on it.
+    pub plaintext: std::sync::atomic::AtomicBool,
 }
 
 impl Agents {
@@ -235,6 +237,9 @@ pub async fn serve(
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     const WHAT: &str = "agent port";
+    st.agents
+        .plaintext
+        .store(matches!(tls, AgentTls::Plain), Ordering::Relaxed);
     let tls = Arc::new(tls);
     let app = router(st.clone());
     let l = limits.clone();

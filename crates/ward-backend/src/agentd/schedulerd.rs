@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use ward_types::agent::{CheckRequest, CheckSpec, Frame};
+use ward_types::agent::{CheckRequest, CheckSpec, Frame, Secrets};
 use ward_types::{Kind, Resource};
 
 /// The interval of a published check that sets neither `interval` nor `cron` (the guides'
@@ -164,6 +164,35 @@ impl Cron {
     }
 }
 
+/// A check's `secrets`, resolved for its requests: sent over TLS only, and a secret that
+/// cannot be resolved makes the check fail on the agent saying which (Sensu's agent too
+/// reports a check it could not give its secrets).
+fn check_secrets(st: &AppState, namespace: &str, r: &Resource) -> Secrets {
+    let named = r
+        .spec
+        .get("secrets")
+        .and_then(|v| v.as_array())
+        .is_some_and(|a| !a.is_empty());
+    if !named {
+        return Secrets::default();
+    }
+    let (vars, error) = if st.agents.plaintext.load(Ordering::Relaxed) {
+        (
+            Vec::new(),
+            Some("the check's secrets are sent to agents over TLS only, and this backend's agent port is plain ws:// (give the backend cert-file and key-file)".to_string()),
+        )
+    } else {
+        match st.pipeline.check_secrets(namespace, &r.spec) {
+            Ok(v) => (v, None),
+            Err(e) => (
+                Vec::new(),
+                Some(format!("check {:?}: {e}", r.metadata.name)),
+            ),
+        }
+    };
+    Secrets { vars, error }
+}
+
 /// Sends one check request now to the agents it is for; returns how many got it.
 pub fn publish(
     st: &AppState,
@@ -192,11 +221,13 @@ pub fn publish(
         targets
     };
     let (assets, hooks) = st.pipeline.check_extras(&spec.namespace, &r.spec);
+    let secrets = check_secrets(st, &spec.namespace, r);
     let frame = Frame::CheckRequest(Box::new(CheckRequest {
         check: spec,
         issued: unix_now(),
         assets,
         hooks,
+        secrets,
     }));
     let mut sent = 0;
     for s in chosen {

@@ -150,6 +150,16 @@ impl Pipeline {
         (assets, hooks.iter().map(|h| h.to_flat()).collect())
     }
 
+    /// A check's `secrets` resolved (env provider: the backend's environment), for its
+    /// check requests; the error names the secret that could not be.
+    pub fn check_secrets(
+        &self,
+        namespace: &str,
+        spec: &serde_json::Map<String, Value>,
+    ) -> Result<Vec<(String, String)>, String> {
+        self.config.get().secrets_of(namespace, spec)
+    }
+
     #[cfg(test)]
     pub(super) fn config_snapshot(&self) -> Arc<Snapshot> {
         self.config.get()

@@ -174,7 +174,24 @@ pub struct System {
     #[serde(default)]
     pub arch: String,
     #[serde(default)]
+    pub arm_version: u32,
+    #[serde(default)]
+    pub libc_type: String,
+    #[serde(default)]
+    pub vm_system: String,
+    #[serde(default)]
+    pub vm_role: String,
+    /// Empty: Ward's agent does not detect cloud providers (`detect-cloud-provider` is
+    /// accepted and ignored).
+    #[serde(default)]
+    pub cloud_provider: String,
+    #[serde(default)]
+    pub float_type: String,
+    #[serde(default)]
     pub network: Network,
+    /// Always null, as in Sensu (whose process discovery is disabled).
+    #[serde(default)]
+    pub processes: Option<Vec<serde_json::Value>>,
 }
 
 /// The host's network interfaces.
@@ -222,6 +239,37 @@ pub struct CheckRequest {
     /// their `runtime_assets` are in `assets`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hooks: Vec<serde_json::Value>,
+    /// The check's `secrets`, resolved by the backend (sent over TLS only).
+    #[serde(default, skip_serializing_if = "Secrets::is_empty")]
+    pub secrets: Secrets,
+}
+
+/// A check's `secrets` as the backend resolved them: `(variable, value)` pairs for the
+/// command's environment, or why they could not be given (the check is then not run, and
+/// its event says so). Never shown by `Debug`: values do not reach a log.
+#[derive(Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Secrets {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vars: Vec<(String, String)>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Secrets {
+    pub fn is_empty(&self) -> bool {
+        self.vars.is_empty() && self.error.is_none()
+    }
+}
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.vars.iter().map(|(k, _)| k.as_str()).collect();
+        f.debug_struct("Secrets")
+            .field("vars", &names)
+            .field("error", &self.error)
+            .finish()
+    }
 }
 
 /// What the agent needs of a CheckConfig to run it.
@@ -439,6 +487,20 @@ pub fn foreign_entity_subscription<'a>(name: &str, subs: &'a [String]) -> Option
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn secrets_never_show_their_values_in_debug_output() {
+        let s = Secrets {
+            vars: vec![("TOKEN".into(), "s3cret-value".into())],
+            error: None,
+        };
+        let shown = format!("{s:?}");
+        assert!(
+            shown.contains("TOKEN") && !shown.contains("s3cret"),
+            "{shown}"
+        );
+    }
+
     use super::*;
     use serde_json::json;
 
@@ -491,6 +553,10 @@ mod tests {
                 json!({"metadata": {"name": "a"}, "url": "https://x/a.tgz", "sha512": "00"}),
             ],
             hooks: vec![json!({"metadata": {"name": "h"}, "command": "ps aux", "timeout": 10})],
+            secrets: Secrets {
+                vars: vec![("TOKEN".into(), "s3cret".into())],
+                error: None,
+            },
         })));
         roundtrip(Frame::EntityConfig(json!({"metadata": {"name": "a"}})));
     }
