@@ -103,17 +103,6 @@ pub fn from_settings(s: &Settings) -> Result<Option<Arc<AllowList>>, ConfigError
         .map_err(|e| s.error("allow-list", e))
 }
 
-fn type_of(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "a mapping",
-    }
-}
-
 const SHAPE: &str = "{exec, args, sha512, enable_env}";
 
 impl AllowList {
@@ -155,7 +144,7 @@ impl AllowList {
             other => {
                 return Err(format!(
                     "{p}: must be a list of entries {SHAPE}, not {}",
-                    type_of(&other)
+                    ward_types::type_of(&other)
                 ))
             }
         };
@@ -170,7 +159,10 @@ impl AllowList {
             let n = i + 1;
             let e = |why: String| format!("{p}: entry {n}: {why}");
             let Value::Object(m) = item else {
-                return Err(e(format!("is {}, not a mapping {SHAPE}", type_of(item))));
+                return Err(e(format!(
+                    "is {}, not a mapping {SHAPE}",
+                    ward_types::type_of(item)
+                )));
             };
             let exec = match m.get("exec") {
                 Some(Value::String(s)) if !s.is_empty() => s.clone(),
@@ -179,7 +171,7 @@ impl AllowList {
                         "exec is required: the command's executable, such as /usr/local/bin/check_memory.sh".into(),
                     ))
                 }
-                Some(v) => return Err(e(format!("exec is {}, not a string", type_of(v)))),
+                Some(v) => return Err(e(format!("exec is {}, not a string", ward_types::type_of(v)))),
             };
             let args = match m.get("args") {
                 Some(Value::Array(a)) if !a.is_empty() => a
@@ -189,7 +181,7 @@ impl AllowList {
                         Value::String(s) => Ok(s.clone()),
                         v => Err(e(format!(
                             "args[{j}] is {}, not a string (quote it)",
-                            type_of(v)
+                            ward_types::type_of(v)
                         ))),
                     })
                     .collect::<Result<Vec<_>, _>>()?,
@@ -198,7 +190,7 @@ impl AllowList {
                         "args is required and may not be empty: the arguments the command may have, or [\"\"] for none".into(),
                     ))
                 }
-                Some(v) => return Err(e(format!("args is {}, not a list of strings", type_of(v)))),
+                Some(v) => return Err(e(format!("args is {}, not a list of strings", ward_types::type_of(v)))),
             };
             let sha512 = match m.get("sha512") {
                 None | Some(Value::Null) => None,
@@ -211,7 +203,12 @@ impl AllowList {
                     }
                     Some(s.to_ascii_lowercase())
                 }
-                Some(v) => return Err(e(format!("sha512 is {}, not a string", type_of(v)))),
+                Some(v) => {
+                    return Err(e(format!(
+                        "sha512 is {}, not a string",
+                        ward_types::type_of(v)
+                    )))
+                }
             };
             let enable_env = match m.get("enable_env") {
                 None | Some(Value::Null) => false,
@@ -219,7 +216,7 @@ impl AllowList {
                 Some(v) => {
                     return Err(e(format!(
                         "enable_env is {}, not true or false",
-                        type_of(v)
+                        ward_types::type_of(v)
                     )))
                 }
             };

@@ -2,71 +2,41 @@
 //! agent.yml files) that Ward's agent does not implement, and what becomes of each (see
 //! docs/agent.md, "Coming from sensu-agent"). A key whose effect an operator relies on is
 //! refused with why and what to do; one asking for what Ward always does is accepted
-//! ([`Rule::Fixed`]); an informational knob is accepted, checked and ignored with one
+//! (`Rule::Fixed`); an informational knob is accepted, checked and ignored with one
 //! warning.
 
-use ward_types::settings::{Foreign, Kind, Rule};
-
-const fn refused(key: &'static str, reason: &'static str, instead: &'static str) -> Foreign {
-    Foreign {
-        key,
-        rule: Rule::Refused { reason, instead },
-    }
-}
-
-const fn ignored(key: &'static str, kind: Kind, reason: &'static str) -> Foreign {
-    Foreign {
-        key,
-        rule: Rule::Ignored { kind, reason },
-    }
-}
-
-const fn fixed(
-    key: &'static str,
-    ward: bool,
-    reason: &'static str,
-    instead: &'static str,
-) -> Foreign {
-    Foreign {
-        key,
-        rule: Rule::Fixed {
-            ward,
-            reason,
-            instead,
-        },
-    }
-}
+use ward_types::settings::{Foreign, Kind};
 
 /// Every sensu-agent key Ward's agent does not implement under that name.
 pub const SENSU_KEYS: &[Foreign] = &[
-    refused(
+    Foreign::refused(
         "agent-managed-entity",
         "Ward's agent does not own its entity: the backend's API may change it",
         "remove it; labels and annotations from agent.yml are sent with every keepalive",
     ),
-    fixed("require-fips", false, "Ward has no FIPS mode", "remove it"),
-    fixed("require-openssl", false, "Ward's agent uses rustls, never OpenSSL", "remove it"),
-    refused(
+    Foreign::fixed("require-fips", false, "Ward has no FIPS mode", "remove it"),
+    Foreign::fixed("require-openssl", false, "Ward's agent uses rustls, never OpenSSL", "remove it"),
+    Foreign::refused(
         "keepalive-timeout",
         "Sensu 5.0's name; Sensu and Ward call it keepalive-warning-timeout",
         "rename it keepalive-warning-timeout",
     ),
-    refused(
+    Foreign::refused(
         "extended-attributes",
         "Sensu 5.0's custom entity attributes, gone from Sensu too",
         "use labels and annotations",
     ),
-    ignored(
+    Foreign::ignored(
         "detect-cloud-provider",
         Kind::Bool,
         "Ward's agent does not detect cloud providers: entity.system.cloud_provider stays empty",
     ),
-    ignored(
+    Foreign::ignored(
         "discover-processes",
         Kind::Bool,
         "process discovery is disabled in Sensu itself: entity.system.processes stays null",
     ),
-    ignored(
+    Foreign::ignored(
         "config-file",
         Kind::Any,
         "the configuration file is named by --config-file (or $WARD_AGENT_CONFIG_FILE, $SENSU_CONFIG_FILE); inside a file or from other sources it has no effect",

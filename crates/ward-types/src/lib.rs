@@ -18,6 +18,7 @@ mod resource;
 mod rules;
 mod rules_check;
 mod schema;
+pub use schema::type_of;
 pub mod selector;
 pub mod settings;
 pub mod silence;

@@ -262,7 +262,8 @@ pub(crate) fn schema(kind: Kind) -> &'static [Field] {
     }
 }
 
-pub(crate) fn type_of(v: &Value) -> &'static str {
+/// A JSON value's kind in the words Ward's refusals use (`a string`, `a mapping`, …).
+pub fn type_of(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

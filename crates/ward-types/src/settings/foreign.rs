@@ -12,6 +12,45 @@ pub struct Foreign {
     pub rule: Rule,
 }
 
+impl Foreign {
+    /// A key refused whatever its value ([`Rule::Refused`]).
+    pub const fn refused(
+        key: &'static str,
+        reason: &'static str,
+        instead: &'static str,
+    ) -> Foreign {
+        Foreign {
+            key,
+            rule: Rule::Refused { reason, instead },
+        }
+    }
+
+    /// A key accepted when its value is a `kind`, then ignored ([`Rule::Ignored`]).
+    pub const fn ignored(key: &'static str, kind: Kind, reason: &'static str) -> Foreign {
+        Foreign {
+            key,
+            rule: Rule::Ignored { kind, reason },
+        }
+    }
+
+    /// A true-or-false key accepted only as `ward` ([`Rule::Fixed`]).
+    pub const fn fixed(
+        key: &'static str,
+        ward: bool,
+        reason: &'static str,
+        instead: &'static str,
+    ) -> Foreign {
+        Foreign {
+            key,
+            rule: Rule::Fixed {
+                ward,
+                reason,
+                instead,
+            },
+        }
+    }
+}
+
 /// What becomes of a [`Foreign`] key that is set.
 #[derive(Debug, Clone, Copy)]
 pub enum Rule {
