@@ -165,6 +165,29 @@ impl Backend {
             .arg("ctl")
     }
 
+    /// `ward ctl event info ENTITY CHECK --format json` (after [`Backend::ctl_login`]): the
+    /// event, or None when there is none (yet).
+    pub fn event(&self, entity: &str, check: &str) -> Option<serde_json::Value> {
+        let out = self
+            .ctl()
+            .args(["event", "info", entity, check, "--format", "json"])
+            .run();
+        out.success()
+            .then(|| serde_json::from_str(&out.stdout).ok())
+            .flatten()
+    }
+
+    /// `ward ctl create -f` of `yaml` (after [`Backend::ctl_login`]): its exit status and
+    /// what it printed.
+    pub fn create(&self, yaml: &str) -> (bool, String) {
+        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let f = self.dir.join(format!("resources-{n}.yml"));
+        std::fs::write(&f, yaml).expect("write the resources");
+        let out = self.ctl().args(["create", "-f"]).arg(&f).run();
+        (out.success(), format!("{}{}", out.stdout, out.stderr))
+    }
+
     /// `ward ctl configure` as the admin.
     pub fn ctl_login(&self) {
         let mut c = self.ctl().args([

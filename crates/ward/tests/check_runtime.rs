@@ -10,19 +10,11 @@ use ward_testkit::backend::Backend;
 use ward_testkit::fixtures::{script, sha512_hex, tar_gz, HttpsFiles, Leaf};
 
 fn event(b: &Backend, entity: &str, check: &str) -> Option<Value> {
-    let out = b
-        .ctl()
-        .args(["event", "info", entity, check, "--format", "json"])
-        .run();
-    out.success()
-        .then(|| serde_json::from_str(&out.stdout).ok())
-        .flatten()
+    b.event(entity, check)
 }
 
 fn create(b: &Backend, yaml: &str) {
-    let f = b.dir.join(format!("r{}.yml", fastrand::u64(..)));
-    std::fs::write(&f, yaml).unwrap();
-    b.ctl().args(["create", "-f"]).arg(&f).run().ok();
+    b.create(yaml);
 }
 
 /// The check's event once it has run (its output is not empty).

@@ -11,21 +11,11 @@ use ward_testkit::agent::{password_backend, Agent, AGENT_PASSWORD};
 use ward_testkit::backend::{Backend, ADMIN, ADMIN_PASSWORD};
 
 fn event(b: &Backend, entity: &str, check: &str) -> Option<Value> {
-    let out = b
-        .ctl()
-        .args(["event", "info", entity, check, "--format", "json"])
-        .run();
-    out.success()
-        .then(|| serde_json::from_str(&out.stdout).ok())
-        .flatten()
+    b.event(entity, check)
 }
 
-/// `ward ctl create -f` of `yaml`: its exit status and what it printed.
 fn create(b: &Backend, yaml: &str) -> (bool, String) {
-    let f = b.dir.join(format!("r{}.yml", fastrand::u64(..)));
-    std::fs::write(&f, yaml).unwrap();
-    let out = b.ctl().args(["create", "-f"]).arg(&f).run();
-    (out.success(), format!("{}{}", out.stdout, out.stderr))
+    b.create(yaml)
 }
 
 fn entity(name: &str, labels: &str) -> String {
