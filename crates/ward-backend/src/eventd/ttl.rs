@@ -15,6 +15,7 @@
 use crate::api::AppState;
 use serde_json::Value;
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use ward_types::unix_now;
@@ -28,6 +29,8 @@ type Key = (String, String, String);
 #[derive(Default)]
 pub struct Ttls {
     deadlines: Mutex<HashMap<Key, (i64, u64)>>,
+    /// How many are watched, read without the lock (every stored event asks).
+    watched: std::sync::atomic::AtomicUsize,
 }
 
 impl Ttls {
@@ -42,12 +45,14 @@ impl Ttls {
         } else {
             d.insert(key, (now.saturating_add(ttl as i64), ttl));
         }
+        self.watched.store(d.len(), Ordering::Relaxed);
     }
 
     /// Watches a stored event (at start), unless a result already arrived.
     fn seed(&self, key: Key, deadline: i64, ttl: u64) {
         if let Ok(mut d) = self.deadlines.lock() {
             d.entry(key).or_insert((deadline, ttl));
+            self.watched.store(d.len(), Ordering::Relaxed);
         }
     }
 
@@ -55,6 +60,7 @@ impl Ttls {
         if let Ok(mut d) = self.deadlines.lock() {
             if d.get(key).is_some_and(|(at, _)| *at == deadline) {
                 d.remove(key);
+                self.watched.store(d.len(), Ordering::Relaxed);
             }
         }
     }
@@ -76,7 +82,7 @@ impl Ttls {
     }
 
     pub fn len(&self) -> usize {
-        self.deadlines.lock().map(|d| d.len()).unwrap_or(0)
+        self.watched.load(Ordering::Relaxed)
     }
 
     pub fn is_empty(&self) -> bool {
