@@ -158,8 +158,11 @@ enum Val {
 
 fn eval(pipeline: &str, data: &Value) -> Result<Value, Fail> {
     let mut carried: Option<Val> = None;
-    for command in split_outside_quotes(pipeline, '|')? {
-        let words = words(command.trim())?;
+    for command in split_outside_quotes(pipeline, |c| c == '|')? {
+        let words: Vec<&str> = split_outside_quotes(command, char::is_whitespace)?
+            .into_iter()
+            .filter(|w| !w.is_empty())
+            .collect();
         let Some(first) = words.first() else {
             return Err(Fail::Bad("an empty command".into()));
         };
@@ -170,7 +173,7 @@ fn eval(pipeline: &str, data: &Value) -> Result<Value, Fail> {
         if let Some(c) = carried.take() {
             args.push(c);
         }
-        carried = Some(match first.as_str() {
+        carried = Some(match *first {
             "default" => match args.len() {
                 2 => {
                     let mut it = args.into_iter();
@@ -281,8 +284,10 @@ fn kind(v: &Value) -> &'static str {
     }
 }
 
-/// `s` split at `sep` outside string literals.
-fn split_outside_quotes(s: &str, sep: char) -> Result<Vec<&str>, Fail> {
+/// `s` split where `is_sep` holds outside string literals (`"…"` with `\\` escapes, or
+/// `` `…` ``). Outside them, what Sensu's tokens do not have (variables, parentheses,
+/// assignments) is refused.
+fn split_outside_quotes(s: &str, is_sep: impl Fn(char) -> bool) -> Result<Vec<&str>, Fail> {
     let mut parts = Vec::new();
     let (mut start, mut quote, mut escaped) = (0, None::<char>, false);
     for (i, c) in s.char_indices() {
@@ -297,7 +302,12 @@ fn split_outside_quotes(s: &str, sep: char) -> Result<Vec<&str>, Fail> {
                 }
             }
             None if c == '"' || c == '`' => quote = Some(c),
-            None if c == sep => {
+            None if matches!(c, '(' | ')' | '$' | ':' | '=') => {
+                return Err(Fail::Bad(format!(
+                    "{c:?}: variables, parentheses and actions such as if or range are not Sensu tokens"
+                )));
+            }
+            None if is_sep(c) => {
                 parts.push(&s[start..i]);
                 start = i + c.len_utf8();
             }
@@ -309,47 +319,6 @@ fn split_outside_quotes(s: &str, sep: char) -> Result<Vec<&str>, Fail> {
     }
     parts.push(&s[start..]);
     Ok(parts)
-}
-
-/// A command's words: whitespace-separated, string literals kept whole.
-fn words(s: &str) -> Result<Vec<String>, Fail> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let (mut quote, mut escaped) = (None::<char>, false);
-    for c in s.chars() {
-        match quote {
-            Some(q) => {
-                cur.push(c);
-                if escaped {
-                    escaped = false;
-                } else if c == '\\' && q == '"' {
-                    escaped = true;
-                } else if c == q {
-                    quote = None;
-                }
-            }
-            None if c.is_whitespace() => {
-                if !cur.is_empty() {
-                    out.push(std::mem::take(&mut cur));
-                }
-            }
-            None => {
-                if c == '"' || c == '`' {
-                    quote = Some(c);
-                }
-                if matches!(c, '(' | ')' | '$' | ':' | '=') {
-                    return Err(Fail::Bad(format!(
-                        "{c:?}: variables, parentheses and actions such as if or range are not Sensu tokens"
-                    )));
-                }
-                cur.push(c);
-            }
-        }
-    }
-    if !cur.is_empty() {
-        out.push(cur);
-    }
-    Ok(out)
 }
 
 /// A value as Go's templates print it.
