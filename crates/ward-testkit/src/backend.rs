@@ -129,7 +129,7 @@ impl Backend {
             ])
             .args(&self.extra)
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(std::fs::File::create(self.dir.join("backend.out")).expect("stdout file"))
             .stderr(std::fs::File::create(self.dir.join("backend.log")).expect("log file"));
         if let Some(t) = &self.tls {
             cmd.arg("--cert-file")
@@ -139,7 +139,30 @@ impl Backend {
         }
         let (port, log) = (self.api_port, self.dir.join("backend.log"));
         let child = self.child.insert(cmd.spawn().expect("start ward backend"));
-        crate::try_wait_listening(child, port, "ward backend", &log)
+        crate::try_wait_listening(child, port, "ward backend", &log)?;
+        // The API port answers before the agent port is bound, and a port taken by another
+        // test answers too: the backend's own line, printed once every listener is bound,
+        // says that it is this backend that listens.
+        let out = self.dir.join("backend.out");
+        let start = std::time::Instant::now();
+        while !std::fs::read_to_string(&out)
+            .unwrap_or_default()
+            .contains("ward backend: API on")
+        {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(format!(
+                    "ward backend exited ({status}): {}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                ));
+            }
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(20),
+                "ward backend did not say it listens: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Ok(())
     }
 
     pub fn pid(&self) -> u32 {
