@@ -379,7 +379,9 @@ fn fold(batch: &[QueuedEvent], prev: &HashMap<Key, (Option<Fold>, i64)>) -> Fold
 }
 
 /// The upsert of folded rows. `conditional`: an existing row is replaced only if its
-/// version is the one the fold started from; RETURNING names the rows written.
+/// version is the one the fold started from, or if it already is this very row (same
+/// version, same event: a write of this fold committed but its answer was lost); RETURNING
+/// names the rows written.
 const UPSERT: &str = "INSERT INTO events (namespace, entity, check_name, status, state, occurrences,
             occurrences_watermark, last_ok, history, executed, updated_at, event, version)
          SELECT n, e, c, s, st, o, w, l, h::json, x, u, ev::json, v
@@ -402,7 +404,11 @@ async fn upsert(
         cols.push(r, &folded.out[r.event]);
     }
     let sql = if conditional {
-        format!("{UPSERT} WHERE events.version = excluded.version - 1 RETURNING namespace, entity, check_name")
+        format!(
+            "{UPSERT} WHERE events.version = excluded.version - 1
+               OR (events.version = excluded.version AND events.event::text = excluded.event::text)
+             RETURNING namespace, entity, check_name"
+        )
     } else {
         format!("{UPSERT} RETURNING namespace, entity, check_name")
     };
@@ -496,17 +502,22 @@ pub async fn write_batch(
     batch: &[QueuedEvent],
     replay: Option<(&str, i64)>,
 ) -> Result<Vec<String>, tokio_postgres::Error> {
-    Ok(write_locked(client, batch, replay).await?.out)
+    Ok(write_locked(client, batch, replay, &mut HashMap::new())
+        .await?
+        .out)
 }
 
+/// As `write_batch`; the rows it folds from are also put in `seen` as soon as they are read.
 async fn write_locked(
     client: &mut Client,
     batch: &[QueuedEvent],
     replay: Option<(&str, i64)>,
+    seen: &mut HashMap<Key, (Option<Fold>, i64)>,
 ) -> Result<Folded, tokio_postgres::Error> {
     let keys = sorted_keys(batch);
     let tx = client.transaction().await?;
     let prev = read_rows(&tx, &keys, true).await?;
+    seen.extend(prev.iter().map(|(k, v)| (k.clone(), v.clone())));
     let folded = fold(batch, &prev);
     upsert(&tx, &folded, false).await?;
     if let Some((source, seq)) = replay {
@@ -525,17 +536,20 @@ async fn write_locked(
 /// A writer's usual path: folds onto what it remembers of its checks (reading only the
 /// checks it does not know yet) and upserts in one statement, each row only if its version
 /// is still the one folded from. Rows that changed meanwhile (another backend, a replay, a
-/// deleted event) are forgotten and their events go through `write_batch`'s locked path.
+/// deleted event) go through `write_batch`'s locked path.
 /// The result is what `write_batch` would have stored, with one round trip in the common
 /// case instead of four.
+///
+/// An error may hide a commit (the connection lost after PostgreSQL committed, before its
+/// answer arrived). So the memory moves only once the whole batch is written: until then
+/// it holds the rows the batch was last folded from, the retry of the batch folds to the
+/// same rows (same versions, same texts), and the upsert takes a row it already wrote as
+/// written rather than folding the batch onto it a second time.
 pub async fn write_batch_cached(
     client: &mut Client,
     batch: &[QueuedEvent],
     cache: &mut WriterCache,
 ) -> Result<Vec<String>, tokio_postgres::Error> {
-    if cache.rows.len() > CACHE_LIMIT {
-        cache.rows.clear();
-    }
     let keys = sorted_keys(batch);
     let unknown: Vec<Key> = keys
         .iter()
@@ -547,24 +561,10 @@ pub async fn write_batch_cached(
         cache.rows.extend(read);
     }
     let folded = fold(batch, &cache.rows);
-    let written: std::collections::HashSet<Key> = match upsert(&*client, &folded, true).await {
-        Ok(w) => w.into_iter().collect(),
-        Err(e) => {
-            // Unknown outcome: forget the batch's checks, so the retry reads them again.
-            for k in &keys {
-                cache.rows.remove(k);
-            }
-            return Err(e);
-        }
-    };
+    let written: std::collections::HashSet<Key> =
+        upsert(&*client, &folded, true).await?.into_iter().collect();
     let Folded { mut out, rows } = folded;
-    for r in rows {
-        if written.contains(&r.key) {
-            cache.rows.insert(r.key, (Some(r.fold), r.version));
-        } else {
-            cache.rows.remove(&r.key);
-        }
-    }
+    let mut redone_rows = Vec::new();
     if written.len() < keys.len() {
         let stale: Vec<usize> = batch
             .iter()
@@ -573,13 +573,22 @@ pub async fn write_batch_cached(
             .map(|(i, _)| i)
             .collect();
         let again: Vec<QueuedEvent> = stale.iter().map(|i| batch[*i].clone()).collect();
-        let redone = write_locked(client, &again, None).await?;
-        for r in redone.rows {
-            cache.rows.insert(r.key, (Some(r.fold), r.version));
-        }
+        // The rows it folds from replace the stale ones in the memory as soon as read.
+        let redone = write_locked(client, &again, None, &mut cache.rows).await?;
         for (i, ev) in stale.into_iter().zip(redone.out) {
             out[i] = ev;
         }
+        redone_rows = redone.rows;
+    }
+    for r in rows
+        .into_iter()
+        .filter(|r| written.contains(&r.key))
+        .chain(redone_rows)
+    {
+        cache.rows.insert(r.key, (Some(r.fold), r.version));
+    }
+    if cache.rows.len() > CACHE_LIMIT {
+        cache.rows.clear();
     }
     Ok(out)
 }
