@@ -3,7 +3,8 @@
 //! - `POST /events`: a Sensu event (`{"check": {"metadata": {"name": "x"}, "status": 1,
 //!   "output": "…"}}`; the entity defaults to this agent). 202 once it is durably queued;
 //!   400 with a one-line reason naming the field; 503 when the queue is full.
-//! - `GET /healthz`: 200 `ok` while connected to a backend, 503 otherwise.
+//! - `GET /healthz`: 200 `ok` while connected to a backend, else 503 `sensu backend
+//!   unavailable` (Sensu's bodies, without a newline; events are queued meanwhile).
 //! - `GET /brew`: 418 `I'm a teapot!`, as Sensu's.
 //! - `GET /metrics`: Prometheus text (queue depth, queue_full_total, events sent / acked /
 //!   rejected / retried, reconnects, connected).
@@ -207,15 +208,20 @@ async fn brew() -> Response {
     line(StatusCode::IM_A_TEAPOT, "I'm a teapot!")
 }
 
+/// Sensu's bodies, byte for byte (`ok`, `sensu backend unavailable`, no newline): health
+/// scripts written for sensu-agent compare them.
 async fn healthz(State(agent): State<Arc<Agent>>) -> Response {
-    if agent.metrics.connected.load(Ordering::Relaxed) == 1 {
-        line(StatusCode::OK, "ok")
+    let (status, text) = if agent.metrics.connected.load(Ordering::Relaxed) == 1 {
+        (StatusCode::OK, "ok")
     } else {
-        line(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not connected to a backend; events are queued",
-        )
-    }
+        (StatusCode::SERVICE_UNAVAILABLE, "sensu backend unavailable")
+    };
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        text,
+    )
+        .into_response()
 }
 
 async fn metrics(State(agent): State<Arc<Agent>>) -> Response {

@@ -53,12 +53,15 @@ pub const KEYS: &[&str] = &[
     "events-burst-limit",
     "max-session-length",
     "strip-networks",
+    "agent-managed-entity",
+    "detect-cloud-provider",
     "statsd-disable",
     "statsd-metrics-host",
     "statsd-metrics-port",
     "statsd-flush-interval",
     "statsd-event-handlers",
     "log-level",
+    "log-file",
 ];
 
 /// `agent.yml`'s keys and the `WARD_AGENT_` environment.
@@ -205,11 +208,52 @@ pub struct AgentConfig {
     pub max_session_length: Option<Duration>,
     /// `strip-networks`: keepalives carry no network interfaces.
     pub strip_networks: bool,
+    /// `agent-managed-entity`: the entity is this agent's configuration alone (labelled
+    /// `sensu.io/managed_by: sensu-agent`); the backend's API may not change it.
+    pub agent_managed_entity: bool,
+    /// `detect-cloud-provider`: `entity.system.cloud_provider` from the firmware's DMI.
+    pub detect_cloud_provider: bool,
     /// The StatsD listener (UDP); `None` when `statsd-disable` is set.
     pub statsd: Option<Statsd>,
     pub log_level: String,
+    /// `log-file`: the log's lines are appended to this file (opened at start, created
+    /// 0640) instead of going to stderr.
+    pub log_file: Option<LogFile>,
     /// sensu-agent keys given that Ward ignores, each a line for the start-up log.
     pub ignored: Vec<String>,
+}
+
+/// The open `log-file`.
+#[derive(Debug, Clone)]
+pub struct LogFile {
+    pub path: PathBuf,
+    pub file: std::sync::Arc<std::fs::File>,
+}
+
+/// Opens `log-file` for appending (created 0640: logs name hosts and checks, not secrets).
+fn log_file(s: &Settings) -> Result<Option<LogFile>, ConfigError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let Some(path) = s.path("log-file") else {
+        return Ok(None);
+    };
+    let file = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o640)
+        .open(&path)
+        .map_err(|e| {
+            s.error(
+                "log-file",
+                format!(
+                    "{}: cannot open it for appending: {e}; name a file in a directory that exists and that the agent may write",
+                    path.display()
+                ),
+            )
+        })?;
+    Ok(Some(LogFile {
+        path,
+        file: std::sync::Arc::new(file),
+    }))
 }
 
 /// The StatsD listener's settings.
@@ -373,7 +417,16 @@ impl AgentConfig {
             name,
             namespace,
             subscriptions,
-            labels: s.map("labels")?,
+            labels: {
+                let mut l = s.map("labels")?;
+                if s.boolean("agent-managed-entity", false)? {
+                    l.insert(
+                        ward_types::agent::MANAGED_BY_LABEL.into(),
+                        ward_types::agent::MANAGED_BY_AGENT.into(),
+                    );
+                }
+                l
+            },
             annotations: s.map("annotations")?,
             redact: if s.is_set("redact") {
                 s.list("redact")
@@ -477,6 +530,8 @@ impl AgentConfig {
                     })
             })?,
             strip_networks: s.boolean("strip-networks", false)?,
+            agent_managed_entity: s.boolean("agent-managed-entity", false)?,
+            detect_cloud_provider: s.boolean("detect-cloud-provider", false)?,
             statsd: match loopback_listener(&s, "statsd-metrics", "statsd-disable", 8125)? {
                 Some((host, port)) => Some(Statsd {
                     host,
@@ -491,6 +546,7 @@ impl AgentConfig {
                 None => None,
             },
             log_level: s.text("log-level").unwrap_or_else(|| "info".into()),
+            log_file: log_file(&s)?,
             ignored: [
                 s.ignored(),
                 allow_list.as_ref().map_or(&[], |l| l.ignored()),
@@ -830,6 +886,8 @@ mod tests {
                 ("SENSU_PASSWORD", "pw"),
                 ("SENSU_EVENTS_RATE_LIMIT", "20.5"),
                 ("SENSU_DETECT_CLOUD_PROVIDER", "true"),
+                ("SENSU_DISCOVER_PROCESSES", "true"),
+                ("SENSU_AGENT_MANAGED_ENTITY", "true"),
                 ("SENSU_STATSD_DISABLE", "true"),
                 ("WARD_AGENT_NAME", "own-wins"),
             ],
@@ -852,11 +910,15 @@ mod tests {
             ),
             (10, 1.39, 100)
         );
+        assert!(c.detect_cloud_provider && c.agent_managed_entity);
+        assert_eq!(
+            c.labels.get("sensu.io/managed_by").map(String::as_str),
+            Some("sensu-agent")
+        );
         assert_eq!(c.ignored.len(), 1, "{:?}", c.ignored);
         assert!(
-            c.ignored[0].starts_with(
-                "detect-cloud-provider (from $SENSU_DETECT_CLOUD_PROVIDER) is ignored"
-            ),
+            c.ignored[0]
+                .starts_with("discover-processes (from $SENSU_DISCOVER_PROCESSES) is ignored"),
             "{:?}",
             c.ignored
         );

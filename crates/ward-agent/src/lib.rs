@@ -82,8 +82,10 @@ pub(crate) struct Agent {
 }
 
 impl Agent {
-    /// This agent as an event's entity.
-    /// Sensu's agent entity, as the agent's events carry it.
+    /// Sensu's agent entity, as the agent's events carry it: its configuration is the
+    /// backend's `entity_config` once one arrived (the backend owns an entity it has
+    /// registered, unless `agent-managed-entity`), else agent.yml's; its state (system,
+    /// version, last_seen) is the agent's own.
     fn entity(&self) -> Value {
         let c = &self.cfg;
         let mut e = json!({
@@ -104,6 +106,9 @@ impl Agent {
         }
         if !c.keepalive_handlers.is_empty() {
             e["keepalive_handlers"] = json!(c.keepalive_handlers);
+        }
+        if let Some(config) = self.entity_config.lock().ok().and_then(|g| g.clone()) {
+            apply_entity_config(&mut e, &config);
         }
         if let Some(s) = self.system.lock().ok().and_then(|s| s.clone()) {
             e["system"] = s;
@@ -440,6 +445,48 @@ async fn connection_loop(agent: Arc<Agent>, mut stop: watch::Receiver<bool>) {
     }
 }
 
+/// The backend's configuration of the entity (`entity_config`: `{metadata, spec}`) over
+/// `entity`: labels, annotations, subscriptions, deregistration, keepalive handlers,
+/// redact and user. Name, namespace and state stay the agent's; label and annotation
+/// values the `redact` list in force names are redacted again.
+fn apply_entity_config(entity: &mut Value, config: &Value) {
+    let spec = &config["spec"];
+    for k in [
+        "subscriptions",
+        "deregister",
+        "deregistration",
+        "keepalive_handlers",
+        "redact",
+        "user",
+    ] {
+        match spec.get(k) {
+            Some(v) if !v.is_null() => entity[k] = v.clone(),
+            // None configured in the backend: none. The others keep the agent's value
+            // (its redact list above all).
+            _ if k == "deregistration" => entity[k] = json!({}),
+            _ if k == "keepalive_handlers" => {
+                if let Some(o) = entity.as_object_mut() {
+                    o.remove(k);
+                }
+            }
+            _ => {}
+        }
+    }
+    let redact: Vec<String> = entity["redact"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    for k in ["labels", "annotations"] {
+        let map: std::collections::BTreeMap<String, String> =
+            serde_json::from_value(config["metadata"][k].clone()).unwrap_or_default();
+        entity["metadata"][k] = json!(redacted(&map, &redact));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -536,5 +583,32 @@ mod tests {
             .local_event(big.as_bytes(), 7)
             .unwrap_err()
             .contains("at most"));
+    }
+
+    #[test]
+    fn the_backends_entity_config_is_the_configuration_in_force() {
+        let mut e = json!({"metadata": {"name": "a1", "labels": {"region": "eu"}},
+            "subscriptions": ["linux", "entity:a1"], "deregister": true,
+            "deregistration": {"handler": "dereg"}, "keepalive_handlers": ["k"],
+            "redact": ["password"], "system": {"hostname": "h"}, "user": "agent"});
+        let config = json!({"metadata": {"name": "a1", "labels": {"region": "us", "password": "x"},
+            "annotations": {"api_token": "y"}},
+            "spec": {"subscriptions": ["web", "entity:a1"], "deregister": false,
+                     "redact": ["api_token"]}});
+        apply_entity_config(&mut e, &config);
+        assert_eq!(
+            e["metadata"]["labels"],
+            json!({"region": "us", "password": "x"})
+        );
+        assert_eq!(
+            e["metadata"]["annotations"],
+            json!({"api_token": "REDACTED"})
+        );
+        assert_eq!(e["subscriptions"], json!(["web", "entity:a1"]));
+        assert_eq!(e["deregister"], false);
+        assert_eq!(e["deregistration"], json!({}));
+        assert!(e.get("keepalive_handlers").is_none());
+        assert_eq!(e["system"]["hostname"], "h", "state stays the agent's");
+        assert_eq!(e["user"], "agent");
     }
 }

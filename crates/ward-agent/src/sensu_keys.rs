@@ -9,11 +9,6 @@ use ward_types::settings::{Foreign, Kind};
 
 /// Every sensu-agent key Ward's agent does not implement under that name.
 pub const SENSU_KEYS: &[Foreign] = &[
-    Foreign::refused(
-        "agent-managed-entity",
-        "Ward's agent does not own its entity: the backend's API may change it",
-        "remove it; labels and annotations from agent.yml are sent with every keepalive",
-    ),
     Foreign::fixed("require-fips", false, "Ward has no FIPS mode", "remove it"),
     Foreign::fixed("require-openssl", false, "Ward's agent uses rustls, never OpenSSL", "remove it"),
     Foreign::refused(
@@ -25,11 +20,6 @@ pub const SENSU_KEYS: &[Foreign] = &[
         "extended-attributes",
         "Sensu 5.0's custom entity attributes, gone from Sensu too",
         "use labels and annotations",
-    ),
-    Foreign::ignored(
-        "detect-cloud-provider",
-        Kind::Bool,
-        "Ward's agent does not detect cloud providers: entity.system.cloud_provider stays empty",
     ),
     Foreign::ignored(
         "discover-processes",

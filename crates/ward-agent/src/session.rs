@@ -136,7 +136,8 @@ impl Session<'_> {
     async fn send_keepalive(&self) -> Result<(), String> {
         let cfg = &self.agent.cfg;
         let secs = |d: Duration| d.as_secs().min(u32::MAX as u64) as u32;
-        let mut system = tokio::task::spawn_blocking(crate::system::facts)
+        let cloud = cfg.detect_cloud_provider;
+        let mut system = tokio::task::spawn_blocking(move || crate::system::facts(cloud))
             .await
             .unwrap_or_default();
         if cfg.strip_networks {
@@ -364,7 +365,11 @@ impl Session<'_> {
                 }
             }
             Ok(Frame::CheckRequest(req)) => self.agent.start_check(*req),
+            Ok(Frame::EntityConfig(v)) if self.agent.cfg.agent_managed_entity => {
+                tracing::debug!(entity = %v, "entity_config ignored: this agent manages its entity");
+            }
             Ok(Frame::EntityConfig(v)) => {
+                tracing::info!("the backend's configuration of this entity is in force");
                 tracing::debug!(entity = %v, "entity_config from the backend");
                 *self
                     .agent

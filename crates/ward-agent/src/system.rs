@@ -7,8 +7,9 @@
 use std::net::IpAddr;
 use ward_types::agent::{Interface, Network, System};
 
-/// The facts of this host, now.
-pub fn facts() -> System {
+/// The facts of this host, now; with `cloud`, the public cloud it runs in
+/// (`detect-cloud-provider`).
+pub fn facts(cloud: bool) -> System {
     let f = ward_io::host::facts();
     System {
         hostname: f.hostname,
@@ -21,7 +22,11 @@ pub fn facts() -> System {
         libc_type: f.libc_type,
         vm_system: f.vm_system,
         vm_role: f.vm_role,
-        cloud_provider: String::new(),
+        cloud_provider: if cloud {
+            ward_io::host::cloud_provider()
+        } else {
+            String::new()
+        },
         float_type: f.float_type,
         network: Network {
             interfaces: interfaces(),
@@ -127,7 +132,7 @@ mod tests {
 
     #[test]
     fn this_hosts_facts_include_loopback() {
-        let s = facts();
+        let s = facts(false);
         assert_eq!(s.os, "linux");
         assert!(!s.arch.is_empty());
         let lo = s

@@ -108,6 +108,41 @@ fn virtualization() -> (String, String) {
     )
 }
 
+/// The public cloud this host runs in, as Sensu names it (`EC2`, `GCP`, `Azure`), from
+/// the firmware's DMI strings; empty when none is recognised. Unlike Sensu's agent it
+/// runs no `sudo dmidecode` and asks no metadata endpoint over the network: the kernel
+/// publishes the same strings world-readable under /sys/class/dmi/id.
+pub fn cloud_provider() -> String {
+    let dmi = |f: &str| read(&format!("/sys/class/dmi/id/{f}"));
+    cloud_from(
+        &format!("{} {}", dmi("bios_vendor"), dmi("bios_version")),
+        &dmi("sys_vendor"),
+        &dmi("chassis_asset_tag"),
+    )
+    .to_string()
+}
+
+/// Azure's virtual machines carry this chassis asset tag (Microsoft documents it); a
+/// Hyper-V guest elsewhere also says "Microsoft Corporation" but has another tag.
+const AZURE_ASSET_TAG: &str = "7783-7084-3265-9085-8269-3286-77";
+
+/// The decision of [`cloud_provider`], from the BIOS vendor and version, the system
+/// vendor and the chassis asset tag.
+pub fn cloud_from(bios: &str, sys_vendor: &str, asset_tag: &str) -> &'static str {
+    let bios = bios.to_ascii_lowercase();
+    if bios.contains("amazon") {
+        "EC2"
+    } else if bios.contains("google") {
+        "GCP"
+    } else if sys_vendor.to_ascii_lowercase().contains("microsoft")
+        && asset_tag.trim() == AZURE_ASSET_TAG
+    {
+        "Azure"
+    } else {
+        ""
+    }
+}
+
 /// The decision of [`virtualization`], from what it read.
 pub fn vm_from(
     dockerenv: bool,
@@ -219,6 +254,27 @@ pub fn os_release(text: &str) -> (String, String, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clouds_are_told_by_their_firmware() {
+        assert_eq!(cloud_from("Amazon EC2 1.0", "Amazon EC2", ""), "EC2");
+        assert_eq!(cloud_from("Google Google", "Google", ""), "GCP");
+        assert_eq!(
+            cloud_from(
+                "Microsoft Corporation Hyper-V UEFI",
+                "Microsoft Corporation",
+                AZURE_ASSET_TAG
+            ),
+            "Azure"
+        );
+        // Hyper-V on premises is no cloud; nor is a plain KVM guest or bare metal.
+        assert_eq!(
+            cloud_from("Microsoft Corporation", "Microsoft Corporation", "None"),
+            ""
+        );
+        assert_eq!(cloud_from("SeaBIOS 1.16", "QEMU", ""), "");
+        assert_eq!(cloud_from("", "", ""), "");
+    }
 
     #[test]
     fn arm_libc_and_vm_facts_are_read_as_gopsutil_reads_them() {

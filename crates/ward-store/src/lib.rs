@@ -88,6 +88,26 @@ pub enum Redeemed {
 }
 
 /// The embedded store.
+/// How a keepalive writes an agent's entity ([`Store::write_entities`]).
+#[derive(Debug, Clone)]
+pub enum Registration {
+    /// Configuration and state are the agent's (it manages its entity): created or
+    /// replaced whole.
+    Replace(Resource),
+    /// Only the state is the agent's: created whole when missing; otherwise only
+    /// `spec.system`, `spec.sensu_agent_version` and `spec.last_seen` change (and
+    /// `entity_class` is `agent` again), and the stored configuration stays.
+    State(Resource),
+}
+
+impl Registration {
+    pub fn resource(&self) -> &Resource {
+        match self {
+            Registration::Replace(r) | Registration::State(r) => r,
+        }
+    }
+}
+
 pub struct Store {
     path: PathBuf,
     /// The event writer: events, agents' entities, the replay journal.
@@ -325,23 +345,28 @@ impl Store {
         Ok(())
     }
 
-    /// Agents' entities in one transaction: `register` are created or replaced (first
+    /// Agents' entities in one transaction: each of `register` is written as it says (first
     /// keepalive of a session, or changed facts); `seen` set `spec.last_seen` of entities
     /// that exist. Keepalives from a whole fleet cost one commit per batch, not one each.
     pub fn write_entities(
         &self,
-        register: &[Resource],
+        register: &[Registration],
         seen: &[(String, String, i64)],
     ) -> Result<()> {
         let docs = register
             .iter()
-            .map(|r| {
+            .map(|reg| {
+                let (r, replace) = match reg {
+                    Registration::Replace(r) => (r, true),
+                    Registration::State(r) => (r, false),
+                };
                 serde_json::to_string(&r.to_document())
                     .map(|d| {
                         (
                             r.metadata.namespace.clone().unwrap_or_default(),
                             r.metadata.name.clone(),
                             d,
+                            replace,
                         )
                     })
                     .map_err(|e| StoreError::Invalid(e.to_string()))
@@ -351,11 +376,23 @@ impl Store {
         self.with(|c| {
             let tx = c.transaction()?;
             {
-                let mut put = tx.prepare_cached(
+                let mut replace = tx.prepare_cached(
                     "INSERT INTO resources (kind, namespace, name, doc, updated_at) VALUES ('Entity', ?1, ?2, ?3, ?4)
                      ON CONFLICT (kind, namespace, name) DO UPDATE SET doc = excluded.doc, updated_at = excluded.updated_at",
                 )?;
-                for (ns, name, doc) in &docs {
+                // The stored configuration (labels, subscriptions, ...) is the backend's:
+                // only what the agent observes about itself changes, and a class changed
+                // to proxy through the API goes back to agent, as in Sensu.
+                let mut state = tx.prepare_cached(
+                    "INSERT INTO resources (kind, namespace, name, doc, updated_at) VALUES ('Entity', ?1, ?2, ?3, ?4)
+                     ON CONFLICT (kind, namespace, name) DO UPDATE SET doc = json_set(resources.doc,
+                         '$.spec.system', json(excluded.doc -> '$.spec.system'),
+                         '$.spec.sensu_agent_version', excluded.doc ->> '$.spec.sensu_agent_version',
+                         '$.spec.last_seen', excluded.doc ->> '$.spec.last_seen',
+                         '$.spec.entity_class', 'agent'), updated_at = excluded.updated_at",
+                )?;
+                for (ns, name, doc, whole) in &docs {
+                    let put = if *whole { &mut replace } else { &mut state };
                     put.execute(params![ns, name, doc, t])?;
                 }
                 let mut touch = tx.prepare_cached(
@@ -864,5 +901,77 @@ mod tests {
             s.get(Kind::CheckConfig, "default", "c1").unwrap().unwrap(),
             check("c1")
         );
+    }
+
+    fn entity(labels: serde_json::Value, system: &str) -> Resource {
+        resource_from_json(serde_json::json!({"type":"Entity","api_version":"core/v2",
+            "metadata":{"name":"a1","namespace":"default","labels":labels},
+            "spec":{"entity_class":"agent","subscriptions":["linux"],"system":{"hostname":system},
+                    "sensu_agent_version":"1.0","last_seen":5}}))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_state_registration_keeps_the_stored_configuration() {
+        let d = tempfile::tempdir().unwrap();
+        let s = Store::open(d.path()).unwrap();
+        s.write_entities(
+            &[Registration::State(entity(
+                serde_json::json!({"region":"eu"}),
+                "h1",
+            ))],
+            &[],
+        )
+        .unwrap();
+        // The API changes the configuration (and the class, which goes back).
+        let mut edited = entity(serde_json::json!({"region":"us"}), "h1").to_document();
+        edited.spec["subscriptions"] = serde_json::json!(["web"]);
+        edited.spec["entity_class"] = serde_json::json!("proxy");
+        s.put(&Resource::from_document(edited).unwrap(), false)
+            .unwrap();
+        s.write_entities(
+            &[Registration::State(entity(
+                serde_json::json!({"region":"eu"}),
+                "h2",
+            ))],
+            &[],
+        )
+        .unwrap();
+        let got = s
+            .get(Kind::Entity, "default", "a1")
+            .unwrap()
+            .unwrap()
+            .to_document();
+        assert_eq!(
+            got.metadata.labels.get("region").map(String::as_str),
+            Some("us")
+        );
+        assert_eq!(got.spec["subscriptions"], serde_json::json!(["web"]));
+        assert_eq!(
+            got.spec["system"],
+            serde_json::json!({"hostname":"h2"}),
+            "state is the agent's"
+        );
+        assert_eq!(got.spec["entity_class"], "agent");
+        assert_eq!(got.spec["last_seen"], 5);
+        // A replacement writes everything.
+        s.write_entities(
+            &[Registration::Replace(entity(
+                serde_json::json!({"region":"fr"}),
+                "h3",
+            ))],
+            &[],
+        )
+        .unwrap();
+        let got = s
+            .get(Kind::Entity, "default", "a1")
+            .unwrap()
+            .unwrap()
+            .to_document();
+        assert_eq!(
+            got.metadata.labels.get("region").map(String::as_str),
+            Some("fr")
+        );
+        assert_eq!(got.spec["subscriptions"], serde_json::json!(["linux"]));
     }
 }

@@ -398,7 +398,7 @@ fn a_sensu_agent_env_file_starts_and_unsupported_keys_are_refused() {
          SENSU_API_PORT={api}\n\
          SENSU_SOCKET_PORT={}\n\
          SENSU_STATSD_METRICS_PORT={}\n\
-         SENSU_DETECT_CLOUD_PROVIDER=false\n\
+         SENSU_DISCOVER_PROCESSES=false\n\
          SENSU_API_KEY=a-plugins-own\n",
         b.agent_port,
         b.agent_port,
@@ -442,7 +442,7 @@ fn a_sensu_agent_env_file_starts_and_unsupported_keys_are_refused() {
         "{entity}"
     );
     assert_eq!(
-        text.matches("detect-cloud-provider (from $SENSU_DETECT_CLOUD_PROVIDER) is ignored")
+        text.matches("discover-processes (from $SENSU_DISCOVER_PROCESSES) is ignored")
             .count(),
         1,
         "{text}"
@@ -461,13 +461,65 @@ fn a_sensu_agent_env_file_starts_and_unsupported_keys_are_refused() {
         &["allow-list (from $SENSU_ALLOW_LIST): /etc/sensu/check-allow-list.yaml: cannot read"],
     );
     refuse(
+        "SENSU_LOG_FILE=/nonexistent/ward/agent.log\n",
+        &[],
+        &["log-file (from $SENSU_LOG_FILE): /nonexistent/ward/agent.log: cannot open it for appending"],
+    );
+    refuse(
         "",
-        &["--agent-managed-entity"],
-        &["agent-managed-entity (from --agent-managed-entity): not supported by Ward: Ward's agent does not own its entity"],
+        &["--keepalive-timeout", "30"],
+        &["keepalive-timeout (from --keepalive-timeout): not supported by Ward: Sensu 5.0's name"],
     );
     refuse(
         "WARD_AGENT_SUBSCRIPTION=linux\n",
         &[],
         &["WARD_AGENT_SUBSCRIPTION (from the environment): unknown variable: did you mean WARD_AGENT_SUBSCRIPTIONS?"],
     );
+}
+
+#[test]
+fn log_file_takes_the_agents_log_lines_and_stderr_stays_quiet() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = TempDir::new();
+    let (api, file) = (free_port(), d.join("agent.log"));
+    let err = d.join("stderr");
+    let mut child = Command::new(ward_bin())
+        .args([
+            "agent",
+            "start",
+            "--backend-url",
+            "ws://127.0.0.1:9",
+            "--name",
+            "logged",
+        ])
+        .args(["--api-host", "127.0.0.1", "--api-port", &api.to_string()])
+        .args(["--disable-sockets", "--statsd-disable", "--cache-dir"])
+        .arg(d.join("cache"))
+        .arg("--log-file")
+        .arg(&file)
+        .env("WARD_AGENT_PASSWORD", "pw")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    ward_testkit::wait_listening(&mut child, api, "ward agent", &err);
+    let text = ward_testkit::agent::wait_for(10, "the log file's lines", || {
+        std::fs::read_to_string(&file)
+            .ok()
+            .filter(|t| t.contains("local agent API listening"))
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    for line in text.lines() {
+        serde_json::from_str::<serde_json::Value>(line).expect("JSON log lines");
+    }
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(
+        mode & 0o037,
+        0,
+        "{mode:o}: no group write, nothing for others"
+    );
+    let stderr = std::fs::read_to_string(&err).unwrap();
+    assert!(!stderr.contains("local agent API listening"), "{stderr}");
 }

@@ -9,9 +9,9 @@ use serde_json::json;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use ward_store::Store;
+use ward_store::{Registration, Store};
 use ward_types::event::EventInput;
-use ward_types::{Kind, Resource};
+use ward_types::Kind;
 
 /// How often silences are looked for, and entity writes committed.
 pub const TICK: Duration = Duration::from_secs(1);
@@ -41,7 +41,7 @@ pub struct Routes {
 #[derive(Default)]
 struct Writes {
     /// The latest registration of each entity.
-    register: HashMap<(String, String), Resource>,
+    register: HashMap<(String, String), Registration>,
     seen: HashMap<(String, String), i64>,
 }
 
@@ -55,12 +55,12 @@ pub struct Keepalived {
 }
 
 impl Keepalived {
-    /// Queues an entity to be created or replaced.
-    pub fn register(&self, r: Resource) {
+    /// Queues an entity's registration.
+    pub fn register(&self, r: Registration) {
         if let Ok(mut w) = self.writes.lock() {
             let key = (
-                r.metadata.namespace.clone().unwrap_or_default(),
-                r.metadata.name.clone(),
+                r.resource().metadata.namespace.clone().unwrap_or_default(),
+                r.resource().metadata.name.clone(),
             );
             w.seen.remove(&key);
             w.register.insert(key, r);
@@ -186,15 +186,15 @@ impl Keepalived {
         }
         let seen: Vec<(String, String, i64)> =
             w.seen.into_iter().map(|((ns, n), t)| (ns, n, t)).collect();
-        let register: Vec<Resource> = w.register.into_values().collect();
+        let register: Vec<Registration> = w.register.into_values().collect();
         if let Err(e) = store.write_entities(&register, &seen) {
             tracing::error!(error = %e, entities = register.len() + seen.len(), "could not write agent entities; trying again in a second");
             // Back into the next batch, behind anything newer.
             if let Ok(mut next) = self.writes.lock() {
                 for r in register {
                     let key = (
-                        r.metadata.namespace.clone().unwrap_or_default(),
-                        r.metadata.name.clone(),
+                        r.resource().metadata.namespace.clone().unwrap_or_default(),
+                        r.resource().metadata.name.clone(),
                     );
                     next.register.entry(key).or_insert(r);
                 }

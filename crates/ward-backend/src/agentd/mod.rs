@@ -4,6 +4,7 @@
 //! entity and feed keepalived; check requests pushed by schedulerd.
 
 mod deregister;
+pub mod entity;
 pub mod keepalived;
 mod proxy;
 pub mod schedulerd;
@@ -66,7 +67,15 @@ pub struct SessionHandle {
     pub namespace: String,
     pub name: String,
     pub subscriptions: Vec<String>,
-    pub tx: mpsc::Sender<Frame>,
+    pub tx: mpsc::Sender<Outgoing>,
+}
+
+/// What reaches a session from the rest of the backend.
+pub enum Outgoing {
+    /// A frame for the agent (a check request).
+    Frame(Frame),
+    /// The agent's entity was changed through the API (as now stored), or deleted (None).
+    Entity(Option<ward_types::Resource>),
 }
 
 /// The connected agents.
@@ -94,6 +103,35 @@ impl Agents {
     fn unregister(&self, id: u64) {
         if let Ok(mut m) = self.sessions.lock() {
             m.remove(&id);
+        }
+    }
+
+    /// A session's subscriptions from now on (its entity's, which the API may change).
+    fn resubscribe(&self, id: u64, subscriptions: Vec<String>) {
+        if let Ok(mut m) = self.sessions.lock() {
+            if let Some(s) = m.get_mut(&id) {
+                *s = Arc::new(SessionHandle {
+                    namespace: s.namespace.clone(),
+                    name: s.name.clone(),
+                    subscriptions,
+                    tx: s.tx.clone(),
+                });
+            }
+        }
+    }
+
+    /// Tells the agent's open sessions that the API changed (Some, as stored) or deleted
+    /// (None) its entity: they send it the new `entity_config` and follow its
+    /// subscriptions.
+    pub fn entity_changed(&self, namespace: &str, name: &str, now: Option<ward_types::Resource>) {
+        let Ok(m) = self.sessions.lock() else { return };
+        for s in m
+            .values()
+            .filter(|s| s.namespace == namespace && s.name == name)
+        {
+            let (tx, now) = (s.tx.clone(), now.clone());
+            // Waits for room rather than drop it: a change must reach the session.
+            tokio::spawn(async move { tx.send(Outgoing::Entity(now)).await });
         }
     }
 
@@ -626,5 +664,5 @@ const ACK_WRITE_BUFFER: usize = 8 * 1024;
 
 /// Sends a frame to a session without waiting; false when its queue is full or it closed.
 pub fn offer(s: &SessionHandle, f: Frame) -> bool {
-    s.tx.try_send(f).is_ok()
+    s.tx.try_send(Outgoing::Frame(f)).is_ok()
 }

@@ -2,7 +2,7 @@
 //! only once committed; up to `MAX_IN_FLIGHT` in flight), registers the entity from
 //! keepalives, and passes on check requests.
 
-use super::{AgentInfo, SessionHandle};
+use super::{AgentInfo, Outgoing, SessionHandle};
 use crate::api::AppState;
 use crate::eventd::SubmitError;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
@@ -68,7 +68,7 @@ enum End {
 }
 
 pub(crate) async fn run(mut ws: WebSocket, st: Arc<AppState>, info: AgentInfo) {
-    let (tx, rx) = mpsc::channel::<Frame>(OUTGOING);
+    let (tx, rx) = mpsc::channel::<Outgoing>(OUTGOING);
     let id = st.agents.register(SessionHandle {
         namespace: info.namespace.clone(),
         name: info.name.clone(),
@@ -83,8 +83,10 @@ pub(crate) async fn run(mut ws: WebSocket, st: Arc<AppState>, info: AgentInfo) {
     let mut session = Session {
         st: &st,
         info: &info,
+        id,
         known_entities: HashSet::new(),
         last_keepalive: None,
+        effective: None,
         retried: HashSet::new(),
         routes: None,
     };
@@ -144,10 +146,15 @@ pub(crate) async fn run(mut ws: WebSocket, st: Arc<AppState>, info: AgentInfo) {
 struct Session<'a> {
     st: &'a AppState,
     info: &'a AgentInfo,
+    /// Its handle's id in `Agents`.
+    id: u64,
     /// Entities this session has made sure exist.
     known_entities: HashSet<String>,
     /// The entity as the last keepalive described it (its spec minus last_seen).
     last_keepalive: Option<Value>,
+    /// The agent's entity in force (the stored configuration, or the agent's own when it
+    /// manages its entity), once a keepalive registered it.
+    effective: Option<Resource>,
     /// Checks with an event answered `retry` in this session: their later events are
     /// answered `retry` too, so that the agent's resend keeps their order.
     retried: HashSet<(String, String)>,
@@ -156,7 +163,7 @@ struct Session<'a> {
 }
 
 impl Session<'_> {
-    async fn serve(&mut self, ws: &mut WebSocket, mut rx: mpsc::Receiver<Frame>) -> End {
+    async fn serve(&mut self, ws: &mut WebSocket, mut rx: mpsc::Receiver<Outgoing>) -> End {
         let mut pending: FuturesUnordered<InFlight> = FuturesUnordered::new();
         let mut ping =
             tokio::time::interval_at(tokio::time::Instant::now() + PING_INTERVAL, PING_INTERVAL);
@@ -219,11 +226,15 @@ impl Session<'_> {
                         }
                     };
                     match frame {
-                        Frame::Keepalive(k) => {
-                            if let Err(e) = self.keepalive(*k, &mut pending).await {
-                                return End::Protocol(e);
+                        Frame::Keepalive(k) => match self.keepalive(*k, &mut pending).await {
+                            Err(e) => return End::Protocol(e),
+                            Ok(Some(config)) => {
+                                if let Err(e) = timed(ws.send(binary(&config))).await {
+                                    return End::Io(e);
+                                }
                             }
-                        }
+                            Ok(None) => {}
+                        },
                         Frame::Event { id, event } => {
                             if let Some(ack) = self.event(id, event, &mut pending).await {
                                 if let Err(e) = timed(ws.send(binary(&ack))).await {
@@ -250,11 +261,20 @@ impl Session<'_> {
                         return End::Io(e);
                     }
                 }
-                Some(f) = rx.recv() => {
+                Some(out) = rx.recv() => {
+                    let f = match out {
+                        Outgoing::Frame(f) => f,
+                        Outgoing::Entity(now) => match self.entity_changed(now) {
+                            Some(f) => f,
+                            None => continue,
+                        },
+                    };
                     if let Err(e) = timed(ws.send(binary(&f))).await {
                         return End::Io(e);
                     }
-                    self.st.agents.metrics.check_requests_sent.fetch_add(1, Ordering::Relaxed);
+                    if matches!(f, Frame::CheckRequest(_)) {
+                        self.st.agents.metrics.check_requests_sent.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
                 _ = async { if let Some(t) = paused_until { tokio::time::sleep_until(t).await } }, if paused_until.is_some() => {
                     paused_until = None;
@@ -494,7 +514,7 @@ impl Session<'_> {
         &mut self,
         k: Keepalive,
         pending: &mut FuturesUnordered<InFlight>,
-    ) -> Result<(), String> {
+    ) -> Result<Option<Frame>, String> {
         let info = self.info;
         if k.entity.name != info.name
             || (!k.entity.namespace.is_empty() && k.entity.namespace != info.namespace)
@@ -561,25 +581,12 @@ impl Session<'_> {
         if !k.entity.keepalive_handlers.is_empty() {
             spec["keepalive_handlers"] = json!(k.entity.keepalive_handlers);
         }
-        let routes = super::keepalived::Routes {
-            handlers: k.entity.keepalive_handlers.clone(),
-            pipelines: k.pipelines.clone(),
-            deregister: k.entity.deregister,
-            deregistration_handler: k.entity.deregistration_handler.clone(),
-        };
-        let routes = match &self.routes {
-            Some(r) if **r == routes => r.clone(),
-            _ => {
-                let r = Arc::new(routes);
-                self.routes = Some(r.clone());
-                r
-            }
-        };
         let facts = json!([spec, k.entity.labels, k.entity.annotations]);
+        let mut config = None;
         if self.last_keepalive.as_ref() != Some(&facts) {
             let mut spec = spec;
             spec["last_seen"] = json!(now);
-            let r = Resource::from_document(Document {
+            let own = Resource::from_document(Document {
                 type_name: "Entity".into(),
                 api_version: "core/v2".into(),
                 metadata: Metadata {
@@ -592,15 +599,35 @@ impl Session<'_> {
                 spec,
             })
             .map_err(|e| format!("keepalive: entity: {e}"))?;
-            self.st.agents.keepalived.register(r);
-            self.last_keepalive = Some(facts);
-            self.known_entities.insert(info.name.clone());
+            if let Some(frame) = self.register(own).await {
+                self.last_keepalive = Some(facts);
+                self.known_entities.insert(info.name.clone());
+                config = frame;
+            }
         } else {
             self.st
                 .agents
                 .keepalived
                 .seen(&info.namespace, &info.name, now);
         }
+        let routes = match &self.effective {
+            Some(e) => super::entity::routes(e, k.pipelines.clone()),
+            // Not registered (the store could not be read): the agent's own word.
+            None => super::keepalived::Routes {
+                handlers: k.entity.keepalive_handlers.clone(),
+                pipelines: k.pipelines.clone(),
+                deregister: k.entity.deregister,
+                deregistration_handler: k.entity.deregistration_handler.clone(),
+            },
+        };
+        let routes = match &self.routes {
+            Some(r) if **r == routes => r.clone(),
+            _ => {
+                let r = Arc::new(routes);
+                self.routes = Some(r.clone());
+                r
+            }
+        };
         let previous = self.st.agents.keepalived.touch(
             &info.namespace,
             &info.name,
@@ -626,7 +653,77 @@ impl Session<'_> {
         .map_err(|e| format!("keepalive: {e}"))?;
         let key = (input.entity.clone(), input.check.clone());
         self.submit(None, key, input, pending).await;
-        Ok(())
+        Ok(config)
+    }
+
+    /// Registers the agent's entity as `own` (what its keepalive says) against the stored
+    /// one (see `entity`): queues the write, follows the subscriptions in force, and
+    /// answers the `entity_config` to send, if any. None when the store could not be read
+    /// (the next keepalive tries again).
+    async fn register(&mut self, own: Resource) -> Option<Option<Frame>> {
+        let stored = if super::entity::agent_managed(&own) {
+            None
+        } else {
+            let (ns, name) = (self.info.namespace.clone(), self.info.name.clone());
+            match self
+                .st
+                .db(move |s| s.get(ward_types::Kind::Entity, &ns, &name))
+                .await
+            {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(agent = %self.info.name, error = %e, "cannot read the agent's entity; it is registered at its next keepalive");
+                    return None;
+                }
+            }
+        };
+        let owned = match super::entity::decide(own, stored) {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::warn!(agent = %self.info.name, error = %e, "the agent's entity is not registered");
+                return None;
+            }
+        };
+        self.st.agents.keepalived.register(owned.registration);
+        Some(self.follow(owned.effective, owned.send))
+    }
+
+    /// Makes `effective` the entity in force: the session's subscriptions become its, and
+    /// the `entity_config` to send (when `send` and it changed) is answered.
+    fn follow(&mut self, effective: Resource, send: bool) -> Option<Frame> {
+        use super::entity::{config_frame, subscriptions};
+        let sorted = |r: &Resource| {
+            let mut s = subscriptions(r);
+            s.sort();
+            s
+        };
+        if self.effective.as_ref().map(sorted) != Some(sorted(&effective)) {
+            self.st
+                .agents
+                .resubscribe(self.id, subscriptions(&effective));
+        }
+        let frame = config_frame(&effective);
+        let changed =
+            self.effective.as_ref().map(|e| config_frame(e).encode()) != Some(frame.encode());
+        self.effective = Some(effective);
+        (send && changed).then_some(frame)
+    }
+
+    /// The API changed (Some) or deleted (None) the agent's entity.
+    fn entity_changed(&mut self, now: Option<Resource>) -> Option<Frame> {
+        match now {
+            // The routes of its keepalive events follow at its next keepalive.
+            Some(r) if !super::entity::agent_managed(&r) => self.follow(r, true),
+            Some(_) => None,
+            None => {
+                // Registered again, from the agent's own configuration, at its next
+                // keepalive (as Sensu: a deleted agent entity reverts to agent.yml). Its
+                // events meanwhile do not create a bare entity that would then stand
+                // for the backend's configuration: it stays "known".
+                self.last_keepalive = None;
+                None
+            }
+        }
     }
 }
 

@@ -339,9 +339,38 @@ pub(super) async fn write_resource(
         require_namespace(st, ns).await?;
     }
     let r = checked_scripts(parse(&user)?).await?;
+    let r = agent_entity(st, r).await?;
     let stored = st.db(move |s| s.put(&r, create_only).map(|()| r)).await?;
     after_change(st, stored.kind).await?;
+    entity_written(st, &stored);
     Ok(stored)
+}
+
+/// An entity write as an agent's entity allows it (`agentd::entity::api_write`): 409 for
+/// one its agent manages.
+async fn agent_entity(st: &AppState, mut r: Resource) -> ApiResult<Resource> {
+    if r.kind != Kind::Entity {
+        return Ok(r);
+    }
+    let (ns, name) = (
+        r.metadata.namespace.clone().unwrap_or_default(),
+        r.metadata.name.clone(),
+    );
+    let stored = st.db(move |s| s.get(Kind::Entity, &ns, &name)).await?;
+    crate::agentd::entity::api_write(&mut r, stored.as_ref())
+        .map_err(|e| ApiError(StatusCode::CONFLICT, e))?;
+    Ok(r)
+}
+
+/// Tells a connected agent that the API wrote its entity.
+fn entity_written(st: &AppState, r: &Resource) {
+    if r.kind == Kind::Entity {
+        st.agents.entity_changed(
+            r.metadata.namespace.as_deref().unwrap_or_default(),
+            &r.metadata.name,
+            Some(r.clone()),
+        );
+    }
 }
 
 /// What follows a change to a `kind`: a new RBAC policy when it is a role or binding,
@@ -485,8 +514,10 @@ async fn patch_one(
     merge_patch(&mut v, &patch);
     let text = serde_json::to_vec(&v).map_err(|e| bad(e.to_string()))?;
     let r = checked_scripts(body_resource(&text, kind, ns, Some(name), &user)?).await?;
+    let r = agent_entity(st, r).await?;
     let stored = st.db(move |s| s.put(&r, false).map(|()| r)).await?;
     after_change(st, kind).await?;
+    entity_written(st, &stored);
     Ok(Json(stored.to_flat()))
 }
 
@@ -526,6 +557,9 @@ async fn delete_one(
     let (n, c) = (ns.unwrap_or("").to_string(), name.to_string());
     st.db(move |s| s.delete(kind, &n, &c)).await?;
     after_change(st, kind).await?;
+    if kind == Kind::Entity {
+        st.agents.entity_changed(ns.unwrap_or_default(), name, None);
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 

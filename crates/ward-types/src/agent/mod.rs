@@ -43,6 +43,11 @@ mod redact;
 pub use checks::{all_hooks, hook_runs, hooks_for, sensu1_result};
 pub use redact::{redacted, DEFAULT_REDACT};
 
+/// The label of an entity its agent manages (`agent-managed-entity`), with the value
+/// [`MANAGED_BY_AGENT`], as Sensu's.
+pub const MANAGED_BY_LABEL: &str = "sensu.io/managed_by";
+pub const MANAGED_BY_AGENT: &str = "sensu-agent";
+
 use crate::raw::{NotAnObject, RawObject};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

@@ -119,20 +119,21 @@ start_args! {
     statsd_metrics_host => "statsd-metrics-host",
     statsd_metrics_port => "statsd-metrics-port",
     log_level => "log-level",
+    log_file => "log-file",
     ;
     switches:
     disable_assets => "disable-assets",
     strip_networks => "strip-networks",
     statsd_disable => "statsd-disable",
     deregister => "deregister",
+    agent_managed_entity => "agent-managed-entity",
+    detect_cloud_provider => "detect-cloud-provider",
     ;
     sensu:
-    agent_managed_entity => "agent-managed-entity",
     require_fips => "require-fips",
     require_openssl => "require-openssl",
     keepalive_timeout => "keepalive-timeout",
     extended_attributes => "extended-attributes",
-    detect_cloud_provider => "detect-cloud-provider",
     discover_processes => "discover-processes",
 }
 
@@ -169,7 +170,11 @@ pub fn run(cmd: AgentCommand) -> Result<ExitCode, String> {
                 &a.flags(),
             )
             .map_err(|e| e.to_string())?;
-            super::start_logging(&["ward_agent"], &cfg.log_level);
+            super::start_logging(
+                &["ward_agent"],
+                &cfg.log_level,
+                cfg.log_file.as_ref().map(|l| l.file.clone()),
+            );
             for line in &cfg.ignored {
                 tracing::warn!("{line}");
             }

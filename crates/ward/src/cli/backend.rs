@@ -238,7 +238,7 @@ pub fn run(cmd: BackendCommand) -> Result<ExitCode, String> {
             .map_err(|e| e.to_string())?;
             // Held until the process exits: a second backend on this state dir stops here.
             let _lock = lock_state_dir(&cfg.state_dir, false)?;
-            super::start_logging(&["ward_backend"], &cfg.log_level);
+            super::start_logging(&["ward_backend"], &cfg.log_level, None);
             for line in &cfg.ignored {
                 tracing::warn!("{line}");
             }

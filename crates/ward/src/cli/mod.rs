@@ -40,9 +40,9 @@ fn load_env_file(explicit: Option<&std::path::Path>, default: &str) -> Result<()
     Ok(())
 }
 
-/// JSON log lines on stderr: `crates` (e.g. `ward_agent`) and ward_tls at `level` (Sensu's
-/// `panic` and `fatal` mean error), everything else at warn.
-fn start_logging(crates: &[&str], level: &str) {
+/// JSON log lines on stderr (or appended to `file`): `crates` (e.g. `ward_agent`) and
+/// ward_tls at `level` (Sensu's `panic` and `fatal` mean error), everything else at warn.
+fn start_logging(crates: &[&str], level: &str, file: Option<std::sync::Arc<std::fs::File>>) {
     let level = if level == "panic" || level == "fatal" {
         "error"
     } else {
@@ -52,10 +52,14 @@ fn start_logging(crates: &[&str], level: &str) {
     for c in crates.iter().chain(&["ward_tls"]) {
         filter.push_str(&format!(",{c}={level}"));
     }
+    let writer = match file {
+        Some(f) => tracing_subscriber::fmt::writer::BoxMakeWriter::new(f),
+        None => tracing_subscriber::fmt::writer::BoxMakeWriter::new(std::io::stderr),
+    };
     let _ = tracing_subscriber::fmt()
         .json()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .try_init();
 }
 
