@@ -913,65 +913,39 @@ mod tests {
 
     #[test]
     fn a_state_registration_keeps_the_stored_configuration() {
+        use serde_json::json;
         let d = tempfile::tempdir().unwrap();
         let s = Store::open(d.path()).unwrap();
-        s.write_entities(
-            &[Registration::State(entity(
-                serde_json::json!({"region":"eu"}),
-                "h1",
-            ))],
-            &[],
-        )
-        .unwrap();
+        let write = |r: Registration| s.write_entities(&[r], &[]).unwrap();
+        let stored = || {
+            s.get(Kind::Entity, "default", "a1")
+                .unwrap()
+                .unwrap()
+                .to_document()
+        };
+        let region = |d: &Document| d.metadata.labels.get("region").cloned();
+        write(Registration::State(entity(json!({"region": "eu"}), "h1")));
         // The API changes the configuration (and the class, which goes back).
-        let mut edited = entity(serde_json::json!({"region":"us"}), "h1").to_document();
-        edited.spec["subscriptions"] = serde_json::json!(["web"]);
-        edited.spec["entity_class"] = serde_json::json!("proxy");
+        let mut edited = entity(json!({"region": "us"}), "h1").to_document();
+        edited.spec["subscriptions"] = json!(["web"]);
+        edited.spec["entity_class"] = json!("proxy");
         s.put(&Resource::from_document(edited).unwrap(), false)
             .unwrap();
-        s.write_entities(
-            &[Registration::State(entity(
-                serde_json::json!({"region":"eu"}),
-                "h2",
-            ))],
-            &[],
-        )
-        .unwrap();
-        let got = s
-            .get(Kind::Entity, "default", "a1")
-            .unwrap()
-            .unwrap()
-            .to_document();
-        assert_eq!(
-            got.metadata.labels.get("region").map(String::as_str),
-            Some("us")
-        );
-        assert_eq!(got.spec["subscriptions"], serde_json::json!(["web"]));
+        write(Registration::State(entity(json!({"region": "eu"}), "h2")));
+        let got = stored();
+        assert_eq!(region(&got).as_deref(), Some("us"));
+        assert_eq!(got.spec["subscriptions"], json!(["web"]));
         assert_eq!(
             got.spec["system"],
-            serde_json::json!({"hostname":"h2"}),
+            json!({"hostname": "h2"}),
             "state is the agent's"
         );
         assert_eq!(got.spec["entity_class"], "agent");
         assert_eq!(got.spec["last_seen"], 5);
         // A replacement writes everything.
-        s.write_entities(
-            &[Registration::Replace(entity(
-                serde_json::json!({"region":"fr"}),
-                "h3",
-            ))],
-            &[],
-        )
-        .unwrap();
-        let got = s
-            .get(Kind::Entity, "default", "a1")
-            .unwrap()
-            .unwrap()
-            .to_document();
-        assert_eq!(
-            got.metadata.labels.get("region").map(String::as_str),
-            Some("fr")
-        );
-        assert_eq!(got.spec["subscriptions"], serde_json::json!(["linux"]));
+        write(Registration::Replace(entity(json!({"region": "fr"}), "h3")));
+        let got = stored();
+        assert_eq!(region(&got).as_deref(), Some("fr"));
+        assert_eq!(got.spec["subscriptions"], json!(["linux"]));
     }
 }

@@ -201,8 +201,32 @@ impl Drop for Agent {
     }
 }
 
+/// `wait_for` (`secs` at most), with the agent's and the backend's logs when it times out.
+pub fn wait_logged<T>(
+    secs: u64,
+    b: &Backend,
+    a: &Agent,
+    what: &str,
+    f: impl FnMut() -> Option<T>,
+) -> T {
+    poll(secs, f, || {
+        format!(
+            "timed out after {secs}s waiting for {what}\nagent:\n{}\nbackend:\n{}",
+            a.log(),
+            b.log()
+        )
+    })
+}
+
 /// Polls `f` every 200 ms until it returns Some, or panics with `what` after `secs`.
-pub fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+pub fn wait_for<T>(secs: u64, what: &str, f: impl FnMut() -> Option<T>) -> T {
+    poll(secs, f, || {
+        format!("timed out after {secs}s waiting for {what}")
+    })
+}
+
+/// `f` every 200 ms until it answers, for `secs` at most; then a panic saying `timed_out`.
+fn poll<T>(secs: u64, mut f: impl FnMut() -> Option<T>, timed_out: impl Fn() -> String) -> T {
     let start = Instant::now();
     loop {
         if let Some(v) = f() {
@@ -210,7 +234,8 @@ pub fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T
         }
         assert!(
             start.elapsed() < Duration::from_secs(secs),
-            "timed out after {secs}s waiting for {what}"
+            "{}",
+            timed_out()
         );
         std::thread::sleep(Duration::from_millis(200));
     }

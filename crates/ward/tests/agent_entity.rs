@@ -7,25 +7,13 @@
 //! owns its entity: the API refuses to change it (409) and each start replaces it.
 
 use serde_json::Value;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use ward_testkit::agent::{password_backend, Agent, AGENT_PASSWORD};
 use ward_testkit::backend::Backend;
 
-/// `wait_for`, with the agent's and the backend's logs when it times out.
-fn wait<T>(b: &Backend, a: &Agent, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(40),
-            "timed out after 40s waiting for {what}\nagent:\n{}\nbackend:\n{}",
-            a.log(),
-            b.log()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+/// `wait_logged` for 40 s.
+fn wait<T>(b: &Backend, a: &Agent, what: &str, f: impl FnMut() -> Option<T>) -> T {
+    ward_testkit::agent::wait_logged(40, b, a, what, f)
 }
 
 fn entity(b: &Backend, name: &str) -> Option<Value> {

@@ -29,21 +29,9 @@ fn check(name: &str, command: &str, extra: &str) -> String {
     format!("---\ntype: CheckConfig\napi_version: core/v2\nmetadata: {{name: {name}}}\nspec:\n  command: '{command}'\n  subscriptions: [proxies]\n{extra}")
 }
 
-/// `wait_for`, with the agent's and the backend's logs when it times out.
-fn wait<T>(b: &Backend, a: &Agent, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "timed out after 30s waiting for {what}\nagent:\n{}\nbackend:\n{}",
-            a.log(),
-            b.log()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+/// `wait_logged` for 30 s.
+fn wait<T>(b: &Backend, a: &Agent, what: &str, f: impl FnMut() -> Option<T>) -> T {
+    ward_testkit::agent::wait_logged(30, b, a, what, f)
 }
 
 /// The output of `check`'s latest event under `entity`, once it has run.

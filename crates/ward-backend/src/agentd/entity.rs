@@ -22,6 +22,17 @@ pub fn agent_managed(r: &Resource) -> bool {
     r.metadata.labels.get(MANAGED_BY).map(String::as_str) == Some(AGENT)
 }
 
+/// An agent entity's spec with the state fields of `from` and the class `agent`.
+fn agent_state(spec: &mut serde_json::Map<String, Value>, from: &Value) {
+    for k in STATE {
+        match from.get(k) {
+            Some(v) => spec.insert(k.to_string(), v.clone()),
+            None => spec.remove(k),
+        };
+    }
+    spec.insert("entity_class".into(), json!("agent"));
+}
+
 /// What a keepalive that (re)registers an entity does.
 #[derive(Debug)]
 pub struct Owned {
@@ -54,15 +65,8 @@ pub fn decide(own: Resource, stored: Option<Resource>) -> Result<Owned, String> 
     if released {
         doc.metadata.labels.remove(MANAGED_BY);
     }
-    let own_doc = own.to_document();
     if let Value::Object(spec) = &mut doc.spec {
-        for k in STATE {
-            match own_doc.spec.get(k) {
-                Some(v) => spec.insert(k.to_string(), v.clone()),
-                None => spec.remove(k),
-            };
-        }
-        spec.insert("entity_class".into(), json!("agent"));
+        agent_state(spec, &own.to_document().spec);
     }
     let effective = Resource::from_document(doc)
         .map_err(|e| format!("the stored entity {:?}: {e}", own.metadata.name))?;
@@ -138,13 +142,7 @@ pub fn api_write(new: &mut Resource, stored: Option<&Resource>) -> Result<(), St
     }
     let mut doc = new.to_document();
     if let Value::Object(spec) = &mut doc.spec {
-        for k in STATE {
-            match was.spec.get(k) {
-                Some(v) => spec.insert(k.to_string(), v.clone()),
-                None => spec.remove(k),
-            };
-        }
-        spec.insert("entity_class".into(), json!("agent"));
+        agent_state(spec, &was.spec);
         let subs = agent::subscriptions_with_entity(
             &name,
             &strings(spec.get("subscriptions").unwrap_or(&Value::Null)),
