@@ -66,6 +66,19 @@ fn mtls_agents_run_published_checks_and_failures_reach_a_pipe_handler() {
         "web-2",
         &format!("{}subscriptions: [system]\n", Agent::mtls_yaml(&b, "web-2")),
     );
+    // Scheduled runs come at each check's phase in its interval (the guide's checks: 60 s,
+    // as Sensu); the test runs them now once both agents are connected.
+    wait_for(20, "both agents' keepalives", || {
+        let evs = events(&b);
+        ["web-1", "web-2"]
+            .iter()
+            .all(|a| find(&evs, a, "keepalive").is_some())
+            .then_some(())
+    });
+    for check in ["expired_certs", "expired_certs_ward"] {
+        let out = b.ctl().args(["check", "execute", check]).run();
+        assert!(out.success(), "{}{}", out.stdout, out.stderr);
+    }
     let evs = wait_for(40, "both agents' check results", || {
         let evs = events(&b);
         let all = ["web-1", "web-2"].iter().all(|a| {

@@ -316,7 +316,7 @@ pub async fn run(st: Arc<AppState>) {
             let next_after = |from: i64| -> Result<i64, String> {
                 match &cron {
                     Some(expr) => parse_cron(expr)?.next_after(from),
-                    None => Ok(from + interval as i64),
+                    None => Ok(phase_after(&id.1, interval, from)),
                 }
             };
             live.insert(id.clone());
@@ -324,12 +324,12 @@ pub async fn run(st: Arc<AppState>) {
             let sched = match entry {
                 Some(s) => s,
                 None => {
-                    // A new or changed schedule: an interval check runs now, a cron check at
-                    // its next time.
+                    // A new or changed schedule: at its next time (an interval check's
+                    // phase may be now).
                     let first = if cron.is_some() {
                         next_after(now)
                     } else {
-                        Ok(now)
+                        Ok(phase_after(&id.1, interval, now - 1))
                     };
                     match first {
                         Ok(next) => {
@@ -387,6 +387,25 @@ pub async fn run(st: Arc<AppState>) {
     }
 }
 
+/// The first second after `after` at which an interval check named `name` runs: at the
+/// times `t` (in nanoseconds) with `t ≡ splay (mod interval)`, `splay` being the first 8
+/// bytes of the MD5 of the name, little-endian, as Sensu's interval timer derives its first
+/// offset. Checks created together spread over their interval, and each keeps its phase
+/// across restarts and on every backend. (Sensu computes the offset once with Go's
+/// wrapping subtraction, then resets its timer by the interval; Ward keeps the true phase
+/// at every run, rounded up to its one-second tick.)
+pub fn phase_after(name: &str, interval: u64, after: i64) -> i64 {
+    use md5::Digest;
+    const NS: u128 = 1_000_000_000;
+    let interval = u128::from(interval.max(1)) * NS;
+    let sum = md5::Md5::digest(name.as_bytes());
+    let splay = u128::from(u64::from_le_bytes(sum[..8].try_into().unwrap_or([0; 8])));
+    // The first phase time strictly after `after`, then the second it falls in.
+    let from = after.max(0) as u128 * NS + 1;
+    let offset = (splay % interval + interval - from % interval) % interval;
+    (from + offset).div_ceil(NS) as i64
+}
+
 /// Whether a CheckConfig's `subdues` hold at `now` (Unix seconds), or its older `subdue`
 /// (Sensu 5's day-of-week windows, the same shape as a filter's `when`, still accepted).
 fn subdued(r: &Resource, now: i64) -> bool {
@@ -419,6 +438,27 @@ fn all_checks(st: &AppState) -> Result<Vec<Resource>, String> {
 
 #[cfg(test)]
 mod tests {
+    use super::phase_after;
+
+    #[test]
+    fn an_interval_check_runs_at_sensus_phase_for_its_name() {
+        // Computed apart (Python: md5, little-endian u64, exact arithmetic).
+        assert_eq!(phase_after("check-cpu", 60, 1_699_999_999), 1_700_000_024);
+        assert_eq!(phase_after("keepalive-x", 60, 1_699_999_999), 1_700_000_015);
+        // Then every interval, whatever second it is asked at.
+        let first = phase_after("check-cpu", 60, 1_700_000_000);
+        assert_eq!(first, 1_700_000_024);
+        assert_eq!(phase_after("check-cpu", 60, first), first + 60);
+        assert_eq!(phase_after("check-cpu", 60, first - 1), first);
+        // An interval of 1 runs every second.
+        assert_eq!(phase_after("c", 1, 41), 42);
+        // Names spread over the interval.
+        let seconds: std::collections::HashSet<i64> = (0..100)
+            .map(|i| phase_after(&format!("check-{i}"), 60, 0) % 60)
+            .collect();
+        assert!(seconds.len() > 30, "{seconds:?}");
+    }
+
     #[test]
     fn cron_takes_sensus_zone_prefix() {
         for ok in [

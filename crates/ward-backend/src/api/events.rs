@@ -255,7 +255,9 @@ pub(super) async fn execute_check(
             format!("no check {name:?} in namespace {ns:?}"),
         ));
     };
-    let sent = crate::agentd::schedulerd::execute(st.clone(), r, req.subscriptions).await;
+    // As Sensu's ad hoc requests: no subscriptions, or an empty list, means the check's.
+    let subscriptions = req.subscriptions.filter(|s| !s.is_empty());
+    let sent = crate::agentd::schedulerd::execute(st.clone(), r, subscriptions).await;
     tracing::info!(check = %name, namespace = %ns, user = %user.name, agents = sent.agents, proxy_entities = sent.proxy_entities, reason = req.reason.as_deref().unwrap_or(""), "check executed on demand");
     let mut body = json!({"issued": unix_now(), "agents": sent.agents});
     if let Some(n) = sent.proxy_entities {

@@ -170,8 +170,8 @@ struct Proof {
 }
 
 /// Creates the published `expired_certs` check (once: an existing one is left as it is) and
-/// makes sure it runs now on the agent: a new check is sent by the scheduler at its next
-/// tick; an existing one was scheduled before the agent connected, so it is executed.
+/// makes sure it runs now on the agent (executed ad hoc: its scheduled runs come at its
+/// name's phase in the minute, as Sensu's, which may be up to 60 s away).
 async fn prove(
     api: &Endpoint,
     agent_api: &Endpoint,
@@ -217,7 +217,7 @@ async fn prove(
             ))
         }
     };
-    if !created && agent_connected {
+    if agent_connected {
         let path = format!("/api/core/v2/namespaces/default/checks/{CHECK}/execute");
         let start = Instant::now();
         loop {
