@@ -52,6 +52,19 @@ pub struct IssuedCertificate {
 pub enum KeySource {
     Generate(KeyAlgorithm),
     Existing(PrivateKey),
+    /// A request made where its key lives ([`crate::csr::parse_csr`], its signature
+    /// checked): the certificate carries its public key, and no key is written.
+    Request {
+        public_key: rcgen::SubjectPublicKeyInfo,
+        csr_pem: String,
+    },
+}
+
+/// The key a certificate is made for: one the CA holds (written out when `generated`), or
+/// only the public half, from a request.
+enum LeafKey {
+    Own { key: PrivateKey, generated: bool },
+    Public(rcgen::SubjectPublicKeyInfo, String),
 }
 
 /// Everything that decides what a leaf certificate looks like.
@@ -215,10 +228,21 @@ impl CertificateAuthority {
     /// Signs a leaf certificate.
     pub fn issue(&self, req: LeafRequest) -> Result<IssuedCertificate> {
         let mut notes = Vec::new();
-        let (key, generated) = match req.key {
-            KeySource::Generate(alg) => (PrivateKey::generate(alg)?, true),
-            KeySource::Existing(k) => (k, false),
+        let key = match req.key {
+            KeySource::Generate(alg) => LeafKey::Own {
+                key: PrivateKey::generate(alg)?,
+                generated: true,
+            },
+            KeySource::Existing(key) => LeafKey::Own {
+                key,
+                generated: false,
+            },
+            KeySource::Request {
+                public_key,
+                csr_pem,
+            } => LeafKey::Public(public_key, csr_pem),
         };
+        req.profile.allows(&req.subject.common_name, &req.hosts)?;
         let mut hosts = req.hosts;
         if let Some(cn_name) = SubjectName::from_common_name(&req.subject.common_name) {
             if !req.profile.ca_constraint.is_ca && !hosts.contains(&cn_name) {
@@ -254,7 +278,10 @@ impl CertificateAuthority {
             .map(SubjectName::to_rcgen)
             .collect::<Result<_>>()?;
         // The CSR carries the subject and names only, as cfssl's does.
-        let csr = params.serialize_request(&key.pair)?.pem()?;
+        let csr = match &key {
+            LeafKey::Own { key, .. } => params.serialize_request(&key.pair)?.pem()?,
+            LeafKey::Public(_, pem) => pem.clone(),
+        };
         params.not_before = not_before;
         params.not_after = not_after;
         params.serial_number = Some(random_serial()?);
@@ -278,7 +305,10 @@ impl CertificateAuthority {
         } else {
             IsCa::ExplicitNoCa
         };
-        params.key_identifier_method = KeyIdMethod::PreSpecified(key_id(key.public_key_raw()));
+        params.key_identifier_method = KeyIdMethod::PreSpecified(key_id(match &key {
+            LeafKey::Own { key, .. } => key.public_key_raw(),
+            LeafKey::Public(p, _) => rcgen::PublicKeyData::der_bytes(p),
+        }));
         params.use_authority_key_identifier_extension = true;
         if let Some(url) = &req.profile.crl_url {
             params.crl_distribution_points = vec![rcgen::CrlDistributionPoint {
@@ -291,14 +321,19 @@ impl CertificateAuthority {
                 &req.profile.issuer_urls,
             ));
         }
-        let cert = params.signed_by(&key.pair, &self.issuer)?;
+        let cert = match &key {
+            LeafKey::Own { key, .. } => params.signed_by(&key.pair, &self.issuer)?,
+            LeafKey::Public(p, _) => params.signed_by(p, &self.issuer)?,
+        };
         Ok(IssuedCertificate {
             cert_pem: cert.pem(),
             csr_pem: csr,
-            key_pem: if generated {
-                Some(key.to_pem(req.key_encoding)?)
-            } else {
-                None
+            key_pem: match key {
+                LeafKey::Own {
+                    key,
+                    generated: true,
+                } => Some(key.to_pem(req.key_encoding)?),
+                _ => None,
             },
             not_after,
             notes,

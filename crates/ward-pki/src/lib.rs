@@ -26,6 +26,7 @@
 pub mod authority;
 pub mod bare;
 pub mod bootstrap;
+pub mod csr;
 pub mod error;
 pub mod expiry;
 pub mod inspect;

@@ -152,9 +152,42 @@ pub struct SigningProfile {
     pub crl_url: Option<String>,
     pub ocsp_url: Option<String>,
     pub issuer_urls: Vec<String>,
+    /// cfssl's `name_whitelist`: a regular expression the CN and every DNS name, e-mail
+    /// address and URI must contain a match of (checked when read).
+    pub name_whitelist: Option<String>,
 }
 
 impl SigningProfile {
+    /// Whether the profile lets a certificate name `cn` and `hosts` (cfssl's rule: with a
+    /// `name_whitelist`, a non-empty CN and each DNS, e-mail and URI name must match it
+    /// somewhere; IP addresses are not checked).
+    pub fn allows(&self, cn: &str, hosts: &[crate::names::SubjectName]) -> Result<()> {
+        use crate::names::SubjectName as N;
+        let Some(pattern) = &self.name_whitelist else {
+            return Ok(());
+        };
+        let re = regex::Regex::new(pattern).map_err(|e| {
+            Error::invalid(
+                format!("profile {}: name_whitelist", self.name),
+                e.to_string(),
+            )
+        })?;
+        let names = std::iter::once(cn)
+            .filter(|c| !c.is_empty())
+            .chain(hosts.iter().filter_map(|h| match h {
+                N::Dns(d) | N::Email(d) | N::Uri(d) => Some(d.as_str()),
+                N::Ip(_) => None,
+            }));
+        for name in names {
+            if !re.is_match(name) {
+                return Err(Error::invalid(
+                    format!("profile {}", self.name),
+                    format!("{name:?} does not match its name_whitelist {pattern:?}: nothing was signed; ask for names the profile allows, or sign with another profile"),
+                ));
+            }
+        }
+        Ok(())
+    }
     fn with(name: &str, usages: &[Usage], hours: u64) -> Self {
         SigningProfile {
             name: name.to_string(),
@@ -164,6 +197,7 @@ impl SigningProfile {
             crl_url: None,
             ocsp_url: None,
             issuer_urls: Vec::new(),
+            name_whitelist: None,
         }
     }
 
@@ -223,6 +257,7 @@ struct RawProfile {
     ocsp_url: Option<String>,
     #[serde(default)]
     issuer_urls: Vec<String>,
+    name_whitelist: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -268,7 +303,16 @@ impl SigningConfig {
                     .filter(|n| matches!(n, crate::names::SubjectName::Uri(_)))
                     .ok_or_else(|| Error::invalid(&place, format!("{url:?} is not a URL")))?;
             }
+            if let Some(w) = &p.name_whitelist {
+                regex::Regex::new(w).map_err(|e| {
+                    Error::invalid(
+                        format!("{place}.name_whitelist"),
+                        format!("{w:?} is not a regular expression: {e}"),
+                    )
+                })?;
+            }
             Ok(SigningProfile {
+                name_whitelist: p.name_whitelist.clone().filter(|w| !w.is_empty()),
                 name: name.rsplit('.').next().unwrap_or(name).to_string(),
                 usages,
                 expiry: parse_duration(&format!("{place}.expiry"), expiry)?,

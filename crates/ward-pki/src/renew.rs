@@ -89,6 +89,7 @@ pub fn renew(cert_path: &Path, ca_dir: &Path, rotate_key: bool, clamp: bool) -> 
         crl_url: info.crl_distribution_points.first().cloned(),
         ocsp_url: info.ocsp_urls.first().cloned(),
         issuer_urls: Vec::new(),
+        name_whitelist: None,
     };
     let (key_path, csr_path) = sibling_paths(cert_path);
     let old_key_text = files::read_private_key_file(&key_path)?;

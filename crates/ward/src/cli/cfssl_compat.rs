@@ -1,5 +1,5 @@
 //! cfssl and cfssljson take Go-style flags (`-initca`, `-config=ca-config.json`, `-bare`).
-//! So that the guides' pipelines run verbatim, `ward pki gencert` and `ward pki json`
+//! So that the guides' pipelines run verbatim, `ward pki gencert`, `sign` and `json`
 //! accept that spelling: a single-dash word flag is rewritten to its double-dash form
 //! before clap sees it. A lone `-` (stdin) is left alone.
 
@@ -8,8 +8,9 @@ use std::ffi::OsString;
 /// Rewrites `-flag` / `-flag=value` to `--flag…` in the arguments of the cfssl-compatible
 /// subcommands; every other command line is returned unchanged.
 pub fn translate(args: Vec<OsString>) -> Vec<OsString> {
-    let is_compat =
-        args.len() >= 3 && args[1] == "pki" && (args[2] == "gencert" || args[2] == "json");
+    let is_compat = args.len() >= 3
+        && args[1] == "pki"
+        && ["gencert", "json", "sign"].iter().any(|c| args[2] == *c);
     if !is_compat {
         return args;
     }
@@ -43,6 +44,21 @@ mod tests {
             .into_iter()
             .map(|s| s.into_string().unwrap())
             .collect()
+    }
+
+    #[test]
+    fn sign_takes_cfssls_flags() {
+        assert_eq!(
+            t(&["ward", "pki", "sign", "-ca=ca.pem", "-profile=www", "w.csr"]),
+            [
+                "ward",
+                "pki",
+                "sign",
+                "--ca=ca.pem",
+                "--profile=www",
+                "w.csr"
+            ]
+        );
     }
 
     #[test]

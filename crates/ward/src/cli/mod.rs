@@ -70,6 +70,7 @@ pub mod cfssl_compat;
 mod ctl;
 mod pg;
 mod pki;
+mod pki_csr;
 mod quickstart;
 
 use clap::{Parser, Subcommand};

@@ -35,6 +35,13 @@ pub enum PkiCommand {
     Info(InfoArgs),
     /// Check plugin: exit 0/1/2/3 by the soonest certificate expiry.
     CheckExpiry(CheckExpiryArgs),
+    /// A new key and a CSR, made here so that the key never leaves this host (sign it with
+    /// `ward pki sign` where the CA is).
+    Csr(super::pki_csr::CsrArgs),
+    /// Sign a CSR made elsewhere (cfssl `sign`-compatible: `-ca`, `-ca-key`, `-config`,
+    /// `-profile`, `-hostname`; prints {"cert"} for `ward pki json -bare`). The profile, not
+    /// the request, decides usages and lifetime.
+    Sign(super::pki_csr::SignArgs),
     /// Record a certificate as revoked (then publish with `ward pki crl`).
     Revoke(RevokeArgs),
     /// Sign a CRL of every revoked certificate.
@@ -236,10 +243,12 @@ pub fn run(cmd: PkiCommand) -> Result<ExitCode> {
         PkiCommand::Revoke(a) => revoke(a),
         PkiCommand::Crl(a) => crl(a),
         PkiCommand::Renew(a) => renew(a),
+        PkiCommand::Csr(a) => super::pki_csr::csr(a),
+        PkiCommand::Sign(a) => super::pki_csr::sign(a),
     }
 }
 
-fn overwrite(force: bool) -> Overwrite {
+pub(super) fn overwrite(force: bool) -> Overwrite {
     if force {
         Overwrite::Allow
     } else {
@@ -247,14 +256,14 @@ fn overwrite(force: bool) -> Overwrite {
     }
 }
 
-fn notes(v: &[String]) {
+pub(super) fn notes(v: &[String]) {
     for n in v {
         eprintln!("{n}");
     }
 }
 
 /// A request or cfssl JSON from a file or stdin (`-`), under the configuration cap.
-fn read_input(arg: &str) -> Result<(String, Vec<u8>)> {
+pub(super) fn read_input(arg: &str) -> Result<(String, Vec<u8>)> {
     if arg == "-" {
         let mut buf = Vec::new();
         std::io::stdin()
@@ -314,24 +323,7 @@ fn gencert(a: GencertArgs) -> Result<ExitCode> {
         }
     };
     let ca = CertificateAuthority::load(&ca_cert, &ca_key)?;
-    let profile = match &a.config {
-        Some(path) => {
-            let cfg = SigningConfig::from_json(
-                &path.display().to_string(),
-                &files::read_bounded(path, files::CONFIG)?,
-            )?;
-            cfg.profile(a.profile.as_deref())?
-        }
-        None => match a.profile.as_deref().filter(|p| !p.is_empty()) {
-            Some(p) => {
-                return Err(Error::invalid(
-                    format!("-profile={p}"),
-                    "a profile needs -config=ca-config.json that defines it (cfssl would silently use its default)",
-                ))
-            }
-            None => SigningProfile::cfssl_default(),
-        },
-    };
+    let profile = cfssl_profile(a.config.as_deref(), a.profile.as_deref())?;
     if let Some(h) = a.hostname.as_deref().filter(|h| !h.is_empty()) {
         request.hosts = parse_host_list(h)?;
     }
@@ -346,6 +338,29 @@ fn gencert(a: GencertArgs) -> Result<ExitCode> {
     notes(&issued.notes);
     outln!("{}", ward_pki::bare::gencert_json(&issued));
     Ok(ExitCode::SUCCESS)
+}
+
+/// cfssl's choice of profile: `-profile` in `-config` (which must define it), the config's
+/// default, or with no config cfssl's own default (a `-profile` without `-config` is refused:
+/// cfssl would silently use its default).
+pub(super) fn cfssl_profile(
+    config: Option<&Path>,
+    profile: Option<&str>,
+) -> Result<SigningProfile> {
+    match config {
+        Some(path) => SigningConfig::from_json(
+            &path.display().to_string(),
+            &files::read_bounded(path, files::CONFIG)?,
+        )?
+        .profile(profile),
+        None => match profile.filter(|p| !p.is_empty()) {
+            Some(p) => Err(Error::invalid(
+                format!("-profile={p}"),
+                "a profile needs -config=ca-config.json that defines it (cfssl would silently use its default)",
+            )),
+            None => Ok(SigningProfile::cfssl_default()),
+        },
+    }
 }
 
 fn json(a: JsonArgs) -> Result<ExitCode> {

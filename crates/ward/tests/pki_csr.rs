@@ -1,0 +1,375 @@
+//! CSRs made where the key lives (issue 17, item 1), against the real cfssl and OpenSSL:
+//! `ward pki csr` writes a key (0600) and a request on the target host; `ward pki sign`
+//! signs requests from Ward, `cfssl genkey` and `openssl req` with cfssl's flags, and cfssl
+//! signs Ward's; the profile, not the request, decides usages, lifetime and CA-ness; a
+//! request that was altered, is not a request, or names what the profile's
+//! `name_whitelist` does not allow is refused with one line, and nothing is written.
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use ward_testkit::pki::openssl;
+use ward_testkit::{require_tool, ward, Command, TempDir};
+
+/// A CA in `dir/ca` (Ward's layout, with its ca-config.json).
+fn ca(dir: &Path) {
+    ward()
+        .args(["pki", "init-ca", "--cn", "Test CA", "--dir"])
+        .arg(dir.join("ca"))
+        .run()
+        .ok();
+}
+
+fn text(dir: &Path, cert: &str) -> String {
+    openssl(dir, &["x509", "-in", cert, "-noout", "-text"])
+        .ok()
+        .stdout
+}
+
+/// The public key of a certificate or a private key, as PEM.
+fn pubkey(dir: &Path, args: &[&str]) -> String {
+    openssl(dir, args).ok().stdout
+}
+
+#[test]
+fn a_key_made_on_its_host_is_signed_without_leaving_it() {
+    require_tool("openssl");
+    let d = TempDir::new();
+    ca(d.path());
+    ward()
+        .args([
+            "pki",
+            "csr",
+            "--cn",
+            "web-1.example.com",
+            "--hosts",
+            "web-1.example.com,10.0.0.5",
+        ])
+        .args(["--key", "ecdsa-p384", "--out", "web-1"])
+        .current_dir(d.path())
+        .run()
+        .ok();
+    let mode = std::fs::metadata(d.join("web-1-key.pem"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    // The CA host gets only the request.
+    let out = ward()
+        .args([
+            "pki",
+            "sign",
+            "--ca-dir",
+            "ca",
+            "--profile",
+            "client",
+            "--out",
+            "web-1",
+            "web-1.csr",
+        ])
+        .current_dir(d.path())
+        .run()
+        .ok();
+    assert!(out.stdout.contains("wrote web-1.pem"), "{}", out.stdout);
+    openssl(
+        d.path(),
+        &[
+            "verify",
+            "-CAfile",
+            "ca/ca.pem",
+            "-purpose",
+            "sslclient",
+            "web-1.pem",
+        ],
+    )
+    .ok();
+    assert_eq!(
+        pubkey(d.path(), &["x509", "-in", "web-1.pem", "-noout", "-pubkey"]),
+        pubkey(d.path(), &["pkey", "-in", "web-1-key.pem", "-pubout"]),
+        "the certificate carries the key made on the host"
+    );
+    let t = text(d.path(), "web-1.pem");
+    assert!(
+        t.contains("DNS:web-1.example.com, IP Address:10.0.0.5"),
+        "{t}"
+    );
+    assert!(
+        t.contains("TLS Web Client Authentication") && !t.contains("TLS Web Server"),
+        "{t}"
+    );
+    // Written once: an existing certificate is not replaced without --force.
+    let again = ward()
+        .args([
+            "pki",
+            "sign",
+            "--ca-dir",
+            "ca",
+            "--profile",
+            "client",
+            "--out",
+            "web-1",
+            "web-1.csr",
+        ])
+        .current_dir(d.path())
+        .run();
+    assert!(
+        !again.success() && again.stderr.contains("web-1.pem"),
+        "{}",
+        again.stderr
+    );
+}
+
+#[test]
+fn cfssl_and_openssl_requests_are_signed_and_cfssl_signs_wards() {
+    require_tool("openssl");
+    require_tool("cfssl");
+    require_tool("cfssljson");
+    let d = TempDir::new();
+    ca(d.path());
+    // cfssl genkey's request, signed with cfssl's flags and piped through `json -bare`.
+    Command::shell(r#"echo '{"CN":"db.example.com","hosts":["db.example.com"],"key":{"algo":"rsa","size":2048}}' | cfssl genkey - | cfssljson -bare db"#)
+        .current_dir(d.path())
+        .run()
+        .ok();
+    let json = ward()
+        .args([
+            "pki",
+            "sign",
+            "-ca=ca/ca.pem",
+            "-ca-key=ca/ca-key.pem",
+            "-config=ca/ca-config.json",
+        ])
+        .args([
+            "-profile=server",
+            "-hostname=db.example.com,127.0.0.1",
+            "db.csr",
+        ])
+        .current_dir(d.path())
+        .run()
+        .ok()
+        .stdout;
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert!(
+        v["cert"].as_str().unwrap().contains("BEGIN CERTIFICATE"),
+        "{json}"
+    );
+    ward()
+        .args(["pki", "json", "-bare", "db"])
+        .current_dir(d.path())
+        .stdin(json)
+        .run()
+        .ok();
+    openssl(
+        d.path(),
+        &[
+            "verify",
+            "-CAfile",
+            "ca/ca.pem",
+            "-purpose",
+            "sslserver",
+            "-verify_hostname",
+            "db.example.com",
+            "db.pem",
+        ],
+    )
+    .ok();
+    assert!(
+        text(d.path(), "db.pem").contains("IP Address:127.0.0.1"),
+        "-hostname replaces the request's names"
+    );
+    // An OpenSSL request that asks to be a CA, able to sign certificates, is signed under
+    // the client profile: the profile decides.
+    openssl(
+        d.path(),
+        &[
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "o-key.pem",
+            "-out",
+            "o.csr",
+            "-subj",
+            "/C=FR/O=Ops/CN=agent-7",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=keyCertSign",
+            "-addext",
+            "subjectAltName=DNS:agent-7",
+        ],
+    )
+    .ok();
+    ward()
+        .args([
+            "pki",
+            "sign",
+            "--ca-dir",
+            "ca",
+            "--profile",
+            "client",
+            "--out",
+            "o",
+            "o.csr",
+        ])
+        .current_dir(d.path())
+        .run()
+        .ok();
+    let t = text(d.path(), "o.pem");
+    assert!(
+        t.contains("CA:FALSE") && !t.contains("Certificate Sign"),
+        "{t}"
+    );
+    assert!(t.contains("C = FR, O = Ops, CN = agent-7"), "{t}");
+    // cfssl signs Ward's request.
+    ward()
+        .args([
+            "pki",
+            "csr",
+            "--cn",
+            "pg.example.com",
+            "--hosts",
+            "pg.example.com",
+            "--out",
+            "pg",
+        ])
+        .current_dir(d.path())
+        .run()
+        .ok();
+    Command::shell("cfssl sign -ca=ca/ca.pem -ca-key=ca/ca-key.pem -config=ca/ca-config.json -profile=server pg.csr | cfssljson -bare pg")
+        .current_dir(d.path())
+        .run()
+        .ok();
+    openssl(
+        d.path(),
+        &[
+            "verify",
+            "-CAfile",
+            "ca/ca.pem",
+            "-purpose",
+            "sslserver",
+            "-verify_hostname",
+            "pg.example.com",
+            "pg.pem",
+        ],
+    )
+    .ok();
+}
+
+#[test]
+fn altered_foreign_and_disallowed_requests_are_refused_and_nothing_is_written() {
+    require_tool("openssl");
+    require_tool("cfssl");
+    let d = TempDir::new();
+    ca(d.path());
+    ward()
+        .args([
+            "pki",
+            "csr",
+            "--cn",
+            "web.example.com",
+            "--hosts",
+            "web.example.com",
+            "--out",
+            "web",
+        ])
+        .current_dir(d.path())
+        .run()
+        .ok();
+    let sign = |csr: &str, extra: &[&str]| {
+        ward()
+            .args(["pki", "sign", "--ca-dir", "ca", "--out", "signed"])
+            .args(if extra.is_empty() {
+                vec!["--profile", "server"]
+            } else {
+                extra.to_vec()
+            })
+            .arg(csr)
+            .current_dir(d.path())
+            .run()
+    };
+    // Altered: the CN changed after signing (same length, so the DER stays well-formed).
+    let csr = std::fs::read_to_string(d.join("web.csr")).unwrap();
+    let b64: String = csr.lines().filter(|l| !l.starts_with("-----")).collect();
+    let mut bytes = STANDARD.decode(b64).unwrap();
+    let at = bytes
+        .windows(3)
+        .position(|w| w == b"web")
+        .expect("the CN in the DER");
+    bytes[at..at + 3].copy_from_slice(b"evl");
+    let forged = format!(
+        "-----BEGIN CERTIFICATE REQUEST-----\n{}\n-----END CERTIFICATE REQUEST-----\n",
+        STANDARD.encode(&bytes)
+    );
+    std::fs::write(d.join("forged.csr"), forged).unwrap();
+    let out = sign("forged.csr", &[]);
+    assert!(!out.success(), "{}", out.stdout);
+    assert!(
+        out.stderr
+            .contains("forged.csr: its signature does not verify"),
+        "{}",
+        out.stderr
+    );
+    // Not a request at all.
+    let out = sign("ca/ca.pem", &[]);
+    assert!(
+        !out.success() && out.stderr.contains("CERTIFICATE REQUEST"),
+        "{}",
+        out.stderr
+    );
+    // A profile whose name_whitelist the names do not match, with cfssl refusing too.
+    std::fs::write(
+        d.join("strict.json"),
+        r#"{"signing":{"default":{"usages":["server auth"],"expiry":"24h"},"profiles":{"internal":{"usages":["digital signature","server auth"],"expiry":"24h","name_whitelist":"\\.internal$"}}}}"#,
+    )
+    .unwrap();
+    let out = sign(
+        "web.csr",
+        &["--config", "strict.json", "--profile", "internal"],
+    );
+    assert!(!out.success(), "{}", out.stdout);
+    assert!(
+        out.stderr
+            .contains("\"web.example.com\" does not match its name_whitelist"),
+        "{}",
+        out.stderr
+    );
+    let cfssl = Command::shell("cfssl sign -ca=ca/ca.pem -ca-key=ca/ca-key.pem -config=strict.json -profile=internal web.csr")
+        .current_dir(d.path())
+        .run();
+    let said = format!("{}{}", cfssl.stdout, cfssl.stderr);
+    assert!(
+        !said.contains("BEGIN CERTIFICATE") && said.contains("does not match policy whitelist"),
+        "cfssl refuses it too: {said}"
+    );
+    assert!(
+        !d.join("signed.pem").exists(),
+        "nothing written for a refused request"
+    );
+    // Names that match are signed under the same profile.
+    ward()
+        .args([
+            "pki",
+            "csr",
+            "--cn",
+            "db.internal",
+            "--hosts",
+            "db.internal",
+            "--out",
+            "db",
+        ])
+        .current_dir(d.path())
+        .run()
+        .ok();
+    sign(
+        "db.csr",
+        &["--config", "strict.json", "--profile", "internal"],
+    )
+    .ok();
+    assert!(d.join("signed.pem").exists());
+}
