@@ -47,12 +47,19 @@ pub fn config_path() -> PathBuf {
 
 use ward_types::unix_now as now;
 
+/// How `ward ctl` trusts the backend: the CA file given, else the system's store (as
+/// sensuctl), or nothing with `--insecure-skip-tls-verify`.
 fn trust(ca: Option<&Path>, insecure: bool) -> Option<Trust> {
-    if insecure {
-        Some(Trust::SkipVerification)
+    Some(if insecure {
+        Trust::SkipVerification
     } else {
-        ca.map(|c| Trust::CaFile(c.to_path_buf()))
-    }
+        match ca {
+            Some(c) => Trust::CaFile(c.to_path_buf()),
+            None => Trust::SystemRoots {
+                fix_key: "--trusted-ca-file (or install the CA with `ward pki trust install`)",
+            },
+        }
+    })
 }
 
 pub(crate) fn save(cfg: &CtlConfig) -> Result<PathBuf, String> {
@@ -75,9 +82,6 @@ pub async fn configure(
     insecure: bool,
     namespace: &str,
 ) -> Result<PathBuf, String> {
-    if url.starts_with("https://") && ca.is_none() && !insecure {
-        return Err("--trusted-ca-file is required for an https:// URL (or --insecure-skip-tls-verify, which trusts anyone)".into());
-    }
     let ep = Endpoint {
         url: url.trim_end_matches('/').to_string(),
         trust: trust(ca, insecure),

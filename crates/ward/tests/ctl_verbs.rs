@@ -693,3 +693,45 @@ fn config_edit_version_and_dump() {
     );
     assert_eq!(c["interval"], 30);
 }
+
+#[test]
+fn without_a_ca_file_ctl_trusts_the_system_store() {
+    let b = Backend::start(true);
+    let configure = |env: Option<&std::path::Path>| {
+        let mut c = b.ctl().args([
+            "configure",
+            "-n",
+            "--url",
+            &b.url(),
+            "--username",
+            ADMIN,
+            "--password",
+            ward_testkit::backend::ADMIN_PASSWORD,
+        ]);
+        // The system store as rustls-native-certs reads it: SSL_CERT_FILE first.
+        c = match env {
+            Some(ca) => c.env("SSL_CERT_FILE", ca),
+            None => c.env("SSL_CERT_FILE", "/etc/ssl/certs/ca-certificates.crt"),
+        };
+        c.run()
+    };
+    // The test CA is not in the system's store: refused, saying where it looked and the fix.
+    let out = configure(None);
+    assert!(!out.success(), "{}", out.stdout);
+    assert!(
+        out.stderr.contains("the system's trusted roots")
+            && out.stderr.contains("--trusted-ca-file"),
+        "{}",
+        out.stderr
+    );
+    // Once the store has it, no --trusted-ca-file is needed, as with sensuctl.
+    let ca = b.ca().unwrap();
+    configure(Some(&ca)).ok();
+    let out = b
+        .ctl()
+        .env("SSL_CERT_FILE", &ca)
+        .args(["namespace", "list", "--format", "json"])
+        .run()
+        .ok();
+    assert!(out.stdout.contains("default"), "{}", out.stdout);
+}
