@@ -12,6 +12,8 @@ command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v runuser >/dev/null 2>&1 || missing+=(util-linux)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v jq >/dev/null 2>&1 || missing+=(jq)
+# update-ca-certificates, for `ward pki trust` against Debian's real store tool.
+PATH="$PATH:/usr/sbin" command -v update-ca-certificates >/dev/null 2>&1 || missing+=(ca-certificates)
 if ((${#missing[@]})); then
   echo "installing test dependencies: ${missing[*]}"
   sudo=""

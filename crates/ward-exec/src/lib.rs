@@ -106,6 +106,21 @@ impl Drop for GroupGuard {
     }
 }
 
+/// `arg` as one word of a `/bin/sh` command line, whatever it holds (POSIX single quotes;
+/// a `'` inside becomes `'\''`).
+pub fn quote(arg: &str) -> String {
+    format!("'{}'", arg.replace('\'', "'\\''"))
+}
+
+/// `words` as a `/bin/sh` command line, each word quoted.
+pub fn command_line<S: AsRef<str>>(words: &[S]) -> String {
+    words
+        .iter()
+        .map(|w| quote(w.as_ref()))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Runs `spec` to completion or its timeout. Must be called inside a Tokio runtime with
 /// I/O and time enabled.
 pub async fn run(spec: Spec<'_>) -> io::Result<Finished> {
@@ -210,6 +225,26 @@ pub async fn run(spec: Spec<'_>) -> io::Result<Finished> {
 
 #[cfg(test)]
 mod tests {
+
+    #[tokio::test]
+    async fn quoted_words_reach_the_command_unchanged() {
+        let words = ["printf", "%s|", "it's", "$HOME", "a b", "`id`", ""];
+        let done = run(Spec {
+            command: &command_line(&words),
+            env: None,
+            stdin: None,
+            timeout: Duration::from_secs(5),
+            max_output: 1024,
+            capture: Capture::Stdout,
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(done.output).unwrap(),
+            "it's|$HOME|a b|`id`||"
+        );
+    }
+
     use super::*;
     use std::time::Instant;
 

@@ -37,6 +37,7 @@ pub mod profile;
 pub mod renew;
 pub mod request;
 pub mod revocation;
+pub mod trust;
 
 pub use authority::{ca_paths, CertificateAuthority, IssuedCertificate, KeySource, LeafRequest};
 pub use error::{Error, Result};

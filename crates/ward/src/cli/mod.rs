@@ -71,6 +71,7 @@ mod ctl;
 mod pg;
 mod pki;
 mod pki_csr;
+mod pki_trust;
 mod quickstart;
 
 use clap::{Parser, Subcommand};

@@ -42,6 +42,9 @@ pub enum PkiCommand {
     /// `-profile`, `-hostname`; prints {"cert"} for `ward pki json -bare`). The profile, not
     /// the request, decides usages and lifetime.
     Sign(super::pki_csr::SignArgs),
+    /// Put a CA in the system's trust store (and NSS's), take it out, or check it is there.
+    #[command(subcommand)]
+    Trust(super::pki_trust::TrustCommand),
     /// Record a certificate as revoked (then publish with `ward pki crl`).
     Revoke(RevokeArgs),
     /// Sign a CRL of every revoked certificate.
@@ -245,6 +248,7 @@ pub fn run(cmd: PkiCommand) -> Result<ExitCode> {
         PkiCommand::Renew(a) => renew(a),
         PkiCommand::Csr(a) => super::pki_csr::csr(a),
         PkiCommand::Sign(a) => super::pki_csr::sign(a),
+        PkiCommand::Trust(c) => super::pki_trust::run(c),
     }
 }
 
