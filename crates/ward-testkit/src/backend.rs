@@ -211,9 +211,9 @@ impl Backend {
         (out.success(), format!("{}{}", out.stdout, out.stderr))
     }
 
-    /// `ward ctl configure` as the admin.
-    pub fn ctl_login(&self) {
-        let mut c = self.ctl().args([
+    /// `ward ctl configure -n --url … --username admin --password …`, for more flags.
+    pub fn ctl_configure(&self) -> crate::Command {
+        self.ctl().args([
             "configure",
             "-n",
             "--url",
@@ -222,7 +222,12 @@ impl Backend {
             ADMIN,
             "--password",
             ADMIN_PASSWORD,
-        ]);
+        ])
+    }
+
+    /// `ward ctl configure` as the admin.
+    pub fn ctl_login(&self) {
+        let mut c = self.ctl_configure();
         if let Some(ca) = self.ca() {
             c = c.arg("--trusted-ca-file").arg(ca);
         }

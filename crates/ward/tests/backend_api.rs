@@ -358,18 +358,8 @@ fn tls_is_the_only_way_in_and_ward_ctl_says_why_a_server_is_refused() {
     let other = TempDir::new();
     pki::init_ca(other.path(), "Other CA", &[]);
     let out = b
-        .ctl()
-        .args([
-            "configure",
-            "-n",
-            "--url",
-            &b.url(),
-            "--username",
-            ADMIN,
-            "--password",
-            ADMIN_PASSWORD,
-            "--trusted-ca-file",
-        ])
+        .ctl_configure()
+        .arg("--trusted-ca-file")
         .arg(other.join("ca.pem"))
         .run()
         .fails_with(1);
@@ -1059,18 +1049,8 @@ fn ward_ctl_explains_an_expired_certificate_and_a_wrong_name() {
     let b = Backend::start_with(true, &["--allow-expired-certificate", "true"]);
     let tls = b.tls.clone().unwrap();
     let configure = || {
-        b.ctl()
-            .args([
-                "configure",
-                "-n",
-                "--url",
-                &b.url(),
-                "--username",
-                ADMIN,
-                "--password",
-                ADMIN_PASSWORD,
-                "--trusted-ca-file",
-            ])
+        b.ctl_configure()
+            .arg("--trusted-ca-file")
             .arg(b.ca().unwrap())
             .run()
     };

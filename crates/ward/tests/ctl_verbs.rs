@@ -698,22 +698,13 @@ fn config_edit_version_and_dump() {
 fn without_a_ca_file_ctl_trusts_the_system_store() {
     let b = Backend::start(true);
     let configure = |env: Option<&std::path::Path>| {
-        let mut c = b.ctl().args([
-            "configure",
-            "-n",
-            "--url",
-            &b.url(),
-            "--username",
-            ADMIN,
-            "--password",
-            ward_testkit::backend::ADMIN_PASSWORD,
-        ]);
+        let c = b.ctl_configure();
         // The system store as rustls-native-certs reads it: SSL_CERT_FILE first.
-        c = match env {
+        match env {
             Some(ca) => c.env("SSL_CERT_FILE", ca),
             None => c.env("SSL_CERT_FILE", "/etc/ssl/certs/ca-certificates.crt"),
-        };
-        c.run()
+        }
+        .run()
     };
     // The test CA is not in the system's store: refused, saying where it looked and the fix.
     let out = configure(None);

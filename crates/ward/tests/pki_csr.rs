@@ -10,7 +10,7 @@ use base64::Engine as _;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use ward_testkit::pki::openssl;
-use ward_testkit::{require_tool, ward, Command, TempDir};
+use ward_testkit::{require_tool, ward, Command, Output, TempDir};
 
 /// A CA in `dir/ca` (Ward's layout, with its ca-config.json).
 fn ca(dir: &Path) {
@@ -19,6 +19,21 @@ fn ca(dir: &Path) {
         .arg(dir.join("ca"))
         .run()
         .ok();
+}
+
+/// `openssl verify` of `cert` against `dir/ca/ca.pem` for `purpose` (and `host`).
+fn verify(dir: &Path, purpose: &str, host: Option<&str>, cert: &str) {
+    let mut args = vec!["verify", "-CAfile", "ca/ca.pem", "-purpose", purpose];
+    if let Some(h) = host {
+        args.extend(["-verify_hostname", h]);
+    }
+    args.push(cert);
+    openssl(dir, &args).ok();
+}
+
+/// `ward pki ARGS` in `dir`.
+fn pki(dir: &Path, args: &[&str]) -> Output {
+    ward().arg("pki").args(args.to_vec()).current_dir(dir).run()
 }
 
 fn text(dir: &Path, cert: &str) -> String {
@@ -37,53 +52,34 @@ fn a_key_made_on_its_host_is_signed_without_leaving_it() {
     require_tool("openssl");
     let d = TempDir::new();
     ca(d.path());
-    ward()
-        .args([
-            "pki",
+    pki(
+        d.path(),
+        &[
             "csr",
             "--cn",
             "web-1.example.com",
             "--hosts",
             "web-1.example.com,10.0.0.5",
-        ])
-        .args(["--key", "ecdsa-p384", "--out", "web-1"])
-        .current_dir(d.path())
-        .run()
-        .ok();
+            "--key",
+            "ecdsa-p384",
+            "--out",
+            "web-1",
+        ],
+    )
+    .ok();
     let mode = std::fs::metadata(d.join("web-1-key.pem"))
         .unwrap()
         .permissions()
         .mode();
     assert_eq!(mode & 0o777, 0o600, "{mode:o}");
     // The CA host gets only the request.
-    let out = ward()
-        .args([
-            "pki",
-            "sign",
-            "--ca-dir",
-            "ca",
-            "--profile",
-            "client",
-            "--out",
-            "web-1",
-            "web-1.csr",
-        ])
-        .current_dir(d.path())
-        .run()
-        .ok();
+    let sign = || {
+        let args = "sign --ca-dir ca --profile client --out web-1 web-1.csr";
+        pki(d.path(), &args.split(' ').collect::<Vec<_>>())
+    };
+    let out = sign().ok();
     assert!(out.stdout.contains("wrote web-1.pem"), "{}", out.stdout);
-    openssl(
-        d.path(),
-        &[
-            "verify",
-            "-CAfile",
-            "ca/ca.pem",
-            "-purpose",
-            "sslclient",
-            "web-1.pem",
-        ],
-    )
-    .ok();
+    verify(d.path(), "sslclient", None, "web-1.pem");
     assert_eq!(
         pubkey(d.path(), &["x509", "-in", "web-1.pem", "-noout", "-pubkey"]),
         pubkey(d.path(), &["pkey", "-in", "web-1-key.pem", "-pubout"]),
@@ -99,20 +95,7 @@ fn a_key_made_on_its_host_is_signed_without_leaving_it() {
         "{t}"
     );
     // Written once: an existing certificate is not replaced without --force.
-    let again = ward()
-        .args([
-            "pki",
-            "sign",
-            "--ca-dir",
-            "ca",
-            "--profile",
-            "client",
-            "--out",
-            "web-1",
-            "web-1.csr",
-        ])
-        .current_dir(d.path())
-        .run();
+    let again = sign();
     assert!(
         !again.success() && again.stderr.contains("web-1.pem"),
         "{}",
@@ -132,23 +115,20 @@ fn cfssl_and_openssl_requests_are_signed_and_cfssl_signs_wards() {
         .current_dir(d.path())
         .run()
         .ok();
-    let json = ward()
-        .args([
-            "pki",
+    let json = pki(
+        d.path(),
+        &[
             "sign",
             "-ca=ca/ca.pem",
             "-ca-key=ca/ca-key.pem",
             "-config=ca/ca-config.json",
-        ])
-        .args([
             "-profile=server",
             "-hostname=db.example.com,127.0.0.1",
             "db.csr",
-        ])
-        .current_dir(d.path())
-        .run()
-        .ok()
-        .stdout;
+        ],
+    )
+    .ok()
+    .stdout;
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert!(
         v["cert"].as_str().unwrap().contains("BEGIN CERTIFICATE"),
@@ -160,20 +140,7 @@ fn cfssl_and_openssl_requests_are_signed_and_cfssl_signs_wards() {
         .stdin(json)
         .run()
         .ok();
-    openssl(
-        d.path(),
-        &[
-            "verify",
-            "-CAfile",
-            "ca/ca.pem",
-            "-purpose",
-            "sslserver",
-            "-verify_hostname",
-            "db.example.com",
-            "db.pem",
-        ],
-    )
-    .ok();
+    verify(d.path(), "sslserver", Some("db.example.com"), "db.pem");
     assert!(
         text(d.path(), "db.pem").contains("IP Address:127.0.0.1"),
         "-hostname replaces the request's names"
@@ -205,9 +172,9 @@ fn cfssl_and_openssl_requests_are_signed_and_cfssl_signs_wards() {
         ],
     )
     .ok();
-    ward()
-        .args([
-            "pki",
+    pki(
+        d.path(),
+        &[
             "sign",
             "--ca-dir",
             "ca",
@@ -216,10 +183,9 @@ fn cfssl_and_openssl_requests_are_signed_and_cfssl_signs_wards() {
             "--out",
             "o",
             "o.csr",
-        ])
-        .current_dir(d.path())
-        .run()
-        .ok();
+        ],
+    )
+    .ok();
     let t = text(d.path(), "o.pem");
     assert!(
         t.contains("CA:FALSE") && !t.contains("Certificate Sign"),
@@ -227,9 +193,9 @@ fn cfssl_and_openssl_requests_are_signed_and_cfssl_signs_wards() {
     );
     assert!(t.contains("C = FR, O = Ops, CN = agent-7"), "{t}");
     // cfssl signs Ward's request.
-    ward()
-        .args([
-            "pki",
+    pki(
+        d.path(),
+        &[
             "csr",
             "--cn",
             "pg.example.com",
@@ -237,28 +203,14 @@ fn cfssl_and_openssl_requests_are_signed_and_cfssl_signs_wards() {
             "pg.example.com",
             "--out",
             "pg",
-        ])
-        .current_dir(d.path())
-        .run()
-        .ok();
+        ],
+    )
+    .ok();
     Command::shell("cfssl sign -ca=ca/ca.pem -ca-key=ca/ca-key.pem -config=ca/ca-config.json -profile=server pg.csr | cfssljson -bare pg")
         .current_dir(d.path())
         .run()
         .ok();
-    openssl(
-        d.path(),
-        &[
-            "verify",
-            "-CAfile",
-            "ca/ca.pem",
-            "-purpose",
-            "sslserver",
-            "-verify_hostname",
-            "pg.example.com",
-            "pg.pem",
-        ],
-    )
-    .ok();
+    verify(d.path(), "sslserver", Some("pg.example.com"), "pg.pem");
 }
 
 #[test]
@@ -267,9 +219,9 @@ fn altered_foreign_and_disallowed_requests_are_refused_and_nothing_is_written() 
     require_tool("cfssl");
     let d = TempDir::new();
     ca(d.path());
-    ward()
-        .args([
-            "pki",
+    pki(
+        d.path(),
+        &[
             "csr",
             "--cn",
             "web.example.com",
@@ -277,10 +229,9 @@ fn altered_foreign_and_disallowed_requests_are_refused_and_nothing_is_written() 
             "web.example.com",
             "--out",
             "web",
-        ])
-        .current_dir(d.path())
-        .run()
-        .ok();
+        ],
+    )
+    .ok();
     let sign = |csr: &str, extra: &[&str]| {
         ward()
             .args(["pki", "sign", "--ca-dir", "ca", "--out", "signed"])
@@ -352,9 +303,9 @@ fn altered_foreign_and_disallowed_requests_are_refused_and_nothing_is_written() 
         "nothing written for a refused request"
     );
     // Names that match are signed under the same profile.
-    ward()
-        .args([
-            "pki",
+    pki(
+        d.path(),
+        &[
             "csr",
             "--cn",
             "db.internal",
@@ -362,10 +313,9 @@ fn altered_foreign_and_disallowed_requests_are_refused_and_nothing_is_written() 
             "db.internal",
             "--out",
             "db",
-        ])
-        .current_dir(d.path())
-        .run()
-        .ok();
+        ],
+    )
+    .ok();
     sign(
         "db.csr",
         &["--config", "strict.json", "--profile", "internal"],

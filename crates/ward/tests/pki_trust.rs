@@ -5,7 +5,7 @@
 //! key, or a system without a store are refused with one line naming why.
 
 use std::path::Path;
-use ward_testkit::backend::{Backend, ADMIN, ADMIN_PASSWORD};
+use ward_testkit::backend::Backend;
 use ward_testkit::{require_tool, ward, TempDir};
 
 /// A Debian trust store under `root` holding one other CA, as a real one holds many.
@@ -42,11 +42,7 @@ fn trust(verb: &str, ca: &Path, root: &Path) -> ward_testkit::Output {
 
 /// `ward ctl configure` against `b` with the system store at `bundle` and no CA file.
 fn configure(b: &Backend, bundle: &Path) -> ward_testkit::Output {
-    b.ctl()
-        .env("SSL_CERT_FILE", bundle)
-        .args(["configure", "-n", "--url", &b.url(), "--username", ADMIN])
-        .args(["--password", ADMIN_PASSWORD])
-        .run()
+    b.ctl_configure().env("SSL_CERT_FILE", bundle).run()
 }
 
 #[test]
