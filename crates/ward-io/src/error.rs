@@ -15,6 +15,9 @@ pub enum Error {
     },
     #[error("{}: already exists; pass --force to overwrite it", path.display())]
     Exists { path: PathBuf },
+    /// A setting or argument that is wrong, with why.
+    #[error("{what}: {reason}")]
+    Invalid { what: String, reason: String },
     #[error(
         "{}: private key is accessible by group or others (mode {mode:04o}); fix with: chmod 600 {}",
         path.display(),

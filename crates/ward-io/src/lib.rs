@@ -27,6 +27,7 @@ pub mod error;
 pub mod files;
 pub mod host;
 pub mod lock;
+pub mod owner;
 pub mod rate;
 pub mod text;
 pub mod url;

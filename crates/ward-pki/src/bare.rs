@@ -61,7 +61,12 @@ pub fn bare_files(
 }
 
 /// `ward pki json -bare NAME`: reads cfssl JSON and writes the files; returns their paths.
-pub fn write_bare(base: &Path, json: &[u8], overwrite: Overwrite) -> Result<Vec<PathBuf>> {
+pub fn write_bare(
+    base: &Path,
+    json: &[u8],
+    overwrite: Overwrite,
+    owner: Option<ward_io::owner::Owner>,
+) -> Result<Vec<PathBuf>> {
     let input: BareInput = serde_json::from_slice(json).map_err(|e| Error::Malformed {
         what: "stdin".into(),
         format: "cfssl JSON",
@@ -99,6 +104,7 @@ pub fn write_bare(base: &Path, json: &[u8], overwrite: Overwrite) -> Result<Vec<
             reason: "no cert, key or csr field".into(),
         });
     }
+    let planned = ward_io::owner::owned(planned, owner);
     files::write_all(&planned, overwrite)?;
     Ok(planned.into_iter().map(|p| p.path).collect())
 }

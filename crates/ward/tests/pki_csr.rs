@@ -323,3 +323,67 @@ fn altered_foreign_and_disallowed_requests_are_refused_and_nothing_is_written() 
     .ok();
     assert!(d.join("signed.pem").exists());
 }
+
+#[test]
+fn keys_are_given_to_the_user_that_reads_them() {
+    use std::os::unix::fs::MetadataExt;
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipped: giving files to another user needs root");
+        return;
+    }
+    let d = TempDir::new();
+    ca(d.path());
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap();
+    let Some(pg) = passwd.lines().find(|l| l.starts_with("postgres:")) else {
+        panic!("no postgres user: run ./scripts/test.sh, which installs PostgreSQL");
+    };
+    let f: Vec<&str> = pg.split(':').collect();
+    let (uid, gid): (u32, u32) = (f[2].parse().unwrap(), f[3].parse().unwrap());
+    // As PostgreSQL's own user: 0600, its user and primary group.
+    pki(
+        d.path(),
+        &["csr", "--cn", "pg", "--out", "pg", "--owner", "postgres"],
+    )
+    .ok();
+    let key = std::fs::metadata(d.join("pg-key.pem")).unwrap();
+    assert_eq!(
+        (key.uid(), key.gid(), key.mode() & 0o777),
+        (uid, gid, 0o600)
+    );
+    // root:ssl-cert, Debian's way: the group reads the key (0640), which Ward's key rule,
+    // libpq's and PostgreSQL's accept for a root-owned key.
+    pki(
+        d.path(),
+        &[
+            "issue",
+            "--profile",
+            "server",
+            "--cn",
+            "shared",
+            "--dir",
+            "s",
+            "--ca-dir",
+            "ca",
+            "--owner",
+            "root:ssl-cert",
+        ],
+    )
+    .ok();
+    let key = std::fs::metadata(d.join("s/shared-key.pem")).unwrap();
+    assert_eq!((key.uid(), key.mode() & 0o777), (0, 0o640));
+    pki(d.path(), &["renew", "s/shared.pem", "--ca-dir", "ca"]).ok();
+    // An unknown user is refused before anything is written.
+    let out = pki(
+        d.path(),
+        &["csr", "--cn", "x", "--out", "x", "--owner", "no-such-user"],
+    );
+    assert!(
+        !out.success()
+            && out
+                .stderr
+                .contains("--owner no-such-user: no user \"no-such-user\" in /etc/passwd"),
+        "{}",
+        out.stderr
+    );
+    assert!(!d.join("x-key.pem").exists());
+}

@@ -91,6 +91,9 @@ pub struct JsonArgs {
     /// Replace existing files.
     #[arg(long)]
     force: bool,
+    /// Give the files to USER[:GROUP] (root:GROUP makes the key 0640 for that group).
+    #[arg(long)]
+    owner: Option<String>,
     /// Base name of the files (cfssljson's default is "cert").
     #[arg(default_value = "cert")]
     name: String,
@@ -150,6 +153,9 @@ pub struct IssueArgs {
     /// Replace existing files.
     #[arg(long)]
     force: bool,
+    /// Give the files to USER[:GROUP] (root:GROUP makes the key 0640 for that group).
+    #[arg(long)]
+    owner: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -258,6 +264,11 @@ pub(super) fn overwrite(force: bool) -> Overwrite {
     } else {
         Overwrite::Refuse
     }
+}
+
+/// `--owner USER[:GROUP]`, looked up.
+pub(super) fn owner(spec: Option<&str>) -> Result<Option<ward_io::owner::Owner>> {
+    Ok(spec.map(ward_io::owner::Owner::parse).transpose()?)
 }
 
 pub(super) fn notes(v: &[String]) {
@@ -397,7 +408,12 @@ fn json(a: JsonArgs) -> Result<ExitCode> {
             "pass -bare NAME to write NAME.pem, NAME-key.pem and NAME.csr (or -stdout)",
         ));
     }
-    let written = ward_pki::bare::write_bare(Path::new(&a.name), &bytes, overwrite(a.force))?;
+    let written = ward_pki::bare::write_bare(
+        Path::new(&a.name),
+        &bytes,
+        overwrite(a.force),
+        owner(a.owner.as_deref())?,
+    )?;
     let _ = written;
     Ok(ExitCode::SUCCESS)
 }
@@ -471,11 +487,14 @@ fn issue(a: IssueArgs) -> Result<ExitCode> {
         profile,
         clamp: a.clamp,
     })?;
-    let planned = ward_pki::bare::bare_files(
-        &a.dir.join(&a.cn),
-        Some(&issued.cert_pem),
-        issued.key_pem.as_deref(),
-        Some(&issued.csr_pem),
+    let planned = ward_io::owner::owned(
+        ward_pki::bare::bare_files(
+            &a.dir.join(&a.cn),
+            Some(&issued.cert_pem),
+            issued.key_pem.as_deref(),
+            Some(&issued.csr_pem),
+        ),
+        owner(a.owner.as_deref())?,
     );
     files::write_all(&planned, overwrite(a.force))?;
     notes(&issued.notes);

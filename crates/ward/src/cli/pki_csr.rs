@@ -1,7 +1,7 @@
 //! `ward pki csr` (a key and a CSR made where the key will live) and `ward pki sign` (the CA
 //! signs a CSR made anywhere: Ward, cfssl `genkey`, `openssl req`).
 
-use super::pki::{cfssl_profile, notes, overwrite, read_input};
+use super::pki::{cfssl_profile, notes, overwrite, owner, read_input};
 use clap::Args;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -30,6 +30,9 @@ pub struct CsrArgs {
     /// Replace existing files.
     #[arg(long)]
     force: bool,
+    /// Give the files to USER[:GROUP] (root:GROUP makes the key 0640 for that group).
+    #[arg(long)]
+    owner: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -62,6 +65,9 @@ pub struct SignArgs {
     /// Replace an existing OUT.pem.
     #[arg(long)]
     force: bool,
+    /// Give OUT.pem to USER[:GROUP].
+    #[arg(long)]
+    owner: Option<String>,
     /// The CSR (PEM), or - for stdin.
     csr: String,
 }
@@ -76,7 +82,10 @@ pub fn csr(a: CsrArgs) -> Result<ExitCode> {
         key,
         KeyEncoding::Traditional,
     )?;
-    let planned = ward_pki::bare::bare_files(&a.out, None, Some(&key_pem), Some(&csr_pem));
+    let planned = ward_io::owner::owned(
+        ward_pki::bare::bare_files(&a.out, None, Some(&key_pem), Some(&csr_pem)),
+        owner(a.owner.as_deref())?,
+    );
     files::write_all(&planned, overwrite(a.force))?;
     for p in &planned {
         outln!("wrote {}", p.path.display());
@@ -119,6 +128,12 @@ pub fn sign(a: SignArgs) -> Result<ExitCode> {
             ))
         }
     };
+    if a.owner.is_some() && a.out.is_none() {
+        return Err(Error::invalid(
+            "sign --owner",
+            "applies to the file --out writes; the JSON on stdout has no owner",
+        ));
+    }
     let (source, bytes) = read_input(&a.csr)?;
     let request = parse_csr(&source, &bytes)?;
     let hosts = match a.hostname.as_deref().filter(|h| !h.is_empty()) {
@@ -139,7 +154,10 @@ pub fn sign(a: SignArgs) -> Result<ExitCode> {
     notes(&issued.notes);
     match &a.out {
         Some(out) => {
-            let planned = ward_pki::bare::bare_files(out, Some(&issued.cert_pem), None, None);
+            let planned = ward_io::owner::owned(
+                ward_pki::bare::bare_files(out, Some(&issued.cert_pem), None, None),
+                owner(a.owner.as_deref())?,
+            );
             files::write_all(&planned, overwrite(a.force))?;
             for p in &planned {
                 outln!("wrote {}", p.path.display());
