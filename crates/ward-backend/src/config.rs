@@ -35,6 +35,7 @@ pub const KEYS: &[&str] = &[
     "agent-auth-crl-urls",
     "agent-auth-fail-open",
     "agent-auth-session-max",
+    "ca-dir",
     "log-level",
     "access-token-ttl",
     "tls-handshake-timeout",
@@ -82,6 +83,10 @@ pub struct BackendConfig {
     /// How long a session authenticated by a client certificate lasts before the agent is
     /// made to reconnect (and its certificate is checked again). Ward's key; default 1h.
     pub agent_auth_session_max: std::time::Duration,
+    /// `ca-dir`: the CA directory this backend holds (ca.pem, ca-key.pem, revoked.json):
+    /// certificates are revoked through the API, and the CRLs of `agent-auth-crl-urls`
+    /// that are files re-signed.
+    pub ca_dir: Option<PathBuf>,
     pub log_level: String,
     /// How long an access token lives (Ward's own key; Sensu's is fixed at 15 minutes).
     pub access_token_ttl: std::time::Duration,
@@ -166,6 +171,7 @@ pub fn resolve(
         agent_auth_key_file: s.path("agent-auth-key-file"),
         agent_auth_trusted_ca_file: s.path("agent-auth-trusted-ca-file"),
         agent_auth_crl_urls: s.list("agent-auth-crl-urls"),
+        ca_dir: s.path("ca-dir"),
         agent_auth_fail_open: s.boolean("agent-auth-fail-open", false)?,
         agent_auth_session_max: s
             .parse("agent-auth-session-max", |v| {

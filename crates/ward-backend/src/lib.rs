@@ -171,7 +171,13 @@ pub async fn start(cfg: BackendConfig) -> Result<(), String> {
             "runtime assets: {e}; handlers, mutators and filters that name assets will not run"
         ),
     }
+    let ca = cfg
+        .ca_dir
+        .clone()
+        .map(|d| api::certificates::CaHolder::new(d, &cfg.agent_auth_crl_urls))
+        .transpose()?;
     let state = Arc::new(AppState {
+        ca,
         events,
         store,
         cluster_id,

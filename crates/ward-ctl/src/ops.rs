@@ -127,6 +127,22 @@ pub async fn execute(
     Ok(())
 }
 
+/// `cert revoke SERIAL|NAME`: the backend's answer (serial, reason, sessions closed, CRL).
+pub async fn revoke_certificate(
+    s: &mut Session,
+    which: &str,
+    reason: &str,
+) -> Result<serde_json::Value, String> {
+    let r = s
+        .call(
+            "POST",
+            &format!("/api/ward/v1/certificates/{}/revoke", escape(which)),
+            Some(json!({ "reason": reason }).to_string().into_bytes()),
+        )
+        .await?;
+    Ok(r.json())
+}
+
 /// `api-key grant USER`: the new key's name and its secret (shown only now).
 pub async fn grant_api_key(s: &mut Session, user: &str) -> Result<(String, String), String> {
     let r = s

@@ -15,6 +15,16 @@ pub const AGENT_PASSWORD: &str = "agent-password-1";
 /// names bootstrapped next to the backend's (`tls/NAME.pem`, `tls/NAME-key.pem`); the CRL
 /// is `tls/crl.pem` (empty at first; see `revoke`).
 pub fn mtls_backend(agents: &[&str], extra: &[&str]) -> Backend {
+    mtls_backend_in(agents, extra, false)
+}
+
+/// `mtls_backend` that also holds its CA (`--ca-dir tls`): certificates can be revoked
+/// through the API, which re-signs `tls/crl.pem`.
+pub fn mtls_backend_holding_ca(agents: &[&str], extra: &[&str]) -> Backend {
+    mtls_backend_in(agents, extra, true)
+}
+
+fn mtls_backend_in(agents: &[&str], extra: &[&str], holds_ca: bool) -> Backend {
     let dir = TempDir::new();
     let mut plan = String::from(
         "ca: {cn: Test CA}\nbackends:\n  - name: localhost\n    hosts: [127.0.0.1]\nagents:\n",
@@ -34,6 +44,9 @@ pub fn mtls_backend(agents: &[&str], extra: &[&str]) -> Backend {
         "--agent-auth-crl-urls".into(),
         format!("file://{}", tls.join("crl.pem").display()),
     ];
+    if holds_ca {
+        args.extend(["--ca-dir".into(), tls.display().to_string()]);
+    }
     args.extend(extra.iter().map(|s| s.to_string()));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     Backend::start_in(dir, Some(tls), &args, None)

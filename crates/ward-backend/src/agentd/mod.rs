@@ -68,6 +68,8 @@ pub struct SessionHandle {
     pub name: String,
     pub subscriptions: Vec<String>,
     pub tx: mpsc::Sender<Outgoing>,
+    /// The serial of the client certificate the session opened with, if any.
+    pub serial: Option<String>,
 }
 
 /// What reaches a session from the rest of the backend.
@@ -76,6 +78,8 @@ pub enum Outgoing {
     Frame(Frame),
     /// The agent's entity was changed through the API (as now stored), or deleted (None).
     Entity(Option<ward_types::Resource>),
+    /// End the session now (its certificate was revoked), telling the agent why.
+    Close(String),
 }
 
 /// The connected agents.
@@ -115,6 +119,7 @@ impl Agents {
                     name: s.name.clone(),
                     subscriptions,
                     tx: s.tx.clone(),
+                    serial: s.serial.clone(),
                 });
             }
         }
@@ -133,6 +138,36 @@ impl Agents {
             // Waits for room rather than drop it: a change must reach the session.
             tokio::spawn(async move { tx.send(Outgoing::Entity(now)).await });
         }
+    }
+
+    /// Ends every session opened with the certificate `serial`, telling each agent `why`;
+    /// returns how many. The close is queued behind nothing: a session acts on it at once.
+    pub fn close_certificate(&self, serial: &str, why: &str) -> usize {
+        let Ok(m) = self.sessions.lock() else {
+            return 0;
+        };
+        let mut n = 0;
+        for s in m.values().filter(|s| s.serial.as_deref() == Some(serial)) {
+            let (tx, why) = (s.tx.clone(), why.to_string());
+            tokio::spawn(async move { tx.send(Outgoing::Close(why)).await });
+            n += 1;
+        }
+        n
+    }
+
+    /// The serials of the certificates agent `name`'s open sessions use.
+    pub fn serials_of(&self, name: &str) -> Vec<String> {
+        let Ok(m) = self.sessions.lock() else {
+            return Vec::new();
+        };
+        let mut v: Vec<String> = m
+            .values()
+            .filter(|s| s.name == name)
+            .filter_map(|s| s.serial.clone())
+            .collect();
+        v.sort();
+        v.dedup();
+        v
     }
 
     /// Whether a session of this agent is open.
@@ -505,6 +540,8 @@ pub(crate) struct AgentInfo {
     /// Authenticated by a client certificate: the session is renewed after
     /// `session::CERT_SESSION_MAX`, so that revocation is checked again.
     pub by_certificate: bool,
+    /// That certificate's serial, as `ward pki info` prints it.
+    pub serial: Option<String>,
 }
 
 async fn upgrade(
@@ -647,6 +684,7 @@ async fn upgrade(
         user: user.name,
         peer,
         by_certificate: cert.0.is_some(),
+        serial: cert.0.as_ref().map(|c| c.serial.clone()),
     };
     // Acks answered together (`feed`, then one `flush`) leave in one TLS record and one
     // write: with no write buffer each ack was its own record and syscall, a fifth of the

@@ -62,6 +62,8 @@ enum End {
     Closed,
     /// A certificate session reached its lifetime.
     Renew,
+    /// Its certificate was revoked while it was open.
+    Revoked(String),
     Protocol(String),
     Timeout,
     Io(String),
@@ -74,6 +76,7 @@ pub(crate) async fn run(mut ws: WebSocket, st: Arc<AppState>, info: AgentInfo) {
         name: info.name.clone(),
         subscriptions: info.subscriptions.clone(),
         tx,
+        serial: info.serial.clone(),
     });
     st.agents
         .metrics
@@ -113,7 +116,7 @@ pub(crate) async fn run(mut ws: WebSocket, st: Arc<AppState>, info: AgentInfo) {
             Some(1001),
             "session lifetime reached: reconnect (the certificate is checked again)".to_string(),
         ),
-        End::Protocol(e) => (Some(1008), e.clone()),
+        End::Protocol(e) | End::Revoked(e) => (Some(1008), e.clone()),
         End::Timeout => (
             Some(1001),
             format!("nothing read for {}s", READ_TIMEOUT.as_secs()),
@@ -136,7 +139,7 @@ pub(crate) async fn run(mut ws: WebSocket, st: Arc<AppState>, info: AgentInfo) {
             .await;
     }
     match end {
-        End::Protocol(_) => {
+        End::Protocol(_) | End::Revoked(_) => {
             tracing::warn!(agent = %info.name, peer = %info.peer, "agent session closed: {text}")
         }
         _ => tracing::info!(agent = %info.name, peer = %info.peer, "agent disconnected: {text}"),
@@ -268,6 +271,7 @@ impl Session<'_> {
                             Some(f) => f,
                             None => continue,
                         },
+                        Outgoing::Close(why) => return End::Revoked(why),
                     };
                     if let Err(e) = timed(ws.send(binary(&f))).await {
                         return End::Io(e);

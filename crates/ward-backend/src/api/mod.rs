@@ -3,6 +3,7 @@
 
 mod access;
 mod apikeys;
+pub mod certificates;
 mod checks;
 pub mod error;
 mod events;
@@ -182,6 +183,10 @@ fn routes(base: Router<Arc<AppState>>, state: Arc<AppState>, tls: bool) -> Route
                 .delete(delete_cluster),
         )
         .route(
+            "/api/ward/v1/certificates/{serial}/revoke",
+            post(certificates::revoke_certificate),
+        )
+        .route(
             "/api/enterprise/store/v1/provider",
             get(list_providers).post(create_provider),
         )
@@ -215,6 +220,7 @@ mod tests {
         let store_for_pipeline = store.clone();
         let metrics = Arc::new(Metrics::default());
         Arc::new(AppState {
+            ca: None,
             events: crate::eventd::EventRouter::new(store.clone(), 2, metrics.clone()),
             store,
             cluster_id: 1,

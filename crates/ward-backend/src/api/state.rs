@@ -16,6 +16,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Certificates the backend serves or trusts, for days-left metrics.
     pub certificates: Vec<std::path::PathBuf>,
+    /// The CA this backend holds (`ca-dir`), for revocation through the API.
+    pub ca: Option<super::certificates::CaHolder>,
     /// Access token lifetime, seconds.
     pub access_token_ttl: i64,
     /// False while start-up checks run: /ready answers 503 with Retry-After until then.

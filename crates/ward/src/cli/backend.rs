@@ -106,6 +106,7 @@ start_args! {
     agent_auth_crl_urls => "agent-auth-crl-urls",
     agent_auth_fail_open => "agent-auth-fail-open",
     agent_auth_session_max => "agent-auth-session-max",
+    ca_dir => "ca-dir",
     log_level => "log-level",
     access_token_ttl => "access-token-ttl",
     tls_handshake_timeout => "tls-handshake-timeout",

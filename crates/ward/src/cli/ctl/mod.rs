@@ -93,6 +93,9 @@ pub enum CtlCommand {
     /// API keys.
     #[command(subcommand)]
     ApiKey(verbs::ApiKeyCommand),
+    /// Certificates of the CA the backend holds (Ward's own).
+    #[command(subcommand)]
+    Cert(verbs::CertCommand),
     /// Cluster.
     #[command(subcommand)]
     Cluster(ClusterCommand),
@@ -226,6 +229,7 @@ async fn run_async(cmd: CtlCommand) -> Result<(), String> {
             resource::run(Kind::ClusterRoleBinding, c.verb()).await?
         }
         CtlCommand::ApiKey(c) => verbs::api_key(c).await?,
+        CtlCommand::Cert(c) => verbs::cert(c).await?,
         CtlCommand::Cluster(ClusterCommand::Health) => {
             let s = session()?;
             let r = s.get_public("/health").await?;

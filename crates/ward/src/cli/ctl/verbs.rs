@@ -366,6 +366,47 @@ pub async fn api_key(c: ApiKeyCommand) -> Result<(), String> {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum CertCommand {
+    /// Revoke a certificate now: the backend records it, re-signs its CRL files, and
+    /// closes every agent session presenting it (needs a backend with ca-dir).
+    Revoke {
+        /// The serial (`ward pki info` prints it), or a connected agent's name.
+        which: String,
+        /// unspecified, keyCompromise, cACompromise, affiliationChanged, superseded,
+        /// cessationOfOperation, certificateHold, privilegeWithdrawn, aACompromise.
+        #[arg(long, default_value = "unspecified")]
+        reason: String,
+    },
+}
+
+pub async fn cert(c: CertCommand) -> Result<(), String> {
+    match c {
+        CertCommand::Revoke { which, reason } => {
+            let mut s = session()?;
+            let v = ops::revoke_certificate(&mut s, &which, &reason).await?;
+            outln!(
+                "revoked {} ({}) at {}; {} session(s) closed; CRL {} written to {}",
+                v["serial"].as_str().unwrap_or_default(),
+                v["reason"].as_str().unwrap_or_default(),
+                v["revoked_at"].as_str().unwrap_or_default(),
+                v["sessions_closed"],
+                v["crl_number"],
+                v["crl_files"]
+                    .as_array()
+                    .map(|a| a
+                        .iter()
+                        .filter_map(|f| f.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "))
+                    .filter(|s| !s.is_empty())
+                    .unwrap_or_else(|| "no file (agent-auth-crl-urls names none)".into())
+            );
+            Ok(())
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
     /// The saved connection: URL, user, namespace, format (never the tokens).
     View {
