@@ -174,7 +174,13 @@ pub async fn start(cfg: BackendConfig) -> Result<(), String> {
     let ca = cfg
         .ca_dir
         .clone()
-        .map(|d| api::certificates::CaHolder::new(d, &cfg.agent_auth_crl_urls))
+        .map(|d| {
+            api::certificates::CaHolder::new(
+                d,
+                &cfg.agent_auth_crl_urls,
+                cfg.agent_auth_trusted_ca_file.as_deref(),
+            )
+        })
         .transpose()?;
     let state = Arc::new(AppState {
         ca,

@@ -168,5 +168,8 @@ fn subject_of(source: &str, name: &x509_parser::x509::X509Name<'_>) -> Result<Su
             "no common name (CN): give the request one",
         ));
     }
+    // The CN becomes an agent's user name and appears in logs: Ward's CN rule (length,
+    // no control characters) applies to requests as to everything it issues.
+    crate::request::check_common_name(&format!("{source}: subject CN"), &subject.common_name)?;
     Ok(subject)
 }

@@ -21,8 +21,9 @@ pub struct CaCertificate {
     pub der: Vec<u8>,
     pub pem: String,
     pub common_name: String,
-    /// The store's file name (without `.crt`): `ward-` and the CN in lowercase letters,
-    /// digits and dashes.
+    /// The store's file name (without `.crt`) and NSS nickname: `ward-`, the CN in
+    /// lowercase letters, digits and dashes, and the first 8 hex digits of the
+    /// certificate's SHA-256, so that two CAs with one CN never share a file.
     pub name: String,
 }
 
@@ -60,8 +61,13 @@ pub fn read_ca(path: &Path) -> Result<CaCertificate> {
     let (_, x) = x509_parser::parse_x509_certificate(&cert.der)
         .map_err(|e| bad(&format!("malformed certificate: {e}")))?;
     let common_name = crate::inspect::common_name(x.subject());
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &cert.der);
+    let short: String = digest.as_ref()[..4]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     Ok(CaCertificate {
-        name: store_name(&common_name),
+        name: format!("{}-{short}", store_name(&common_name)),
         pem: crate::pem::encode("CERTIFICATE", &cert.der).replace("\r\n", "\n"),
         der: cert.der.clone(),
         common_name,
@@ -128,8 +134,9 @@ impl SystemStore {
     }
 
     /// The command (program and arguments) that rebuilds the bundle; `fresh` also drops
-    /// what was removed (Debian's `--fresh`).
-    pub fn rebuild(&self, fresh: bool) -> Result<Vec<String>> {
+    /// what was removed (Debian's `--fresh`). Under another root, the image's hooks are not
+    /// run (`no_hooks`: an empty directory): they would act on this host's stores.
+    pub fn rebuild(&self, fresh: bool, no_hooks: &Path) -> Result<Vec<String>> {
         let s = |p: PathBuf| p.display().to_string();
         match self.family {
             Family::Debian => {
@@ -144,11 +151,12 @@ impl SystemStore {
                         ("--certsdir", "usr/share/ca-certificates"),
                         ("--localcertsdir", "usr/local/share/ca-certificates"),
                         ("--etccertsdir", "etc/ssl/certs"),
-                        ("--hooksdir", "etc/ca-certificates/update.d"),
                     ] {
                         v.push(flag.into());
                         v.push(s(r.join(p)));
                     }
+                    v.push("--hooksdir".into());
+                    v.push(s(no_hooks.to_path_buf()));
                 }
                 Ok(v)
             }

@@ -95,8 +95,9 @@ pub enum Registration {
     /// replaced whole.
     Replace(Resource),
     /// Only the state is the agent's: created whole when missing; otherwise only
-    /// `spec.system`, `spec.sensu_agent_version` and `spec.last_seen` change (and
-    /// `entity_class` is `agent` again), and the stored configuration stays.
+    /// `spec.system`, `spec.sensu_agent_version`, `spec.last_seen` and `spec.user` (the
+    /// user it authenticated as) change (and `entity_class` is `agent` again), and the
+    /// stored configuration stays.
     State(Resource),
 }
 
@@ -388,6 +389,7 @@ impl Store {
                      ON CONFLICT (kind, namespace, name) DO UPDATE SET doc = json_set(resources.doc,
                          '$.spec.system', json(excluded.doc -> '$.spec.system'),
                          '$.spec.sensu_agent_version', excluded.doc ->> '$.spec.sensu_agent_version',
+                         '$.spec.user', excluded.doc ->> '$.spec.user',
                          '$.spec.last_seen', excluded.doc ->> '$.spec.last_seen',
                          '$.spec.entity_class', 'agent'), updated_at = excluded.updated_at",
                 )?;

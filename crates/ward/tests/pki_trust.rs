@@ -57,8 +57,26 @@ fn an_installed_ca_is_trusted_by_the_system_and_ctl_and_uninstalled_it_is_not() 
     trust("check", &ca, &root).fails_with(1);
     let out = trust("install", &ca, &root).ok();
     assert!(out.stdout.contains("now holds it"), "{}", out.stdout);
-    let anchor = root.join("usr/local/share/ca-certificates/ward-test-ca.crt");
-    assert!(anchor.is_file(), "{}", out.stdout);
+    let anchors = root.join("usr/local/share/ca-certificates");
+    let names: Vec<String> = std::fs::read_dir(&anchors)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names.len() == 1 && names[0].starts_with("ward-test-ca-") && names[0].ends_with(".crt"),
+        "{names:?}"
+    );
+    let anchor = anchors.join(&names[0]);
+    // Another CA with the same name gets a file of its own.
+    ward()
+        .args(["pki", "init-ca", "--cn", "Test CA", "--dir"])
+        .arg(d.join("twin"))
+        .run()
+        .ok();
+    trust("install", &d.join("twin/ca.pem"), &root).ok();
+    assert_eq!(std::fs::read_dir(&anchors).unwrap().count(), 2);
+    trust("uninstall", &d.join("twin/ca.pem"), &root).ok();
+    assert!(anchor.is_file(), "the twin's uninstall left this CA");
     // Twice is fine.
     trust("install", &ca, &root).ok();
     let out = trust("check", &ca, &root).ok();

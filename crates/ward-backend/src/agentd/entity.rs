@@ -15,8 +15,10 @@ use ward_store::Registration;
 use ward_types::agent::{MANAGED_BY_AGENT as AGENT, MANAGED_BY_LABEL as MANAGED_BY};
 use ward_types::{agent, Resource};
 
-/// The spec fields that are the agent's state, never the API's.
-const STATE: [&str; 3] = ["system", "sensu_agent_version", "last_seen"];
+/// The spec fields that are the agent's state, never the API's. `user` is the user the
+/// agent authenticates as: the agent port lets only that user open this entity's sessions,
+/// so it is never the API's to change or drop.
+const STATE: [&str; 4] = ["system", "sensu_agent_version", "last_seen", "user"];
 
 pub fn agent_managed(r: &Resource) -> bool {
     r.metadata.labels.get(MANAGED_BY).map(String::as_str) == Some(AGENT)
@@ -120,20 +122,31 @@ fn strings(v: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Why an API write of an entity is refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refused {
+    /// 409: the entity is its agent's.
+    Conflict(String),
+    /// 400: the body asks for what no API write may do.
+    Bad(String),
+}
+
 /// An API write of entity `new` where `stored` is: refused for an agent-managed entity (or
 /// a body claiming to be one); for an agent's entity, the class stays `agent`, the state
-/// fields stay the agent's, and `entity:NAME` stays subscribed.
-pub fn api_write(new: &mut Resource, stored: Option<&Resource>) -> Result<(), String> {
+/// fields stay the agent's, `entity:NAME` stays subscribed, and another agent's
+/// `entity:OTHER` may not be added (its check requests, secrets included, would reach this
+/// agent: the rule the agent port applies to keepalives).
+pub fn api_write(new: &mut Resource, stored: Option<&Resource>) -> Result<(), Refused> {
     let name = new.metadata.name.clone();
     if stored.is_some_and(agent_managed) {
-        return Err(format!(
+        return Err(Refused::Conflict(format!(
             "entity {name:?} is managed by its agent (started with agent-managed-entity): change the agent's configuration and restart it, or delete the entity to let the backend manage it"
-        ));
+        )));
     }
     if agent_managed(new) {
-        return Err(format!(
+        return Err(Refused::Bad(format!(
             "metadata.labels: {MANAGED_BY}: {AGENT} marks an entity its agent manages (agent-managed-entity); only the agent sets it: remove the label"
-        ));
+        )));
     }
     let Some(stored) = stored else { return Ok(()) };
     let was = stored.to_document();
@@ -147,9 +160,14 @@ pub fn api_write(new: &mut Resource, stored: Option<&Resource>) -> Result<(), St
             &name,
             &strings(spec.get("subscriptions").unwrap_or(&Value::Null)),
         );
+        if let Some(other) = agent::foreign_entity_subscription(&name, &subs) {
+            return Err(Refused::Bad(format!(
+                "subscriptions: {other:?} is another agent's; an agent's entity may subscribe to entity:{name} only"
+            )));
+        }
         spec.insert("subscriptions".into(), json!(subs));
     }
-    *new = Resource::from_document(doc).map_err(|e| e.to_string())?;
+    *new = Resource::from_document(doc).map_err(|e| Refused::Bad(e.to_string()))?;
     Ok(())
 }
 
@@ -219,15 +237,22 @@ mod tests {
         assert_eq!(d.metadata.labels["region"], "fr");
         // The API may not change it, nor claim the label.
         let mut new = entity(json!({"region": "de"}), json!({"entity_class": "agent"}));
-        let e = api_write(&mut new, Some(&managed)).unwrap_err();
+        let Refused::Conflict(e) = api_write(&mut new, Some(&managed)).unwrap_err() else {
+            panic!("a conflict")
+        };
         assert!(e.contains("managed by its agent"), "{e}");
-        let e = api_write(&mut managed.clone(), None).unwrap_err();
+        let Refused::Bad(e) = api_write(&mut managed.clone(), None).unwrap_err() else {
+            panic!("a bad request")
+        };
         assert!(e.starts_with("metadata.labels: sensu.io/managed_by"), "{e}");
     }
 
     #[test]
     fn an_api_write_keeps_an_agents_class_state_and_own_subscription() {
         let stored = keepalive(json!({}));
+        let mut with_user = stored.to_document();
+        with_user.spec["user"] = json!("agent-1");
+        let with_user = Resource::from_document(with_user).unwrap();
         let mut new = entity(
             json!({"region": "us"}),
             json!({"entity_class": "proxy", "subscriptions": ["web"], "system": {"hostname": "forged"}}),
@@ -244,6 +269,22 @@ mod tests {
             bare.to_document().spec["subscriptions"],
             json!(["entity:a1"])
         );
+        // Another agent's entity subscription is not the API's to give, nor is the user
+        // the agent authenticates as (kept).
+        let mut foreign = entity(
+            json!({}),
+            json!({"entity_class": "agent", "subscriptions": ["entity:a2"], "user": "mallory"}),
+        );
+        let Refused::Bad(e) = api_write(&mut foreign, Some(&stored)).unwrap_err() else {
+            panic!("a bad request")
+        };
+        assert!(e.contains("\"entity:a2\" is another agent's"), "{e}");
+        let mut relabel = entity(
+            json!({}),
+            json!({"entity_class": "agent", "user": "mallory"}),
+        );
+        api_write(&mut relabel, Some(&with_user)).unwrap();
+        assert_eq!(relabel.to_document().spec["user"], "agent-1");
         // A proxy entity is the API's alone.
         let mut proxy = entity(
             json!({}),

@@ -76,8 +76,9 @@ pub struct SessionHandle {
 pub enum Outgoing {
     /// A frame for the agent (a check request).
     Frame(Frame),
-    /// The agent's entity was changed through the API (as now stored), or deleted (None).
-    Entity(Option<ward_types::Resource>),
+    /// The agent's entity was written or deleted through the API: the session reads it
+    /// again (so that two quick writes cannot arrive in the wrong order).
+    EntityChanged,
     /// End the session now (its certificate was revoked), telling the agent why.
     Close(String),
 }
@@ -125,23 +126,23 @@ impl Agents {
         }
     }
 
-    /// Tells the agent's open sessions that the API changed (Some, as stored) or deleted
-    /// (None) its entity: they send it the new `entity_config` and follow its
-    /// subscriptions.
-    pub fn entity_changed(&self, namespace: &str, name: &str, now: Option<ward_types::Resource>) {
+    /// Tells the agent's open sessions that the API wrote or deleted its entity: they read
+    /// it again, send the agent the new `entity_config` and follow its subscriptions.
+    pub fn entity_changed(&self, namespace: &str, name: &str) {
         let Ok(m) = self.sessions.lock() else { return };
         for s in m
             .values()
             .filter(|s| s.namespace == namespace && s.name == name)
         {
-            let (tx, now) = (s.tx.clone(), now.clone());
+            let tx = s.tx.clone();
             // Waits for room rather than drop it: a change must reach the session.
-            tokio::spawn(async move { tx.send(Outgoing::Entity(now)).await });
+            tokio::spawn(async move { tx.send(Outgoing::EntityChanged).await });
         }
     }
 
     /// Ends every session opened with the certificate `serial`, telling each agent `why`;
-    /// returns how many. The close is queued behind nothing: a session acts on it at once.
+    /// returns how many. The close waits behind the frames already queued for the session
+    /// (at most its queue of check requests), then the session ends.
     pub fn close_certificate(&self, serial: &str, why: &str) -> usize {
         let Ok(m) = self.sessions.lock() else {
             return 0;

@@ -267,7 +267,7 @@ impl Session<'_> {
                 Some(out) = rx.recv() => {
                     let f = match out {
                         Outgoing::Frame(f) => f,
-                        Outgoing::Entity(now) => match self.entity_changed(now) {
+                        Outgoing::EntityChanged => match self.entity_changed().await {
                             Some(f) => f,
                             None => continue,
                         },
@@ -713,9 +713,30 @@ impl Session<'_> {
         (send && changed).then_some(frame)
     }
 
-    /// The API changed (Some) or deleted (None) the agent's entity.
-    fn entity_changed(&mut self, now: Option<Resource>) -> Option<Frame> {
-        match now {
+    /// The API wrote or deleted the agent's entity: it is read again, and followed unless
+    /// the agent manages it.
+    async fn entity_changed(&mut self) -> Option<Frame> {
+        if self
+            .effective
+            .as_ref()
+            .is_some_and(super::entity::agent_managed)
+        {
+            return None;
+        }
+        let (ns, name) = (self.info.namespace.clone(), self.info.name.clone());
+        let stored = match self
+            .st
+            .db(move |s| s.get(ward_types::Kind::Entity, &ns, &name))
+            .await
+        {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(agent = %self.info.name, error = %e, "cannot read the agent's entity after an API change; its next keepalive registers it again");
+                self.last_keepalive = None;
+                return None;
+            }
+        };
+        match stored {
             // The routes of its keepalive events follow at its next keepalive.
             Some(r) if !super::entity::agent_managed(&r) => self.follow(r, true),
             Some(_) => None,

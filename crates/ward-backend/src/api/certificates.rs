@@ -32,10 +32,29 @@ pub struct CaHolder {
 }
 
 impl CaHolder {
-    /// `ca-dir`, checked (the CA must load), and the `file://` entries of
-    /// `agent-auth-crl-urls`.
-    pub fn new(dir: PathBuf, crl_urls: &[String]) -> Result<CaHolder, String> {
-        ward_pki::CertificateAuthority::load_dir(&dir).map_err(|e| format!("ca-dir: {e}"))?;
+    /// `ca-dir`, checked: the CA must load, and be one the agent port trusts
+    /// (`agent-auth-trusted-ca-file`), or the CRLs it re-signs would cover no agent's
+    /// certificate and make every agent's revocation status unknown. With the `file://`
+    /// entries of `agent-auth-crl-urls`.
+    pub fn new(
+        dir: PathBuf,
+        crl_urls: &[String],
+        agent_trust: Option<&std::path::Path>,
+    ) -> Result<CaHolder, String> {
+        let ca =
+            ward_pki::CertificateAuthority::load_dir(&dir).map_err(|e| format!("ca-dir: {e}"))?;
+        if let Some(trusted) = agent_trust {
+            let holds = ward_pki::trust::bundle_holds(trusted, &ca.cert_der)
+                .map_err(|e| format!("ca-dir: {e}"))?;
+            if !holds {
+                return Err(format!(
+                    "ca-dir: {} ({:?}) is not in agent-auth-trusted-ca-file {}: the CRLs this backend would sign cover none of the agents' certificates; name the directory of the CA that issues them",
+                    dir.join("ca.pem").display(),
+                    ca.common_name,
+                    trusted.display()
+                ));
+            }
+        }
         let crl_files = crl_urls
             .iter()
             .filter_map(|u| match ward_io::url::parse_location(u) {
@@ -79,50 +98,60 @@ pub(super) async fn revoke_certificate(
             .to_string()
     };
     let code = ward_pki::revocation::parse_reason(&reason).map_err(|e| bad(e.to_string()))?;
-    // A serial, or a connected agent's name (recorded as the subject).
-    let (serial, subject) = match ward_pki::revocation::parse_serial(&which) {
-        Ok(s) => (s, None),
-        Err(_) => match st.agents.serials_of(&which).as_slice() {
-            [one] => (
-                ward_pki::revocation::parse_serial(one).map_err(|e| bad(e.to_string()))?,
-                Some(format!("CN={which}")),
-            ),
-            [] => {
+    if ca.crl_files.is_empty() {
+        return Err(ApiError(
+            StatusCode::CONFLICT,
+            "agent-auth-crl-urls names no file:// CRL for this backend to re-sign: a revoked agent whose session is closed would be let in again; add file:///path/crl.pem (the CRL `ward pki crl` writes) to agent-auth-crl-urls".into(),
+        ));
+    }
+    // A connected agent's name (recorded as the subject) first, so that a name made of
+    // hex or decimal digits is not taken for a serial; else a serial.
+    let (serial, subject) = match st.agents.serials_of(&which).as_slice() {
+        [one] => (
+            ward_pki::revocation::parse_serial(one).map_err(|e| bad(e.to_string()))?,
+            Some(format!("CN={which}")),
+        ),
+        [] => match ward_pki::revocation::parse_serial(&which) {
+            Ok(s) => (s, None),
+            Err(_) => {
                 return Err(ApiError(
                     StatusCode::NOT_FOUND,
                     format!("{which:?} is neither a serial nor an agent connected with a client certificate; give the serial (`ward pki info CERT`)"),
                 ))
             }
-            many => {
-                return Err(bad(format!(
-                    "agent {which:?} is connected with {} certificates ({}); give the serial",
-                    many.len(),
-                    many.join(", ")
-                )))
-            }
         },
+        many => {
+            return Err(bad(format!(
+                "agent {which:?} is connected with {} certificates ({}); give the serial",
+                many.len(),
+                many.join(", ")
+            )))
+        }
     };
     let dir = ca.dir.clone();
     let files = ca.crl_files.clone();
+    // Revoking again is not an error: a revocation whose CRL could not be written the
+    // first time is completed (CRL re-signed, sessions closed) by asking again.
     let done = tokio::task::spawn_blocking(move || {
-        let rev = ward_pki::revocation::revoke(&dir, &serial, code, subject)?;
+        let hex = ward_io::text::hex_colon(&serial);
+        let earlier = ward_pki::revocation::RevocationState::load(&dir)?
+            .revoked
+            .into_iter()
+            .find(|r| r.serial == hex);
+        let already = earlier.is_some();
+        let rev = match earlier {
+            Some(r) => r,
+            None => ward_pki::revocation::revoke(&dir, &serial, code, subject)?,
+        };
         let mut number = None;
         for f in &files {
             number = Some(ward_pki::revocation::publish_crl(&dir, CRL_VALIDITY, f)?.number);
         }
-        Ok::<_, ward_pki::Error>((rev, number))
+        Ok::<_, ward_pki::Error>((rev, number, already))
     })
     .await
     .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    let (rev, crl_number) = done.map_err(|e| {
-        let text = e.to_string();
-        let status = if text.contains("already revoked") {
-            StatusCode::CONFLICT
-        } else {
-            StatusCode::BAD_REQUEST
-        };
-        ApiError(status, text)
-    })?;
+    let (rev, crl_number, already) = done.map_err(|e| bad(e.to_string()))?;
     let closed = st.agents.close_certificate(
         &rev.serial,
         &format!(
@@ -135,6 +164,7 @@ pub(super) async fn revoke_certificate(
         "serial": rev.serial,
         "reason": rev.reason,
         "revoked_at": rev.revoked_at,
+        "already_revoked": already,
         "sessions_closed": closed,
         "crl_number": crl_number,
         "crl_files": ca.crl_files,

@@ -357,8 +357,10 @@ async fn agent_entity(st: &AppState, mut r: Resource) -> ApiResult<Resource> {
         r.metadata.name.clone(),
     );
     let stored = st.db(move |s| s.get(Kind::Entity, &ns, &name)).await?;
-    crate::agentd::entity::api_write(&mut r, stored.as_ref())
-        .map_err(|e| ApiError(StatusCode::CONFLICT, e))?;
+    crate::agentd::entity::api_write(&mut r, stored.as_ref()).map_err(|e| match e {
+        crate::agentd::entity::Refused::Conflict(m) => ApiError(StatusCode::CONFLICT, m),
+        crate::agentd::entity::Refused::Bad(m) => bad(m),
+    })?;
     Ok(r)
 }
 
@@ -368,7 +370,6 @@ fn entity_written(st: &AppState, r: &Resource) {
         st.agents.entity_changed(
             r.metadata.namespace.as_deref().unwrap_or_default(),
             &r.metadata.name,
-            Some(r.clone()),
         );
     }
 }
@@ -558,7 +559,7 @@ async fn delete_one(
     st.db(move |s| s.delete(kind, &n, &c)).await?;
     after_change(st, kind).await?;
     if kind == Kind::Entity {
-        st.agents.entity_changed(ns.unwrap_or_default(), name, None);
+        st.agents.entity_changed(ns.unwrap_or_default(), name);
     }
     Ok(StatusCode::NO_CONTENT)
 }

@@ -182,7 +182,12 @@ fn certutil(args: &[&str], file: Option<&Path>) -> Result<()> {
 }
 
 fn rebuild(store: &SystemStore, fresh: bool) -> Result<()> {
-    run_words(&store.rebuild(fresh)?)
+    // An empty directory for the hooks of another root (they are not run).
+    let no_hooks = std::env::temp_dir().join(format!("ward-trust-no-hooks-{}", std::process::id()));
+    std::fs::create_dir_all(&no_hooks).map_err(|e| Error::io(&no_hooks, "create directory", e))?;
+    let done = run_words(&store.rebuild(fresh, &no_hooks)?);
+    let _ = std::fs::remove_dir(&no_hooks);
+    done
 }
 
 /// Runs a command (through the one subprocess runner) and fails with its output.

@@ -385,7 +385,12 @@ pub async fn cert(c: CertCommand) -> Result<(), String> {
             let mut s = session()?;
             let v = ops::revoke_certificate(&mut s, &which, &reason).await?;
             outln!(
-                "revoked {} ({}) at {}; {} session(s) closed; CRL {} written to {}",
+                "{} {} ({}) at {}; {} session(s) closed; CRL {} written to {}",
+                if v["already_revoked"] == true {
+                    "already revoked"
+                } else {
+                    "revoked"
+                },
                 v["serial"].as_str().unwrap_or_default(),
                 v["reason"].as_str().unwrap_or_default(),
                 v["revoked_at"].as_str().unwrap_or_default(),
