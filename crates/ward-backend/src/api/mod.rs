@@ -201,10 +201,41 @@ fn routes(base: Router<Arc<AppState>>, state: Arc<AppState>, tls: bool) -> Route
             )
         })
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn(contain_panics))
         .layer(axum::middleware::map_response(
             move |r: axum::response::Response| async move { headers::secure(r, tls) },
         ))
         .with_state(state)
+}
+
+/// A handler that panics (a bug) answers 500, logged with the path and the panic's
+/// message, instead of the connection being dropped with no answer.
+async fn contain_panics(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    use futures_util::FutureExt;
+    let path = req.uri().path().to_string();
+    match std::panic::AssertUnwindSafe(next.run(req))
+        .catch_unwind()
+        .await
+    {
+        Ok(r) => r,
+        Err(p) => {
+            let what = p
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            tracing::error!(path = %path, panic = %what, "an API handler failed; answered 500");
+            ApiError(
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error: the backend failed on this request (a bug, logged with its cause); report it".into(),
+            )
+            .into_response()
+        }
+    }
 }
 
 #[cfg(test)]
@@ -237,6 +268,39 @@ mod tests {
             silences: Default::default(),
             deregistration_handler: String::new(),
         })
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_500_and_the_next_request_is_served() {
+        let app: Router = Router::new()
+            .route(
+                "/boom",
+                get(|| async {
+                    if true {
+                        panic!("index out of bounds");
+                    }
+                    "never"
+                }),
+            )
+            .route("/fine", get(|| async { "ok" }))
+            .layer(axum::middleware::from_fn(super::contain_panics));
+        let get_ = |p: &str| {
+            axum::http::Request::builder()
+                .uri(p)
+                .body(axum::body::Body::empty())
+                .unwrap()
+        };
+        let r = app.clone().oneshot(get_("/boom")).await.unwrap();
+        assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = axum::body::to_bytes(r.into_body(), 4096).await.unwrap();
+        assert!(
+            String::from_utf8_lossy(&body).contains("internal error"),
+            "{body:?}"
+        );
+        assert_eq!(
+            app.oneshot(get_("/fine")).await.unwrap().status(),
+            StatusCode::OK
+        );
     }
 
     #[tokio::test]
