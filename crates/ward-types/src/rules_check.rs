@@ -184,22 +184,6 @@ pub(crate) fn rfc3339_offset(s: &str) -> Option<(i64, i64)> {
     Some((days * 86_400 + h * 3600 + mi * 60 + se - offset, offset))
 }
 
-const REPEATS: [&str; 13] = [
-    "annually",
-    "monthly",
-    "weekly",
-    "weekdays",
-    "weekends",
-    "daily",
-    "sundays",
-    "mondays",
-    "tuesdays",
-    "wednesdays",
-    "thursdays",
-    "fridays",
-    "saturdays",
-];
-
 fn subdues(p: &str, spec: &Spec) -> Result<(), FieldError> {
     for (i, w) in items(spec, "subdues").iter().enumerate() {
         let at = format!("{}[{i}]", join(p, "subdues"));
@@ -221,8 +205,8 @@ fn subdues(p: &str, spec: &Spec) -> Result<(), FieldError> {
             &at,
             &w,
             "repeat",
-            |r| REPEATS.contains(&r),
-            &format!("a repeat period ({})", REPEATS.join(", ")),
+            |r| crate::subdue::REPEATS.contains(&r),
+            &format!("a repeat period ({})", crate::subdue::REPEATS.join(", ")),
         )?;
     }
     Ok(())

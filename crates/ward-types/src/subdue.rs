@@ -26,6 +26,24 @@ use serde_json::Value;
 
 const DAY: i64 = 86_400;
 
+/// Every `repeat` Sensu knows, the day repeats last ([`WEEKDAYS`]'s order), for the
+/// validation's message.
+pub const REPEATS: [&str; 13] = [
+    "annually",
+    "monthly",
+    "weekly",
+    "weekdays",
+    "weekends",
+    "daily",
+    WEEKDAYS[0],
+    WEEKDAYS[1],
+    WEEKDAYS[2],
+    WEEKDAYS[3],
+    WEEKDAYS[4],
+    WEEKDAYS[5],
+    WEEKDAYS[6],
+];
+
 /// The day repeats, Sunday first (`(days since 1970-01-01 + 4) mod 7`: 1970-01-01 was a
 /// Thursday).
 const WEEKDAYS: [&str; 7] = [
