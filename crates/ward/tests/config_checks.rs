@@ -5,6 +5,7 @@
 //! (`SENSU_BACKEND_*`) starts, and sensu-backend's keys Ward does not implement are refused
 //! with the reason.
 
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use ward_testkit::backend::Backend;
@@ -268,6 +269,18 @@ fn a_nul_byte_in_an_env_file_value_is_refused_naming_the_line() {
 }
 
 /// A GET of `path` on 127.0.0.1:`port`: the status line.
+/// Starts `cmd` with its stderr in `log` and waits until it listens on `port`.
+fn start_logged(mut cmd: Command, log: &Path, port: u16, what: &str) -> std::process::Child {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap();
+    ward_testkit::wait_listening(&mut child, port, what, log);
+    child
+}
+
 fn http_status(port: u16, path: &str) -> String {
     use std::io::{Read, Write};
     let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -319,15 +332,9 @@ fn a_sensu_backend_env_file_starts_and_unsupported_keys_are_refused() {
     let env = d.join("sensu-backend");
     std::fs::write(&env, &env_text).unwrap();
     let log = d.join("backend.log");
-    let mut child = Command::new(ward_bin())
-        .args(["backend", "start", "--env-file"])
-        .arg(&env)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    ward_testkit::wait_listening(&mut child, api, "ward backend", &log);
+    let mut cmd = Command::new(ward_bin());
+    cmd.args(["backend", "start", "--env-file"]).arg(&env);
+    let mut child = start_logged(cmd, &log, api, "ward backend");
     ward_testkit::wait_listening(&mut child, dash, "ward backend's dashboard", &log);
     let health = http_status(api, "/health");
     let text = std::fs::read_to_string(&log).unwrap();
@@ -411,15 +418,9 @@ fn a_sensu_agent_env_file_starts_and_unsupported_keys_are_refused() {
     let env = d.join("sensu-agent");
     std::fs::write(&env, &env_text).unwrap();
     let log = d.join("agent.log");
-    let mut child = Command::new(ward_bin())
-        .args(["agent", "start", "--env-file"])
-        .arg(&env)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    ward_testkit::wait_listening(&mut child, api, "ward agent", &log);
+    let mut cmd = Command::new(ward_bin());
+    cmd.args(["agent", "start", "--env-file"]).arg(&env);
+    let mut child = start_logged(cmd, &log, api, "ward agent");
     let entity = ward_testkit::agent::wait_for(30, "the agent's entity", || {
         let out = b
             .ctl()
@@ -483,27 +484,22 @@ fn log_file_takes_the_agents_log_lines_and_stderr_stays_quiet() {
     let d = TempDir::new();
     let (api, file) = (free_port(), d.join("agent.log"));
     let err = d.join("stderr");
-    let mut child = Command::new(ward_bin())
-        .args([
-            "agent",
-            "start",
-            "--backend-url",
-            "ws://127.0.0.1:9",
-            "--name",
-            "logged",
-        ])
-        .args(["--api-host", "127.0.0.1", "--api-port", &api.to_string()])
-        .args(["--disable-sockets", "--statsd-disable", "--cache-dir"])
-        .arg(d.join("cache"))
-        .arg("--log-file")
-        .arg(&file)
-        .env("WARD_AGENT_PASSWORD", "pw")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&err).unwrap())
-        .spawn()
-        .unwrap();
-    ward_testkit::wait_listening(&mut child, api, "ward agent", &err);
+    let mut cmd = Command::new(ward_bin());
+    cmd.args([
+        "agent",
+        "start",
+        "--backend-url",
+        "ws://127.0.0.1:9",
+        "--name",
+        "logged",
+    ])
+    .args(["--api-host", "127.0.0.1", "--api-port", &api.to_string()])
+    .args(["--disable-sockets", "--statsd-disable", "--cache-dir"])
+    .arg(d.join("cache"))
+    .arg("--log-file")
+    .arg(&file)
+    .env("WARD_AGENT_PASSWORD", "pw");
+    let mut child = start_logged(cmd, &err, api, "ward agent");
     let text = ward_testkit::agent::wait_for(10, "the log file's lines", || {
         std::fs::read_to_string(&file)
             .ok()
